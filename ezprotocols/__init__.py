@@ -1,0 +1,17 @@
+"""ezprotocols: two-party secure computation for machine learning.
+
+Semi-honest security, kappa = 128, sigma = 40, no trusted third party in any
+default path.  See README.md and DESIGN.md.
+"""
+from . import _ext  # noqa: F401  (first: refuses CPUs without AES-NI)
+from ._ext.crypto import Prg
+from .errors import ChannelError, CircuitError, EzpError, PeerGone, PeerTimeout, ProtocolError
+from . import net
+from .session import Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Prg", "Session", "net",
+    "EzpError", "ProtocolError", "ChannelError", "PeerTimeout", "PeerGone", "CircuitError",
+]

@@ -1,0 +1,129 @@
+"""Channels between the two parties: ZeroMQ PAIR sockets over tcp:// or ipc://, or an
+in-process pair (inproc://) for tests and local demos.
+
+>>> from ezprotocols.net import local_pair
+>>> a, b = local_pair()
+>>> import numpy as np
+>>> a.send("x", np.arange(3, dtype=np.uint64))
+>>> b.recv_array("x", np.uint64, (3,)).tolist()
+[0, 1, 2]
+>>> a.close(); b.close()
+"""
+from __future__ import annotations
+
+import secrets
+import time
+
+import zmq
+
+from ..errors import PeerTimeout
+from .channel import CHUNK, DEFAULT_TIMEOUT, INLINE_MAX, HDR_MAX, Channel
+from .stats import Counters, Stats
+
+__all__ = ["Channel", "Counters", "Stats", "listen", "connect", "local_pair", "DEFAULT_TIMEOUT"]
+
+HWM = 64                        # queued messages per direction (each at most CHUNK bytes)
+MAX_FRAME = CHUNK + HDR_MAX + 64  # inbound frame cap: nothing larger is ever allocated
+
+
+def _context() -> zmq.Context:
+    """The process-wide ZeroMQ context (one per process; re-created after fork).
+
+    It is never terminated: channels close their own sockets.  (A context owned by a
+    channel could be collected in the same garbage cycle as its sockets, and
+    terminating it then blocks forever.)"""
+    return zmq.Context.instance()
+
+
+def _configure(sock: zmq.Socket, *, network: bool) -> None:
+    sock.setsockopt(zmq.SNDHWM, HWM)
+    sock.setsockopt(zmq.RCVHWM, HWM)
+    sock.setsockopt(zmq.LINGER, 2000)
+    if network:
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 10000)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, 10000)
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+
+
+def _monitored(sock: zmq.Socket) -> zmq.Socket:
+    return sock.get_monitor_socket(
+        zmq.EVENT_ACCEPTED | zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+
+
+def listen(address: str, timeout: float = DEFAULT_TIMEOUT, *, accept_timeout: float | None = None,
+           on_bound=None) -> Channel:
+    """Bind ``address`` (``tcp://host:port`` or ``ipc:///path``), wait for one peer to
+    :func:`connect` and complete the handshake, and return the channel.
+
+    ``accept_timeout`` (default: ``timeout``) bounds the wait for the peer;
+    ``on_bound(endpoint)`` is called once the socket is bound (useful with port ``*``).
+    """
+    ctx = _context()
+    sock = ctx.socket(zmq.PAIR)
+    try:
+        _configure(sock, network=not address.startswith("inproc://"))
+        mon = _monitored(sock)
+        sock.bind(address)
+    except Exception:
+        sock.close(linger=0)
+        raise
+    ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"listen {address}")
+    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    if on_bound is not None:
+        on_bound(endpoint)
+    wait = timeout if accept_timeout is None else accept_timeout
+    try:
+        ch._hello(initiator=False, deadline=time.monotonic() + wait,
+                  what=f"no peer connected to {endpoint} within {wait:g} s")
+    except BaseException:
+        ch._close(linger_ms=0)
+        raise
+    ch.endpoint = endpoint
+    return ch
+
+
+def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: float | None = None) -> Channel:
+    """Connect to a party that :func:`listen`\\ s on ``address`` and return the channel.
+
+    Retries until ``connect_timeout`` (default: ``timeout``) and then raises
+    :class:`PeerTimeout` saying that nobody answered at that address.
+    """
+    ctx = _context()
+    sock = ctx.socket(zmq.PAIR)
+    try:
+        _configure(sock, network=not address.startswith("inproc://"))
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        mon = _monitored(sock)
+        sock.connect(address)
+    except Exception:
+        sock.close(linger=0)
+        raise
+    ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"connect {address}")
+    wait = timeout if connect_timeout is None else connect_timeout
+    try:
+        ch._hello(initiator=True, deadline=time.monotonic() + wait,
+                  what=f"could not reach a party at {address} within {wait:g} s (is it listening?)")
+    except BaseException:
+        ch._close(linger_ms=0)
+        raise
+    ch.endpoint = address
+    return ch
+
+
+def local_pair(timeout: float = DEFAULT_TIMEOUT) -> tuple[Channel, Channel]:
+    """Two connected channels in this process (inproc transport, one shared context)."""
+    ctx = _context()
+    addr = f"inproc://ezp-{secrets.token_hex(8)}"
+    a = ctx.socket(zmq.PAIR)
+    b = ctx.socket(zmq.PAIR)
+    for s in (a, b):
+        _configure(s, network=False)
+    a.bind(addr)
+    b.connect(addr)
+    return (Channel(ctx, a, timeout=timeout, name="local-0"),
+            Channel(ctx, b, timeout=timeout, name="local-1"))
+
+

@@ -1,0 +1,386 @@
+"""A typed, checked, counted message channel between the two parties, over ZeroMQ.
+
+Wire format of one message (all integers little endian)::
+
+    header  = magic "EZ" | kind u8 | flags u8 | step tag u32 | dtype u8 | ndim u8 |
+              reserved u16 | nbytes u64 | ndim x dim u64          (20 + 8*ndim bytes)
+    payload = nbytes raw bytes (C order for arrays)
+
+A payload of at most 64 KiB travels in the same ZeroMQ frame as its header; a
+larger one follows the header as frames of exactly ``CHUNK`` bytes (the last one
+shorter), so memory on both sides stays bounded by the high-water marks and the
+receiver writes each chunk straight into the destination array.
+
+The step tag is the CRC-32 of the step name: both parties name every message, so
+parties that drift out of step fail at once with the name of the step.
+
+Receiving is always *typed*: the caller states the dtype and exact shape (or the
+exact byte length, or a maximum) and the header must match before anything is
+allocated or read into the destination; the inbound frame size is also capped by
+ZeroMQ (``MAXMSGSIZE``), so a peer can never make this side allocate what it did
+not expect.  Nothing received is unpickled or evaluated.
+"""
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+
+import numpy as np
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from ..errors import ChannelError, PeerGone, PeerTimeout, ProtocolError
+from .stats import Stats
+
+__all__ = ["Channel", "DTYPES", "CHUNK", "INLINE_MAX", "DEFAULT_TIMEOUT"]
+
+MAGIC = b"EZ"
+_HDR = struct.Struct("<2sBBIBBHQ")
+KIND_BYTES, KIND_ARRAY, KIND_CLOSE, KIND_ABORT, KIND_HELLO = 1, 2, 3, 4, 5
+_KIND_NAMES = {1: "bytes", 2: "array", 3: "close", 4: "abort", 5: "hello"}
+FLAG_INLINE = 1
+MAX_NDIM = 16
+INLINE_MAX = 1 << 16
+CHUNK = 1 << 20
+HDR_MAX = _HDR.size + 8 * MAX_NDIM
+ABORT_MAX = 1024
+DEFAULT_TIMEOUT = 120.0
+PROTOCOL_VERSION = b"ezprotocols-wire/1"
+
+DTYPES = [np.dtype(t).newbyteorder("<") for t in (
+    np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32,
+    np.uint64, np.int64, np.float32, np.float64, np.bool_)]
+_CODE = {d: i + 1 for i, d in enumerate(DTYPES)}
+
+
+def _dtype_code(dt) -> int:
+    dt = np.dtype(dt)
+    if dt.byteorder == ">":
+        raise TypeError(f"big-endian dtype {dt} not supported on the wire")
+    code = _CODE.get(dt.newbyteorder("<"))
+    if code is None:
+        raise TypeError(f"dtype {dt} cannot be sent (allowed: {[str(d) for d in DTYPES]})")
+    return code
+
+
+def step_tag(step: str) -> int:
+    return zlib.crc32(step.encode("utf-8")) & 0xFFFFFFFF
+
+
+class Channel:
+    """One end of a two-party channel.  Create with :func:`ezprotocols.net.listen`,
+    :func:`ezprotocols.net.connect` or :func:`ezprotocols.net.local_pair`.
+
+    ``send(step, x)`` sends a numpy array or a bytes-like object.  Arrays are sent
+    without copying (the buffer is handed to ZeroMQ): do not modify an array in
+    place after sending it.  ``recv_array(step, dtype, shape)`` and
+    ``recv_bytes(step, nbytes)`` receive exactly what is stated or raise
+    :class:`ProtocolError` naming the step.  A silent peer raises
+    :class:`PeerTimeout` after ``timeout`` seconds, a peer that closed, aborted or
+    vanished raises :class:`PeerGone`.
+    """
+
+    def __init__(self, ctx: zmq.Context, sock: zmq.Socket, *, timeout: float,
+                 monitor: zmq.Socket | None = None, name: str = "channel"):
+        self._ctx = ctx
+        self._sock = sock
+        self._monitor = monitor
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
+        if monitor is not None:
+            self._poller.register(monitor, zmq.POLLIN)
+        self.timeout = float(timeout)
+        self.name = name
+        self.stats = Stats()
+        self._scratch = bytearray(HDR_MAX + max(INLINE_MAX, ABORT_MAX))
+        self._connected_seen = False
+        self._gone_reason: str | None = None
+        self._closed = False
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def phase(self, name: str):
+        """``with channel.phase("name"):`` attributes traffic to a named phase."""
+        return self.stats.phase(name)
+
+    # ---------------------------------------------------------------- liveness
+    def _poll_monitor(self) -> None:
+        if self._monitor is None:
+            return
+        while True:
+            try:
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                return
+            ev = parse_monitor_message(frames)["event"]
+            if ev in (zmq.EVENT_ACCEPTED, zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED):
+                self._connected_seen = True
+            elif ev == zmq.EVENT_DISCONNECTED and self._connected_seen:
+                self._gone_reason = "the peer's connection dropped (process ended or network lost)"
+
+    def _check_open(self, step: str) -> None:
+        if self._closed:
+            raise ChannelError(f"{step}: channel is closed")
+
+    def _wait_readable(self, step: str, deadline: float) -> None:
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._sock.poll(0, zmq.POLLIN):
+                return
+            if self._gone_reason is not None:
+                raise PeerGone(f"{step}: {self._gone_reason}")
+            if remaining <= 0:
+                raise PeerTimeout(f"{step}: no message from the peer within {self.timeout:g} s")
+            events = dict(self._poller.poll(max(1, int(min(remaining, 1.0) * 1000))))
+            if self._monitor is not None and self._monitor in events:
+                self._poll_monitor()
+
+    def _zsend(self, step: str, data, copy: bool) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self._sock.send(data, copy=copy, flags=zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                pass
+            self._poll_monitor()
+            if self._gone_reason is not None:
+                raise PeerGone(f"{step}: {self._gone_reason}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PeerTimeout(f"{step}: the peer did not take our message within {self.timeout:g} s")
+            self._sock.poll(max(1, int(min(remaining, 0.2) * 1000)), zmq.POLLOUT)
+
+    # ---------------------------------------------------------------- send
+    def _send_frame(self, step: str, kind: int, code: int, shape: tuple, payload: memoryview,
+                    count: bool = True) -> None:
+        nbytes = payload.nbytes
+        inline = nbytes <= INLINE_MAX
+        hdr = _HDR.pack(MAGIC, kind, FLAG_INLINE if inline else 0, step_tag(step), code,
+                        len(shape), 0, nbytes)
+        if shape:
+            hdr += struct.pack(f"<{len(shape)}Q", *shape)
+        if inline:
+            self._zsend(step, hdr + payload.tobytes() if nbytes else hdr, copy=True)
+        else:
+            self._zsend(step, hdr, copy=True)
+            for off in range(0, nbytes, CHUNK):
+                self._zsend(step, payload[off:off + CHUNK], copy=False)
+        if count:
+            self.stats.record("s", nbytes, len(hdr))
+
+    def send(self, step: str, data) -> None:
+        """Send a numpy array (any supported dtype, any shape) or a bytes-like object."""
+        self._check_open(step)
+        if isinstance(data, np.generic):
+            data = np.asarray(data)
+        if isinstance(data, np.ndarray):
+            if data.ndim > MAX_NDIM:
+                raise ValueError(f"{step}: arrays of more than {MAX_NDIM} dimensions cannot be sent")
+            code = _dtype_code(data.dtype)
+            arr = data if data.flags.c_contiguous else data.copy(order="C")
+            flat = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
+            self._send_frame(step, KIND_ARRAY, code, tuple(arr.shape), flat)
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            mv = memoryview(data)
+            if not mv.c_contiguous:
+                mv = memoryview(mv.tobytes())
+            self._send_frame(step, KIND_BYTES, 0, (), mv.cast("B") if mv.nbytes else mv)
+        else:
+            raise TypeError(f"{step}: can send numpy arrays or bytes, not {type(data).__name__}")
+
+    # ---------------------------------------------------------------- receive
+    def _recv_header(self, step: str, deadline: float, kind: int, code: int, shape: tuple | None,
+                     nbytes: int | None, max_nbytes: int | None):
+        """Receive and check a header; returns (nbytes, inline_payload_view_or_None)."""
+        self._wait_readable(step, deadline)
+        buf = self._scratch
+        got = self._sock.recv_into(buf)
+        if got > len(buf):
+            raise ProtocolError(f"{step}: peer sent a frame of {got} bytes where a header was expected")
+        mv = memoryview(buf)[:got]
+        if got < _HDR.size or bytes(mv[:2]) != MAGIC:
+            raise ProtocolError(f"{step}: peer sent a malformed frame ({got} bytes, no valid header)")
+        magic, k, flags, tag, dcode, ndim, _res, n = _HDR.unpack_from(mv)
+        if k == KIND_CLOSE:
+            self._gone_reason = "the peer closed the channel"
+            raise PeerGone(f"{step}: the peer closed the channel")
+        if k == KIND_ABORT:
+            msg = bytes(mv[_HDR.size:_HDR.size + min(n, ABORT_MAX)]).decode("utf-8", "replace")
+            self._gone_reason = f"the peer aborted: {msg}"
+            raise PeerGone(f"{step}: the peer aborted: {msg}")
+        if k != kind:
+            raise ProtocolError(f"{step}: expected a {_KIND_NAMES.get(kind)} message, the peer sent "
+                                f"kind {_KIND_NAMES.get(k, k)}")
+        if tag != step_tag(step):
+            raise ProtocolError(f"{step}: the peer sent a message for a different protocol step "
+                                f"(tag {tag:08x}, expected {step_tag(step):08x}); the parties are out of step")
+        if dcode != code:
+            got_dt = DTYPES[dcode - 1] if 1 <= dcode <= len(DTYPES) else f"code {dcode}"
+            exp_dt = DTYPES[code - 1] if code else "bytes"
+            raise ProtocolError(f"{step}: expected dtype {exp_dt}, the peer sent {got_dt}")
+        hlen = _HDR.size + 8 * ndim
+        if ndim > MAX_NDIM or got < hlen:
+            raise ProtocolError(f"{step}: malformed header (ndim {ndim})")
+        dims = struct.unpack_from(f"<{ndim}Q", mv, _HDR.size) if ndim else ()
+        if shape is not None and tuple(dims) != tuple(shape):
+            raise ProtocolError(f"{step}: expected shape {tuple(shape)}, the peer sent {tuple(dims)}")
+        if nbytes is not None and n != nbytes:
+            raise ProtocolError(f"{step}: expected {nbytes} bytes, the peer announced {n}")
+        if max_nbytes is not None and n > max_nbytes:
+            raise ProtocolError(f"{step}: the peer announced {n} bytes, more than the {max_nbytes} allowed")
+        inline = n <= INLINE_MAX
+        if bool(flags & FLAG_INLINE) != inline:
+            raise ProtocolError(f"{step}: framing flag does not match the payload size {n}")
+        if inline:
+            if got != hlen + n:
+                raise ProtocolError(f"{step}: frame holds {got - hlen} payload bytes, header says {n}")
+            return n, mv[hlen:hlen + n], hlen
+        if got != hlen:
+            raise ProtocolError(f"{step}: header frame has {got - hlen} trailing bytes")
+        return n, None, hlen
+
+    def _recv_chunks(self, step: str, deadline: float, dest: memoryview, n: int) -> None:
+        for off in range(0, n, CHUNK):
+            size = min(CHUNK, n - off)
+            self._wait_readable(step, deadline)
+            got = self._sock.recv_into(dest[off:off + size])
+            if got != size:
+                raise ProtocolError(f"{step}: payload chunk of {got} bytes where {size} were expected")
+
+    def recv_array(self, step: str, dtype, shape, out: np.ndarray | None = None) -> np.ndarray:
+        """Receive an array of exactly this dtype and shape (into ``out`` if given)."""
+        self._check_open(step)
+        dt = np.dtype(dtype)
+        code = _dtype_code(dt)
+        shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+        if any(s < 0 for s in shape) or len(shape) > MAX_NDIM:
+            raise ValueError(f"{step}: invalid expected shape {shape}")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize if shape else dt.itemsize
+        deadline = time.monotonic() + self.timeout
+        n, inline, hlen = self._recv_header(step, deadline, KIND_ARRAY, code, shape, nbytes, None)
+        if out is None:
+            out = np.empty(shape, dtype=dt)
+        elif out.dtype != dt or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"{step}: out must be a writeable C-contiguous {dt}{shape} array")
+        if n:
+            dest = memoryview(out.reshape(-1).view(np.uint8))
+            if inline is not None:
+                dest[:] = inline
+            else:
+                self._recv_chunks(step, deadline, dest, n)
+        self.stats.record("r", n, hlen)
+        return out
+
+    def recv_bytes(self, step: str, nbytes: int | None = None, *, max_nbytes: int | None = None) -> bytes:
+        """Receive a byte string of exactly ``nbytes`` bytes, or of at most ``max_nbytes``."""
+        self._check_open(step)
+        if (nbytes is None) == (max_nbytes is None):
+            raise ValueError(f"{step}: give exactly one of nbytes and max_nbytes")
+        deadline = time.monotonic() + self.timeout
+        n, inline, hlen = self._recv_header(step, deadline, KIND_BYTES, 0, (), nbytes, max_nbytes)
+        if inline is not None:
+            data = bytes(inline)
+        else:
+            dest = bytearray(n)
+            self._recv_chunks(step, deadline, memoryview(dest), n)
+            data = bytes(dest)
+        self.stats.record("r", n, hlen)
+        return data
+
+    def recv_uint64(self, step: str, n: int) -> np.ndarray:
+        return self.recv_array(step, np.uint64, (n,))
+
+    # ---------------------------------------------------------------- exchange helpers
+    def exchange(self, step: str, data: np.ndarray) -> np.ndarray:
+        """Send ``data`` and receive the peer's array of the same dtype and shape."""
+        self.send(step, data)
+        return self.recv_array(step, data.dtype, data.shape)
+
+    # ---------------------------------------------------------------- handshake
+    def _hello(self, initiator: bool, deadline: float, what: str) -> None:
+        payload = memoryview(PROTOCOL_VERSION)
+
+        def wait():
+            while True:
+                remaining = deadline - time.monotonic()
+                if self._sock.poll(0, zmq.POLLIN):
+                    return
+                if remaining <= 0:
+                    raise PeerTimeout(f"handshake: {what}")
+                self._poller.poll(max(1, int(min(remaining, 0.5) * 1000)))
+                self._poll_monitor()
+
+        if initiator:
+            self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
+        wait()
+        save = self.timeout
+        self.timeout = max(0.001, deadline - time.monotonic())
+        try:
+            n, inline, _ = self._recv_header("hello", deadline, KIND_HELLO, 0, (), None, 256)
+        finally:
+            self.timeout = save
+        if bytes(inline) != PROTOCOL_VERSION:
+            raise ProtocolError(f"handshake: peer speaks {bytes(inline)!r}, expected {PROTOCOL_VERSION!r}")
+        if not initiator:
+            self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
+        self._connected_seen = True
+
+    # ---------------------------------------------------------------- close
+    def abort(self, reason: str) -> None:
+        """Tell the peer this side failed (it gets :class:`PeerGone` with the reason), then close."""
+        if self._closed:
+            return
+        try:
+            msg = reason.encode("utf-8", "replace")[:ABORT_MAX]
+            hdr = _HDR.pack(MAGIC, KIND_ABORT, FLAG_INLINE, 0, 0, 0, 0, len(msg))
+            self._sock.send(hdr + msg, flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+        self._close(linger_ms=1000)
+
+    def close(self) -> None:
+        """Close this end; the peer's pending or next receive raises :class:`PeerGone`."""
+        if self._closed:
+            return
+        try:
+            hdr = _HDR.pack(MAGIC, KIND_CLOSE, FLAG_INLINE, 0, 0, 0, 0, 0)
+            self._sock.send(hdr, flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+        self._close(linger_ms=int(min(self.timeout, 10.0) * 1000))
+
+    def _close(self, linger_ms: int) -> None:
+        self._closed = True
+        if self._monitor is not None:
+            try:
+                self._sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._monitor.close(linger=0)
+        self._sock.close(linger=linger_ms)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is not None and et is not GeneratorExit:
+            self.abort(f"{et.__name__}: {ev}")
+        else:
+            self.close()
+
+    def __del__(self):
+        try:
+            if not self._closed:
+                self._close(linger_ms=0)
+        except Exception:
+            pass
+
+    def __repr__(self):
+        return f"<Channel {self.name} {'closed' if self._closed else 'open'} timeout={self.timeout:g}s>"
