@@ -1,0 +1,5 @@
+import sys
+
+from .party import main
+
+sys.exit(main())
