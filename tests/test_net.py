@@ -291,3 +291,19 @@ def test_same_role_detected():
 def test_shared_prg_agrees():
     r0, r1 = run_pair(lambda s: s.shared_prg().random_bytes(32), lambda s: s.shared_prg().random_bytes(32))
     assert r0 == r1
+
+
+def test_last_message_before_exit_is_delivered():
+    """A party that sends and then closes and exits at once must not lose the message."""
+    big = 8 * chmod.CHUNK
+
+    def p0(s):
+        s.channel.send("go", b"g")
+        return s.channel.recv_array("last", np.uint8, (big,)).sum(dtype=np.int64)
+
+    def p1(s):
+        s.channel.recv_bytes("go", 1)
+        s.channel.send("last", np.ones(big, np.uint8))
+
+    for _ in range(3):
+        assert run_pair(p0, p1, transport="tcp", timeout=30)[0] == big

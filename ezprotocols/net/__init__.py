@@ -26,13 +26,31 @@ HWM = 64                        # queued messages per direction (each at most CH
 MAX_FRAME = CHUNK + HDR_MAX + 64  # inbound frame cap: nothing larger is ever allocated
 
 
-def _context() -> zmq.Context:
-    """The process-wide ZeroMQ context (one per process; re-created after fork).
+_LIVE_CONTEXTS: set = set()
 
-    It is never terminated: channels close their own sockets.  (A context owned by a
-    channel could be collected in the same garbage cycle as its sockets, and
-    terminating it then blocks forever.)"""
+
+def _context() -> zmq.Context:
+    """The process-wide ZeroMQ context, used by in-process pairs (inproc delivers at
+    once, nothing to flush).  Never terminated."""
     return zmq.Context.instance()
+
+
+def _own_context() -> zmq.Context:
+    """A context for one network channel.  ``Channel.close()`` terminates it, which is
+    what flushes queued messages to the peer (bounded by the linger time).  It stays
+    referenced from ``_LIVE_CONTEXTS`` until then, so the garbage collector never
+    terminates it (that could block forever inside a collection)."""
+    ctx = zmq.Context(io_threads=1)
+    _LIVE_CONTEXTS.add(ctx)
+    return ctx
+
+
+def _release_context(ctx: zmq.Context) -> None:
+    """Terminate a channel's own context (all its sockets are closed by then)."""
+    try:
+        ctx.term()
+    finally:
+        _LIVE_CONTEXTS.discard(ctx)
 
 
 def _configure(sock: zmq.Socket, *, network: bool) -> None:
@@ -60,7 +78,7 @@ def listen(address: str, timeout: float = DEFAULT_TIMEOUT, *, accept_timeout: fl
     ``accept_timeout`` (default: ``timeout``) bounds the wait for the peer;
     ``on_bound(endpoint)`` is called once the socket is bound (useful with port ``*``).
     """
-    ctx = _context()
+    ctx = _own_context()
     sock = ctx.socket(zmq.PAIR)
     try:
         _configure(sock, network=not address.startswith("inproc://"))
@@ -68,8 +86,9 @@ def listen(address: str, timeout: float = DEFAULT_TIMEOUT, *, accept_timeout: fl
         sock.bind(address)
     except Exception:
         sock.close(linger=0)
+        _release_context(ctx)
         raise
-    ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"listen {address}")
+    ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"listen {address}", release=_release_context)
     endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
     if on_bound is not None:
         on_bound(endpoint)
@@ -90,7 +109,7 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: 
     Retries until ``connect_timeout`` (default: ``timeout``) and then raises
     :class:`PeerTimeout` saying that nobody answered at that address.
     """
-    ctx = _context()
+    ctx = _own_context()
     sock = ctx.socket(zmq.PAIR)
     try:
         _configure(sock, network=not address.startswith("inproc://"))
@@ -100,8 +119,9 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: 
         sock.connect(address)
     except Exception:
         sock.close(linger=0)
+        _release_context(ctx)
         raise
-    ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"connect {address}")
+    ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"connect {address}", release=_release_context)
     wait = timeout if connect_timeout is None else connect_timeout
     try:
         ch._hello(initiator=True, deadline=time.monotonic() + wait,

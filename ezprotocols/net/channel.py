@@ -82,9 +82,10 @@ class Channel:
     """
 
     def __init__(self, ctx: zmq.Context, sock: zmq.Socket, *, timeout: float,
-                 monitor: zmq.Socket | None = None, name: str = "channel"):
+                 monitor: zmq.Socket | None = None, name: str = "channel", release=None):
         self._ctx = ctx
         self._sock = sock
+        self._release = release       # terminates an owned context on close (flushes the queue)
         self._monitor = monitor
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
@@ -356,7 +357,7 @@ class Channel:
             pass
         self._close(linger_ms=int(min(self.timeout, 10.0) * 1000))
 
-    def _close(self, linger_ms: int) -> None:
+    def _close(self, linger_ms: int, release: bool = True) -> None:
         self._closed = True
         if self._monitor is not None:
             try:
@@ -365,6 +366,9 @@ class Channel:
                 pass
             self._monitor.close(linger=0)
         self._sock.close(linger=linger_ms)
+        if release and self._release is not None:
+            # blocks until queued messages reached the peer, at most linger_ms
+            self._release(self._ctx)
 
     def __enter__(self):
         return self
@@ -376,9 +380,11 @@ class Channel:
             self.close()
 
     def __del__(self):
+        # never terminate a context from the garbage collector (it may block); the
+        # context of a channel that was never closed stays alive until exit
         try:
             if not self._closed:
-                self._close(linger_ms=0)
+                self._close(linger_ms=0, release=False)
         except Exception:
             pass
 
