@@ -148,3 +148,13 @@ def test_vaes_and_sse_paths_agree(rng):
     mine = (c.cr_hash(x).tobytes() + c.ccr_hash(x).tobytes() + c.tccr_hash(x, 7).tobytes()
             + Prg(b"0" * 16).random_bytes(1000) + c.transpose_bits(m, 128, 1024).tobytes()).hex()
     assert out == mine
+
+
+def test_import_fails_clearly_without_aesni():
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, EZP_PRETEND_NO_AESNI="1")
+    r = subprocess.run([sys.executable, "-c", "import ezprotocols"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr and "AES-NI" in r.stderr
