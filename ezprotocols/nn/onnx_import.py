@@ -1,0 +1,766 @@
+"""ONNX front end (P0's side): ``load_onnx(path)`` checks a model and builds a :class:`Plan`.
+
+Steps: ``onnx.checker``; opset range; one float input (the data owner's), whose
+shape is static except the batch axis; ONNX shape inference with a fixed batch
+size, cross-checked against the plan's own shapes; pruning to the chosen output;
+constant folding of constant-only subgraphs (``Constant`` nodes, ``Shape`` of an
+activation, weight transposes...); translation of each node into plan ops;
+BatchNormalization folded into the preceding Conv/Gemm/MatMul (kept as an
+``affine`` op otherwise), biases and per-channel scales folded likewise; the
+weights finally converted to fixed point.
+
+Any op outside the supported set fails before any protocol starts with
+:class:`UnsupportedOp`: ``unsupported ONNX op X at node Y`` (plus the reason when
+the op is known but the variant is not, e.g. a Gemm whose right operand is an
+activation).
+
+Supported: Gemm, MatMul, Conv (1-D, 2-D; pads, strides, dilations, group,
+auto_pad), Add, Sub, Mul (activations or constants), Div by a constant, Relu,
+MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape,
+Squeeze, Unsqueeze, Transpose, Concat, Identity, Dropout, Cast (float to float),
+Softmax / LogSoftmax / ArgMax as the last op, and any op on constants only.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .plan import Op, Plan, infer_shape
+
+__all__ = ["load_onnx", "OnnxImportError", "UnsupportedOp", "MIN_OPSET"]
+
+MIN_OPSET = 6
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
+
+
+class OnnxImportError(ValueError):
+    """The model cannot be used (malformed, wrong input, shapes, opset...)."""
+
+
+class UnsupportedOp(OnnxImportError):
+    """``unsupported ONNX op X at node Y``: the model uses an op (or a variant of an
+    op) the secure executor does not implement."""
+
+    def __init__(self, op_type: str, node: str, reason: str = ""):
+        self.op_type = op_type
+        self.node = node
+        self.reason = reason
+        super().__init__(f"unsupported ONNX op {op_type} at node {node}" + (f": {reason}" if reason else ""))
+
+
+class _Act:
+    __slots__ = ("v",)
+
+    def __init__(self, v):
+        self.v = v
+
+
+class _Post:
+    __slots__ = ("kind", "src", "axis", "keepdims")
+
+    def __init__(self, kind, src, axis, keepdims=False):
+        self.kind, self.src, self.axis, self.keepdims = kind, src, axis, keepdims
+
+
+def load_onnx(path, *, frac_bits: int = 16, batch: int | None = None, output: str | None = None,
+              encode: bool = True) -> Plan:
+    """Load an ONNX model (file path, bytes or ``ModelProto``) into a :class:`Plan`.
+
+    ``frac_bits``: fixed-point fractional bits (the session's).  ``batch``: batch
+    size for ONNX shape inference when the model's batch axis is symbolic
+    (default 1; the plan itself works for any batch size).  ``output``: name of
+    the graph output to compute when the model has several (default: the only
+    floating-point one).  ``encode=False`` keeps float weights (for inspection).
+    """
+    if isinstance(path, onnx.ModelProto):
+        model = path
+    elif isinstance(path, (bytes, bytearray)):
+        model = onnx.load_from_string(bytes(path))
+    else:
+        if not os.path.exists(path):
+            raise FileNotFoundError(path)
+        model = onnx.load(path)
+    return _Importer(model, frac_bits, batch, output).run(encode)
+
+
+def _node_name(node, idx):
+    return node.name or f"#{idx}"
+
+
+class _Importer:
+    def __init__(self, model, frac_bits, batch, output):
+        self.model = model
+        self.f = int(frac_bits)
+        if not 0 <= self.f <= 30:
+            raise ValueError("frac_bits must be in 0..30")
+        self.batch_opt = batch
+        self.output_opt = output
+        self.ops: list[Op] = []
+        self.consts: list[np.ndarray] = []
+        self.env: dict[str, object] = {}
+
+    # ------------------------------------------------------------------ checks
+    def check_model(self):
+        m = self.model
+        try:
+            onnx.checker.check_model(m)
+        except Exception as e:  # onnx raises ValidationError and others
+            raise OnnxImportError(f"onnx.checker rejected the model: {e}") from None
+        self.opset = None
+        for imp in m.opset_import:
+            if imp.domain in ("", "ai.onnx"):
+                self.opset = imp.version
+        if self.opset is None:
+            raise OnnxImportError("the model imports no version of the default ONNX opset")
+        if not MIN_OPSET <= self.opset <= onnx.defs.onnx_opset_version():
+            raise OnnxImportError(f"opset {self.opset} outside the supported range "
+                                  f"{MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
+        g = m.graph
+        inits = {t.name for t in g.initializer}
+        ins = [i for i in g.input if i.name not in inits]
+        if len(ins) != 1:
+            raise OnnxImportError(f"the model must have exactly one data input, it has {len(ins)}: "
+                                  f"{[i.name for i in ins]}")
+        self.inp = ins[0]
+        tt = self.inp.type.tensor_type
+        if tt.elem_type not in _FLOAT_TYPES:
+            raise OnnxImportError(f"input {self.inp.name!r} must be a float tensor")
+        dims = list(tt.shape.dim)
+        if not dims:
+            raise OnnxImportError(f"input {self.inp.name!r} needs a shape with a leading batch axis")
+        full = []
+        for k, d in enumerate(dims):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                full.append(int(d.dim_value))
+            elif k == 0:
+                full.append(None)
+            else:
+                raise OnnxImportError(f"input {self.inp.name!r}: axis {k} must have a static size")
+        if full[0] is None:
+            full[0] = int(self.batch_opt or 1)
+        elif self.batch_opt is not None and self.batch_opt != full[0]:
+            raise OnnxImportError(f"the model's batch size is fixed to {full[0]}")
+        self.B = full[0]
+        self.input_full = tuple(full)
+        outs = [o for o in g.output]
+        if self.output_opt is not None:
+            sel = [o for o in outs if o.name == self.output_opt]
+            if not sel:
+                raise OnnxImportError(f"no graph output named {self.output_opt!r} "
+                                      f"(outputs: {[o.name for o in outs]})")
+        elif len(outs) == 1:
+            sel = outs
+        else:
+            sel = [o for o in outs if o.type.tensor_type.elem_type in _FLOAT_TYPES]
+            if len(sel) != 1:
+                raise OnnxImportError(f"the model has several outputs {[o.name for o in outs]}: "
+                                      "choose one with output=")
+        self.out_name = sel[0].name
+
+    def shape_inference(self):
+        m = onnx.ModelProto()
+        m.CopyFrom(self.model)
+        inp = next(i for i in m.graph.input if i.name == self.inp.name)
+        d0 = inp.type.tensor_type.shape.dim[0]
+        d0.Clear()
+        d0.dim_value = self.B
+        try:
+            m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+        except Exception as e:
+            raise OnnxImportError(f"ONNX shape inference failed: {e}") from None
+        self.inferred = {}
+        for vi in list(m.graph.value_info) + list(m.graph.output):
+            t = vi.type.tensor_type
+            if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+                self.inferred[vi.name] = tuple(int(d.dim_value) for d in t.shape.dim)
+
+    # ------------------------------------------------------------------ helpers
+    def fail(self, node, reason=""):
+        raise UnsupportedOp(node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}",
+                            self.cur_name, reason)
+
+    def act_shape(self, a: _Act) -> tuple:
+        return self.input_ps if a.v == 0 else self.ops[a.v - 1].shape
+
+    def full(self, a: _Act) -> tuple:
+        return (self.B,) + self.act_shape(a)
+
+    def add_const(self, arr) -> int:
+        self.consts.append(np.asarray(arr, dtype=np.float64))
+        return len(self.consts) - 1
+
+    def emit(self, kind, inputs, consts=(), attrs=None, **_) -> _Act:
+        attrs = dict(attrs or {})
+        ins = [self.act_shape(_Act(v)) for v in inputs]
+        cs = [self.consts[c].shape for c in consts]
+        try:
+            shape = infer_shape(kind, ins, cs, attrs, err=OnnxImportError)
+        except OnnxImportError as e:
+            raise OnnxImportError(f"node {self.cur_name}: {e}") from None
+        self.ops.append(Op(kind, list(inputs), list(consts), attrs, shape, self.cur_name))
+        return _Act(len(self.ops))
+
+    def const_per_sample(self, node, c: np.ndarray, rank_full: int) -> np.ndarray:
+        """A constant broadcast against an activation of full rank ``rank_full``,
+        as a per-sample constant of rank ``rank_full - 1``."""
+        c = np.asarray(c, dtype=np.float64)
+        if c.ndim > rank_full:
+            if any(d != 1 for d in c.shape[:c.ndim - rank_full + 1]):
+                self.fail(node, "constant operand has more axes than the activation")
+            c = c.reshape(c.shape[c.ndim - rank_full:])
+        c = c.reshape((1,) * (rank_full - c.ndim) + c.shape)
+        if c.shape[0] != 1:
+            self.fail(node, "constant operand varies along the batch axis")
+        return c.reshape(c.shape[1:])
+
+    def get(self, name):
+        if name == "":
+            return None
+        if name not in self.env:
+            raise OnnxImportError(f"node {self.cur_name}: input {name!r} is not defined")
+        return self.env[name]
+
+    # ------------------------------------------------------------------ main
+    def run(self, encode: bool) -> Plan:
+        self.check_model()
+        self.shape_inference()
+        g = self.model.graph
+        self.input_ps = self.input_full[1:]
+        self.env[self.inp.name] = _Act(0)
+        for t in g.initializer:
+            self.env[t.name] = numpy_helper.to_array(t)
+        # prune: nodes the chosen output depends on
+        producer = {}
+        for idx, n in enumerate(g.node):
+            for o in n.output:
+                if o:
+                    producer[o] = idx
+        need, stack = set(), [self.out_name]
+        while stack:
+            nm = stack.pop()
+            idx = producer.get(nm)
+            if idx is None or idx in need:
+                continue
+            need.add(idx)
+            stack.extend(i for i in g.node[idx].input if i)
+        self.name_of_value = {0: self.inp.name}
+        for idx, node in enumerate(g.node):
+            if idx not in need:
+                continue
+            self.cur_name = _node_name(node, idx)
+            self.node(node)
+        res = self.get_final()
+        return self.finish(res, encode)
+
+    def get_final(self):
+        if self.out_name not in self.env:
+            raise OnnxImportError(f"output {self.out_name!r} is not computed by the graph")
+        r = self.env[self.out_name]
+        if isinstance(r, np.ndarray):
+            raise OnnxImportError(f"output {self.out_name!r} does not depend on the input")
+        return r
+
+    # ------------------------------------------------------------------ nodes
+    def node(self, node):
+        op = node.op_type
+        if node.domain not in ("", "ai.onnx"):
+            self.fail(node)
+        ins = [self.get(i) for i in node.input]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        for x in ins:
+            if isinstance(x, _Post) and op not in ("Identity", "Cast", "ArgMax"):
+                raise UnsupportedOp(op, self.cur_name, "Softmax/LogSoftmax/ArgMax must be the last op")
+        if op == "Constant":
+            self.env[node.output[0]] = self.constant(node, attrs)
+            return
+        if op == "Shape" and isinstance(ins[0], _Act):
+            full = np.array(self.full(ins[0]), dtype=np.int64)
+            s, e = attrs.get("start", 0), attrs.get("end", None)
+            self.env[node.output[0]] = full[s:e]
+            return
+        live = [x for x in ins if x is not None]
+        if live and all(isinstance(x, np.ndarray) for x in live):
+            self.fold(node)
+            return
+        h = getattr(self, "op_" + op, None)
+        if h is None:
+            self.fail(node)
+        out = h(node, ins, attrs)
+        self.env[node.output[0]] = out
+        if isinstance(out, _Act) and out.v > 0:
+            self.check_inferred(node.output[0], out)
+
+    def check_inferred(self, name, a):
+        want = self.inferred.get(name)
+        if want is not None and want != self.full(a):
+            raise OnnxImportError(f"node {self.cur_name}: shape {self.full(a)} differs from ONNX shape "
+                                  f"inference {want}")
+
+    def constant(self, node, attrs):
+        if "value" in attrs:
+            return numpy_helper.to_array(attrs["value"])
+        for k, dt in (("value_float", np.float32), ("value_floats", np.float32),
+                      ("value_int", np.int64), ("value_ints", np.int64)):
+            if k in attrs:
+                return np.array(attrs[k], dtype=dt)
+        self.fail(node, "only dense tensor, float(s) and int(s) constants are supported")
+
+    def fold(self, node):
+        """Evaluate an op whose inputs are all constants (P0's own computation)."""
+        from onnx.reference import ReferenceEvaluator
+        feeds = {}
+        n2 = onnx.NodeProto()
+        n2.CopyFrom(node)
+        for k, nm in enumerate(node.input):
+            if nm:
+                key = f"in{k}"
+                n2.input[k] = key
+                feeds[key] = self.env[nm]
+        try:
+            outs = ReferenceEvaluator(n2, opsets={"": self.opset}).run(None, feeds)
+        except Exception as e:
+            raise OnnxImportError(f"node {self.cur_name}: constant folding of {node.op_type} failed: {e}") from None
+        for nm, v in zip(node.output, outs):
+            if nm:
+                self.env[nm] = np.asarray(v)
+
+    # -- pass-through
+    def op_Identity(self, node, ins, a):
+        return ins[0]
+
+    def op_Dropout(self, node, ins, a):
+        if len(node.output) > 1 and node.output[1] and self.used(node.output[1]):
+            self.fail(node, "the dropout mask output is used")
+        if a.get("is_test", 1) == 0 and self.opset < 7:
+            pass  # inference: dropout is the identity
+        if len(ins) > 2 and isinstance(ins[2], np.ndarray) and bool(ins[2]):
+            self.fail(node, "training_mode=True")
+        return ins[0]
+
+    def used(self, name):
+        return any(name in n.input for n in self.model.graph.node) or \
+            any(o.name == name for o in self.model.graph.output)
+
+    def op_Cast(self, node, ins, a):
+        if a.get("to") not in _FLOAT_TYPES:
+            self.fail(node, "only casts between floating-point types are supported")
+        return ins[0]
+
+    # -- linear
+    def op_Gemm(self, node, ins, a):
+        A, Bm = ins[0], ins[1]
+        C = ins[2] if len(ins) > 2 else None
+        alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+        if not isinstance(A, _Act) or not isinstance(Bm, np.ndarray):
+            self.fail(node, "only activation x constant weights are supported (the right operand is secret)")
+        if a.get("transA", 0):
+            self.fail(node, "transA=1 on an activation would move the batch axis")
+        if len(self.full(A)) != 2:
+            self.fail(node, "Gemm input must be 2-D")
+        W = np.asarray(Bm, np.float64)
+        W = (W.T if a.get("transB", 0) else W) * alpha
+        consts = [self.add_const(W)]
+        M = W.shape[1]
+        post = None
+        if isinstance(C, np.ndarray):
+            c = np.asarray(C, np.float64) * beta
+            c = self.const_per_sample(node, c, 2)
+            if c.shape == (M,):
+                consts.append(self.add_const(c))
+            else:
+                post = c
+        out = self.emit("matmul", [A.v], consts)
+        if post is not None:
+            out = self.emit("add_const", [out.v], [self.add_const(post)])
+        if isinstance(C, _Act):
+            if beta != 1.0:
+                C = self.emit("mul_const", [C.v], [self.add_const(np.full((1,) * len(self.act_shape(C)), beta))])
+            out = self.emit("add", [out.v, C.v])
+        return out
+
+    def op_MatMul(self, node, ins, a):
+        A, Bm = ins
+        if not isinstance(A, _Act) or not isinstance(Bm, np.ndarray):
+            self.fail(node, "only activation x constant weights are supported (the right operand is secret)")
+        if Bm.ndim != 2 or len(self.full(A)) < 2:
+            self.fail(node, "the weight must be 2-D and the activation at least 2-D")
+        return self.emit("matmul", [A.v], [self.add_const(Bm)])
+
+    def conv_geometry(self, node, a, spatial, kernel, dil, strides):
+        pads = list(a.get("pads", [0] * (2 * len(kernel))))
+        ap = a.get("auto_pad", b"NOTSET")
+        ap = ap.decode() if isinstance(ap, bytes) else ap
+        if ap in ("SAME_UPPER", "SAME_LOWER"):
+            pads = [0] * (2 * len(kernel))
+            for i, (n, k, d, s) in enumerate(zip(spatial, kernel, dil, strides)):
+                out = -(-n // s)
+                tot = max(0, (out - 1) * s + (k - 1) * d + 1 - n)
+                lo = tot // 2 if ap == "SAME_UPPER" else tot - tot // 2
+                pads[i], pads[i + len(kernel)] = lo, tot - lo
+        elif ap == "VALID":
+            pads = [0] * (2 * len(kernel))
+        elif ap != "NOTSET":
+            self.fail(node, f"auto_pad={ap}")
+        return pads
+
+    def op_Conv(self, node, ins, a):
+        X, W = ins[0], ins[1]
+        Bv = ins[2] if len(ins) > 2 else None
+        if not isinstance(X, _Act) or not isinstance(W, np.ndarray) or isinstance(Bv, _Act):
+            self.fail(node, "weights and bias must be constants")
+        nd = W.ndim - 2
+        if nd not in (1, 2):
+            self.fail(node, f"{nd}-D convolution (1-D and 2-D are supported)")
+        xs = self.act_shape(X)
+        if len(xs) != nd + 1:
+            self.fail(node, "input rank does not match the kernel")
+        kernel = list(W.shape[2:])
+        if "kernel_shape" in a and list(a["kernel_shape"]) != kernel:
+            self.fail(node, "kernel_shape differs from the weight shape")
+        strides = list(a.get("strides", [1] * nd))
+        dil = list(a.get("dilations", [1] * nd))
+        pads = self.conv_geometry(node, a, xs[1:], kernel, dil, strides)
+        group = int(a.get("group", 1))
+        W = np.asarray(W, np.float64)
+        x = X
+        if nd == 1:
+            x = self.emit("reshape", [X.v], attrs={"shape": (xs[0], 1, xs[1])})
+            W = W[:, :, None, :]
+            strides, dil, pads = [1] + strides, [1] + dil, [0, pads[0], 0, pads[1]]
+        consts = [self.add_const(W)]
+        if Bv is not None:
+            consts.append(self.add_const(np.asarray(Bv, np.float64).reshape(-1)))
+        out = self.emit("conv", [x.v], consts, {"strides": tuple(strides), "pads": tuple(pads),
+                                                "dilations": tuple(dil), "group": group})
+        if nd == 1:
+            s = self.act_shape(out)
+            out = self.emit("reshape", [out.v], attrs={"shape": (s[0], s[2])})
+        return out
+
+    # -- elementwise
+    def binary(self, node, ins, kind):
+        A, Bx = ins
+        if isinstance(A, _Act) and isinstance(Bx, _Act):
+            if kind == "div":
+                self.fail(node, "division by an activation")
+            if len(self.act_shape(A)) != len(self.act_shape(Bx)):
+                self.fail(node, "operands of different ranks")
+            return self.emit(kind, [A.v, Bx.v])
+        act, c, rev = (A, Bx, False) if isinstance(A, _Act) else (Bx, A, True)
+        c = self.const_per_sample(node, c, len(self.full(act)))
+        if kind == "add":
+            return self.emit("add_const", [act.v], [self.add_const(c)])
+        if kind == "sub":
+            if rev:
+                n = self.emit("neg", [act.v])
+                return self.emit("add_const", [n.v], [self.add_const(c)])
+            return self.emit("add_const", [act.v], [self.add_const(-c)])
+        if kind == "mul":
+            return self.emit("mul_const", [act.v], [self.add_const(c)])
+        if rev:
+            self.fail(node, "division by an activation")
+        if np.any(c == 0):
+            raise OnnxImportError(f"node {self.cur_name}: division by zero")
+        return self.emit("mul_const", [act.v], [self.add_const(1.0 / c)])
+
+    def op_Add(self, node, ins, a):
+        return self.binary(node, ins, "add")
+
+    def op_Sub(self, node, ins, a):
+        return self.binary(node, ins, "sub")
+
+    def op_Mul(self, node, ins, a):
+        return self.binary(node, ins, "mul")
+
+    def op_Div(self, node, ins, a):
+        return self.binary(node, ins, "div")
+
+    def op_Neg(self, node, ins, a):
+        return self.emit("neg", [ins[0].v])
+
+    def op_Relu(self, node, ins, a):
+        return self.emit("relu", [ins[0].v])
+
+    # -- pooling
+    def pool(self, node, ins, a, kind):
+        X = ins[0]
+        xs = self.act_shape(X)
+        kernel = list(a["kernel_shape"])
+        nd = len(kernel)
+        if nd not in (1, 2) or len(xs) != nd + 1:
+            self.fail(node, f"{nd}-D pooling (1-D and 2-D are supported)")
+        if len(node.output) > 1 and node.output[1] and self.used(node.output[1]):
+            self.fail(node, "the Indices output is used")
+        strides = list(a.get("strides", [1] * nd))
+        dil = list(a.get("dilations", [1] * nd))
+        if kind == "avgpool" and any(d != 1 for d in dil):
+            self.fail(node, "dilated average pooling")
+        pads = self.conv_geometry(node, a, xs[1:], kernel, dil, strides)
+        ceil = bool(a.get("ceil_mode", 0))
+        x = X
+        if nd == 1:
+            x = self.emit("reshape", [X.v], attrs={"shape": (xs[0], 1, xs[1])})
+            kernel, strides, dil, pads = [1] + kernel, [1] + strides, [1] + dil, [0, pads[0], 0, pads[1]]
+        at = {"kernel": tuple(kernel), "strides": tuple(strides), "pads": tuple(pads), "ceil_mode": ceil}
+        if kind == "maxpool":
+            at["dilations"] = tuple(dil)
+        else:
+            at["count_include_pad"] = bool(a.get("count_include_pad", 0))
+        try:
+            out = self.emit(kind, [x.v], attrs=at)
+        except OnnxImportError as e:
+            self.fail(node, str(e))
+        if nd == 1:
+            s = self.act_shape(out)
+            out = self.emit("reshape", [out.v], attrs={"shape": (s[0], s[2])})
+        return out
+
+    def op_MaxPool(self, node, ins, a):
+        return self.pool(node, ins, a, "maxpool")
+
+    def op_AveragePool(self, node, ins, a):
+        return self.pool(node, ins, a, "avgpool")
+
+    def op_GlobalAveragePool(self, node, ins, a):
+        return self.emit("gap", [ins[0].v])
+
+    def op_BatchNormalization(self, node, ins, a):
+        X = ins[0]
+        if a.get("training_mode", 0):
+            self.fail(node, "training_mode=1")
+        if len([o for o in node.output if o]) > 1:
+            self.fail(node, "training outputs (running mean/var) are requested")
+        if not all(isinstance(t, np.ndarray) for t in ins[1:5]):
+            self.fail(node, "scale, bias, mean and variance must be constants")
+        scale, bias, mean, var = (np.asarray(t, np.float64).reshape(-1) for t in ins[1:5])
+        eps = float(a.get("epsilon", 1e-5))
+        s = scale / np.sqrt(var + eps)
+        t = bias - mean * s
+        xs = self.act_shape(X)
+        if len(xs) < 1 or xs[0] != s.size:
+            raise OnnxImportError(f"node {self.cur_name}: {s.size} BatchNorm channels, input {xs}")
+        cs = (xs[0],) + (1,) * (len(xs) - 1)
+        return self.emit("affine", [X.v], [self.add_const(s.reshape(cs)), self.add_const(t.reshape(cs))])
+
+    # -- layout
+    def to_per_sample(self, node, full_out):
+        if len(full_out) < 1 or full_out[0] != self.B:
+            self.fail(node, f"target shape {tuple(full_out)} would mix the batch axis")
+        return tuple(int(d) for d in full_out[1:])
+
+    def reshape_to(self, node, X, ps):
+        if ps == self.act_shape(X):
+            return X
+        return self.emit("reshape", [X.v], attrs={"shape": ps})
+
+    def op_Flatten(self, node, ins, a):
+        X = ins[0]
+        full = self.full(X)
+        ax = a.get("axis", 1)
+        ax = ax + len(full) if ax < 0 else ax
+        if ax == 0 or any(d != 1 for d in full[1:ax]):
+            if not (ax == 0 and self.B == 1):
+                self.fail(node, f"axis={a.get('axis', 1)} would mix the batch axis")
+        return self.reshape_to(node, X, (math.prod(full[ax:]) if ax else math.prod(full[1:]),))
+
+    def op_Reshape(self, node, ins, a):
+        X, shp = ins
+        if not isinstance(shp, np.ndarray):
+            self.fail(node, "the target shape must be a constant")
+        full = self.full(X)
+        tgt = [int(d) for d in np.asarray(shp).reshape(-1)]
+        allowzero = a.get("allowzero", 0)
+        out = [full[i] if (d == 0 and not allowzero and i < len(full)) else d for i, d in enumerate(tgt)]
+        if out.count(-1) > 1:
+            raise OnnxImportError(f"node {self.cur_name}: several -1 in the target shape")
+        if -1 in out:
+            rest = math.prod(d for d in out if d != -1)
+            if rest == 0 or math.prod(full) % rest:
+                raise OnnxImportError(f"node {self.cur_name}: cannot reshape {full} to {tgt}")
+            out[out.index(-1)] = math.prod(full) // rest
+        return self.reshape_to(node, X, self.to_per_sample(node, out))
+
+    def axes_of(self, node, ins, a):
+        if len(ins) > 1 and ins[1] is not None:
+            if not isinstance(ins[1], np.ndarray):
+                self.fail(node, "axes must be a constant")
+            return [int(x) for x in np.asarray(ins[1]).reshape(-1)]
+        return list(a["axes"]) if "axes" in a else None
+
+    def op_Squeeze(self, node, ins, a):
+        X = ins[0]
+        full = self.full(X)
+        axes = self.axes_of(node, ins, a)
+        if axes is None:
+            axes = [i for i in range(1, len(full)) if full[i] == 1]
+        axes = [x + len(full) if x < 0 else x for x in axes]
+        if 0 in axes:
+            self.fail(node, "squeezing the batch axis")
+        return self.reshape_to(node, X, tuple(d for i, d in enumerate(full) if i not in axes)[1:])
+
+    def op_Unsqueeze(self, node, ins, a):
+        X = ins[0]
+        full = list(self.full(X))
+        axes = self.axes_of(node, ins, a)
+        r = len(full) + len(axes)
+        axes = sorted(x + r if x < 0 else x for x in axes)
+        if 0 in axes:
+            self.fail(node, "unsqueezing before the batch axis")
+        for x in axes:
+            full.insert(x, 1)
+        return self.reshape_to(node, X, tuple(full[1:]))
+
+    def op_Transpose(self, node, ins, a):
+        X = ins[0]
+        r = len(self.full(X))
+        perm = list(a.get("perm", list(range(r))[::-1]))
+        if perm[0] != 0:
+            self.fail(node, f"perm {perm} moves the batch axis")
+        if perm == list(range(r)):
+            return X
+        return self.emit("transpose", [X.v], attrs={"perm": tuple(perm)})
+
+    def op_Concat(self, node, ins, a):
+        if not all(isinstance(x, _Act) for x in ins):
+            self.fail(node, "concatenating an activation with a constant")
+        r = len(self.full(ins[0]))
+        ax = a["axis"] + r if a["axis"] < 0 else a["axis"]
+        if ax == 0:
+            self.fail(node, "concatenation along the batch axis")
+        if len(ins) == 1:
+            return ins[0]
+        return self.emit("concat", [x.v for x in ins], attrs={"axis": ax})
+
+    # -- final ops
+    def op_Softmax(self, node, ins, a, kind="softmax"):
+        X = ins[0]
+        full = self.full(X)
+        r = len(full)
+        default = -1 if self.opset >= 13 else 1
+        ax = a.get("axis", default)
+        ax = ax + r if ax < 0 else ax
+        if ax == 0:
+            self.fail(node, "softmax over the batch axis")
+        if self.opset < 13 and ax != r - 1:
+            # opset < 13 coerces the input to 2-D at `axis`
+            X = self.reshape_to(node, X, (math.prod(full[ax:]),) if ax == 1 else self.fail(
+                node, "opset < 13 softmax with 1 < axis < rank-1"))
+            ax = 1
+        return _Post(kind, X, ax)
+
+    def op_LogSoftmax(self, node, ins, a):
+        return self.op_Softmax(node, ins, a, "logsoftmax")
+
+    def op_ArgMax(self, node, ins, a):
+        X = ins[0]
+        if a.get("select_last_index", 0):
+            self.fail(node, "select_last_index=1")
+        if isinstance(X, _Post):
+            X = X.src  # argmax of (log)softmax = argmax of the logits along the same axis
+            if isinstance(X, _Post):
+                self.fail(node, "ArgMax must be the last op")
+        r = len(self.full(X))
+        ax = a.get("axis", 0)
+        ax = ax + r if ax < 0 else ax
+        if ax == 0:
+            self.fail(node, "argmax over the batch axis")
+        return _Post("argmax", X, ax, bool(a.get("keepdims", 1)))
+
+    # ------------------------------------------------------------------ finish
+    def finish(self, res, encode) -> Plan:
+        if isinstance(res, _Post):
+            post, axis, keep, last = res.kind, res.axis, res.keepdims, res.src
+        else:
+            post, axis, keep, last = "logits", -1, False, res
+        if not isinstance(last, _Act):
+            raise OnnxImportError("the model's final op is not applied to an activation")
+        self.fold_linear()
+        ops, consts, last_v = self.compact(last.v)
+        plan = Plan(input_shape=self.input_ps, ops=ops, const_shapes=[c.shape for c in consts], consts=consts,
+                    frac_bits=self.f, post=post, post_axis=axis, post_keepdims=keep,
+                    input_name=self.inp.name, output_name=self.out_name)
+        from .plan import _check_plan
+        _check_plan(plan, OnnxImportError)
+        return plan.encode() if encode else plan
+
+    def fold_linear(self):
+        """Fold affine / add_const / mul_const that follow a conv or matmul along its
+        output-channel axis into that op's weight and bias."""
+        uses = {}
+        for op in self.ops:
+            for v in op.inputs:
+                uses[v] = uses.get(v, 0) + 1
+        for j, op in enumerate(self.ops):
+            if op.kind not in ("affine", "add_const", "mul_const"):
+                continue
+            src = op.inputs[0]
+            if src == 0 or uses.get(src, 0) != 1:
+                continue
+            lin = self.ops[src - 1]
+            if lin.kind not in ("conv", "matmul") or lin.shape != op.shape:
+                continue
+            chan_axis = 0 if lin.kind == "conv" else len(lin.shape) - 1
+            vecs = []
+            ok = True
+            for c in op.consts:
+                arr = self.consts[c]
+                if any(d != 1 for i, d in enumerate(arr.shape) if i != chan_axis):
+                    ok = False
+                    break
+                n = lin.shape[chan_axis]
+                vecs.append(np.broadcast_to(arr.reshape(-1), (n,)) if arr.size in (1, n) else None)
+            if not ok or any(v is None for v in vecs):
+                continue
+            if op.kind == "affine":
+                s, t = vecs
+            elif op.kind == "mul_const":
+                s, t = vecs[0], np.zeros_like(vecs[0])
+            else:
+                s, t = np.ones_like(vecs[0]), vecs[0]
+            W = self.consts[lin.consts[0]]
+            n = s.size
+            b = self.consts[lin.consts[1]] if len(lin.consts) > 1 else np.zeros(n)
+            W2 = W * (s.reshape(-1, *([1] * (W.ndim - 1))) if lin.kind == "conv" else s.reshape(1, -1))
+            self.consts[lin.consts[0]] = W2
+            if len(lin.consts) > 1:
+                self.consts[lin.consts[1]] = b * s + t
+            else:
+                lin.consts.append(self.add_const(b * s + t))
+            # op j becomes an identity of its input
+            op.kind, op.consts, op.attrs = "identity", [], {}
+
+    def compact(self, last_v):
+        """Drop identities and ops not needed for value ``last_v``; renumber values and constants."""
+        alias = {0: 0}
+        keep_idx = []
+        need = set()
+        stack = [last_v]
+        while stack:
+            v = stack.pop()
+            if v == 0 or v in need:
+                continue
+            need.add(v)
+            stack.extend(self.ops[v - 1].inputs)
+        ops, consts, cmap = [], [], {}
+        for i, op in enumerate(self.ops):
+            v = i + 1
+            if v not in need:
+                continue
+            if op.kind == "identity":
+                alias[v] = alias[op.inputs[0]]
+                continue
+            new_c = []
+            for c in op.consts:
+                cmap[c] = len(consts)
+                consts.append(self.consts[c])
+                new_c.append(cmap[c])
+            ops.append(Op(op.kind, [alias[x] for x in op.inputs], new_c, op.attrs, op.shape, op.name))
+            alias[v] = len(ops)
+            keep_idx.append(i)
+        if alias[last_v] != len(ops):
+            raise OnnxImportError("internal: the logits are not the last op")
+        return ops, consts, alias[last_v]

@@ -1,0 +1,139 @@
+"""Export the small PyTorch models used as fixtures by tests/test_nn_*.py.
+
+CI has no PyTorch: the exported .onnx files are committed under tests/data/.
+Run from the repository root (needs torch, the CPU build is enough):
+
+    python scripts/make_test_models.py
+
+Weights are random (seeded) but BatchNorm statistics are set to non-trivial
+values so that folding is exercised.
+"""
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data")
+
+
+def _bn_stats(m):
+    for mod in m.modules():
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = mod.num_features
+            mod.running_mean.copy_(torch.randn(n) * 0.3)
+            mod.running_var.copy_(torch.rand(n) + 0.5)
+            mod.weight.data.copy_(torch.rand(n) + 0.5)
+            mod.bias.data.copy_(torch.randn(n) * 0.2)
+
+
+class CnnBn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.b1 = nn.BatchNorm2d(4)
+        self.c2 = nn.Conv2d(4, 8, 3, groups=2, dilation=2, padding=2, stride=1)
+        self.b2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 3 * 3, 6)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.b1(self.c1(x))), 2)
+        x = F.avg_pool2d(F.relu(self.b2(self.c2(x))), 2, ceil_mode=True)
+        return F.log_softmax(self.fc(self.drop(torch.flatten(x, 1))), dim=1)
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1 = nn.Linear(20, 16)
+        self.bn = nn.BatchNorm1d(16)
+        self.l2 = nn.Linear(16, 16)
+        self.l3 = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.l1(x)))
+        x = F.dropout(F.relu(self.l2(x)), 0.2, training=False)
+        return F.softmax(self.l3(x), dim=-1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 8, 3, padding=1, stride=2)
+        self.c1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.b2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = F.relu(self.c0(x))
+        y = self.b2(self.c2(F.relu(self.b1(self.c1(x)))))
+        x = F.relu(x + y)
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(x.view(x.size(0), -1))
+
+
+class Misc(nn.Module):
+    """Elementwise ops with constants and activations, Transpose, Concat, a
+    Shape-derived Reshape, standalone BatchNorm, Conv1d, MaxPool with padding."""
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.rand(1, 3, 1, 1) + 0.5)
+        self.bn = nn.BatchNorm2d(3)
+        self.c1d = nn.Conv1d(6, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 36, 7)
+
+    def forward(self, x):
+        y = x * 2.5 - 1.0
+        z = 1.0 - x / 4.0
+        u = self.bn(y + z) * self.scale
+        v = F.relu(u) * z
+        w = torch.cat([u, v], dim=1)                              # N, 6, 6, 6
+        w = F.max_pool2d(w, 3, stride=1, padding=1)
+        t = w.permute(0, 1, 3, 2).reshape(w.size(0), 6, 36)       # Transpose + Shape/Reshape
+        t = F.relu(self.c1d(t))                                   # N, 4, 36
+        return self.fc(t.reshape(t.size(0), -1))
+
+
+class LeNet(nn.Module):
+    """conv 5x5 1->6, relu, maxpool 2, conv 5x5 6->16, relu, maxpool 2, fc 256->100, relu, fc 100->10."""
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 6, 5)
+        self.c2 = nn.Conv2d(6, 16, 5)
+        self.f1 = nn.Linear(256, 100)
+        self.f2 = nn.Linear(100, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.max_pool2d(F.relu(self.c2(x)), 2)
+        return self.f2(F.relu(self.f1(torch.flatten(x, 1))))
+
+
+def export(model, shape, name, dynamic=False):
+    model.eval()
+    x = torch.randn(*shape)
+    kw = {"dynamic_axes": {"x": {0: "batch"}, "y": {0: "batch"}}} if dynamic else {}
+    path = os.path.join(OUT, name)
+    torch.onnx.export(model, x, path, input_names=["x"], output_names=["y"], opset_version=17,
+                      dynamo=False, do_constant_folding=True, **kw)
+    print("wrote", path, os.path.getsize(path), "bytes")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(7)
+    for cls, shape, name, dyn in ((CnnBn, (1, 1, 12, 12), "torch_cnn_bn.onnx", True),
+                                  (Mlp, (1, 20), "torch_mlp.onnx", True),
+                                  (ResBlock, (1, 3, 8, 8), "torch_resblock.onnx", False),
+                                  (Misc, (1, 3, 6, 6), "torch_misc.onnx", True),
+                                  (LeNet, (1, 1, 28, 28), "torch_lenet.onnx", True)):
+        m = cls()
+        _bn_stats(m)
+        export(m, shape, name, dyn)
+
+
+if __name__ == "__main__":
+    main()
