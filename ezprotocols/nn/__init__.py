@@ -10,10 +10,11 @@ Related work that guided the design: CrypTen (eprint 2109.00984 on arXiv; ONNX
 import, ``unsupported ONNX op`` errors), SecureML (eprint 2017/396; fixed-point
 truncation), MiniONN (eprint 2017/452; oblivious neural network transformations).
 """
+from .demo import demo_model_path, demo_validation_set
 from .onnx_import import OnnxImportError, UnsupportedOp, load_onnx
 from .plan import LIMITS, OP_KINDS, Op, Plan, parse_architecture
 from .plaintext import decode, encode, postprocess, predict_classes, run_fixed, run_plaintext
 
 __all__ = ["load_onnx", "UnsupportedOp", "OnnxImportError", "Plan", "Op", "OP_KINDS", "LIMITS",
            "parse_architecture", "run_plaintext", "run_fixed", "encode", "decode", "postprocess",
-           "predict_classes"]
+           "predict_classes", "demo_model_path", "demo_validation_set"]
