@@ -102,6 +102,7 @@ class _Importer:
         self.ops: list[Op] = []
         self.consts: list[np.ndarray] = []
         self.env: dict[str, object] = {}
+        self.acts: dict[str, _Act] = {}
 
     # ------------------------------------------------------------------ checks
     def check_model(self):
@@ -227,7 +228,6 @@ class _Importer:
     # ------------------------------------------------------------------ main
     def run(self, encode: bool) -> Plan:
         self.check_model()
-        self.shape_inference()
         g = self.model.graph
         self.input_ps = self.input_full[1:]
         self.env[self.inp.name] = _Act(0)
@@ -254,6 +254,10 @@ class _Importer:
             self.cur_name = _node_name(node, idx)
             self.node(node)
         res = self.get_final()
+        # ONNX shape inference (after the walk, so an unsupported op is reported as such first)
+        self.shape_inference()
+        for name, a in self.acts.items():
+            self.check_inferred(name, a)
         return self.finish(res, encode)
 
     def get_final(self):
@@ -292,12 +296,12 @@ class _Importer:
         out = h(node, ins, attrs)
         self.env[node.output[0]] = out
         if isinstance(out, _Act) and out.v > 0:
-            self.check_inferred(node.output[0], out)
+            self.acts[node.output[0]] = out
 
     def check_inferred(self, name, a):
         want = self.inferred.get(name)
         if want is not None and want != self.full(a):
-            raise OnnxImportError(f"node {self.cur_name}: shape {self.full(a)} differs from ONNX shape "
+            raise OnnxImportError(f"value {name!r}: shape {self.full(a)} differs from ONNX shape "
                                   f"inference {want}")
 
     def constant(self, node, attrs):

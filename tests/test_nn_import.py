@@ -1,0 +1,298 @@
+"""ONNX front end and plaintext fixed-point executor against onnxruntime and the
+onnx package's own backend test data.
+
+Documented tolerance (frac_bits = 16, the models below): logits agree with
+onnxruntime within ATOL + RTOL * |y|; the argmax agrees wherever the top two
+reference logits are further apart than twice that tolerance.
+"""
+import glob
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper, TensorProto
+
+from ezprotocols.nn import (OnnxImportError, UnsupportedOp, load_onnx, predict_classes, run_plaintext,
+                            demo_model_path, demo_validation_set)
+
+ort = pytest.importorskip("onnxruntime")
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+ONNX_DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+ATOL, RTOL = 2e-3, 1e-3
+
+
+def _ort(path_or_model, x):
+    m = path_or_model if isinstance(path_or_model, (str, bytes)) else path_or_model.SerializeToString()
+    s = ort.InferenceSession(m, providers=["CPUExecutionProvider"])
+    return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+
+def _out(name, rank, t=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, t, [f"d{i}" for i in range(rank)])
+
+
+def _check_argmax(ref, ours, axis=-1):
+    top2 = np.sort(ref, axis=axis)
+    gap = np.take(top2, -1, axis=axis) - np.take(top2, -2, axis=axis)
+    clear = gap > 2 * (ATOL + RTOL * np.abs(ref).max())
+    assert np.array_equal(ref.argmax(axis)[clear], ours.argmax(axis)[clear])
+    assert clear.any()
+
+
+TORCH_MODELS = {  # file: (per-sample input shape, batch sizes to test)
+    "torch_cnn_bn.onnx": ((1, 12, 12), (1, 5)),
+    "torch_mlp.onnx": ((20,), (1, 7)),
+    "torch_resblock.onnx": ((3, 8, 8), (1,)),
+    "torch_misc.onnx": ((3, 6, 6), (1, 4)),
+    "torch_lenet.onnx": ((1, 28, 28), (1, 16)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_MODELS))
+def test_torch_exported_models_agree_with_onnxruntime(name, rng):
+    path = os.path.join(DATA, name)
+    plan = load_onnx(path)
+    shape, batches = TORCH_MODELS[name]
+    assert plan.input_shape == shape
+    for n in batches:
+        x = rng.standard_normal((n,) + shape).astype(np.float32)
+        ref = _ort(path, x)
+        ours = run_plaintext(plan, x)
+        assert ours.shape == ref.shape
+        np.testing.assert_allclose(ours, ref, atol=ATOL, rtol=RTOL)
+        if ref.shape[-1] > 1 and n > 1:
+            _check_argmax(ref, ours)
+
+
+def test_batchnorm_is_folded_and_mlp_ops():
+    plan = load_onnx(os.path.join(DATA, "torch_mlp.onnx"))
+    kinds = [op.kind for op in plan.ops]
+    assert kinds == ["matmul", "relu", "matmul", "relu", "matmul"]   # BN folded into the first Gemm
+    assert plan.post == "softmax" and plan.class_axis == 0
+    misc = load_onnx(os.path.join(DATA, "torch_misc.onnx"))
+    assert "affine" in [op.kind for op in misc.ops]                  # BN after an Add stays an affine op
+
+
+def _conv_bn_model(with_bias):
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    inits = [numpy_helper.from_array(W, "W")]
+    cin = ["x", "W"]
+    if with_bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b"))
+        cin.append("b")
+    for nm, v in (("s", rng.random(4) + 0.5), ("t", rng.standard_normal(4)), ("m", rng.standard_normal(4)),
+                  ("v", rng.random(4) + 0.2)):
+        inits.append(numpy_helper.from_array(v.astype(np.float32), nm))
+    nodes = [helper.make_node("Conv", cin, ["c"], pads=[1, 1, 1, 1], strides=[2, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "t", "m", "v"], ["y"], epsilon=1e-3)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 7, 6])],
+                          [_out("y", 4)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)])
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv_batchnorm_folding(with_bias, rng):
+    m = _conv_bn_model(with_bias)
+    plan = load_onnx(m)
+    assert [op.kind for op in plan.ops] == ["conv"] and len(plan.ops[0].consts) == 2
+    x = rng.standard_normal((3, 2, 7, 6)).astype(np.float32)
+    np.testing.assert_allclose(run_plaintext(plan, x), _ort(m, x), atol=ATOL, rtol=RTOL)
+
+
+def _gemm_model(transB, alpha, beta, cshape):
+    rng = np.random.default_rng(5)
+    B = rng.standard_normal((6, 4) if transB else (4, 6)).astype(np.float32)
+    C = rng.standard_normal(cshape).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "B", "C"], ["y"], transB=transB, alpha=alpha, beta=beta)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [_out("y", 2)],
+        [numpy_helper.from_array(B, "B"), numpy_helper.from_array(C, "C")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("transB,alpha,beta,cshape", [(0, 1.0, 1.0, (6,)), (1, 0.5, 2.0, (1, 6)),
+                                                      (1, 1.5, 0.25, (1, 1)), (0, 1.0, 1.0, ())])
+def test_gemm_attributes(transB, alpha, beta, cshape, rng):
+    m = _gemm_model(transB, alpha, beta, cshape)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_plaintext(load_onnx(m), x), _ort(m, x), atol=ATOL, rtol=RTOL)
+
+
+def _pool_model(op, **attrs):
+    g = helper.make_graph([helper.make_node(op, ["x"], ["y"], **attrs)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 9, 8])],
+                          [_out("y", 4)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+
+
+@pytest.mark.parametrize("op,attrs", [
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    ("MaxPool", dict(kernel_shape=[2, 3], strides=[2, 1], pads=[1, 1, 1, 1], dilations=[2, 1])),
+    ("MaxPool", dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2])),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=0)),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+    ("AveragePool", dict(kernel_shape=[3, 2], auto_pad="SAME_LOWER")),
+    ("GlobalAveragePool", {}),
+])
+def test_pooling_variants(op, attrs, rng):
+    m = _pool_model(op, **attrs)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    np.testing.assert_allclose(run_plaintext(load_onnx(m), x), _ort(m, x), atol=ATOL, rtol=RTOL)
+
+
+PYTORCH_CONVERTED = [
+    "test_Conv1d", "test_Conv1d_dilated", "test_Conv1d_groups", "test_Conv1d_pad1", "test_Conv1d_pad2size1",
+    "test_Conv1d_stride", "test_Conv2d", "test_Conv2d_depthwise", "test_Conv2d_depthwise_padded",
+    "test_Conv2d_depthwise_strided", "test_Conv2d_depthwise_with_multiplier", "test_Conv2d_dilated",
+    "test_Conv2d_groups", "test_Conv2d_groups_thnn", "test_Conv2d_no_bias", "test_Conv2d_padding",
+    "test_Conv2d_strided", "test_MaxPool1d", "test_MaxPool1d_stride", "test_MaxPool2d", "test_AvgPool1d",
+    "test_AvgPool1d_stride", "test_AvgPool2d", "test_AvgPool2d_stride", "test_BatchNorm1d_3d_input_eval",
+    "test_BatchNorm2d_eval", "test_BatchNorm2d_momentum_eval", "test_Linear", "test_Linear_no_bias",
+    "test_ReLU", "test_Softmax", "test_LogSoftmax", "test_log_softmax_dim3", "test_log_softmax_lastdim",
+    "test_softmax_lastdim", "test_softmax_functional_dim3", "test_PixelShuffle",
+]
+
+
+@pytest.mark.parametrize("name", PYTORCH_CONVERTED)
+def test_onnx_backend_pytorch_converted(name):
+    d = os.path.join(ONNX_DATA, "pytorch-converted", name)
+    if not os.path.isdir(d):
+        pytest.skip(f"{name} not shipped by this onnx version")
+    plan = load_onnx(os.path.join(d, "model.onnx"))
+    for ds in sorted(glob.glob(os.path.join(d, "test_data_set_*"))):
+        x = numpy_helper.to_array(onnx.load_tensor(os.path.join(ds, "input_0.pb")))
+        y = numpy_helper.to_array(onnx.load_tensor(os.path.join(ds, "output_0.pb")))
+        out = run_plaintext(plan, x)
+        assert out.shape == y.shape
+        np.testing.assert_allclose(out, y, atol=ATOL, rtol=RTOL)
+
+
+def test_onnx_backend_pytorch_operator_models_import_or_fail_clearly():
+    """Every model of the pytorch-operator set either runs and agrees with its
+    expected output, or is refused by load_onnx with a clear error."""
+    ran = 0
+    for d in sorted(glob.glob(os.path.join(ONNX_DATA, "pytorch-operator", "test_operator_*"))):
+        try:
+            plan = load_onnx(os.path.join(d, "model.onnx"))
+        except OnnxImportError as e:
+            assert str(e)
+            continue
+        x = numpy_helper.to_array(onnx.load_tensor(os.path.join(d, "test_data_set_0", "input_0.pb")))
+        y = numpy_helper.to_array(onnx.load_tensor(os.path.join(d, "test_data_set_0", "output_0.pb")))
+        if np.abs(x).max() > 1e6:      # some of these inputs are uninitialised memory
+            with pytest.raises(ValueError, match="fixed-point range"):
+                run_plaintext(plan, x)
+            continue
+        np.testing.assert_allclose(run_plaintext(plan, x), y, atol=ATOL, rtol=RTOL)
+        ran += 1
+    assert ran >= 5
+
+
+def test_skl2onnx_models(rng):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    import warnings
+    X = rng.standard_normal((200, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier((16, 8), max_iter=300, random_state=0).fit(X, y)
+        reg = MLPRegressor(hidden_layer_sizes=(12,), max_iter=300, random_state=0).fit(X, X[:, 0] - X[:, 2])
+    mc = skl2onnx.to_onnx(clf, X[:1], options={id(clf): {"zipmap": False}}, target_opset=17)
+    plan = load_onnx(mc.SerializeToString())          # picks the float output "probabilities"
+    assert plan.output_name == "probabilities" and plan.post == "softmax"
+    s = ort.InferenceSession(mc.SerializeToString(), providers=["CPUExecutionProvider"])
+    label, proba = s.run(None, {s.get_inputs()[0].name: X})
+    ours = run_plaintext(plan, X)
+    np.testing.assert_allclose(ours, proba, atol=ATOL, rtol=RTOL)
+    lg = run_plaintext(plan, X, logits=True)
+    assert (predict_classes(plan, lg) == label).mean() > 0.97
+    mr = skl2onnx.to_onnx(reg, X[:1], target_opset=17)
+    np.testing.assert_allclose(run_plaintext(load_onnx(mr), X), _ort(mr.SerializeToString(), X),
+                               atol=ATOL, rtol=RTOL)
+
+
+def test_demo_model_plaintext_accuracy():
+    plan = load_onnx(demo_model_path())
+    x, y = demo_validation_set(200)
+    lg = run_plaintext(plan, x, logits=True)
+    ref = _ort(demo_model_path(), x)
+    np.testing.assert_allclose(lg, ref, atol=1e-2, rtol=1e-3)
+    assert np.array_equal(predict_classes(plan, lg), ref.argmax(1))
+    assert (predict_classes(plan, lg) == y).mean() > 0.9
+
+
+# ---------------------------------------------------------------------- errors
+def _single(op, inputs=("x",), outputs=("y",), inits=(), **attrs):
+    g = helper.make_graph([helper.make_node(op, list(inputs), list(outputs), name="the_node", **attrs)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [_out(o, 2) for o in outputs], list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_unsupported_op_message():
+    with pytest.raises(UnsupportedOp) as e:
+        load_onnx(_single("Sigmoid"))
+    assert str(e.value) == "unsupported ONNX op Sigmoid at node the_node"
+    assert e.value.op_type == "Sigmoid" and e.value.node == "the_node"
+    with pytest.raises(UnsupportedOp, match="unsupported ONNX op Tanh at node the_node"):
+        load_onnx(_single("Tanh"))
+
+
+def test_unsupported_variants_are_clear():
+    W = numpy_helper.from_array(np.ones((4, 3), np.float32), "W")
+    with pytest.raises(UnsupportedOp, match="unsupported ONNX op Gemm at node the_node: transA"):
+        load_onnx(_single("Gemm", ("x", "W"), inits=[W], transA=1))
+    with pytest.raises(UnsupportedOp, match="unsupported ONNX op MatMul at node the_node"):
+        load_onnx(_single("MatMul", ("x", "x")))
+    with pytest.raises(UnsupportedOp, match="ArgMax at node the_node: argmax over the batch axis"):
+        load_onnx(_single("ArgMax", axis=0))
+
+
+def test_model_checks(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_onnx(str(tmp_path / "missing.onnx"))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(Exception):
+        load_onnx(str(bad))
+    # two data inputs
+    g = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3]) for n in "ab"],
+                          [_out("y", 2)])
+    with pytest.raises(OnnxImportError, match="exactly one data input"):
+        load_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    # reshape with a non-constant shape
+    g = helper.make_graph([helper.make_node("Reshape", ["x", "x"], ["y"], name="r")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                          [_out("y", 1)])
+    with pytest.raises(OnnxImportError):
+        load_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    # integer input
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.INT64, [1, 2])],
+                          [_out("y", 2, TensorProto.INT64)])
+    with pytest.raises(OnnxImportError, match="float"):
+        load_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    # symbolic non-batch axis
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "M"])],
+                          [_out("y", 2)])
+    with pytest.raises(OnnxImportError, match="static size"):
+        load_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_weights_in_fixed_point():
+    plan = load_onnx(os.path.join(DATA, "torch_lenet.onnx"), frac_bits=12)
+    assert plan.encoded and plan.frac_bits == 12
+    assert all(c.dtype == np.int64 for c in plan.consts)
+    fplan = load_onnx(os.path.join(DATA, "torch_lenet.onnx"), frac_bits=12, encode=False)
+    w = fplan.consts[plan.ops[0].consts[0]]
+    assert np.abs(plan.consts[plan.ops[0].consts[0]] - np.rint(w * 4096)).max() == 0
+    b = fplan.consts[plan.ops[0].consts[1]]          # biases at scale 2f
+    assert np.abs(plan.consts[plan.ops[0].consts[1]] - np.rint(b * 2 ** 24)).max() == 0
