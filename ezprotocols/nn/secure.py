@@ -1,0 +1,551 @@
+"""Secure inference and secure validation of a :class:`~ezprotocols.nn.plan.Plan`.
+
+P0 (model owner) holds the weights, P1 (data owner) holds the inputs (and, for
+validation, the labels).  Every activation is additively shared over Z_2^64 in
+fixed point.  Ops that are linear in the shares (add, sub, reshape, transpose,
+concat, pooling windows and sums, multiplication by a public constant, adding a
+P0 constant) run locally on the share arrays; the others go to the protocol
+layers through a :class:`Backend`:
+
+* P0-known weights times shared activations (matmul, conv): the arithmetic
+  layer's linear layers (offline preparation through OT, SecureML eprint
+  2017/396 / MiniONN eprint 2017/452 style);
+* products of shared values and truncation: the arithmetic layer;
+* relu, max over windows, argmax: the hybrid layer (garbled circuits).
+
+Inference reveals to P1 only the predicted class (or the logits, if P0 allows
+it); P0 learns nothing.  Validation reveals to both only the number of correct
+predictions (and the confusion matrix if both parties agree), never a
+per-sample value.
+
+Wire protocol of a session (P0 = server)::
+
+    P0 -> P1  nn.arch     JSON architecture (no weights), at most LIMITS["max_bytes"]
+    P1 -> P0  nn.request  uint64[6]: magic, mode (1 query, 2 validate), samples, batch, flags, classes
+    P0 -> P1  nn.accept   uint64[2]: magic, flags granted
+    ...       batches of the plan (steps named by the protocol layers)
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from ..errors import ProtocolError
+from .plan import LIMITS, Plan, parse_architecture
+from .plaintext import MIN_FIXED, encode, postprocess, recip, window_counts, window_view
+
+__all__ = ["serve_session", "query_session", "validate_session", "send_architecture", "recv_architecture",
+           "Backend", "layers_available", "missing_layers", "SecureResult", "MAX_SAMPLES", "MAX_BATCH"]
+
+REQ_MAGIC = 0x455A504E4E310001          # "EZPNN1" + version
+MODE_QUERY, MODE_VALIDATE = 1, 2
+FLAG_LOGITS, FLAG_CONFUSION = 1, 2
+MAX_SAMPLES = 1 << 22
+MAX_BATCH = 4096
+U64 = np.uint64
+
+
+# ---------------------------------------------------------------------- backend
+def missing_layers() -> list[str]:
+    """Names of the protocol-layer entry points the secure executor needs and
+    that are not importable yet."""
+    import ezprotocols
+    need = ("relu", "max", "argmax", "compare")
+    out = [f"ezprotocols.{n}" for n in need if not hasattr(ezprotocols, n)]
+    try:
+        from ezprotocols import arith  # noqa: F401
+        if not hasattr(arith, "ArithTensor"):
+            out.append("ezprotocols.arith.ArithTensor")
+    except ImportError:
+        out.append("ezprotocols.arith")
+    return out
+
+
+def layers_available() -> bool:
+    return not missing_layers()
+
+
+class Backend:
+    """The protocol layers as seen by the executor: additive shares are numpy
+    uint64 arrays (this party's share); scales are tracked by the executor.
+
+    The default implementation adapts to :mod:`ezprotocols.arith` (issue 5) and
+    the hybrid ops ``ezprotocols.relu/max/argmax/compare`` (issue 6).
+    """
+
+    def __init__(self, session):
+        self.s = session
+        missing = missing_layers()
+        if missing:
+            raise RuntimeError("secure execution needs the arithmetic and hybrid layers; missing: "
+                               + ", ".join(missing))
+        import ezprotocols
+        from ezprotocols import arith
+        self.ez = ezprotocols
+        self.arith = arith
+
+    # -- conversions between share arrays and ArithTensor
+    def _t(self, share: np.ndarray, scale: int = 0):
+        return self.arith.ArithTensor.from_share(self.s, np.ascontiguousarray(share, dtype=U64), scale=scale)
+
+    @staticmethod
+    def _a(t) -> np.ndarray:
+        return np.asarray(t.share, dtype=U64)
+
+    # -- sharing and opening
+    def share_input(self, x, owner: int, shape) -> np.ndarray:
+        """Share a fixed-point int64 array owned by ``owner`` (the other passes None)."""
+        if owner == self.s.role:
+            x = np.ascontiguousarray(x, dtype=np.int64).view(U64)
+            return self._a(self.s.input(x, owner, shape=tuple(shape), raw=True))
+        return self._a(self.s.input(None, owner, shape=tuple(shape), raw=True))
+
+    def reveal(self, share: np.ndarray, to=None):
+        r = self.s.reveal(self._t(share), to=to, raw=True)
+        return None if r is None else np.asarray(r, dtype=U64).view(np.int64)
+
+    # -- products (results at the sum of the scales, untruncated)
+    def linear(self, x, kind, W, wshape, attrs) -> np.ndarray:
+        """P0's weights times shared activations.  ``kind`` "matmul": x[..., K] @ W[K, M];
+        "conv": conv2d(x[N, C, H, W], W[O, C/g, kh, kw], attrs)."""
+        xt = self._t(x)
+        if kind == "matmul":
+            y = self.arith.linear_p0(xt, W, wshape=wshape)
+        else:
+            y = self.arith.conv2d_p0(xt, W, wshape=wshape, stride=attrs["strides"], padding=attrs["pads"],
+                                     dilation=attrs["dilations"], groups=attrs["group"])
+        return self._a(y)
+
+    def mul_p0(self, x, c, cshape) -> np.ndarray:
+        """Elementwise product with a P0-private constant (broadcast)."""
+        ct = self.s.input(None if c is None else np.ascontiguousarray(c, np.int64).view(U64), 0,
+                          shape=tuple(cshape), raw=True)
+        xt = self._t(x)
+        return self._a(xt.mul_raw(ct.broadcast_to(xt.shape)))
+
+    def mul(self, a, b) -> np.ndarray:
+        return self._a(self._t(a).mul_raw(self._t(b)))
+
+    def matmul(self, a, b) -> np.ndarray:
+        return self._a(self._t(a).matmul_raw(self._t(b)))
+
+    def trunc(self, x, f: int) -> np.ndarray:
+        return self._a(self.arith.truncate(self._t(x), f))
+
+    # -- non-linear
+    def relu(self, x) -> np.ndarray:
+        return self._a(self.ez.relu(self._t(x)))
+
+    def max(self, x, axis=-1) -> np.ndarray:
+        return self._a(self.ez.max(self._t(x), axis=axis))
+
+    def argmax(self, x) -> np.ndarray:
+        """Index of the maximum along the last axis (lowest on ties), as integer shares."""
+        return self._a(self.ez.argmax(self._t(x), axis=-1))
+
+    def equals_public(self, x, values) -> np.ndarray:
+        """[x == v] as 0/1 integer shares, for a public array v (broadcast)."""
+        d = self._t(x - np.asarray(values, dtype=np.int64).view(U64) * U64(self.s.role == 0))
+        gt = self._a(self.ez.compare(d, 0))              # d > 0
+        lt = self._a(self.ez.compare(-d, 0))             # d < 0
+        one = np.full(gt.shape, self.s.role == 0, dtype=U64)
+        return one - gt - lt
+
+    def prepare(self, plan: Plan, batch: int) -> None:
+        """Offline phase for a known plan and batch size (correlated randomness)."""
+        prep = getattr(self.arith, "prepare_plan", None)
+        if prep is not None:
+            prep(self.s, plan, batch)
+
+
+# ---------------------------------------------------------------------- executor
+class _Exec:
+    """Runs a plan on shares; ``consts`` is P0's list of int64 constants (None on P1)."""
+
+    def __init__(self, session, plan: Plan, backend: Backend):
+        self.s = session
+        self.plan = plan
+        self.b = backend
+        self.p0 = session.role == 0
+        self.f = plan.frac_bits
+
+    def c(self, i):
+        return self.plan.consts[i] if self.p0 else None
+
+    def p0_add(self, share, c):
+        """Add a public-to-P0 constant (int64) to the shared value: only P0's share moves."""
+        if self.p0:
+            return share + np.asarray(c, dtype=np.int64).view(U64)
+        return np.broadcast_to(share, np.broadcast_shapes(share.shape, np.shape(c))).copy()
+
+    def run(self, x: np.ndarray, N: int) -> np.ndarray:
+        """``x``: this party's share of the input (uint64, (N,) + input_shape)."""
+        vals = [x]
+        f = self.f
+        for i, op in enumerate(self.plan.ops):
+            with self.s.phase(op.kind):
+                vals.append(self.op(op, [vals[j] for j in op.inputs], N))
+        return vals[-1]
+
+    def op(self, op, a, N):
+        k, at, f, b = op.kind, op.attrs, self.f, self.b
+        cs = [self.plan.const_shapes[i] for i in op.consts]
+        if k in ("matmul", "conv"):
+            y = b.linear(a[0], k, self.c(op.consts[0]), cs[0], at)
+            if len(op.consts) > 1:
+                bias = self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64)
+                y = self.p0_add(y, bias.reshape(-1, 1, 1) if k == "conv" else bias)
+            return b.trunc(y, f)
+        if k == "add":
+            return a[0] + a[1]
+        if k == "sub":
+            return a[0] - a[1]
+        if k == "neg":
+            return U64(0) - a[0]
+        if k == "mul":
+            return b.trunc(b.mul(a[0], a[1]), f)
+        if k == "add_const":
+            return self.p0_add(a[0], self.c(op.consts[0]) if self.p0 else np.zeros(cs[0], np.int64))
+        if k == "mul_const":
+            return b.trunc(b.mul_p0(a[0], self.c(op.consts[0]), cs[0]), f)
+        if k == "affine":
+            y = b.mul_p0(a[0], self.c(op.consts[0]), cs[0])
+            y = self.p0_add(y, self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64))
+            return b.trunc(y, f)
+        if k == "relu":
+            return b.relu(a[0])
+        if k == "maxpool":
+            pad = MIN_FIXED if self.p0 else 0
+            v = window_view(a[0], at["kernel"], at["strides"], at["pads"], at["dilations"], at["ceil_mode"],
+                            np.int64(pad).astype(U64) if self.p0 else U64(0))
+            sh = v.shape
+            v = np.ascontiguousarray(v).reshape(sh[:4] + (sh[4] * sh[5],))
+            if sh[4] * sh[5] == 1:
+                return v[..., 0]
+            return b.max(v, axis=-1)
+        if k == "avgpool":
+            v = window_view(a[0], at["kernel"], at["strides"], at["pads"], (1, 1), at["ceil_mode"], U64(0))
+            s = v.sum(axis=(-1, -2), dtype=U64)
+            cnt = window_counts(a[0].shape[2], a[0].shape[3], at["kernel"], at["strides"], at["pads"],
+                                at["ceil_mode"], at["count_include_pad"])
+            return b.trunc(s * recip(cnt, f).view(U64), f)
+        if k == "gap":
+            axes = tuple(range(2, a[0].ndim))
+            cnt = int(np.prod(a[0].shape[2:]))
+            return b.trunc(a[0].sum(axis=axes, keepdims=True, dtype=U64) * U64(int(recip(cnt, f))), f)
+        if k == "reshape":
+            return a[0].reshape((N,) + tuple(at["shape"]))
+        if k == "transpose":
+            return np.ascontiguousarray(a[0].transpose(at["perm"]))
+        if k == "concat":
+            return np.concatenate(a, axis=at["axis"])
+        raise ProtocolError(f"nn: unknown op {k}")   # pragma: no cover - plans are checked
+
+
+def _class_matrix(plan: Plan, logits: np.ndarray) -> np.ndarray:
+    """Logit shares (N,) + out_shape -> (N * rest, C) with the class axis last."""
+    ax = plan.class_axis + 1
+    z = np.moveaxis(logits, ax, -1)
+    return np.ascontiguousarray(z).reshape(-1, z.shape[-1])
+
+
+def n_classes(plan: Plan) -> int:
+    return plan.output_shape[plan.class_axis] if plan.output_shape else 1
+
+
+# ---------------------------------------------------------------------- architecture exchange
+def send_architecture(session, plan: Plan, allow_logits: bool = False) -> None:
+    """P0: send the weight-free architecture."""
+    if session.frac_bits != plan.frac_bits:
+        raise ValueError(f"the plan uses {plan.frac_bits} fractional bits, the session {session.frac_bits}")
+    with session.phase("setup"):
+        session.channel.send("nn.arch", plan.architecture(allow_logits))
+
+
+def recv_architecture(session) -> tuple[Plan, bool]:
+    """P1: receive and strictly check P0's architecture (ProtocolError naming nn.arch)."""
+    with session.phase("setup"):
+        data = session.channel.recv_bytes("nn.arch", max_nbytes=LIMITS["max_bytes"])
+    plan, allow = parse_architecture(data, "nn.arch")
+    if plan.frac_bits != session.frac_bits:
+        raise ProtocolError(f"nn.arch: the model uses {plan.frac_bits} fractional bits, "
+                            f"this session {session.frac_bits}")
+    return plan, allow
+
+
+def _send_request(session, mode, n, batch, flags, classes):
+    with session.phase("setup"):
+        session.channel.send("nn.request", np.array([REQ_MAGIC, mode, n, batch, flags, classes], dtype=U64))
+        acc = session.channel.recv_array("nn.accept", U64, (2,))
+    if int(acc[0]) != REQ_MAGIC or int(acc[1]) & ~flags:
+        raise ProtocolError("nn.accept: malformed answer from the model owner")
+    return int(acc[1])
+
+
+def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool):
+    with session.phase("setup"):
+        r = session.channel.recv_array("nn.request", U64, (6,))
+    magic, mode, n, batch, flags, classes = (int(v) for v in r)
+    if magic != REQ_MAGIC:
+        raise ProtocolError("nn.request: bad magic (the peer is not an ezprotocols nn client of this version)")
+    if mode not in (MODE_QUERY, MODE_VALIDATE):
+        raise ProtocolError(f"nn.request: unknown mode {mode}")
+    if not 1 <= n <= MAX_SAMPLES or not 1 <= batch <= min(MAX_BATCH, n):
+        raise ProtocolError(f"nn.request: {n} samples in batches of {batch} out of bounds")
+    if flags & ~(FLAG_LOGITS | FLAG_CONFUSION):
+        raise ProtocolError(f"nn.request: unknown flags {flags:#x}")
+    if classes != n_classes(plan):
+        raise ProtocolError(f"nn.request: the peer counts {classes} classes, the model has {n_classes(plan)}")
+    if mode == MODE_QUERY and flags & FLAG_LOGITS and not allow_logits:
+        raise ProtocolError("nn.request: the peer asks for the logits, which the model owner does not allow")
+    if mode == MODE_QUERY and flags & FLAG_CONFUSION or mode == MODE_VALIDATE and flags & FLAG_LOGITS:
+        raise ProtocolError("nn.request: flags do not fit the mode")
+    granted = flags & FLAG_LOGITS
+    if flags & FLAG_CONFUSION and allow_confusion:
+        granted |= FLAG_CONFUSION
+    with session.phase("setup"):
+        session.channel.send("nn.accept", np.array([REQ_MAGIC, granted], dtype=U64))
+    return mode, n, batch, granted
+
+
+# ---------------------------------------------------------------------- results
+class SecureResult(dict):
+    """Result dict: ``mode``, ``samples``, ``seconds``, ``offline``/``online`` costs and,
+    per mode, ``classes`` / ``output`` (P1) or ``accuracy``, ``correct``, ``confusion``."""
+
+
+def _costs(session, t_off, t_on):
+    st = session.stats()
+
+    def agg(prefix):
+        c = {"bytes_sent": 0, "bytes_recv": 0, "rounds": 0}
+        for k, v in st.items():
+            if k == prefix:
+                c = {x: v[x] for x in ("bytes_sent", "bytes_recv", "rounds")}
+        c["bytes"] = c["bytes_sent"] + c["bytes_recv"]
+        return c
+
+    phases = {}
+    for k, v in st.items():
+        if k.startswith("online/") and k.count("/") == 1:
+            phases[k[7:]] = {"bytes": v["bytes_sent"] + v["bytes_recv"], "rounds": v["rounds"],
+                             "seconds": v["seconds"]}
+    off, on = agg("offline"), agg("online")
+    off["seconds"], on["seconds"] = t_off, t_on
+    tot = st["total"]
+    return {"offline": off, "online": on, "per_op": phases,
+            "total": {"bytes": tot["bytes_sent"] + tot["bytes_recv"], "rounds": tot["rounds"],
+                      "seconds": t_off + t_on}}
+
+
+class _Progress:
+    def __init__(self, total, enabled, label):
+        self.total, self.enabled, self.label = total, enabled, label
+        self.t0 = time.perf_counter()
+        self.tty = enabled and sys.stderr.isatty()
+        self.last = -1
+
+    def update(self, done):
+        if not self.enabled:
+            return
+        frac = done / max(1, self.total)
+        pct = int(frac * 100)
+        if not self.tty and pct // 10 == self.last // 10 and done < self.total:
+            return
+        self.last = pct
+        bar = "#" * int(frac * 30)
+        el = time.perf_counter() - self.t0
+        msg = f"{self.label} [{bar:<30}] {done}/{self.total} samples, {el:.1f} s"
+        sys.stderr.write(("\r" + msg) if self.tty else (msg + "\n"))
+        if self.tty and done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _batches(n, batch):
+    return [(i, min(n, i + batch)) for i in range(0, n, batch)]
+
+
+def _run_batches(session, plan, backend, n, batch, feed, consume, progress, label):
+    """Shared loop: offline preparation per distinct batch size, then online batches."""
+    ex = _Exec(session, plan, backend)
+    t_off = 0.0
+    t_on = 0.0
+    prepared = set()
+    bar = _Progress(n, progress, label)
+    bar.update(0)
+    for lo, hi in _batches(n, batch):
+        m = hi - lo
+        if m not in prepared:
+            t = time.perf_counter()
+            with session.phase("offline"):
+                backend.prepare(plan, m)
+            t_off += time.perf_counter() - t
+            prepared.add(m)
+        t = time.perf_counter()
+        with session.phase("online"):
+            with session.phase("input"):
+                x = feed(lo, hi)
+            logits = ex.run(x, m)
+            with session.phase("output"):
+                consume(lo, hi, logits)
+        t_on += time.perf_counter() - t
+        bar.update(hi)
+    return t_off, t_on
+
+
+# ---------------------------------------------------------------------- P0: serve one session
+def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_confusion: bool = False,
+                  backend: Backend | None = None, progress: bool = False) -> SecureResult:
+    """P0's side of one client session (query or validation).  Returns what P0
+    learns: for a validation the accuracy (and the confusion matrix if granted);
+    for a query only the number of samples."""
+    if not plan.encoded:
+        raise ValueError("the plan's weights are not encoded")
+    send_architecture(session, plan, allow_logits)
+    mode, n, batch, granted = _recv_request(session, plan, allow_logits, allow_confusion)
+    be = backend or Backend(session)
+    C = n_classes(plan)
+    in_shape = plan.input_shape
+    acc = {"correct": np.zeros(1, U64), "conf": np.zeros((C, C), U64)}
+
+    def feed(lo, hi):
+        return be.share_input(None, 1, (hi - lo,) + tuple(in_shape))
+
+    def consume(lo, hi, logits):
+        if mode == MODE_QUERY:
+            if granted & FLAG_LOGITS:
+                be.reveal(logits, to=1)
+            else:
+                be.reveal(be.argmax(_class_matrix(plan, logits)), to=1)
+        else:
+            _validate_batch(be, plan, logits, None, hi - lo, acc, granted)
+
+    t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P0")
+    res = SecureResult(mode="query" if mode == MODE_QUERY else "validate", samples=n, batch=batch)
+    if mode == MODE_VALIDATE:
+        res.update(_finish_validation(be, acc, granted, n, C))
+    res.update(_costs(session, t_off, t_on))
+    return res
+
+
+def _validate_batch(be, plan, logits, labels, m, acc, granted):
+    """Accumulate the shares of #correct (and of the confusion matrix) for one batch."""
+    C = n_classes(plan)
+    z = _class_matrix(plan, logits)
+    if z.shape[0] != m:
+        raise ProtocolError("nn: validation needs one class decision per sample")
+    idx = be.argmax(z)                                          # (m,) integer shares
+    pred = be.equals_public(idx[:, None], np.arange(C, dtype=np.int64)[None, :])   # (m, C) one-hot
+    p1 = be.s.role == 1
+    lab = be.share_input(np.eye(C, dtype=np.int64)[labels] if p1 else None, 1, (m, C))
+    prod = be.mul(pred, lab)                                    # 0/1 integers: no truncation
+    acc["correct"] = acc["correct"] + prod.reshape(1, -1).sum(axis=1, dtype=U64)
+    if granted & FLAG_CONFUSION:
+        acc["conf"] = acc["conf"] + be.matmul(np.ascontiguousarray(lab.T), pred)   # [true, predicted]
+
+
+def _finish_validation(be, acc, granted, n, C):
+    with be.s.phase("online"):
+        with be.s.phase("output"):
+            correct = int(be.reveal(acc["correct"], to=None)[0])
+            conf = None
+            if granted & FLAG_CONFUSION:
+                conf = be.reveal(acc["conf"], to=None).astype(np.int64)
+    if not 0 <= correct <= n:
+        raise ProtocolError(f"nn.validate: opened {correct} correct predictions out of {n}")
+    out = {"correct": correct, "accuracy": correct / n, "classes_count": C}
+    if conf is not None:
+        if conf.min() < 0 or int(conf.sum()) != n:
+            raise ProtocolError("nn.validate: the opened confusion matrix is inconsistent")
+        out["confusion"] = conf.tolist()
+    return out
+
+
+# ---------------------------------------------------------------------- P1: query / validate
+def query_session(session, x, *, want_logits: bool = False, batch: int | None = None,
+                  backend: Backend | None = None, progress: bool = False) -> SecureResult:
+    """P1's side of a query: ``x`` float (N,) + input_shape.  Returns the predicted
+    classes (and, with ``want_logits`` if P0 allows it, the logits and the model's
+    output)."""
+    plan, allow_logits = recv_architecture(session)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == len(plan.input_shape):
+        x = x[None]
+    if x.shape[1:] != tuple(plan.input_shape):
+        raise ValueError(f"input shape {x.shape[1:]} per sample; the model expects {tuple(plan.input_shape)}")
+    n = x.shape[0]
+    if want_logits and not allow_logits:
+        raise PermissionError("the model owner does not reveal logits (only the predicted class)")
+    batch = min(batch or n, n, MAX_BATCH)
+    C = n_classes(plan)
+    granted = _send_request(session, MODE_QUERY, n, batch, FLAG_LOGITS if want_logits else 0, C)
+    be = backend or Backend(session)
+    xf = encode(x, plan.frac_bits)
+    outs = []
+
+    def feed(lo, hi):
+        return be.share_input(xf[lo:hi], 1, (hi - lo,) + tuple(plan.input_shape))
+
+    def consume(lo, hi, logits):
+        if granted & FLAG_LOGITS:
+            outs.append(be.reveal(logits, to=1))
+        else:
+            outs.append(be.reveal(be.argmax(_class_matrix(plan, logits)), to=1))
+
+    t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P1")
+    res = SecureResult(mode="query", samples=n, batch=batch)
+    out_ps = plan.output_shape
+    if granted & FLAG_LOGITS:
+        lg = np.concatenate(outs).astype(np.float64) / float(1 << plan.frac_bits)
+        res["logits"] = lg
+        res["output"] = postprocess(plan, lg)
+        res["classes"] = np.argmax(lg, axis=plan.class_axis + 1)
+    else:
+        cls = np.concatenate(outs).astype(np.int64)
+        rest = tuple(d for i, d in enumerate(out_ps) if i != plan.class_axis)
+        res["classes"] = cls.reshape((n,) + rest)
+    res.update(_costs(session, t_off, t_on))
+    return res
+
+
+def validate_session(session, x, labels, *, confusion: bool = False, batch: int = 64,
+                     backend: Backend | None = None, progress: bool = False) -> SecureResult:
+    """P1's side of a validation: both parties learn the accuracy (and the
+    confusion matrix if both agree), nothing per sample."""
+    plan, _ = recv_architecture(session)
+    x = np.asarray(x, dtype=np.float64)
+    labels = np.asarray(labels)
+    if x.shape[1:] != tuple(plan.input_shape):
+        raise ValueError(f"samples have shape {x.shape[1:]}; the model expects {tuple(plan.input_shape)}")
+    n = x.shape[0]
+    C = n_classes(plan)
+    rest = tuple(d for i, d in enumerate(plan.output_shape) if i != plan.class_axis)
+    if math.prod(rest) != 1:
+        raise ValueError("validation needs a model with one class decision per sample")
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or \
+            (n and (labels.min() < 0 or labels.max() >= C)):
+        raise ValueError(f"labels must be {n} integers in 0..{C - 1}")
+    if n == 0:
+        raise ValueError("no samples")
+    batch = max(1, min(batch, n, MAX_BATCH))
+    granted = _send_request(session, MODE_VALIDATE, n, batch, FLAG_CONFUSION if confusion else 0, C)
+    be = backend or Backend(session)
+    xf = encode(x, plan.frac_bits)
+    labels = labels.astype(np.int64)
+    acc = {"correct": np.zeros(1, U64), "conf": np.zeros((C, C), U64)}
+
+    def feed(lo, hi):
+        return be.share_input(xf[lo:hi], 1, (hi - lo,) + tuple(plan.input_shape))
+
+    def consume(lo, hi, logits):
+        _validate_batch(be, plan, logits, labels[lo:hi], hi - lo, acc, granted)
+
+    t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P1")
+    res = SecureResult(mode="validate", samples=n, batch=batch, confusion_requested=confusion)
+    res.update(_finish_validation(be, acc, granted, n, C))
+    res.update(_costs(session, t_off, t_on))
+    return res

@@ -1,0 +1,132 @@
+"""Secure executor: data flow (with a test-only clear backend standing in for
+the protocol layers), architecture exchange and request checks, errors at the
+other side; and, once the arithmetic and hybrid layers exist, end-to-end
+secure inference and validation against the plaintext executor."""
+import os
+
+import numpy as np
+import pytest
+
+from ezprotocols.errors import ProtocolError
+from ezprotocols.nn import demo_model_path, demo_validation_set, load_onnx, predict_classes, run_fixed, encode
+from ezprotocols.nn.plaintext import decode
+from ezprotocols.nn.secure import (missing_layers, query_session, recv_architecture, send_architecture,
+                                   serve_session, validate_session)
+from ezprotocols.testing import run_pair
+
+from _nn_clear_backend import ClearBackend
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+MODELS = ["torch_cnn_bn.onnx", "torch_mlp.onnx", "torch_resblock.onnx", "torch_misc.onnx", "torch_lenet.onnx"]
+
+
+def _pair(plan, p1_fn, **serve_kw):
+    return run_pair(lambda s: serve_session(s, plan, backend=ClearBackend(s), **serve_kw),
+                    lambda s: p1_fn(s), timeout=60)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_executor_dataflow_matches_plaintext(name, rng):
+    plan = load_onnx(os.path.join(DATA, name))
+    x = rng.standard_normal((3,) + plan.input_shape)
+    ref = run_fixed(plan, encode(x, plan.frac_bits))
+    r0, r1 = _pair(plan, lambda s: query_session(s, x, want_logits=True, batch=2, backend=ClearBackend(s)),
+                   allow_logits=True)
+    assert np.array_equal(np.rint(r1["logits"] * 2 ** plan.frac_bits).astype(np.int64), ref)
+    assert np.array_equal(r1["classes"], predict_classes(plan, decode(ref, plan.frac_bits)))
+    assert r0 == {**r0, "mode": "query", "samples": 3} and "logits" not in r0 and "classes" not in r0
+    # class only (default)
+    r0, r1 = _pair(plan, lambda s: query_session(s, x, backend=ClearBackend(s)))
+    assert np.array_equal(r1["classes"], predict_classes(plan, decode(ref, plan.frac_bits)))
+    assert "logits" not in r1
+
+
+def test_validation_dataflow(rng):
+    plan = load_onnx(demo_model_path())
+    x, y = demo_validation_set(40)
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits))
+    want = int((pred == y).sum())
+    r0, r1 = _pair(plan, lambda s: validate_session(s, x, y, confusion=True, batch=16, backend=ClearBackend(s)),
+                   allow_confusion=True)
+    assert r0["correct"] == r1["correct"] == want
+    conf = np.zeros((10, 10), int)
+    np.add.at(conf, (y, pred), 1)
+    assert r0["confusion"] == r1["confusion"] == conf.tolist()
+    assert r1["offline"]["bytes"] >= 0 and r1["online"]["bytes"] > 0
+    # confusion matrix only if both agree
+    r0, r1 = _pair(plan, lambda s: validate_session(s, x, y, confusion=True, batch=40, backend=ClearBackend(s)))
+    assert "confusion" not in r0 and "confusion" not in r1 and r0["correct"] == want
+
+
+def test_logits_refused_unless_allowed():
+    plan = load_onnx(os.path.join(DATA, "torch_mlp.onnx"))
+    with pytest.raises(PermissionError):
+        _pair(plan, lambda s: query_session(s, np.zeros((1, 20)), want_logits=True, backend=ClearBackend(s)))
+
+
+def test_malformed_architecture_gives_protocol_error_at_p1():
+    def p0(s):
+        s.channel.send("nn.arch", b'{"format": "ezprotocols-plan/1", "ops": [}')
+
+    with pytest.raises(ProtocolError, match="nn.arch: malformed architecture"):
+        run_pair(p0, recv_architecture, timeout=30)
+
+    plan = load_onnx(os.path.join(DATA, "torch_lenet.onnx"))
+    arch = plan.architecture().replace(b'"op":"relu"', b'"op":"exec"', 1)
+
+    with pytest.raises(ProtocolError, match="unknown op kind"):
+        run_pair(lambda s: s.channel.send("nn.arch", arch), recv_architecture, timeout=30)
+
+    with pytest.raises(ProtocolError, match="nn.arch"):
+        run_pair(lambda s: s.channel.send("nn.arch", b"\x00" * ((1 << 20) + 1)), recv_architecture, timeout=30)
+
+
+@pytest.mark.parametrize("garbage", [b"hello", np.arange(6, dtype=np.uint32), np.zeros(6, np.uint64),
+                                     np.array([0x455A504E4E310001, 1, 10 ** 9, 1, 0, 10], np.uint64),
+                                     np.array([0x455A504E4E310001, 1, 4, 2, 8, 10], np.uint64),
+                                     np.array([0x455A504E4E310001, 1, 4, 2, 0, 7], np.uint64),
+                                     np.array([0x455A504E4E310001, 1, 4, 2, 1, 10], np.uint64)])
+def test_garbage_request_gives_protocol_error_at_p0(garbage):
+    plan = load_onnx(os.path.join(DATA, "torch_lenet.onnx"))
+
+    def p1(s):
+        ClearBackend(s)
+        recv_architecture(s)
+        s.channel.send("nn.request", garbage)
+        s.channel.recv_array("nn.accept", np.uint64, (2,))
+
+    with pytest.raises(ProtocolError, match="nn.request"):
+        run_pair(lambda s: serve_session(s, plan, backend=ClearBackend(s)), p1, timeout=30)
+
+
+def test_frac_bits_mismatch():
+    plan = load_onnx(os.path.join(DATA, "torch_mlp.onnx"), frac_bits=12)
+    with pytest.raises(ValueError, match="fractional bits"):
+        run_pair(lambda s: send_architecture(s, plan), lambda s: None, timeout=30)
+
+
+# ---------------------------------------------------------------------- with the real protocol layers
+_missing = missing_layers()
+needs_layers = pytest.mark.skipif(bool(_missing), reason="secure layers not available yet: " + ", ".join(_missing))
+
+
+@needs_layers
+@pytest.mark.parametrize("name", ["torch_mlp.onnx", "torch_cnn_bn.onnx", "torch_misc.onnx"])
+def test_secure_query_matches_plaintext(name, rng):
+    plan = load_onnx(os.path.join(DATA, name))
+    x = rng.standard_normal((4,) + plan.input_shape)
+    ref = decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits)
+    r0, r1 = run_pair(lambda s: serve_session(s, plan, allow_logits=True),
+                      lambda s: query_session(s, x, want_logits=True), timeout=300)
+    # probabilistic truncation: at most a few units in the last place per truncating layer
+    np.testing.assert_allclose(r1["logits"], ref, atol=2.0 ** -plan.frac_bits * 64)
+    assert "logits" not in r0
+
+
+@needs_layers
+def test_secure_validation_equals_plaintext_on_demo_set():
+    plan = load_onnx(demo_model_path())
+    x, y = demo_validation_set(64)
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits))
+    r0, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: validate_session(s, x, y, batch=64), timeout=600)
+    assert r0["correct"] == r1["correct"] == int((pred == y).sum())
