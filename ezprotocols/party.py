@@ -47,7 +47,93 @@ def _demo_sum(args):
             "bytes": c0.bytes, "rounds": c0.rounds}
 
 
+def _print_costs(res, out=sys.stdout):
+    """The closing summary: time, bytes and rounds, offline and online, per op."""
+    off, on = res["offline"], res["online"]
+    print(f"offline  : {off['seconds']:.2f} s, {_fmt_bytes(off['bytes'])}, {off['rounds']} rounds", file=out)
+    print(f"online   : {on['seconds']:.2f} s, {_fmt_bytes(on['bytes'])}, {on['rounds']} rounds", file=out)
+    if res.get("per_op"):
+        print("online per op:", file=out)
+        for k, v in sorted(res["per_op"].items(), key=lambda kv: -kv[1]["seconds"]):
+            print(f"  {k:<10} {v['seconds']:7.3f} s  {_fmt_bytes(v['bytes']):>11}  {v['rounds']:5d} rounds", file=out)
+
+
+def _jsonable(res):
+    out = {}
+    for k, v in res.items():
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def _load_plan(path, frac_bits, output=None):
+    from .nn import OnnxImportError, load_onnx
+    try:
+        return load_onnx(path, frac_bits=frac_bits, output=output)
+    except (OnnxImportError, FileNotFoundError) as e:
+        print(f"error: {path}: {e}", file=sys.stderr)
+        return None
+
+
+def _secure_ready() -> bool:
+    from .nn.secure import missing_layers
+    miss = missing_layers()
+    if miss:
+        print("error: secure inference needs the arithmetic and hybrid protocol layers, not available in this "
+              "build (missing: " + ", ".join(miss) + ")", file=sys.stderr)
+        return False
+    return True
+
+
+def _demo_secure(args):
+    from .nn import demo_model_path, demo_validation_set, load_onnx, predict_classes, run_plaintext
+    from .nn.secure import serve_session, validate_session
+    plan = load_onnx(demo_model_path(), frac_bits=args.frac_bits)
+    x, y = demo_validation_set(args.samples)
+    t = time.perf_counter()
+    pred = predict_classes(plan, run_plaintext(plan, x, logits=True))
+    t_plain = time.perf_counter() - t
+    plain_correct = int((pred == y).sum())
+    r0, r1 = run_pair(lambda s: serve_session(s, plan, allow_confusion=True),
+                      lambda s: validate_session(s, x, y, confusion=True, batch=args.batch, progress=not args.json),
+                      timeout=max(600.0, 5.0 * len(y)), frac_bits=args.frac_bits)
+    return {"model": "LeNet-5 style CNN, MNIST (ezprotocols/nn/data/lenet_mnist.onnx)",
+            "samples": int(len(y)), "batch": r1["batch"],
+            "plaintext": {"correct": plain_correct, "accuracy": plain_correct / len(y), "seconds": t_plain},
+            "secure": {"correct": r1["correct"], "accuracy": r1["accuracy"], "agree": r0["correct"] == r1["correct"],
+                       "confusion": r1.get("confusion"),
+                       "offline": r1["offline"], "online": r1["online"], "per_op": r1["per_op"],
+                       "total": r1["total"]},
+            "triples": "ot (no trusted party)"}
+
+
 def cmd_demo(args) -> int:
+    from .nn.secure import layers_available
+    if not layers_available() and not args.require_secure:
+        return _cmd_demo_fallback(args)
+    if not _secure_ready():
+        return 3
+    res = _demo_secure(args)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    p, s = res["plaintext"], res["secure"]
+    print(f"model    : {res['model']}")
+    print(f"data     : {res['samples']} held-out MNIST digits (P1), weights (P0), batch {res['batch']}")
+    print(f"{'':9}  {'plaintext':>12}  {'secure 2PC':>12}")
+    print(f"{'accuracy':9}  {p['accuracy'] * 100:11.1f}%  {s['accuracy'] * 100:11.1f}%")
+    print(f"{'correct':9}  {p['correct']:>12}  {s['correct']:>12}")
+    print(f"{'time':9}  {p['seconds']:>10.2f} s  {s['total']['seconds']:>10.2f} s")
+    print(f"{'traffic':9}  {'-':>12}  {_fmt_bytes(s['total']['bytes']):>12}")
+    _print_costs(s)
+    print("both parties learned only the accuracy and the confusion matrix (both agreed); no trusted party")
+    return 0
+
+
+def _cmd_demo_fallback(args) -> int:
     res = _demo_sum(args)
     if args.json:
         print(json.dumps(res))
@@ -59,24 +145,167 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _not_yet(name):
-    def f(args) -> int:
-        print(f"ezprotocols.party {name}: not available yet (needs the ONNX front end)", file=sys.stderr)
+def cmd_serve(args) -> int:
+    from . import net
+    from .errors import EzpError
+    from .nn.secure import serve_session
+    from .session import Session
+    plan = _load_plan(args.model, args.frac_bits, args.output_name)
+    if plan is None:
         return 2
-    return f
+    if not _secure_ready():
+        return 3
+    if not args.json:
+        print(f"serving {args.model} ({len(plan.ops)} secure ops, input {plan.input_shape}) on {args.listen}",
+              file=sys.stderr)
+    served = 0
+    while args.sessions == 0 or served < args.sessions:
+        try:
+            ch = net.listen(args.listen, timeout=args.timeout, accept_timeout=args.accept_timeout)
+        except EzpError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        try:
+            with Session(0, ch, frac_bits=plan.frac_bits) as s:
+                res = serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion)
+        except EzpError as e:
+            print(f"session failed: {type(e).__name__}: {e}", file=sys.stderr)
+            served += 1
+            continue
+        served += 1
+        if args.json:
+            print(json.dumps(_jsonable(res)), flush=True)
+        else:
+            line = f"session {served}: {res['mode']} of {res['samples']} samples"
+            if res["mode"] == "validate":
+                line += f", accuracy {res['accuracy'] * 100:.2f}% ({res['correct']}/{res['samples']})"
+            print(line + f", {res['total']['seconds']:.2f} s, {_fmt_bytes(res['total']['bytes'])}", flush=True)
+    return 0
+
+
+def _load_npy(path, what):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read {what} {path}: {e}", file=sys.stderr)
+        return None
+
+
+def _client(args, fn):
+    from . import net
+    from .session import Session
+    ch = net.connect(args.connect, timeout=args.timeout)
+    with Session(1, ch) as s:
+        return fn(s)
+
+
+def cmd_query(args) -> int:
+    from .nn.secure import query_session
+    x = _load_npy(args.input, "input")
+    if x is None:
+        return 2
+    if not _secure_ready():
+        return 3
+    res = _client(args, lambda s: query_session(s, x, want_logits=args.logits, batch=args.batch,
+                                                  progress=not args.json))
+    out = res.get("output", res["classes"]) if args.logits else res["classes"]
+    if args.output:
+        np.save(args.output, np.asarray(out))
+    if args.json:
+        print(json.dumps(_jsonable(res)))
+    else:
+        print("classes  : " + np.array2string(np.asarray(res["classes"]), threshold=50))
+        if args.output:
+            print(f"saved    : {args.output}")
+        _print_costs(res)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .nn.secure import validate_session
+    x = _load_npy(args.data, "data")
+    y = _load_npy(args.labels, "labels")
+    if x is None or y is None:
+        return 2
+    if not _secure_ready():
+        return 3
+    res = _client(args, lambda s: validate_session(s, x, y, confusion=args.confusion, batch=args.batch,
+                                                     progress=not args.json))
+    if args.json:
+        print(json.dumps(_jsonable(res)))
+    else:
+        print(f"accuracy : {res['accuracy'] * 100:.2f}% ({res['correct']}/{res['samples']})")
+        if "confusion" in res:
+            print("confusion (rows: true class, columns: predicted):")
+            for row in res["confusion"]:
+                print("  " + " ".join(f"{v:5d}" for v in row))
+        elif args.confusion:
+            print("confusion: refused by the model owner")
+        print(f"time     : {res['total']['seconds']:.2f} s, {_fmt_bytes(res['total']['bytes'])}")
+        _print_costs(res)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ezprotocols.party",
-                                description="Two-party secure inference and validation.")
+                                description="Two-party secure inference and validation. P0 (serve) holds an "
+                                            "ONNX model, P1 (query, validate) holds data; neither sees the "
+                                            "other's secrets.")
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="run both parties locally and print results and costs")
-    d.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def common(sp, timeout=True):
+        sp.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
+        if timeout:
+            sp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the peer (default 120)")
+
+    d = sub.add_parser("demo", help="run both parties locally on the shipped MNIST model and print results and costs",
+                       description="Both parties locally: P0 serves the shipped LeNet-style MNIST model, P1 "
+                                   "validates it on held-out digits; prints plaintext and secure accuracy and costs.")
+    common(d, timeout=False)
+    d.add_argument("--samples", type=int, default=100, help="validation digits to use (max 500, default 100)")
+    d.add_argument("--batch", type=int, default=50, help="batch size (default 50)")
+    d.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits (default 16)")
+    d.add_argument("--require-secure", action="store_true",
+                   help="fail instead of running the fallback demo when the secure layers are missing")
     d.set_defaults(func=cmd_demo)
-    for name in ("serve", "query", "validate"):
-        sp = sub.add_parser(name, help=f"{name} (ONNX front end)")
-        sp.add_argument("--json", action="store_true")
-        sp.set_defaults(func=_not_yet(name))
+
+    s = sub.add_parser("serve", help="P0: serve an ONNX model to clients (weights never leave)",
+                       description="P0: load an ONNX model, then serve query/validate sessions one at a time.")
+    common(s)
+    s.add_argument("--model", required=True, help="ONNX model file")
+    s.add_argument("--listen", required=True, help="address to bind, e.g. tcp://0.0.0.0:5555")
+    s.add_argument("--allow-logits", action="store_true", help="let clients learn the logits, not only the class")
+    s.add_argument("--allow-confusion", action="store_true",
+                   help="agree to reveal the confusion matrix when a validating client asks for it")
+    s.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits (default 16)")
+    s.add_argument("--output-name", default=None, help="graph output to compute when the model has several")
+    s.add_argument("--sessions", type=int, default=0, help="stop after this many sessions (default 0: forever)")
+    s.add_argument("--accept-timeout", type=float, default=24 * 3600.0,
+                   help="seconds to wait for a client (default one day)")
+    s.set_defaults(func=cmd_serve)
+
+    q = sub.add_parser("query", help="P1: secure inference on your samples; learn the predicted classes",
+                       description="P1: connect to a model owner and learn the predicted class of each sample "
+                                   "(or the model's output with --logits, if the owner allows it).")
+    common(q)
+    q.add_argument("--connect", required=True, help="model owner's address, e.g. tcp://host:5555")
+    q.add_argument("--input", required=True, help=".npy file: samples of shape (N, *model input) or one sample")
+    q.add_argument("--output", default=None, help=".npy file for the classes (or outputs with --logits)")
+    q.add_argument("--logits", action="store_true", help="ask for the logits / model output")
+    q.add_argument("--batch", type=int, default=None, help="samples per batch (default: all)")
+    q.set_defaults(func=cmd_query)
+
+    v = sub.add_parser("validate", help="P1: secure validation; both parties learn only the accuracy",
+                       description="P1: connect to a model owner and measure the model's accuracy on your "
+                                   "labelled data; both parties learn the accuracy (and the confusion matrix "
+                                   "if both agree), nothing per sample.")
+    common(v)
+    v.add_argument("--connect", required=True, help="model owner's address, e.g. tcp://host:5555")
+    v.add_argument("--data", required=True, help=".npy file: samples (N, *model input)")
+    v.add_argument("--labels", required=True, help=".npy file: N integer labels")
+    v.add_argument("--confusion", action="store_true", help="ask for the confusion matrix too")
+    v.add_argument("--batch", type=int, default=64, help="samples per batch (default 64)")
+    v.set_defaults(func=cmd_validate)
     return p
 
 

@@ -265,11 +265,15 @@ def send_architecture(session, plan: Plan, allow_logits: bool = False) -> None:
         session.channel.send("nn.arch", plan.architecture(allow_logits))
 
 
-def recv_architecture(session) -> tuple[Plan, bool]:
-    """P1: receive and strictly check P0's architecture (ProtocolError naming nn.arch)."""
+def recv_architecture(session, adopt_frac_bits: bool = True) -> tuple[Plan, bool]:
+    """P1: receive and strictly check P0's architecture (ProtocolError naming nn.arch).
+    The fixed-point precision is public: with ``adopt_frac_bits`` this session takes
+    the model's (before any protocol engine runs)."""
     with session.phase("setup"):
         data = session.channel.recv_bytes("nn.arch", max_nbytes=LIMITS["max_bytes"])
     plan, allow = parse_architecture(data, "nn.arch")
+    if adopt_frac_bits:
+        session.frac_bits = plan.frac_bits
     if plan.frac_bits != session.frac_bits:
         raise ProtocolError(f"nn.arch: the model uses {plan.frac_bits} fractional bits, "
                             f"this session {session.frac_bits}")
