@@ -1,0 +1,37 @@
+"""Per-session state of the arithmetic layer (``session.arith``).
+
+``session.arith.trunc`` selects the default truncation of fixed-point
+products: ``"local"`` (SecureML local truncation, no communication; the
+default) or ``"faithful"`` (exact ``floor(x / 2^f)`` through OT; see
+:mod:`ezprotocols.arith.trunc`).  ``session.arith.ot_bytes`` is the bytes per
+OT the cost model assumes (IKNP: 16).
+"""
+from __future__ import annotations
+
+TRUNC_METHODS = ("local", "faithful")
+
+
+class ArithContext:
+    def __init__(self, session):
+        self.session = session
+        self._trunc = "local"
+        self._tweak = 0
+        self.ot_bytes = 16
+
+    @property
+    def trunc(self) -> str:
+        return self._trunc
+
+    @trunc.setter
+    def trunc(self, method: str) -> None:
+        if method not in TRUNC_METHODS:
+            raise ValueError(f"truncation method must be one of {TRUNC_METHODS}, not {method!r}")
+        self._trunc = method
+
+    def next_tweak(self) -> int:
+        """A per-session counter (both parties advance it in the same protocol steps)."""
+        self._tweak += 1
+        return self._tweak
+
+    def __repr__(self):
+        return f"<ArithContext trunc={self._trunc!r} triples={self.session.triples_source!r}>"
