@@ -146,6 +146,8 @@ def _cmd_demo_fallback(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    import zmq
+
     from . import net
     from .errors import EzpError
     from .nn.secure import serve_session
@@ -160,11 +162,19 @@ def cmd_serve(args) -> int:
               file=sys.stderr)
     served = 0
     while args.sessions == 0 or served < args.sessions:
-        try:
-            ch = net.listen(args.listen, timeout=args.timeout, accept_timeout=args.accept_timeout)
-        except EzpError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+        ch = None
+        for attempt in range(50):            # the previous session's socket may still hold the port briefly
+            try:
+                ch = net.listen(args.listen, timeout=args.timeout, accept_timeout=args.accept_timeout)
+                break
+            except EzpError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+            except zmq.ZMQError as e:
+                if e.errno != zmq.EADDRINUSE or attempt == 49:
+                    print(f"error: cannot listen on {args.listen}: {e}", file=sys.stderr)
+                    return 1
+                time.sleep(0.1)
         try:
             with Session(0, ch, frac_bits=plan.frac_bits) as s:
                 res = serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion)
@@ -310,8 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .errors import EzpError
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (EzpError, PermissionError, ValueError) as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,97 @@
+"""CLI: python -m ezprotocols.party {serve,query,validate,demo}."""
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from ezprotocols import party
+from ezprotocols.nn import demo_model_path, demo_validation_set, encode, load_onnx, predict_classes, run_fixed
+from ezprotocols.nn.plaintext import decode
+from ezprotocols.testing import free_tcp_port
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+@pytest.mark.parametrize("cmd", ["demo", "serve", "query", "validate"])
+def test_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        party.main([cmd, "--help"])
+    assert e.value.code == 0
+    assert "--json" in capsys.readouterr().out
+
+
+def test_demo_runs_as_module():
+    r = subprocess.run([sys.executable, "-m", "ezprotocols.party", "demo", "--json", "--samples", "20"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    if "secure" in res:
+        assert res["secure"]["correct"] == res["plaintext"]["correct"]
+    else:                                          # fallback until the secure layers exist
+        assert res["result"] == 42 and res["agree"]
+
+
+def test_serve_rejects_unsupported_model(tmp_path, capsys):
+    g = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"], name="sig")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert party.main(["serve", "--model", str(path), "--listen", "tcp://127.0.0.1:1"]) == 2
+    assert "unsupported ONNX op Sigmoid at node sig" in capsys.readouterr().err
+
+
+@pytest.fixture
+def clear_backend(monkeypatch):
+    """Stand the test-only clear backend in for the protocol layers (data flow only)."""
+    from _nn_clear_backend import ClearBackend
+    import ezprotocols.nn.secure as sec
+    monkeypatch.setattr(sec, "Backend", ClearBackend)
+    monkeypatch.setattr(sec, "missing_layers", lambda: [])
+
+
+def _serve(args):
+    out = {}
+
+    def run():
+        out["rc"] = party.main(args)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
+
+
+def test_serve_query_validate_over_tcp(clear_backend, tmp_path, capsys):
+    port = free_tcp_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    t, out = _serve(["serve", "--model", demo_model_path(), "--listen", addr, "--sessions", "3", "--json",
+                     "--allow-confusion", "--timeout", "60"])
+    x, y = demo_validation_set(12)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    plan = load_onnx(demo_model_path())
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(x, 16)), 16))
+    assert party.main(["query", "--connect", addr, "--input", str(tmp_path / "x.npy"),
+                       "--output", str(tmp_path / "c.npy"), "--json", "--batch", "5"]) == 0
+    assert np.array_equal(np.load(tmp_path / "c.npy"), pred)
+    capsys.readouterr()
+    assert party.main(["validate", "--connect", addr, "--data", str(tmp_path / "x.npy"),
+                       "--labels", str(tmp_path / "y.npy"), "--confusion", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["correct"] == int((pred == y).sum()) and res["samples"] == 12 and "confusion" in res
+    # a client asking for logits the owner does not allow: clear error, server goes on
+    capsys.readouterr()
+    assert party.main(["query", "--connect", addr, "--input", str(tmp_path / "x.npy"), "--logits"]) == 1
+    assert "does not reveal logits" in capsys.readouterr().err
+    t.join(60)
+    assert not t.is_alive() and out["rc"] == 0
+
+
+def test_bad_input_files(tmp_path, capsys):
+    assert party.main(["query", "--connect", "tcp://127.0.0.1:1", "--input", str(tmp_path / "nope.npy")]) == 2
+    assert "cannot read input" in capsys.readouterr().err
