@@ -7,6 +7,11 @@ Importing this package registers ``session.yao(...)`` (:func:`~ezprotocols.gc.ya
 and the engine ``session.gc`` (:class:`~ezprotocols.gc.yao.YaoEngine`).
 """
 from ..session import register_engine, register_method
+
+try:                      # the layer below: registers session.ot (COTs give the input labels)
+    from .. import ot as _ot  # noqa: F401
+except ImportError:       # pragma: no cover - YaoEngine reports it when used
+    pass
 from .builder import ONE, ZERO, CircuitBuilder
 from .circuit import Circuit, bits_to_ints, ints_to_bits
 from .yao import YaoEngine, YaoTensor, yao

@@ -182,8 +182,11 @@ class YaoEngine:
         with s.phase("cot"):
             if s.role == garbler:
                 q, delta = s.ot.send_cot(n)
+                delta = np.asarray(delta, np.uint8).reshape(16)
+                if not delta[0] & 1:
+                    raise RuntimeError("the OT delta must have its lowest bit set (point-and-permute)")
                 self._delta_ready[garbler] = True
-                return q, np.asarray(delta, np.uint8)
+                return q, delta
             t = s.ot.recv_cot(bits if bits is not None else np.zeros(0, np.uint8))
             self._delta_ready[garbler] = True
             return t, None
