@@ -537,3 +537,58 @@ def test_label_api_garbler_p1_and_run_mismatch():
 
     with pytest.raises(ProtocolError):
         run_pair(bad(0), bad(1), timeout=30)
+
+
+@needs_ot
+def test_unusual_circuits():
+    """Outputs that are input wires (no gates), a width-0 value, 40 one-bit values."""
+    c = Circuit.from_bristol_bytes("0 3\n3 1 0 2\n2 2 1\n\n")
+    ins = [np.array([[1], [0]], np.uint8), np.zeros((2, 0), np.uint8), np.array([[1, 0], [0, 1]], np.uint8)]
+    exp = c.evaluate(ins)
+    r0, r1 = yao_pair(c, ins, [0, 1, 1])
+    assert all(np.array_equal(a, e) and np.array_equal(b, e) for a, b, e in zip(r0, r1, exp))
+    n = 40
+    gates = [f"2 1 {0 if i == 1 else n + i - 2} {i} {n + i - 1} AND" for i in range(1, n)]
+    text = f"{len(gates)} {2 * n - 1}\n{n} " + " ".join(["1"] * n) + "\n1 1\n\n" + "\n".join(gates) + "\n"
+    c2 = Circuit.from_bristol_bytes(text)
+    ins = [np.ones((3, 1), np.uint8) for _ in range(n)]
+    ins[5][1] = 0
+    r0, r1 = yao_pair(c2, ins, [i % 2 for i in range(n)], garbler=1)
+    assert r0[0][:, 0].tolist() == r1[0][:, 0].tolist() == [1, 0, 1]
+
+
+@needs_ot
+def test_evaluator_view_does_not_depend_on_garbler_input():
+    """What P1 receives (P0's input labels, the garbled tables, the decoding bits of a
+    'shares' run: none) looks the same whether P0's input is all zeros or all ones:
+    the label lsbs (point-and-permute bits) and table bits are unbiased in both cases."""
+    c = load("adder64")
+    B = 256
+    views = {}
+    for val in (0, 1):
+        x = np.full((B, 64), val, np.uint8)
+        y = np.zeros((B, 64), np.uint8)
+        seen = []
+
+        def p1(s):
+            real = s.channel.recv_array
+
+            def spy(step, dtype, shape, out=None):
+                a = real(step, dtype, shape, out=out)
+                if step in ("yao.inputs", "yao.tables"):
+                    seen.append((step, a.copy()))
+                return a
+            s.channel.recv_array = spy
+            return s.yao(c, {1: y}, [0, 1], "shares")
+
+        run_pair(lambda s: s.yao(c, {0: x}, [0, 1], "shares"), p1)
+        views[val] = seen
+    for val in (0, 1):
+        labels = [a for st, a in views[val] if st == "yao.inputs"][0]
+        tables = np.concatenate([a for st, a in views[val] if st == "yao.tables"])
+        lsb = labels[..., 0] & 1
+        n = lsb.size
+        assert abs(lsb.mean() - 0.5) < 5 * 0.5 / np.sqrt(n)          # 5 sigma
+        bits = np.unpackbits(tables)
+        assert abs(bits.mean() - 0.5) < 5 * 0.5 / np.sqrt(bits.size)
+        assert tables.size == 32 * c.n_and * B

@@ -21,8 +21,10 @@ eq, ne                w - 1               AND tree over ~(x ^ y)
 mux                   w                   y ^ (s & (x ^ y))
 max of 2              2w                  compare + mux
 max over k            (k - 1) 2w          pairwise tree, depth ceil(log2 k)
-argmax over k         (k - 1)(2w + ~l)    tree of (value, index); l = index bits,
-                                          constant-folded in the first level
+argmax over k         < (k - 1)(2w + l)   tree of (value, index), l = ceil(log2 k)
+                                          index bits, constant-folded at the first
+                                          level, the last value mux dropped (dead):
+                                          279 ANDs for k = 10, w = 16
 relu (signed)         w - 1               x & ~msb
 ====================  ==================  =========================================
 

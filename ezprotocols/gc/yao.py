@@ -32,8 +32,8 @@ Two levels of API:
 >>> b = CircuitBuilder(); x, y = b.input(32), b.input(32); b.output(b.lt(x, y)); c = b.build()
 >>> a0 = {0: ints_to_bits(np.array([5, 9], np.uint64), 32)}      # P0 owns value 0
 >>> a1 = {1: ints_to_bits(np.array([7, 2], np.uint64), 32)}      # P1 owns value 1
->>> r0, r1 = run_pair(lambda s: s.yao(c, a0, [0, 1]), lambda s: s.yao(c, a1, [0, 1]))  # doctest: +SKIP
->>> r0[0][:, 0].tolist(), r1[0][:, 0].tolist()  # doctest: +SKIP
+>>> r0, r1 = run_pair(lambda s: s.yao(c, a0, [0, 1]), lambda s: s.yao(c, a1, [0, 1]))
+>>> r0[0][:, 0].tolist(), r1[0][:, 0].tolist()
 ([1, 0], [1, 0])
 """
 from __future__ import annotations
@@ -53,6 +53,7 @@ REVEAL_BOTH = "both"
 REVEAL_SHARES = "shares"
 _MAGIC = 0x59414F31                       # "YAO1"
 _UNKNOWN = np.iinfo(np.uint64).max
+_MAX_BATCH = 1 << 32
 _HDR_FIELDS = ("magic", "batch", "circuit fingerprint", "circuit fingerprint", "garbler", "reveal_to",
                "owners", "number of input values", "tweak counter", "kind")
 
@@ -291,6 +292,8 @@ class YaoEngine:
                 raise ProtocolError(f"{step}: the parties disagree on the {name} "
                                     f"(this party {int(mine[i])}, the peer {int(peer[i])})")
         pb = None if peer[1] == _UNKNOWN else int(peer[1])
+        if pb is not None and pb > _MAX_BATCH:
+            raise ProtocolError(f"{step}: the peer announced a batch of {pb} copies (at most {_MAX_BATCH})")
         if batch is not None and pb is not None and batch != pb:
             raise ProtocolError(f"{step}: batch mismatch: this party has {batch} copies, the peer {pb}")
         b = batch if batch is not None else pb
