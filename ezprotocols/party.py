@@ -145,11 +145,24 @@ def _cmd_demo_fallback(args) -> int:
     return 0
 
 
+def _await_close(ch, wait: float = 5.0) -> None:
+    """Let the client close first, so that its closing frame is not delivered to the
+    next listener bound on the same address (ZeroMQ reconnects a PAIR socket)."""
+    from .errors import EzpError
+    save, ch.timeout = ch.timeout, wait
+    try:
+        ch.recv_bytes("nn.bye", max_nbytes=0)
+    except EzpError:
+        pass
+    finally:
+        ch.timeout = save
+
+
 def cmd_serve(args) -> int:
     import zmq
 
     from . import net
-    from .errors import EzpError
+    from .errors import EzpError, PeerTimeout
     from .nn.secure import serve_session
     from .session import Session
     plan = _load_plan(args.model, args.frac_bits, args.output_name)
@@ -167,20 +180,28 @@ def cmd_serve(args) -> int:
             try:
                 ch = net.listen(args.listen, timeout=args.timeout, accept_timeout=args.accept_timeout)
                 break
-            except EzpError as e:
+            except PeerTimeout as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
+            except EzpError as e:
+                # e.g. the previous client's socket reconnecting to the new listener to say goodbye
+                print(f"handshake failed ({e}); listening again", file=sys.stderr)
+                time.sleep(0.1)
+                continue
             except zmq.ZMQError as e:
                 if e.errno != zmq.EADDRINUSE or attempt == 49:
                     print(f"error: cannot listen on {args.listen}: {e}", file=sys.stderr)
                     return 1
                 time.sleep(0.1)
+        if ch is None:
+            continue
         try:
             with Session(0, ch, frac_bits=plan.frac_bits) as s:
                 res = serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion)
+                _await_close(s.channel)
         except EzpError as e:
             print(f"session failed: {type(e).__name__}: {e}", file=sys.stderr)
-            served += 1
+            time.sleep(1.5)       # let the failed client's socket go (it would reconnect to the next listener)
             continue
         served += 1
         if args.json:
@@ -201,12 +222,21 @@ def _load_npy(path, what):
         return None
 
 
-def _client(args, fn):
+def _client(args, fn, attempts: int = 3):
+    """Connect and run ``fn(session)``; a connection lost while still receiving the
+    architecture (nothing of ours was sent yet) is retried."""
     from . import net
+    from .errors import PeerGone
     from .session import Session
-    ch = net.connect(args.connect, timeout=args.timeout)
-    with Session(1, ch) as s:
-        return fn(s)
+    for i in range(attempts):
+        ch = net.connect(args.connect, timeout=args.timeout)
+        try:
+            with Session(1, ch) as s:
+                return fn(s)
+        except PeerGone as e:
+            if i == attempts - 1 or not str(e).startswith(("nn.arch", "setup")):
+                raise
+            time.sleep(0.2)
 
 
 def cmd_query(args) -> int:
@@ -289,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="agree to reveal the confusion matrix when a validating client asks for it")
     s.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits (default 16)")
     s.add_argument("--output-name", default=None, help="graph output to compute when the model has several")
-    s.add_argument("--sessions", type=int, default=0, help="stop after this many sessions (default 0: forever)")
+    s.add_argument("--sessions", type=int, default=0, help="stop after this many completed sessions (default 0: forever)")
     s.add_argument("--accept-timeout", type=float, default=24 * 3600.0,
                    help="seconds to wait for a client (default one day)")
     s.set_defaults(func=cmd_serve)
