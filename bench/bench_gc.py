@@ -51,6 +51,7 @@ def aes_e2e(batch: int = 10_000, reps: int = 3, transport: str = "tcp"):
     """Per-repetition wall times (max over the two parties) of ``s.yao`` on AES-128 x
     batch, plus P0's byte counters of the last run."""
     from ezprotocols.gc import Circuit
+    from ezprotocols.gc import halfgates as hg
     from ezprotocols.testing import run_pair
     circ = Circuit.from_bristol(AES_PATH)
     rng = np.random.default_rng(1)              # benchmark data only
@@ -72,12 +73,13 @@ def aes_e2e(batch: int = 10_000, reps: int = 3, transport: str = "tcp"):
             cnt = s.counters("yao")
             cot = s.counters("yao/cot")
             return times, dict(sent=cnt.bytes_sent, recv=cnt.bytes_recv, cot_sent=cot.bytes_sent,
-                               cot_recv=cot.bytes_recv, cot_seconds=cot.seconds)
+                               cot_recv=cot.bytes_recv, cot_seconds=cot.seconds,
+                               tables=dict(hg.last_timing))
         return f
 
-    (t0, st0), (t1, _) = run_pair(party(0), party(1), transport=transport, timeout=1200)
+    (t0, st0), (t1, st1) = run_pair(party(0), party(1), transport=transport, timeout=1200)
     times = [max(a, b) for a, b in zip(t0, t1)]
-    return dict(times=times, n_and=circ.n_and * batch, stats=st0)
+    return dict(times=times, n_and=circ.n_and * batch, stats=st0, stats_evaluator=st1)
 
 
 def and_layer(total_log2: int = 26, k: int = 64, reps: int = 3, transport: str = "tcp"):

@@ -73,6 +73,12 @@ def main():
           f"(tables exactly 32 B/AND; + header, 16 B per garbler input bit, output bits); "
           f"COT: {st['cot_sent'] + st['cot_recv']} B for 1.28 M evaluator input bits "
           f"({st['cot_seconds']:.3f} s of the run)")
+    g, e = st["tables"], r["stats_evaluator"]["tables"]
+    print(f"where the time goes (last AES run): garbler {g['seconds']:.3f} s streaming tables = "
+          f"{g['compute_seconds']:.3f} s garbling + {g['io_seconds']:.3f} s in send (channel back-pressure); "
+          f"evaluator {e['seconds']:.3f} s = {e['compute_seconds']:.3f} s evaluating + {e['io_seconds']:.3f} s "
+          f"in recv (waiting + copying out of ZeroMQ); {g['messages']} messages, W = {g['W']} copies per chunk; "
+          f"COT {r['stats_evaluator']['cot_seconds']:.3f} s (evaluator side)")
     print(f"bytes, bare AND layer: garbler sent {r2['bytes_sent']} = {(r2['bytes_sent'] - 80) / r2['n_and']:.3f} B/AND "
           f"+ 80 B header; decoded check: {r2['ok']}")
 

@@ -23,6 +23,7 @@ permute bit of a wire is the lsb of its zero-label.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -37,12 +38,20 @@ CHUNK_BYTES = 4 << 20           # garbled tables per message
 LABEL_BYTES = 1 << 20           # target size of a chunk's label rows (cache resident)
 
 
+#: timing of the last garble/evaluate call in this process: total seconds, seconds in
+#: send/recv (waiting for the channel), the rest (kernels, label gathers), messages
+last_timing: dict = {}
+
+
 def copies_per_chunk(nslots: int, batch: int, label_bytes: int = LABEL_BYTES,
                      chunk_bytes: int = CHUNK_BYTES) -> int:
     """W: copies garbled together (multiple of 4 when >= 8, so VAES loads whole rows)."""
     if batch <= 0:
         return 1
-    w = max(1, label_bytes // (16 * max(nslots, 1)))
+    row = 16 * max(nslots, 1)
+    w = max(1, label_bytes // row)
+    if w < 4:            # big circuits: still 4 copies at a time while that stays under 64 MiB
+        w = max(w, min(4, (64 << 20) // row))
     w = min(w, max(1, chunk_bytes // 32), batch)
     if w >= 8:
         w -= w % 4
@@ -105,12 +114,19 @@ def _run(gb: int, prog, batch: int, inputs, in_slots, outputs, out_slots, delta,
     delta = np.ascontiguousarray(delta, np.uint8).reshape(16) if delta is not None else np.zeros(16, np.uint8)
     hi = TWEAK_HI
     total = 0
+    t_io = 0.0
+    t_start = time.perf_counter()
+    nmsg = 0
     for items, ops in schedule(prog, batch, W, chunk_bytes):
         nbytes = 32 * items
         if gb:
             tab = np.empty(nbytes, np.uint8) if nbytes else None
+        elif nbytes:
+            t = time.perf_counter()
+            tab = io(nbytes)
+            t_io += time.perf_counter() - t
         else:
-            tab = io(nbytes) if nbytes else None
+            tab = None
         lab = None
         for op in ops:
             kind = op[0]
@@ -130,8 +146,14 @@ def _run(gb: int, prog, batch: int, inputs, in_slots, outputs, out_slots, delta,
                 for x, s in outs:
                     _k.scatter_out(lab, w, s, x[c0:c0 + w])
         if gb and nbytes:
+            t = time.perf_counter()
             io(tab)
+            t_io += time.perf_counter() - t
+        nmsg += bool(nbytes)
         total += items
+    elapsed = time.perf_counter() - t_start
+    last_timing.update(seconds=elapsed, io_seconds=t_io, compute_seconds=elapsed - t_io, messages=nmsg,
+                       tables=total, W=W)
     return total
 
 
