@@ -44,7 +44,7 @@ class ClearBackend(Backend):
         v = self._open(share)
         return v if to is None or to == self.s.role else None
 
-    def linear(self, x, kind, W, wshape, attrs):
+    def linear(self, x, kind, W, wshape, attrs, key=None):
         v = self._open(x)
         Wv = self._p0_public(W, wshape)
         if kind == "matmul":
@@ -88,3 +88,31 @@ class ClearBackend(Backend):
 
     def prepare(self, plan, batch):
         pass
+
+
+class ArithClearNonlinBackend(Backend):
+    """TEST ONLY, NOT SECURE: the real arithmetic layer (inputs, Beaver products,
+    truncation, P0-weight layers prepared offline through OT) with the non-linear
+    ops (relu, max, argmax, equality) done in the clear.  Lets the executor's use
+    of the arithmetic layer be tested before the hybrid layer exists."""
+
+    def __init__(self, session):
+        super().__init__(session, hybrid=False)
+        self.prg = session.shared_prg()
+        self.n = 0
+
+    _open = ClearBackend._open
+    _rand = ClearBackend._rand
+    _share = ClearBackend._share
+
+    def relu(self, x):
+        return self._share(np.maximum(self._open(x), 0))
+
+    def max(self, x, axis=-1):
+        return self._share(self._open(x).max(axis=axis))
+
+    def argmax(self, x):
+        return self._share(self._open(x).argmax(axis=-1))
+
+    def equals_public(self, x, values):
+        return self._share((self._open(x) == values).astype(np.int64))

@@ -14,7 +14,7 @@ from ezprotocols.nn.secure import (missing_layers, query_session, recv_architect
                                    serve_session, validate_session)
 from ezprotocols.testing import run_pair
 
-from _nn_clear_backend import ClearBackend
+from _nn_clear_backend import ArithClearNonlinBackend, ClearBackend
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 MODELS = ["torch_cnn_bn.onnx", "torch_mlp.onnx", "torch_resblock.onnx", "torch_misc.onnx", "torch_lenet.onnx"]
@@ -103,6 +103,42 @@ def test_frac_bits_mismatch():
     plan = load_onnx(os.path.join(DATA, "torch_mlp.onnx"), frac_bits=12)
     with pytest.raises(ValueError, match="fractional bits"):
         run_pair(lambda s: send_architecture(s, plan), lambda s: None, timeout=30)
+
+
+# ---------------------------------------------------------------------- with the real arithmetic layer
+_missing_arith = missing_layers(hybrid=False)
+needs_arith = pytest.mark.skipif(bool(_missing_arith), reason="arithmetic layer not available: "
+                                 + ", ".join(_missing_arith))
+
+
+@needs_arith
+@pytest.mark.parametrize("name", MODELS)
+def test_arith_layer_linear_ops_match_plaintext(name, rng):
+    """Real arithmetic layer for every linear op (P0-weight layers through OT, Beaver
+    products, probabilistic local truncation); non-linear ops opened (test only)."""
+    plan = load_onnx(os.path.join(DATA, name))
+    x = rng.standard_normal((2,) + plan.input_shape)
+    ref = decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits)
+    r0, r1 = run_pair(lambda s: serve_session(s, plan, allow_logits=True, backend=ArithClearNonlinBackend(s)),
+                      lambda s: query_session(s, x, want_logits=True, backend=ArithClearNonlinBackend(s)),
+                      timeout=300)
+    # local truncation: off by at most one unit per truncation, amplified by later layers
+    np.testing.assert_allclose(r1["logits"], ref, atol=2.0 ** -plan.frac_bits * 256)
+    assert r1["offline"]["bytes"] > 0          # P0-weight layers prepared offline
+
+
+@needs_arith
+def test_arith_layer_validation_counts():
+    plan = load_onnx(demo_model_path())
+    x, y = demo_validation_set(24)
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits))
+    r0, r1 = run_pair(lambda s: serve_session(s, plan, allow_confusion=True, backend=ArithClearNonlinBackend(s)),
+                      lambda s: validate_session(s, x, y, confusion=True, batch=10,
+                                                 backend=ArithClearNonlinBackend(s)), timeout=300)
+    assert r0["correct"] == r1["correct"] == int((pred == y).sum())
+    conf = np.zeros((10, 10), int)
+    np.add.at(conf, (y, pred), 1)
+    assert r1["confusion"] == conf.tolist()
 
 
 # ---------------------------------------------------------------------- with the real protocol layers

@@ -49,18 +49,24 @@ U64 = np.uint64
 
 
 # ---------------------------------------------------------------------- backend
-def missing_layers() -> list[str]:
+def missing_layers(hybrid: bool = True) -> list[str]:
     """Names of the protocol-layer entry points the secure executor needs and
-    that are not importable yet."""
+    that are not importable yet (``hybrid=False``: only the arithmetic layer)."""
     import ezprotocols
-    need = ("relu", "max", "argmax", "compare")
-    out = [f"ezprotocols.{n}" for n in need if not hasattr(ezprotocols, n)]
+    out = []
     try:
-        from ezprotocols import arith  # noqa: F401
-        if not hasattr(arith, "ArithTensor"):
-            out.append("ezprotocols.arith.ArithTensor")
+        from ezprotocols import arith
+        for n in ("ArithTensor", "PrivateLinear", "PrivateConv2d", "truncate"):
+            if not hasattr(arith, n):
+                out.append(f"ezprotocols.arith.{n}")
     except ImportError:
         out.append("ezprotocols.arith")
+    if hybrid:
+        try:
+            from ezprotocols import protocols  # noqa: F401  (registers the hybrid ops)
+        except ImportError:
+            pass
+        out += [f"ezprotocols.{n}" for n in ("relu", "max", "argmax", "compare") if not hasattr(ezprotocols, n)]
     return out
 
 
@@ -70,15 +76,18 @@ def layers_available() -> bool:
 
 class Backend:
     """The protocol layers as seen by the executor: additive shares are numpy
-    uint64 arrays (this party's share); scales are tracked by the executor.
+    uint64 arrays (this party's share) of integers at a scale the executor
+    tracks (every ArithTensor handed to the layers is at scale 0: raw ring
+    elements).
 
-    The default implementation adapts to :mod:`ezprotocols.arith` (issue 5) and
-    the hybrid ops ``ezprotocols.relu/max/argmax/compare`` (issue 6).
+    The default implementation uses :mod:`ezprotocols.arith` (issue 5: input,
+    reveal, Beaver products, truncation, layers with P0-known weights prepared
+    offline) and the hybrid ops ``ezprotocols.relu/max/argmax/compare`` (issue 6).
     """
 
-    def __init__(self, session):
+    def __init__(self, session, hybrid: bool = True):
         self.s = session
-        missing = missing_layers()
+        missing = missing_layers(hybrid)
         if missing:
             raise RuntimeError("secure execution needs the arithmetic and hybrid layers; missing: "
                                + ", ".join(missing))
@@ -86,10 +95,11 @@ class Backend:
         from ezprotocols import arith
         self.ez = ezprotocols
         self.arith = arith
+        self.layers: dict = {}
 
     # -- conversions between share arrays and ArithTensor
-    def _t(self, share: np.ndarray, scale: int = 0):
-        return self.arith.ArithTensor.from_share(self.s, np.ascontiguousarray(share, dtype=U64), scale=scale)
+    def _t(self, share: np.ndarray):
+        return self.arith.ArithTensor.from_share(self.s, np.ascontiguousarray(share, dtype=U64), scale=0)
 
     @staticmethod
     def _a(t) -> np.ndarray:
@@ -108,26 +118,41 @@ class Backend:
         return None if r is None else np.asarray(r, dtype=U64).view(np.int64)
 
     # -- products (results at the sum of the scales, untruncated)
-    def linear(self, x, kind, W, wshape, attrs) -> np.ndarray:
+    def _layer(self, key, kind, W, wshape, attrs):
+        lay = self.layers.get(key)
+        if lay is None:
+            Wr = None if W is None else np.ascontiguousarray(W, dtype=np.int64)
+            if kind == "matmul":
+                lay = self.arith.PrivateLinear(self.s, Wr, shape=None if Wr is not None else tuple(wshape),
+                                               owner=0, fixed=False)
+            else:
+                lay = self.arith.PrivateConv2d(self.s, Wr, shape=None if Wr is not None else tuple(wshape),
+                                               owner=0, fixed=False, stride=tuple(attrs["strides"]),
+                                               padding=tuple(attrs["pads"]), dilation=tuple(attrs["dilations"]),
+                                               groups=attrs["group"])
+            self.layers[key] = lay
+        return lay
+
+    def linear(self, x, kind, W, wshape, attrs, key=None) -> np.ndarray:
         """P0's weights times shared activations.  ``kind`` "matmul": x[..., K] @ W[K, M];
-        "conv": conv2d(x[N, C, H, W], W[O, C/g, kh, kw], attrs)."""
-        xt = self._t(x)
-        if kind == "matmul":
-            y = self.arith.linear_p0(xt, W, wshape=wshape)
-        else:
-            y = self.arith.conv2d_p0(xt, W, wshape=wshape, stride=attrs["strides"], padding=attrs["pads"],
-                                     dilation=attrs["dilations"], groups=attrs["group"])
-        return self._a(y)
+        "conv": conv2d(x[N, C, H, W], W[O, C/g, kh, kw], attrs).  P1 passes W=None."""
+        lay = self._layer(key, kind, W, wshape, attrs)
+        return self._a(lay(self._t(x), truncate=False))
+
+    def prepare_linear(self, key, kind, W, wshape, attrs, x_shape) -> None:
+        self._layer(key, kind, W, wshape, attrs).prepare(tuple(x_shape), 1)
 
     def mul_p0(self, x, c, cshape) -> np.ndarray:
         """Elementwise product with a P0-private constant (broadcast)."""
         ct = self.s.input(None if c is None else np.ascontiguousarray(c, np.int64).view(U64), 0,
                           shape=tuple(cshape), raw=True)
-        xt = self._t(x)
-        return self._a(xt.mul_raw(ct.broadcast_to(xt.shape)))
+        shape = np.broadcast_shapes(x.shape, (1,) + tuple(cshape))
+        xt = self._t(np.broadcast_to(x, shape))
+        return self._a(xt.mul_raw(ct.broadcast_to(shape)))
 
     def mul(self, a, b) -> np.ndarray:
-        return self._a(self._t(a).mul_raw(self._t(b)))
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        return self._a(self._t(np.broadcast_to(a, shape)).mul_raw(self._t(np.broadcast_to(b, shape))))
 
     def matmul(self, a, b) -> np.ndarray:
         return self._a(self._t(a).matmul_raw(self._t(b)))
@@ -148,17 +173,22 @@ class Backend:
 
     def equals_public(self, x, values) -> np.ndarray:
         """[x == v] as 0/1 integer shares, for a public array v (broadcast)."""
-        d = self._t(x - np.asarray(values, dtype=np.int64).view(U64) * U64(self.s.role == 0))
-        gt = self._a(self.ez.compare(d, 0))              # d > 0
-        lt = self._a(self.ez.compare(-d, 0))             # d < 0
+        v = np.asarray(values, dtype=np.int64).view(U64)
+        d = x - v * U64(self.s.role == 0)
+        gt = self._a(self.ez.compare(self._t(d), 0))              # d > 0
+        lt = self._a(self.ez.compare(self._t(U64(0) - d), 0))     # d < 0
         one = np.full(gt.shape, self.s.role == 0, dtype=U64)
         return one - gt - lt
 
-    def prepare(self, plan: Plan, batch: int) -> None:
-        """Offline phase for a known plan and batch size (correlated randomness)."""
-        prep = getattr(self.arith, "prepare_plan", None)
-        if prep is not None:
-            prep(self.s, plan, batch)
+    def prepare(self, plan: Plan, batch: int, consts=None) -> None:
+        """Offline phase for a known plan and batch size: the masks of every layer with
+        P0-known weights (OT), before any input is known."""
+        p0 = self.s.role == 0
+        for i, op in enumerate(plan.ops):
+            if op.kind in ("matmul", "conv"):
+                W = plan.consts[op.consts[0]] if p0 else None
+                x_shape = (batch,) + tuple(plan.value_shape(op.inputs[0]))
+                self.prepare_linear(i, op.kind, W, plan.const_shapes[op.consts[0]], op.attrs, x_shape)
 
 
 # ---------------------------------------------------------------------- executor
@@ -171,6 +201,10 @@ class _Exec:
         self.b = backend
         self.p0 = session.role == 0
         self.f = plan.frac_bits
+        self._keys = {id(op): i for i, op in enumerate(plan.ops)}
+
+    def key(self, op):
+        return self._keys[id(op)]
 
     def c(self, i):
         return self.plan.consts[i] if self.p0 else None
@@ -194,7 +228,7 @@ class _Exec:
         k, at, f, b = op.kind, op.attrs, self.f, self.b
         cs = [self.plan.const_shapes[i] for i in op.consts]
         if k in ("matmul", "conv"):
-            y = b.linear(a[0], k, self.c(op.consts[0]), cs[0], at)
+            y = b.linear(a[0], k, self.c(op.consts[0]), cs[0], at, key=self.key(op))
             if len(op.consts) > 1:
                 bias = self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64)
                 y = self.p0_add(y, bias.reshape(-1, 1, 1) if k == "conv" else bias)
