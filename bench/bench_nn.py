@@ -1,0 +1,166 @@
+"""asv suite for secure inference (issue 7): MLP 784-128-128-10 and LeNet (conv 5x5
+1->6, relu, maxpool 2, conv 5x5 6->16, relu, maxpool 2, fc 256->100, relu, fc
+100->10) at batch 1 and 64, both parties over TCP loopback: offline time, online
+time, bytes (P0's payload bytes sent + received = all traffic).
+
+Run: ``asv run --python=same --quick --bench bench_nn`` or ``python
+bench/figures_nn.py`` for the issue's table with the references.
+
+The models are built here with ``onnx.helper`` (random He-initialised weights,
+seeded; benchmark data only) and go through the whole product path:
+``load_onnx`` -> architecture exchange -> offline preparation of the P0-weight
+layers -> online inference revealing the class to P1.
+
+Until the hybrid layer (issue 6: ``ezprotocols.relu/max/argmax``) exists,
+``mode="linear-only"`` measures everything except the non-linear ops, with a
+stand-in that keeps the shares' shapes but computes no comparison (it reveals
+nothing, and its predictions are meaningless): the figures script labels such
+rows.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def _init(rng, shape, fan_in):
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def mlp_model():
+    """784-128-128-10 with ReLU (Gemm nodes, dynamic batch)."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(1)
+    dims = [784, 128, 128, 10]
+    nodes, inits, cur = [], [], "x"
+    for i in range(3):
+        W, b = _init(rng, (dims[i + 1], dims[i]), dims[i]), np.zeros(dims[i + 1], np.float32)
+        inits += [numpy_helper.from_array(W, f"W{i}"), numpy_helper.from_array(b, f"b{i}")]
+        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"b{i}"], [f"g{i}"], transB=1))
+        cur = f"g{i}"
+        if i < 2:
+            nodes.append(helper.make_node("Relu", [cur], [f"r{i}"]))
+            cur = f"r{i}"
+    g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])],
+                          [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["N", 10])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def lenet_model():
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(2)
+    inits = [numpy_helper.from_array(_init(rng, (6, 1, 5, 5), 25), "c1"),
+             numpy_helper.from_array(np.zeros(6, np.float32), "c1b"),
+             numpy_helper.from_array(_init(rng, (16, 6, 5, 5), 150), "c2"),
+             numpy_helper.from_array(np.zeros(16, np.float32), "c2b"),
+             numpy_helper.from_array(_init(rng, (100, 256), 256), "f1"),
+             numpy_helper.from_array(np.zeros(100, np.float32), "f1b"),
+             numpy_helper.from_array(_init(rng, (10, 100), 100), "f2"),
+             numpy_helper.from_array(np.zeros(10, np.float32), "f2b")]
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "c1", "c1b"], ["a1"]), n("Relu", ["a1"], ["r1"]),
+             n("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             n("Conv", ["p1", "c2", "c2b"], ["a2"]), n("Relu", ["a2"], ["r2"]),
+             n("MaxPool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+             n("Flatten", ["p2"], ["fl"]), n("Gemm", ["fl", "f1", "f1b"], ["h"], transB=1),
+             n("Relu", ["h"], ["hr"]), n("Gemm", ["hr", "f2", "f2b"], ["y"], transB=1)]
+    g = helper.make_graph(nodes, "lenet", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+MODELS = {"mlp": mlp_model, "lenet": lenet_model}
+
+
+def _linear_only_backend(session):
+    from ezprotocols.nn.secure import Backend
+
+    class LinearOnly(Backend):
+        """Benchmark stand-in for the missing hybrid layer: correct shapes, no
+        comparison, nothing opened (the values it returns are meaningless)."""
+
+        def __init__(self, s):
+            super().__init__(s, hybrid=False)
+
+        def relu(self, x):
+            return x
+
+        def max(self, x, axis=-1):
+            return np.take(x, 0, axis=axis)
+
+        def argmax(self, x):
+            return np.zeros(x.shape[:-1], np.uint64)
+
+    return LinearOnly(session)
+
+
+def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp", mode: str = "secure"):
+    """Secure inference of ``batch`` random samples, ``reps`` times in one session pair
+    after a warm-up; returns a list of per-rep dicts ``{offline, online, total}``
+    (seconds: max over the two parties) and bytes (offline, online, total)."""
+    from ezprotocols.nn import load_onnx
+    from ezprotocols.nn.secure import query_session, serve_session
+    from ezprotocols.testing import run_pair
+    plan = load_onnx(MODELS[model]().SerializeToString())
+    rng = np.random.default_rng(3)                   # benchmark data only
+    x = rng.random((batch,) + plan.input_shape)
+    factory = _linear_only_backend if mode == "linear-only" else (lambda s: None)
+
+    def party(role):
+        def f(s):
+            out = []
+            for r in range(reps + 1):
+                s.channel.exchange(f"bench.sync{r}", np.zeros(1, np.uint8))
+                s.channel.stats.reset()
+                t = time.perf_counter()
+                if role == 0:
+                    res = serve_session(s, plan, backend=factory(s))
+                else:
+                    res = query_session(s, x, backend=factory(s))
+                wall = time.perf_counter() - t
+                out.append({"offline": res["offline"]["seconds"], "online": res["online"]["seconds"],
+                            "wall": wall, "bytes_offline": res["offline"]["bytes"],
+                            "bytes_online": res["online"]["bytes"], "bytes": res["total"]["bytes"],
+                            "rounds_online": res["online"]["rounds"]})
+            return out[1:]
+        return f
+
+    r0, r1 = run_pair(party(0), party(1), transport=transport, timeout=3600)
+    runs = []
+    for a, b in zip(r0, r1):
+        runs.append({"offline": max(a["offline"], b["offline"]), "online": max(a["online"], b["online"]),
+                     "total": max(a["wall"], b["wall"]), "bytes_offline": a["bytes_offline"],
+                     "bytes_online": a["bytes_online"], "bytes": a["bytes"], "rounds_online": a["rounds_online"]})
+    return runs
+
+
+def _mode():
+    from ezprotocols.nn.secure import layers_available
+    return "secure" if layers_available() else "linear-only"
+
+
+class SecureInference:
+    """Total time (offline + online, max over the parties) and bytes per inference."""
+    timeout = 3600
+    params = (["mlp", "lenet"], [1, 64])
+    param_names = ["model", "batch"]
+
+    def setup(self, model, batch):
+        self.runs = run_inference(model, batch, reps=1, mode=_mode())
+
+    def track_total_seconds(self, model, batch):
+        return min(r["total"] for r in self.runs)
+    track_total_seconds.unit = "s"
+
+    def track_offline_seconds(self, model, batch):
+        return min(r["offline"] for r in self.runs)
+    track_offline_seconds.unit = "s"
+
+    def track_online_seconds(self, model, batch):
+        return min(r["online"] for r in self.runs)
+    track_online_seconds.unit = "s"
+
+    def track_megabytes(self, model, batch):
+        return self.runs[0]["bytes"] / 1e6
+    track_megabytes.unit = "MB"
