@@ -683,6 +683,8 @@ class _Importer:
         if not isinstance(last, _Act):
             raise OnnxImportError("the model's final op is not applied to an activation")
         self.fold_linear()
+        self.fold_affine()
+        self.swap_relu_maxpool()
         ops, consts, last_v = self.compact(last.v)
         plan = Plan(input_shape=self.input_ps, ops=ops, const_shapes=[c.shape for c in consts], consts=consts,
                     frac_bits=self.f, post=post, post_axis=axis, post_keepdims=keep,
@@ -736,6 +738,61 @@ class _Importer:
                 lin.consts.append(self.add_const(b * s + t))
             # op j becomes an identity of its input
             op.kind, op.consts, op.attrs = "identity", [], {}
+
+    def _uses(self):
+        uses = {}
+        for op in self.ops:
+            for v in op.inputs:
+                uses[v] = uses.get(v, 0) + 1
+        return uses
+
+    def fold_affine(self):
+        """mul_const followed by add_const (x * s + t, e.g. a normalisation) becomes one
+        affine op: one private product and one truncation instead of two ops."""
+        uses = self._uses()
+        for op in self.ops:
+            if op.kind == "mul_const" and op.inputs[0] != 0 and uses.get(op.inputs[0], 0) == 1:
+                src = self.ops[op.inputs[0] - 1]
+                if src.kind == "affine" and src.shape == op.shape:
+                    c = self.consts[op.consts[0]]
+                    sc, tc = self.consts[src.consts[0]], self.consts[src.consts[1]]
+                    if sc.ndim == tc.ndim == c.ndim:
+                        s_new, t_new = self.add_const(sc * c), self.add_const(tc * c)
+                        op.kind, op.inputs, op.consts, op.attrs = "affine", list(src.inputs), [s_new, t_new], {}
+                        src.kind, src.consts, src.attrs = "identity", [], {}
+                        uses = self._uses()
+                continue
+            if op.kind != "add_const" or op.inputs[0] == 0 or uses.get(op.inputs[0], 0) != 1:
+                continue
+            src = self.ops[op.inputs[0] - 1]
+            if src.kind != "mul_const" or src.shape != op.shape:
+                continue
+            sc, tc = self.consts[src.consts[0]], self.consts[op.consts[0]]
+            if sc.ndim != tc.ndim:
+                continue
+            shp = tuple(max(a, b) for a, b in zip(sc.shape, tc.shape))
+            s_new = self.add_const(np.broadcast_to(sc, shp).copy())
+            t_new = self.add_const(np.broadcast_to(tc, shp).copy())
+            op.kind, op.inputs, op.consts, op.attrs = "affine", list(src.inputs), [s_new, t_new], {}
+            src.kind, src.consts, src.attrs = "identity", [], {}
+            uses = self._uses()
+
+    def swap_relu_maxpool(self):
+        """maxpool(relu(x)) == relu(maxpool(x)) exactly (max is monotone and every
+        window holds at least one input element): run the ReLU on the pooled,
+        smaller tensor."""
+        uses = self._uses()
+        for j, op in enumerate(self.ops):
+            if op.kind != "maxpool" or op.inputs[0] == 0 or uses.get(op.inputs[0], 0) != 1:
+                continue
+            r = self.ops[op.inputs[0] - 1]
+            if r.kind != "relu":
+                continue
+            # value r (index i) becomes maxpool(x), value j+1 becomes relu(value i+1)
+            i = op.inputs[0] - 1
+            x = r.inputs[0]
+            self.ops[i] = Op("maxpool", [x], [], op.attrs, op.shape, op.name)
+            self.ops[j] = Op("relu", [i + 1], [], {}, op.shape, r.name)
 
     def compact(self, last_v):
         """Drop identities and ops not needed for value ``last_v``; renumber values and constants."""

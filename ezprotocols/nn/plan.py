@@ -298,6 +298,8 @@ def infer_shape(kind: str, ins: list[tuple], cs: list[tuple], attrs: dict, err=V
 
 def _check_plan(plan: Plan, err) -> None:
     L = LIMITS
+    if len(plan.ops) > L["max_ops"] or len(plan.const_shapes) > L["max_consts"]:
+        raise err(f"more than {L['max_ops']} ops or {L['max_consts']} constants")
     _check_shape(plan.input_shape, "input", err)
     nconst = len(plan.const_shapes)
     for i, s in enumerate(plan.const_shapes):

@@ -171,14 +171,9 @@ class Backend:
         """Index of the maximum along the last axis (lowest on ties), as integer shares."""
         return self._a(self.ez.argmax(self._t(x), axis=-1))
 
-    def equals_public(self, x, values) -> np.ndarray:
-        """[x == v] as 0/1 integer shares, for a public array v (broadcast)."""
-        v = np.asarray(values, dtype=np.int64).view(U64)
-        d = x - v * U64(self.s.role == 0)
-        gt = self._a(self.ez.compare(self._t(d), 0))              # d > 0
-        lt = self._a(self.ez.compare(self._t(U64(0) - d), 0))     # d < 0
-        one = np.full(gt.shape, self.s.role == 0, dtype=U64)
-        return one - gt - lt
+    def gt_zero(self, x) -> np.ndarray:
+        """[x > 0] (signed) as 0/1 integer shares; one batched comparison."""
+        return self._a(self.ez.compare(self._t(x), 0))
 
     def prepare(self, plan: Plan, batch: int, consts=None) -> None:
         """Offline phase for a known plan and batch size: the masks of every layer with
@@ -470,20 +465,31 @@ def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_conf
     return res
 
 
+def _is_zero(be, d: np.ndarray) -> np.ndarray:
+    """[d == 0] for small integer shares d: [d + 1 > 0] - [d > 0], one comparison call."""
+    one = U64(be.s.role == 0)
+    both = be.gt_zero(np.concatenate([(d + one).reshape(-1), d.reshape(-1)]))
+    n = d.size
+    return (both[:n] - both[n:]).reshape(d.shape)
+
+
 def _validate_batch(be, plan, logits, labels, m, acc, granted):
-    """Accumulate the shares of #correct (and of the confusion matrix) for one batch."""
+    """Accumulate the shares of #correct (and of the confusion matrix) for one batch:
+    correct_i = [argmax_i == label_i], compared in secret; only sums are kept."""
     C = n_classes(plan)
     z = _class_matrix(plan, logits)
     if z.shape[0] != m:
         raise ProtocolError("nn: validation needs one class decision per sample")
-    idx = be.argmax(z)                                          # (m,) integer shares
-    pred = be.equals_public(idx[:, None], np.arange(C, dtype=np.int64)[None, :])   # (m, C) one-hot
     p1 = be.s.role == 1
-    lab = be.share_input(np.eye(C, dtype=np.int64)[labels] if p1 else None, 1, (m, C))
-    prod = be.mul(pred, lab)                                    # 0/1 integers: no truncation
-    acc["correct"] = acc["correct"] + prod.reshape(1, -1).sum(axis=1, dtype=U64)
+    idx = be.argmax(z)                                          # (m,) integer shares
+    lab = be.share_input(labels if p1 else None, 1, (m,))       # P1's labels, shared
+    correct = _is_zero(be, idx - lab)
+    acc["correct"] = acc["correct"] + correct.reshape(1, -1).sum(axis=1, dtype=U64)
     if granted & FLAG_CONFUSION:
-        acc["conf"] = acc["conf"] + be.matmul(np.ascontiguousarray(lab.T), pred)   # [true, predicted]
+        one = U64(be.s.role == 0)
+        pred = _is_zero(be, idx[:, None] - np.arange(C, dtype=U64)[None, :] * one)      # (m, C) one-hot
+        lab1 = be.share_input(np.eye(C, dtype=np.int64)[labels] if p1 else None, 1, (m, C))
+        acc["conf"] = acc["conf"] + be.matmul(np.ascontiguousarray(lab1.T), pred)       # [true, predicted]
 
 
 def _finish_validation(be, acc, granted, n, C):

@@ -1,0 +1,110 @@
+"""Plan and architecture exchange: P1's strict parser accepts what P0 sends and
+refuses anything malformed or out of bounds with a ProtocolError naming the step."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ezprotocols.errors import ProtocolError
+from ezprotocols.nn import LIMITS, load_onnx, parse_architecture, run_plaintext
+from ezprotocols.nn.plan import Op, Plan
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+MODELS = ["torch_cnn_bn.onnx", "torch_mlp.onnx", "torch_resblock.onnx", "torch_misc.onnx", "torch_lenet.onnx"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_architecture_roundtrip_has_no_weights(name):
+    plan = load_onnx(os.path.join(DATA, name))
+    arch = plan.architecture(allow_logits=True)
+    p1, allow = parse_architecture(arch)
+    assert allow is True and p1.consts is None
+    assert p1.input_shape == plan.input_shape and p1.const_shapes == [tuple(s) for s in plan.const_shapes]
+    assert [(o.kind, o.inputs, o.consts, o.shape) for o in p1.ops] == \
+        [(o.kind, o.inputs, o.consts, o.shape) for o in plan.ops]
+    assert (p1.post, p1.post_axis, p1.frac_bits) == (plan.post, plan.post_axis, plan.frac_bits)
+    # no weight value travels: the architecture is small and holds no float
+    d = json.loads(arch)
+    assert not any(isinstance(v, float) for v in _leaves(d))
+    assert len(arch) < 4096
+
+
+def _leaves(x):
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _leaves(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _leaves(v)
+    else:
+        yield x
+
+
+def _arch(name="torch_lenet.onnx"):
+    return json.loads(load_onnx(os.path.join(DATA, name)).architecture())
+
+
+def _bad(d):
+    data = d if isinstance(d, bytes) else json.dumps(d).encode()
+    with pytest.raises(ProtocolError, match="nn.arch: malformed architecture"):
+        parse_architecture(data, "nn.arch")
+
+
+def test_malformed_architectures_are_refused():
+    _bad(b"")
+    _bad(b"\xff\xfe")
+    _bad(b"[" * 100000)                                    # deep nesting
+    _bad(b'{"format": 1, "format": 2}')                   # duplicate keys
+    _bad(b"x" * (LIMITS["max_bytes"] + 1))
+    d = _arch(); d["format"] = "other/1"; _bad(d)
+    d = _arch(); d["extra"] = 1; _bad(d)
+    d = _arch(); d["frac_bits"] = 99; _bad(d)
+    d = _arch(); d["frac_bits"] = 16.0; _bad(d)
+    d = _arch(); d["input"] = [1, 1 << 40]; _bad(d)
+    d = _arch(); d["input"] = [0, 28, 28]; _bad(d)
+    d = _arch(); d["input"] = [2] * 7; _bad(d)
+    d = _arch(); d["input"] = [4096, 4096, 4096]; _bad(d)   # too many elements
+    d = _arch(); d["ops"][0]["op"] = "eval"; _bad(d)
+    d = _arch(); d["ops"][0]["op"] = ["conv"]; _bad(d)
+    d = _arch(); d["ops"][0]["attrs"]["__class__"] = 1; _bad(d)
+    d = _arch(); d["ops"][0]["attrs"]["strides"] = [1]; _bad(d)
+    d = _arch(); d["ops"][0]["attrs"]["strides"] = [0, 1]; _bad(d)
+    d = _arch(); d["ops"][0]["attrs"]["group"] = True; _bad(d)
+    d = _arch(); d["ops"][0]["attrs"]["group"] = 7; _bad(d)
+    d = _arch(); d["ops"][0]["in"] = [5]; _bad(d)          # used before defined
+    d = _arch(); d["ops"][0]["c"] = [0, 0]; _bad(d)         # constant used twice
+    d = _arch(); d["ops"][0]["c"] = [99]; _bad(d)
+    d = _arch(); d["ops"][0]["shape"] = [6, 24, 25]; _bad(d)  # shape disagrees with the attributes
+    d = _arch(); d["consts"][0] = [6, 1, 5, 4]; _bad(d)
+    d = _arch(); d["consts"].append([3]); _bad(d)           # unused constant
+    d = _arch(); d["ops"] = d["ops"] * 300; _bad(d)         # too many ops
+    d = _arch(); d["post"]["kind"] = "sigmoid"; _bad(d)
+    d = _arch(); d["post"] = {"kind": "argmax", "axis": 5, "keepdims": False}; _bad(d)
+    d = _arch(); d["allow_logits"] = "yes"; _bad(d)
+    d = _arch(); d["ops"][0]["shape"] = [6, 24, 24.0]; _bad(d)
+    _bad(b'{"format": NaN}')
+
+
+def test_random_mutations_never_crash(rng):
+    """Byte-level mutations of a valid architecture: parsed or refused, never another error."""
+    arch = bytearray(load_onnx(os.path.join(DATA, "torch_misc.onnx")).architecture())
+    for _ in range(300):
+        b = bytearray(arch)
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(len(b)))] = int(rng.integers(32, 127))
+        try:
+            parse_architecture(bytes(b), "nn.arch")
+        except ProtocolError:
+            pass
+
+
+def test_plan_check_and_empty_plan():
+    p = Plan(input_shape=(3,), ops=[], const_shapes=[], consts=[], post="softmax", post_axis=1)
+    p.check()
+    p.encode()
+    x = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(run_plaintext(p, x), np.exp(x) / np.exp(x).sum(), atol=1e-4)
+    bad = Plan(input_shape=(3,), ops=[Op("relu", [0], [], {}, (4,))], const_shapes=[], consts=[])
+    with pytest.raises(ValueError, match="declared shape"):
+        bad.check()
