@@ -86,7 +86,7 @@ class ClearBackend(Backend):
     def gt_zero(self, x):
         return self._share((self._open(x) > 0).astype(np.int64))
 
-    def prepare(self, plan, batch):
+    def prepare(self, plan, batch, count=1):
         pass
 
 

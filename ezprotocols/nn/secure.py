@@ -139,8 +139,8 @@ class Backend:
         lay = self._layer(key, kind, W, wshape, attrs)
         return self._a(lay(self._t(x), truncate=False))
 
-    def prepare_linear(self, key, kind, W, wshape, attrs, x_shape) -> None:
-        self._layer(key, kind, W, wshape, attrs).prepare(tuple(x_shape), 1)
+    def prepare_linear(self, key, kind, W, wshape, attrs, x_shape, count: int = 1) -> None:
+        self._layer(key, kind, W, wshape, attrs).prepare(tuple(x_shape), count)
 
     def mul_p0(self, x, c, cshape) -> np.ndarray:
         """Elementwise product with a P0-private constant (broadcast)."""
@@ -175,15 +175,15 @@ class Backend:
         """[x > 0] (signed) as 0/1 integer shares; one batched comparison."""
         return self._a(self.ez.compare(self._t(x), 0))
 
-    def prepare(self, plan: Plan, batch: int, consts=None) -> None:
-        """Offline phase for a known plan and batch size: the masks of every layer with
-        P0-known weights (OT), before any input is known."""
+    def prepare(self, plan: Plan, batch: int, count: int = 1) -> None:
+        """Offline phase for ``count`` runs of a known plan at a batch size: the masks of
+        every layer with P0-known weights (OT), before any input is known."""
         p0 = self.s.role == 0
         for i, op in enumerate(plan.ops):
             if op.kind in ("matmul", "conv"):
                 W = plan.consts[op.consts[0]] if p0 else None
                 x_shape = (batch,) + tuple(plan.value_shape(op.inputs[0]))
-                self.prepare_linear(i, op.kind, W, plan.const_shapes[op.consts[0]], op.attrs, x_shape)
+                self.prepare_linear(i, op.kind, W, plan.const_shapes[op.consts[0]], op.attrs, x_shape, count)
 
 
 # ---------------------------------------------------------------------- executor
@@ -402,31 +402,37 @@ def _batches(n, batch):
     return [(i, min(n, i + batch)) for i in range(0, n, batch)]
 
 
-def _run_batches(session, plan, backend, n, batch, feed, consume, progress, label):
-    """Shared loop: offline preparation per distinct batch size, then online batches."""
+def _run_batches(session, plan, backend, n, batch, feed, consume, progress, label, group: int = 8):
+    """Shared loop over groups of ``group`` batches: the offline phase prepares the
+    correlated randomness of the whole group (before any of its inputs is shared),
+    then the group's batches run online.  Memory stays bounded by one group."""
     ex = _Exec(session, plan, backend)
     t_off = 0.0
     t_on = 0.0
-    prepared = set()
     bar = _Progress(n, progress, label)
     bar.update(0)
-    for lo, hi in _batches(n, batch):
-        m = hi - lo
-        if m not in prepared:
-            t = time.perf_counter()
-            with session.phase("offline"):
-                backend.prepare(plan, m)
-            t_off += time.perf_counter() - t
-            prepared.add(m)
+    todo = _batches(n, batch)
+    for g in range(0, len(todo), group):
+        chunk = todo[g:g + group]
+        sizes = {}
+        for lo, hi in chunk:
+            sizes[hi - lo] = sizes.get(hi - lo, 0) + 1
         t = time.perf_counter()
-        with session.phase("online"):
-            with session.phase("input"):
-                x = feed(lo, hi)
-            logits = ex.run(x, m)
-            with session.phase("output"):
-                consume(lo, hi, logits)
-        t_on += time.perf_counter() - t
-        bar.update(hi)
+        with session.phase("offline"):
+            for m, count in sizes.items():
+                backend.prepare(plan, m, count)
+        t_off += time.perf_counter() - t
+        for lo, hi in chunk:
+            m = hi - lo
+            t = time.perf_counter()
+            with session.phase("online"):
+                with session.phase("input"):
+                    x = feed(lo, hi)
+                logits = ex.run(x, m)
+                with session.phase("output"):
+                    consume(lo, hi, logits)
+            t_on += time.perf_counter() - t
+            bar.update(hi)
     return t_off, t_on
 
 
