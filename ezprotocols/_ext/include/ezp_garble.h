@@ -433,6 +433,40 @@ static inline void ezp__linear(int gb, uint8_t op, const uint8_t *A, const uint8
     }
 }
 
+/* AVX-512 version of the free gates (rows of W labels, 4 labels per zmm) */
+EZP_VAES_TARGET static void ezp__linear512(int gb, uint8_t op, const uint8_t *A, const uint8_t *B, uint8_t *O,
+                                           size_t W, __m128i D128) {
+    const __m512i D = _mm512_broadcast_i32x4(D128);
+    size_t n = W >> 2, c;
+    __m512i *o = (__m512i *)O;
+    const __m512i *x = (const __m512i *)A, *y = (const __m512i *)B;
+    switch (op) {
+    case EZP_P_XOR:
+        for (c = 0; c < n; c++) _mm512_storeu_si512(o + c, _mm512_xor_si512(_mm512_loadu_si512(x + c), _mm512_loadu_si512(y + c)));
+        break;
+    case EZP_P_INV:
+        if (gb) { for (c = 0; c < n; c++) _mm512_storeu_si512(o + c, _mm512_xor_si512(_mm512_loadu_si512(x + c), D)); break; }
+        /* fall through: evaluator copies */
+    case EZP_P_COPY:
+        if (O != A) memmove(O, A, W * 16);
+        return;
+    case EZP_P_ZERO:
+        memset(O, 0, W * 16);
+        return;
+    default: /* ONE */
+        if (gb) for (c = 0; c < n; c++) _mm512_storeu_si512(o + c, D);
+        else { memset(O, 0, W * 16); return; }
+    }
+    /* tail: W % 4 labels */
+    for (c = 4 * n; c < W; c++) {
+        __m128i r;
+        if (op == EZP_P_XOR) r = _mm_xor_si128(_mm_loadu_si128((const __m128i *)A + c), _mm_loadu_si128((const __m128i *)B + c));
+        else if (op == EZP_P_INV) r = _mm_xor_si128(_mm_loadu_si128((const __m128i *)A + c), D128);
+        else r = D128;
+        _mm_storeu_si128((__m128i *)O + c, r);
+    }
+}
+
 /* Execute program instructions [i0, i1) on W copies held in lab (slot rows of W labels).
  * gb = 1: garbler (lab holds zero labels; writes 32 bytes per AND item to tab);
  * gb = 0: evaluator (lab holds active labels; reads the tables from tab).
@@ -460,7 +494,10 @@ static size_t ezp_gc_exec(int gb, const uint8_t *op, const uint32_t *sa, const u
             i = j;
             continue;
         }
-        ezp__linear(gb, o, lab + (size_t)sa[i] * rs, lab + (size_t)sb[i] * rs, lab + (size_t)so[i] * rs, W, D);
+        if (ezp_have_vaes && W >= 4)
+            ezp__linear512(gb, o, lab + (size_t)sa[i] * rs, lab + (size_t)sb[i] * rs, lab + (size_t)so[i] * rs, W, D);
+        else
+            ezp__linear(gb, o, lab + (size_t)sa[i] * rs, lab + (size_t)sb[i] * rs, lab + (size_t)so[i] * rs, W, D);
         i++;
     }
     return items;
