@@ -264,6 +264,8 @@ class YaoEngine:
         on the evaluator; the garbler flips its zero-labels by delta."""
         b = _bits(bits, "xor_public")
         b = np.broadcast_to(b, t.shape)
+        if not self._delta_ready[t.garbler]:
+            raise ValueError("xor_public: no labels were made with this garbler in this session")
         if not t.is_garbler:
             return t
         delta = np.asarray(self.session.ot.delta, np.uint8)
