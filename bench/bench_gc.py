@@ -181,6 +181,7 @@ class YaoTcp:
     track_and_layer_2p26_and_per_s.unit = "M AND/s"
 
     def track_table_bytes_per_and(self):
+        from ezprotocols.gc.yao import HEADER_BYTES
         r = and_layer(total_log2=20, reps=1)
-        return (r["bytes_sent"] - 80) / r["n_and"]
+        return (r["bytes_sent"] - HEADER_BYTES) / r["n_and"]
     track_table_bytes_per_and.unit = "bytes"

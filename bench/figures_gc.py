@@ -30,6 +30,7 @@ def main():
 
     from ezprotocols._ext import garble
     from ezprotocols.gc import Circuit
+    from ezprotocols.gc.yao import HEADER_BYTES
 
     rows = {"vaes": garble.vaes_enabled()}
     ref = openssl_aes_ecb()
@@ -79,8 +80,8 @@ def main():
           f"evaluator {e['seconds']:.3f} s = {e['compute_seconds']:.3f} s evaluating + {e['io_seconds']:.3f} s "
           f"in recv (waiting + copying out of ZeroMQ); {g['messages']} messages, W = {g['W']} copies per chunk; "
           f"COT {r['stats_evaluator']['cot_seconds']:.3f} s (evaluator side)")
-    print(f"bytes, bare AND layer: garbler sent {r2['bytes_sent']} = {(r2['bytes_sent'] - 80) / r2['n_and']:.3f} B/AND "
-          f"+ 80 B header; decoded check: {r2['ok']}")
+    print(f"bytes, bare AND layer: garbler sent {r2['bytes_sent']} = {(r2['bytes_sent'] - HEADER_BYTES) / r2['n_and']:.3f} B/AND "
+          f"+ {HEADER_BYTES} B header; decoded check: {r2['ok']}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from ezprotocols._ext import crypto
 from ezprotocols._ext import garble as K
 from ezprotocols.gc import Circuit, CircuitBuilder, YaoTensor, bits_to_ints, ints_to_bits
 from ezprotocols.gc import halfgates as hg
-from ezprotocols.gc.circuit import OP_AND
+from ezprotocols.gc.circuit import OP_AND  # noqa: F401
+from ezprotocols.gc.yao import HEADER_BYTES
 from ezprotocols.testing import run_pair
 
 from test_gc_circuit import NAMES, load, vector_batch
@@ -306,7 +307,8 @@ def test_communication_is_exact(rng, garbler):
         return f
 
     r0, r1 = run_pair(party(in0), party(in1))
-    hdr = 80
+    hdr = HEADER_BYTES
+    assert hdr == 88
     wG = 128                         # the garbler owns one 128-bit value whichever party it is
     out_bytes = (B * 128 + 7) // 8
     tables = 32 * c.n_and * B
@@ -341,7 +343,7 @@ def test_xor_inv_are_free():
     in0, in1 = split(ins, [0, 1])
     (a, sent0), (b_, sent1) = run_pair(party(in0), party(in1))
     assert np.array_equal(a[0] ^ b_[0], c.evaluate(ins)[0])
-    assert sent0 == 80 + 16 * 10 * 64 and sent1 == 80
+    assert sent0 == HEADER_BYTES + 16 * 10 * 64 and sent1 == HEADER_BYTES
 
 
 @needs_ot
@@ -408,7 +410,7 @@ def test_batch_known_only_to_owner():
 
 
 @needs_ot
-@pytest.mark.parametrize("what", ["batch", "circuit", "owners", "reveal", "garbler"])
+@pytest.mark.parametrize("what", ["batch", "circuit", "owners", "reveal", "garbler", "chunk"])
 def test_mismatch_raises_protocol_error(what):
     c = load("adder64")
     c2 = load("sub64")
@@ -425,6 +427,8 @@ def test_mismatch_raises_protocol_error(what):
         kw1 = {"reveal_to": 1}
     if what == "garbler":
         kw1 = {"garbler": 1}
+    if what == "chunk":
+        kw1 = {"chunk_bytes": 1 << 16}
     with pytest.raises(ProtocolError, match="yao.setup"):
         run_pair(lambda s: s.yao(c, {0: x}, owners0, **kw0), lambda s: s.yao(circ1, in1, owners1, **kw1),
                  timeout=30)

@@ -47,7 +47,7 @@ from ..errors import ProtocolError
 from . import halfgates as hg
 from .circuit import Circuit
 
-__all__ = ["YaoTensor", "YaoEngine", "yao", "REVEAL_BOTH", "REVEAL_SHARES"]
+__all__ = ["YaoTensor", "YaoEngine", "yao", "REVEAL_BOTH", "REVEAL_SHARES", "HEADER_BYTES"]
 
 REVEAL_BOTH = "both"
 REVEAL_SHARES = "shares"
@@ -55,7 +55,8 @@ _MAGIC = 0x59414F31                       # "YAO1"
 _UNKNOWN = np.iinfo(np.uint64).max
 _MAX_BATCH = 1 << 32
 _HDR_FIELDS = ("magic", "batch", "circuit fingerprint", "circuit fingerprint", "garbler", "reveal_to",
-               "owners", "number of input values", "tweak counter", "kind")
+               "owners", "number of input values", "tweak counter", "kind", "chunk_bytes")
+HEADER_BYTES = 8 * len(_HDR_FIELDS)       # sent by each party at the start of yao() / run()
 
 
 class YaoTensor:
@@ -281,11 +282,11 @@ class YaoEngine:
 
     # ------------------------------------------------------------------ header
     def _header(self, step: str, kind: int, circuit: Circuit | None, batch, garbler: int, reveal: int,
-                owners_code: int, nvalues: int) -> int:
+                owners_code: int, nvalues: int, chunk_bytes: int) -> int:
         fp = circuit.fingerprint if circuit is not None else bytes(16)
         mine = np.array([_MAGIC, _UNKNOWN if batch is None else batch,
                          int.from_bytes(fp[:8], "little"), int.from_bytes(fp[8:], "little"),
-                         garbler, reveal, owners_code, nvalues, self.tweak, kind], dtype=np.uint64)
+                         garbler, reveal, owners_code, nvalues, self.tweak, kind, chunk_bytes], dtype=np.uint64)
         peer = self.session.channel.exchange(step, mine)
         for i, name in enumerate(_HDR_FIELDS):
             if i == 1:
@@ -324,8 +325,8 @@ class YaoEngine:
             garbler: int | None = None, chunk_bytes: int = hg.CHUNK_BYTES) -> list[YaoTensor]:
         """Garble (garbler) or evaluate (evaluator) ``circuit`` on labelled inputs:
         ``inputs[i]`` of shape (batch, width_i).  Returns one YaoTensor (batch, width_j)
-        per output value.  Costs exactly 32 bytes per AND gate and copy (plus an
-        80-byte header exchange)."""
+        per output value.  Costs exactly 32 bytes per AND gate and copy (plus a
+        HEADER_BYTES = 88-byte header each way)."""
         s = self.session
         if not isinstance(circuit, Circuit):
             raise TypeError("circuit must be an ezprotocols.gc.Circuit")
@@ -349,7 +350,7 @@ class YaoEngine:
                 local_batch = t.shape[0]
             elif t.shape[0] != local_batch:
                 raise ValueError(f"run: inputs[{i}] has {t.shape[0]} copies, expected {local_batch}")
-        bsz = self._header("yao.run", 2, circuit, local_batch, garbler, 0, 0, len(inputs))
+        bsz = self._header("yao.run", 2, circuit, local_batch, garbler, 0, 0, len(inputs), chunk_bytes)
         delta = self.delta(garbler)
         outs = self._garble_or_eval(circuit, bsz, [np.ascontiguousarray(t.labels) for t in inputs], garbler,
                                     delta, chunk_bytes)
@@ -421,7 +422,7 @@ def yao(s, circuit: Circuit, inputs: Mapping[int, np.ndarray] | None, owners: Se
     every output (garbler: lsb of the zero-labels, evaluator: lsb of its labels).
     Returns a list with one (batch, width_j) uint8 array (or None) per output value.
 
-    Communication (payload bytes): an 80-byte header each way; the COTs for the
+    Communication (payload bytes): an 88-byte header each way (``HEADER_BYTES``); the COTs for the
     evaluator's input bits (sub-phase ``cot``); 16 bytes per garbler input bit and copy;
     32 bytes per AND gate and copy; ``ceil(batch * n_output_bits / 8)`` bytes to each
     party an output is revealed to.
@@ -430,6 +431,8 @@ def yao(s, circuit: Circuit, inputs: Mapping[int, np.ndarray] | None, owners: Se
     garbler = YaoEngine._check_garbler(garbler)
     if not isinstance(circuit, Circuit):
         raise TypeError("circuit must be an ezprotocols.gc.Circuit")
+    if int(chunk_bytes) < 32:
+        raise ValueError("chunk_bytes must be at least 32 (one garbled AND gate)")
     nv = len(circuit.input_widths)
     owners = [int(o) for o in owners]
     if len(owners) != nv:
@@ -459,7 +462,7 @@ def yao(s, circuit: Circuit, inputs: Mapping[int, np.ndarray] | None, owners: Se
         xs[i] = x
     owners_code = zlib.crc32(bytes(owners)) | (nv << 32)
     with s.phase("yao"):
-        B = eng._header("yao.setup", 1, circuit, local_batch, garbler, reveal, owners_code, nv)
+        B = eng._header("yao.setup", 1, circuit, local_batch, garbler, reveal, owners_code, nv, chunk_bytes)
         gb = s.role == garbler
         widths = circuit.input_widths
         ev_idx = [i for i in range(nv) if owners[i] != garbler]
