@@ -84,7 +84,6 @@ def aes_e2e(batch: int = 10_000, reps: int = 3, transport: str = "tcp"):
 
 def and_layer(total_log2: int = 26, k: int = 64, reps: int = 3, transport: str = "tcp"):
     """Per-repetition wall times of ``s.gc.run`` on a bare AND layer of 2^total_log2 gates."""
-    from ezprotocols.gc import ints_to_bits  # noqa: F401
     from ezprotocols.testing import run_pair
     circ = and_layer_circuit(k)
     batch = (1 << total_log2) // circ.n_and

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.bench_gc import AES_PATH, SHA_PATH, aes_e2e, and_layer, local_kernels  # noqa: E402
+from bench.bench_gc import SHA_PATH, aes_e2e, and_layer, local_kernels  # noqa: E402
 from bench.common import fmt_rate, openssl_aes_ecb  # noqa: E402
 
 EMP = {"aes10k": 19.8e6, "and_layer": 25.1e6}

@@ -20,10 +20,8 @@ import pytest
 
 from ezprotocols import Prg, ProtocolError
 from ezprotocols._ext import crypto
-from ezprotocols._ext import garble as K
 from ezprotocols.gc import Circuit, CircuitBuilder, YaoTensor, bits_to_ints, ints_to_bits
 from ezprotocols.gc import halfgates as hg
-from ezprotocols.gc.circuit import OP_AND  # noqa: F401
 from ezprotocols.gc.yao import HEADER_BYTES
 from ezprotocols.testing import run_pair
 
