@@ -1,0 +1,416 @@
+"""IKNP OT extension (Ishai, Kilian, Nissim, Petrank, CRYPTO 2003) with the ALSZ
+optimisations (Asharov, Lindell, Schneider, Zohner, eprint 2013/552), and the
+flavours built on it: correlated (global delta), random, chosen-message and
+additive OT over ``Z_2^w``.
+
+One extension per direction.  The IKNP *receiver* holds both seeds of 128
+base OTs (it was the base-OT sender); the IKNP *sender* holds one seed of each,
+selected by its secret ``s`` (``s_0 = 1``), and ``delta = s`` (16 bytes, bit i =
+bit i%8 of byte i//8).  For a batch of ``n`` OTs with choice bits ``r``:
+
+* receiver: ``t_i = G(k0_i)``, ``u_i = t_i ^ G(k1_i) ^ r`` for the 128 columns,
+  sends ``u`` (16 bytes per OT); its rows are ``t_j``;
+* sender: ``q_i = G(k_{s_i},i) ^ s_i u_i``; its rows are ``q_j = t_j ^ r_j delta``.
+
+``G(k)`` is AES-128-CTR keyed with the seed, the counter running on across
+batches (a tile of 128 OTs per counter value; a batch starts on a fresh tile).
+Because ``s_0 = 1``, ``delta`` has 127 bits of entropy and its lowest bit is 1,
+so it doubles as the free-XOR offset of garbling (as in emp-toolkit).
+
+Wire, per batch (direction ``X`` = the sending party's role, step prefix ``ot.sX``):
+
+1. receiver -> sender ``ot.sX.hdr``: ``uint64[4]`` = (n, flavour, parameter, check):
+   the sender compares it with its own call and raises :class:`ProtocolError` on
+   any difference (wrong n, different flavour, message length, widths);
+2. receiver -> sender ``ot.sX.u``: the u matrix in chunks of :data:`CHUNK` OTs
+   (``uint8[ubytes(m)]`` each; see ``_ext/include/ezp_ot.h`` for the tile-major
+   layout); the sender receives each with its exact expected length;
+3. chosen-message and additive OT only: sender -> receiver ``ot.sX.y`` /
+   ``ot.sX.d``, one message per chunk, the receiver reading chunk ``k`` after
+   sending u-chunk ``k + LAG`` (so both directions stream; for batches of at
+   most ``LAG * CHUNK`` OTs the whole exchange is 2 rounds).
+
+Hashing uses the tweakable correlation-robust hash of eprint 2019/074 with tweak
+(high = 0x4F << 56 | X << 48 | pad block, low = global OT index), never repeated
+for the same delta.
+"""
+from __future__ import annotations
+
+import secrets
+import zlib
+from collections import deque
+
+import numpy as np
+
+from .._ext import ot as _k
+from ..errors import ProtocolError
+
+__all__ = ["IknpSender", "IknpReceiver", "CHUNK", "LAG", "KAPPA", "FLAVOURS"]
+
+KAPPA = 128
+CHUNK = 1 << 16          # OTs per u-matrix message (1 MiB)
+LAG = 2                  # receiver reads reply chunk k after sending u chunk k + LAG
+TWEAK_DOMAIN = 0x4F      # 'O': OT-extension hashing
+FLAVOURS = {"cot": 1, "rot": 2, "chosen": 3, "acot": 4}
+_FLAVOUR_NAMES = {v: k for k, v in FLAVOURS.items()}
+_CALL = {"cot": "send_cot/recv_cot", "rot": "send_rot/recv_rot", "chosen": "send/recv",
+         "acot": "send_acot/recv_acot"}
+
+
+def _tweak_hi(sender_role: int) -> int:
+    return (TWEAK_DOMAIN << 56) | (sender_role << 48)
+
+
+def _header(n: int, flavour: str, param: int = 0, check: int = 0) -> np.ndarray:
+    return np.array([n, FLAVOURS[flavour], param, check], dtype=np.uint64)
+
+
+def _describe(h) -> str:
+    n, f, p, c = (int(x) for x in h)
+    name = _FLAVOUR_NAMES.get(f, f"flavour {f}")
+    extra = {"chosen": f", L={p}", "acot": f", bits={'per-OT widths' if p == 0 else p}"}.get(name, "")
+    return f"{name}(n={n}{extra})"
+
+
+def _chunks(n: int):
+    for off in range(0, n, CHUNK):
+        yield off, min(CHUNK, n - off)
+
+
+class IknpReceiver:
+    """The receiving end of one extension direction (this party holds both base-OT seeds)."""
+
+    def __init__(self, k0: np.ndarray, k1: np.ndarray, sender_role: int):
+        self.K0 = _k.ColumnKeys(k0)
+        self.K1 = _k.ColumnKeys(k1)
+        self.sender_role = sender_role
+        self.prefix = f"ot.s{sender_role}"
+        self.ctr = 0                      # next tile counter
+        self.scratch = _k.Scratch()
+        self._tbufs: list[np.ndarray] = []
+
+    # ------------------------------------------------------------------ core
+    def _reserve(self, n: int) -> int:
+        c = self.ctr
+        self.ctr += (n + 127) // 128
+        return c
+
+    def _tbuf(self, i: int) -> np.ndarray:
+        while len(self._tbufs) <= i:
+            self._tbufs.append(np.empty((CHUNK, 16), np.uint8))
+        return self._tbufs[i]
+
+    def _stream_u(self, ch, packed, n, ctr, t_out=None):
+        """Send the u matrix chunk by chunk; yields (off, m, t_rows) after each send.
+        ``t_out``: write rows there (``uint8[n,16]``), else into rotating chunk buffers."""
+        step = f"{self.prefix}.u"
+        for i, (off, m) in enumerate(_chunks(n)):
+            u = np.empty(_k.ubytes(m), np.uint8)      # fresh: the channel sends it without copying
+            if t_out is not None:
+                _k.recv_extend(self.K0, self.K1, ctr + off // 128, packed, off, m, u, t_out, off, self.scratch)
+                rows = t_out[off:off + m]
+            else:
+                buf = self._tbuf(i % (LAG + 1))
+                _k.recv_extend(self.K0, self.K1, ctr + off // 128, packed, off, m, u, buf, 0, self.scratch)
+                rows = buf[:m]
+            ch.send(step, u)
+            yield off, m, rows
+
+    def _start(self, ch, n, flavour, param=0, check=0):
+        ch.send(f"{self.prefix}.hdr", _header(n, flavour, param, check))
+        return self._reserve(n)
+
+    # ------------------------------------------------------------------ flavours
+    # Each flavour takes arguments already checked by the matching ``prep_*`` function
+    # (the engine checks before any base-OT setup, so misuse fails without traffic).
+
+    @staticmethod
+    def prep_cot(bits, out=None):
+        b, packed = _k.pack_bits(bits)
+        return b, packed, _out_blocks(out, b.shape[0], "out")
+
+    def cot(self, ch, b, packed, t):
+        n = b.shape[0]
+        ctr = self._start(ch, n, "cot")
+        for _ in self._stream_u(ch, packed, n, ctr, t_out=t):
+            pass
+        return t
+
+    prep_rot = prep_cot
+
+    def rot(self, ch, b, packed, mb):
+        n = b.shape[0]
+        ctr = self._start(ch, n, "rot")
+        hi = _tweak_hi(self.sender_role)
+        for off, m, rows in self._stream_u(ch, packed, n, ctr):
+            _k.tccr_rows(rows, None, hi, 128 * ctr + off, mb[off:off + m])
+        return mb
+
+    @staticmethod
+    def prep_chosen(bits, L, out=None):
+        b, packed = _k.pack_bits(bits)
+        n = b.shape[0]
+        L = _check_len(L)
+        if out is None:
+            out = np.empty((n, L), np.uint8)
+        elif not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != (n, L) \
+                or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"out must be a writeable C-contiguous uint8[{n}, {L}] array")
+        return b, packed, L, out
+
+    def chosen(self, ch, b, packed, L, out):
+        n = b.shape[0]
+        ctr = self._start(ch, n, "chosen", L)
+        if n == 0 or L == 0:
+            return out                              # header only (checked by the sender)
+        hi = _tweak_hi(self.sender_role)
+        step = f"{self.prefix}.y"
+        ybuf = np.empty(min(n, CHUNK) * 2 * L, np.uint8)   # received into, consumed at once
+        pending = deque()
+
+        def finish_one():
+            off, m, rows = pending.popleft()
+            y = ch.recv_array(step, np.uint8, (m, 2, L), out=ybuf[:m * 2 * L].reshape(m, 2, L))
+            _k.chosen_recv(rows, b[off:off + m], hi, 128 * ctr + off, y, out[off:off + m])
+
+        for item in self._stream_u(ch, packed, n, ctr):
+            pending.append(item)
+            if len(pending) > LAG:
+                finish_one()
+        while pending:
+            finish_one()
+        return out
+
+    @staticmethod
+    def prep_acot(bits, width):
+        b, packed = _k.pack_bits(bits)
+        return (b, packed) + _check_widths(width, b.shape[0])
+
+    def acot(self, ch, b, packed, w, widths, param, check):
+        n = b.shape[0]
+        y = np.empty(n, np.uint64)
+        ctr = self._start(ch, n, "acot", param, check)
+        if n == 0:
+            return y
+        hi = _tweak_hi(self.sender_role)
+        step = f"{self.prefix}.d"
+        pending = deque()
+
+        def finish_one():
+            off, m, rows = pending.popleft()
+            wc = None if widths is None else widths[off:off + m]
+            d = ch.recv_array(step, np.uint8, (_k.acot_nbytes(m, wc, w),))
+            _k.acot_recv(rows, b[off:off + m], hi, 128 * ctr + off, wc, w, d, y[off:off + m])
+
+        for item in self._stream_u(ch, packed, n, ctr):
+            pending.append(item)
+            if len(pending) > LAG:
+                finish_one()
+        while pending:
+            finish_one()
+        return y
+
+
+class IknpSender:
+    """The sending end of one extension direction (this party holds k_{s_i} and delta = s)."""
+
+    def __init__(self, s_bits: np.ndarray, ks: np.ndarray, sender_role: int):
+        s_bits = np.asarray(s_bits, np.uint8)
+        if s_bits.shape != (KAPPA,) or s_bits[0] != 1:
+            raise ValueError("s must be 128 bits with s_0 = 1")
+        self.KS = _k.ColumnKeys(ks)
+        self.mask = np.repeat(s_bits * np.uint8(0xFF), 16).astype(np.uint8)
+        self.delta = np.packbits(s_bits, bitorder="little")
+        self.delta.setflags(write=False)
+        self.sender_role = sender_role
+        self.prefix = f"ot.s{sender_role}"
+        self.ctr = 0
+        self.scratch = _k.Scratch()
+        self._ubuf = np.empty(_k.ubytes(CHUNK), np.uint8)
+        self._qbuf: np.ndarray | None = None
+
+    def _qchunk(self) -> np.ndarray:
+        if self._qbuf is None:
+            self._qbuf = np.empty((CHUNK, 16), np.uint8)
+        return self._qbuf
+
+    def _expect(self, ch, n, flavour, param=0, check=0) -> int:
+        step = f"{self.prefix}.hdr"
+        got = ch.recv_array(step, np.uint64, (4,))
+        mine = _header(n, flavour, param, check)
+        if not np.array_equal(got, mine):
+            self._drain(ch, got)
+            raise ProtocolError(f"{step}: the receiver runs {_describe(got)} but this party called "
+                                f"{_CALL[flavour].split('/')[0]} for {_describe(mine)}; both parties must "
+                                f"call matching methods ({_CALL[flavour]}) with the same n")
+        c = self.ctr
+        self.ctr += (n + 127) // 128
+        return c
+
+    def _drain(self, ch, hdr) -> None:
+        """After a header mismatch: read the u chunks the receiver sends before it waits
+        for anything, so it is not left blocked in a send when this side aborts."""
+        n, f, p = (int(x) for x in hdr[:3])
+        if f not in _FLAVOUR_NAMES or n > (1 << 40):
+            return
+        chunks = list(_chunks(n))
+        if _FLAVOUR_NAMES[f] == "chosen" and p == 0:
+            chunks = []
+        elif _FLAVOUR_NAMES[f] in ("chosen", "acot"):
+            chunks = chunks[:LAG + 1]
+        try:
+            for _off, m in chunks:
+                nb = _k.ubytes(m)
+                ch.recv_array(f"{self.prefix}.u", np.uint8, (nb,), out=self._ubuf[:nb])
+        except Exception:       # the original mismatch is the error to report
+            pass
+
+    def _stream_q(self, ch, n, ctr, q_out=None):
+        step = f"{self.prefix}.u"
+        for off, m in _chunks(n):
+            nb = _k.ubytes(m)
+            u = ch.recv_array(step, np.uint8, (nb,), out=self._ubuf[:nb])
+            if q_out is not None:
+                _k.send_extend(self.KS, self.mask, ctr + off // 128, u, m, q_out, off, self.scratch)
+                yield off, m, q_out[off:off + m]
+            else:
+                qb = self._qchunk()
+                _k.send_extend(self.KS, self.mask, ctr + off // 128, u, m, qb, 0, self.scratch)
+                yield off, m, qb[:m]
+
+    # ------------------------------------------------------------------ flavours
+    @staticmethod
+    def prep_cot(n, out=None):
+        n = _check_n(n)
+        return n, _out_blocks(out, n, "out")
+
+    def cot(self, ch, n, q):
+        ctr = self._expect(ch, n, "cot")
+        for _ in self._stream_q(ch, n, ctr, q_out=q):
+            pass
+        return q
+
+    @staticmethod
+    def prep_rot(n, out=None):
+        n = _check_n(n)
+        if out is None:
+            return n, np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise ValueError("out must be a pair (m0, m1) of uint8[n, 16] arrays")
+        return (n,) + tuple(_out_blocks(o, n, "out") for o in out)
+
+    def rot(self, ch, n, m0, m1):
+        ctr = self._expect(ch, n, "rot")
+        hi = _tweak_hi(self.sender_role)
+        for off, m, rows in self._stream_q(ch, n, ctr):
+            _k.tccr_rows(rows, None, hi, 128 * ctr + off, m0[off:off + m])
+            _k.tccr_rows(rows, self.delta, hi, 128 * ctr + off, m1[off:off + m])
+        return m0, m1
+
+    @staticmethod
+    def prep_chosen(m0, m1):
+        return _check_msgs(m0, m1)
+
+    def chosen(self, ch, m0, m1):
+        n, L = m0.shape
+        ctr = self._expect(ch, n, "chosen", L)
+        if n == 0 or L == 0:
+            return
+        hi = _tweak_hi(self.sender_role)
+        step = f"{self.prefix}.y"
+        for off, m, rows in self._stream_q(ch, n, ctr):
+            y = np.empty((m, 2, L), np.uint8)         # fresh: sent without copying
+            _k.chosen_send(rows, self.delta, hi, 128 * ctr + off, m0[off:off + m], m1[off:off + m], y)
+            ch.send(step, y)
+
+    @staticmethod
+    def prep_acot(c, width):
+        c = _check_c(c)
+        return (c,) + _check_widths(width, c.shape[0])
+
+    def acot(self, ch, c, w, widths, param, check):
+        n = c.shape[0]
+        x = np.empty(n, np.uint64)
+        ctr = self._expect(ch, n, "acot", param, check)
+        if n == 0:
+            return x
+        hi = _tweak_hi(self.sender_role)
+        step = f"{self.prefix}.d"
+        for off, m, rows in self._stream_q(ch, n, ctr):
+            wc = None if widths is None else widths[off:off + m]
+            d = np.empty(_k.acot_nbytes(m, wc, w), np.uint8)
+            _k.acot_send(rows, self.delta, hi, 128 * ctr + off, c[off:off + m], wc, w, x[off:off + m], d)
+            ch.send(step, d)
+        return x
+
+
+# ---------------------------------------------------------------------- argument checks
+
+def _check_n(n) -> int:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int, not {type(n).__name__}")
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    return n
+
+
+def _check_len(L) -> int:
+    if isinstance(L, (bool, np.bool_)) or not isinstance(L, (int, np.integer)):
+        raise TypeError(f"L must be an int, not {type(L).__name__}")
+    if L < 0:
+        raise ValueError(f"message length L must be >= 0, got {L}")
+    return int(L)
+
+
+def _out_blocks(out, n, name) -> np.ndarray:
+    if out is None:
+        return np.empty((n, 16), np.uint8)
+    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != (n, 16) \
+            or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous uint8[{n}, 16] array")
+    return out
+
+
+def _check_msgs(m0, m1):
+    a0, a1 = np.asarray(m0), np.asarray(m1)
+    for name, a in (("m0", a0), ("m1", a1)):
+        if a.dtype != np.uint8 or a.ndim != 2:
+            raise ValueError(f"{name} must be a uint8[n, L] array, got {a.dtype}{list(a.shape)}")
+    if a0.shape != a1.shape:
+        raise ValueError(f"m0 and m1 must have the same shape, got {a0.shape} and {a1.shape}")
+    return np.ascontiguousarray(a0), np.ascontiguousarray(a1)
+
+
+def _check_c(c) -> np.ndarray:
+    a = np.asarray(c)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"c must be a 1-d integer array (uint64[n]), got {a.dtype}{list(a.shape)}")
+    return np.ascontiguousarray(a.astype(np.uint64, copy=False))
+
+
+def _check_widths(width, n):
+    """-> (w, widths or None, header param, header check)."""
+    if isinstance(width, (bool, np.bool_)):
+        raise TypeError("bits must be an int in [1, 64] or a uint8 array of per-OT widths")
+    if isinstance(width, (int, np.integer)):
+        w = int(width)
+        if not 1 <= w <= 64:
+            raise ValueError(f"bits must be in [1, 64], got {w}")
+        return w, None, w, 0
+    a = np.asarray(width)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ValueError("bits must be an int in [1, 64] or a 1-d integer array of per-OT widths")
+    if a.shape[0] != n:
+        raise ValueError(f"bits (per-OT widths) must have one entry per OT: {a.shape[0]} != {n}")
+    if n and (a.min() < 1 or a.max() > 64):
+        raise ValueError("per-OT widths must be in [1, 64]")
+    a = np.ascontiguousarray(a.astype(np.uint8))
+    return 64, a, 0, zlib.crc32(a.data) if n else 0
+
+
+def random_s() -> np.ndarray:
+    """The IKNP sender's secret s: 128 bits from the OS CSPRNG with s_0 forced to 1."""
+    s = np.unpackbits(np.frombuffer(secrets.token_bytes(16), np.uint8), bitorder="little")
+    s[0] = 1
+    return s
