@@ -8,11 +8,12 @@ from ._ext.crypto import Prg
 from .errors import ChannelError, CircuitError, EzpError, PeerGone, PeerTimeout, ProtocolError
 from . import net
 from .session import Session
+from . import ot  # noqa: E402  (registers session.ot)
 from . import gc  # noqa: E402  (registers session.yao and session.gc)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Prg", "Session", "net", "gc",
+    "Prg", "Session", "net", "ot", "gc",
     "EzpError", "ProtocolError", "ChannelError", "PeerTimeout", "PeerGone", "CircuitError",
 ]
