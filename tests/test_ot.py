@@ -99,6 +99,25 @@ def test_chosen_message_lengths(rng, L):
     assert np.array_equal(m, np.where(b[:, None] == 1, m1, m0))
 
 
+def test_chosen_long_messages_stream_in_small_chunks(rng):
+    """L = 20000: a reply chunk holds only 128 OTs (<= 4 MiB), so 600 OTs take 5 chunks and
+    the receiver's lagged read of the replies is exercised."""
+    n, L = 600, 20000
+    assert iknp._chunk_ots(2 * L) == 128
+    b = _bits(rng, n)
+    m0 = rng.integers(0, 256, (n, L), dtype=np.uint8)
+    m1 = rng.integers(0, 256, (n, L), dtype=np.uint8)
+
+    def fr(s):
+        with s.phase("x"):
+            m = s.ot.recv(b, L)
+        return m, s.counters("x").bytes_recv - s.counters("x/ot_base").bytes_recv   # minus first-use setup
+
+    _, (m, nrecv) = run_pair(lambda s: s.ot.send(m0, m1), fr)
+    assert np.array_equal(m, np.where(b[:, None] == 1, m1, m0))
+    assert nrecv == 2 * n * L
+
+
 @pytest.mark.parametrize("sender", [0, 1])
 def test_acot_all_sizes(rng, sender):
     bits = {n: _bits(rng, n) for n in SIZES}

@@ -28,7 +28,10 @@ Wire, per batch (direction ``X`` = the sending party's role, step prefix ``ot.sX
 3. chosen-message and additive OT only: sender -> receiver ``ot.sX.y`` /
    ``ot.sX.d``, one message per chunk, the receiver reading chunk ``k`` after
    sending u-chunk ``k + LAG`` (so both directions stream; for batches of at
-   most ``LAG * CHUNK`` OTs the whole exchange is 2 rounds).
+   most ``(LAG + 1) * CHUNK`` OTs the whole exchange is 2 rounds, as counted by
+   the channel statistics; longer batches alternate directions chunk by chunk,
+   still with the latency of 2 rounds).  For long chosen messages a chunk holds
+   fewer OTs, so that a reply chunk stays within :data:`REPLY_BYTES`.
 
 Hashing uses the tweakable correlation-robust hash of eprint 2019/074 with tweak
 (high = 0x4F << 56 | X << 48 | pad block, low = global OT index), never repeated
@@ -50,6 +53,7 @@ __all__ = ["IknpSender", "IknpReceiver", "CHUNK", "LAG", "KAPPA", "FLAVOURS"]
 KAPPA = 128
 CHUNK = 1 << 16          # OTs per u-matrix message (1 MiB)
 LAG = 2                  # receiver reads reply chunk k after sending u chunk k + LAG
+REPLY_BYTES = 4 << 20    # at most this many bytes per chosen-message reply chunk (unless L > 16 KiB)
 TWEAK_DOMAIN = 0x4F      # 'O': OT-extension hashing
 FLAVOURS = {"cot": 1, "rot": 2, "chosen": 3, "acot": 4}
 _FLAVOUR_NAMES = {v: k for k, v in FLAVOURS.items()}
@@ -72,9 +76,17 @@ def _describe(h) -> str:
     return f"{name}(n={n}{extra})"
 
 
-def _chunks(n: int):
-    for off in range(0, n, CHUNK):
-        yield off, min(CHUNK, n - off)
+def _chunk_ots(reply_bytes_per_ot: int = 0) -> int:
+    """OTs per chunk: CHUNK, fewer (a multiple of 128) when the reply would exceed REPLY_BYTES."""
+    if reply_bytes_per_ot * CHUNK <= REPLY_BYTES:
+        return CHUNK
+    return max(128, (REPLY_BYTES // reply_bytes_per_ot) // 128 * 128)
+
+
+def _chunks(n: int, reply_bytes_per_ot: int = 0):
+    c = _chunk_ots(reply_bytes_per_ot)
+    for off in range(0, n, c):
+        yield off, min(c, n - off)
 
 
 class IknpReceiver:
@@ -100,11 +112,12 @@ class IknpReceiver:
             self._tbufs.append(np.empty((CHUNK, 16), np.uint8))
         return self._tbufs[i]
 
-    def _stream_u(self, ch, packed, n, ctr, t_out=None):
+    def _stream_u(self, ch, packed, n, ctr, t_out=None, reply=0):
         """Send the u matrix chunk by chunk; yields (off, m, t_rows) after each send.
-        ``t_out``: write rows there (``uint8[n,16]``), else into rotating chunk buffers."""
+        ``t_out``: write rows there (``uint8[n,16]``), else into rotating chunk buffers.
+        ``reply``: bytes per OT the sender answers with (sets the chunk size)."""
         step = f"{self.prefix}.u"
-        for i, (off, m) in enumerate(_chunks(n)):
+        for i, (off, m) in enumerate(_chunks(n, reply)):
             u = np.empty(_k.ubytes(m), np.uint8)      # fresh: the channel sends it without copying
             if t_out is not None:
                 _k.recv_extend(self.K0, self.K1, ctr + off // 128, packed, off, m, u, t_out, off, self.scratch)
@@ -165,7 +178,7 @@ class IknpReceiver:
             return out                              # header only (checked by the sender)
         hi = _tweak_hi(self.sender_role)
         step = f"{self.prefix}.y"
-        ybuf = np.empty(min(n, CHUNK) * 2 * L, np.uint8)   # received into, consumed at once
+        ybuf = np.empty(min(n, _chunk_ots(2 * L)) * 2 * L, np.uint8)   # received into, consumed at once
         pending = deque()
 
         def finish_one():
@@ -173,7 +186,7 @@ class IknpReceiver:
             y = ch.recv_array(step, np.uint8, (m, 2, L), out=ybuf[:m * 2 * L].reshape(m, 2, L))
             _k.chosen_recv(rows, b[off:off + m], hi, 128 * ctr + off, y, out[off:off + m])
 
-        for item in self._stream_u(ch, packed, n, ctr):
+        for item in self._stream_u(ch, packed, n, ctr, reply=2 * L):
             pending.append(item)
             if len(pending) > LAG:
                 finish_one()
@@ -253,7 +266,7 @@ class IknpSender:
         n, f, p = (int(x) for x in hdr[:3])
         if f not in _FLAVOUR_NAMES or n > (1 << 40):
             return
-        chunks = list(_chunks(n))
+        chunks = list(_chunks(n, 2 * p if _FLAVOUR_NAMES[f] == "chosen" else 0))
         if _FLAVOUR_NAMES[f] == "chosen" and p == 0:
             chunks = []
         elif _FLAVOUR_NAMES[f] in ("chosen", "acot"):
@@ -265,9 +278,9 @@ class IknpSender:
         except Exception:       # the original mismatch is the error to report
             pass
 
-    def _stream_q(self, ch, n, ctr, q_out=None):
+    def _stream_q(self, ch, n, ctr, q_out=None, reply=0):
         step = f"{self.prefix}.u"
-        for off, m in _chunks(n):
+        for off, m in _chunks(n, reply):
             nb = _k.ubytes(m)
             u = ch.recv_array(step, np.uint8, (nb,), out=self._ubuf[:nb])
             if q_out is not None:
@@ -318,7 +331,7 @@ class IknpSender:
             return
         hi = _tweak_hi(self.sender_role)
         step = f"{self.prefix}.y"
-        for off, m, rows in self._stream_q(ch, n, ctr):
+        for off, m, rows in self._stream_q(ch, n, ctr, reply=2 * L):
             y = np.empty((m, 2, L), np.uint8)         # fresh: sent without copying
             _k.chosen_send(rows, self.delta, hi, 128 * ctr + off, m0[off:off + m], m1[off:off + m], y)
             ch.send(step, y)
