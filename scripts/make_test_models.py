@@ -1,7 +1,8 @@
 """Export the small PyTorch models used as fixtures by tests/test_nn_*.py.
 
 CI has no PyTorch: the exported .onnx files are committed under tests/data/.
-Run from the repository root (needs torch, the CPU build is enough):
+Run from the repository root (needs torch, the CPU build is enough, and
+onnxscript for the torch.export-based exporter, the default since torch 2.9):
 
     python scripts/make_test_models.py
 
@@ -122,6 +123,15 @@ def export(model, shape, name, dynamic=False):
     print("wrote", path, os.path.getsize(path), "bytes")
 
 
+def export_dynamo(model, shape, name):
+    """The torch.export-based exporter (opset 18+, e.g. ReduceMean for adaptive pooling)."""
+    model.eval()
+    prog = torch.onnx.export(model, (torch.randn(*shape),), dynamo=True, input_names=["x"], output_names=["y"])
+    path = os.path.join(OUT, name)
+    prog.save(path)
+    print("wrote", path, os.path.getsize(path), "bytes")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(7)
@@ -133,6 +143,12 @@ def main():
         m = cls()
         _bn_stats(m)
         export(m, shape, name, dyn)
+    for cls, shape, name in ((ResBlock, (2, 3, 8, 8), "torch_dynamo_resblock.onnx"),
+                             (Misc, (2, 3, 6, 6), "torch_dynamo_misc.onnx"),
+                             (CnnBn, (2, 1, 12, 12), "torch_dynamo_cnn_bn.onnx")):
+        m = cls()
+        _bn_stats(m)
+        export_dynamo(m, shape, name)
 
 
 if __name__ == "__main__":

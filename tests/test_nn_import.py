@@ -47,6 +47,10 @@ TORCH_MODELS = {  # file: (per-sample input shape, batch sizes to test)
     "torch_resblock.onnx": ((3, 8, 8), (1,)),
     "torch_misc.onnx": ((3, 6, 6), (1, 4)),
     "torch_lenet.onnx": ((1, 28, 28), (1, 16)),
+    # torch.export-based exporter (torch >= 2.9 default), static batch 2
+    "torch_dynamo_resblock.onnx": ((3, 8, 8), (2,)),
+    "torch_dynamo_misc.onnx": ((3, 6, 6), (2,)),
+    "torch_dynamo_cnn_bn.onnx": ((1, 12, 12), (2,)),
 }
 
 
@@ -143,6 +147,23 @@ def test_pooling_variants(op, attrs, rng):
     m = _pool_model(op, **attrs)
     x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
     np.testing.assert_allclose(run_plaintext(load_onnx(m), x), _ort(m, x), atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize("op,axes,keepdims", [("ReduceMean", [2, 3], 1), ("ReduceMean", [-1], 0),
+                                              ("ReduceSum", [1], 1), ("ReduceMean", [1, 3], 0)])
+def test_reduce_ops(op, axes, keepdims, rng):
+    ax = helper.make_tensor("axes", TensorProto.INT64, [len(axes)], axes)
+    g = helper.make_graph([helper.make_node(op, ["x", "axes"], ["y"], keepdims=keepdims)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 5, 4])],
+                          [_out("y", 4 if keepdims else 4 - len(axes))], [ax])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_plaintext(load_onnx(m), x), _ort(m, x), atol=ATOL, rtol=RTOL)
+    bad = helper.make_graph([helper.make_node(op, ["x", "axes"], ["y"], name="r0", keepdims=1)], "g",
+                            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 5, 4])],
+                            [_out("y", 4)], [helper.make_tensor("axes", TensorProto.INT64, [1], [0])])
+    with pytest.raises(UnsupportedOp, match=f"unsupported ONNX op {op} at node r0: reduction over the batch"):
+        load_onnx(helper.make_model(bad, opset_imports=[helper.make_opsetid("", 18)]))
 
 
 PYTORCH_CONVERTED = [

@@ -11,7 +11,8 @@ from ezprotocols.nn import LIMITS, load_onnx, parse_architecture, run_plaintext
 from ezprotocols.nn.plan import Op, Plan
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
-MODELS = ["torch_cnn_bn.onnx", "torch_mlp.onnx", "torch_resblock.onnx", "torch_misc.onnx", "torch_lenet.onnx"]
+MODELS = ["torch_cnn_bn.onnx", "torch_mlp.onnx", "torch_resblock.onnx", "torch_misc.onnx", "torch_lenet.onnx",
+          "torch_dynamo_resblock.onnx", "torch_dynamo_misc.onnx", "torch_dynamo_cnn_bn.onnx"]
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -16,8 +16,8 @@ activation).
 
 Supported: Gemm, MatMul, Conv (1-D, 2-D; pads, strides, dilations, group,
 auto_pad), Add, Sub, Mul (activations or constants), Div by a constant, Relu,
-MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape,
-Squeeze, Unsqueeze, Transpose, Concat, Identity, Dropout, Cast (float to float),
+MaxPool, AveragePool, GlobalAveragePool, ReduceMean / ReduceSum (not over the
+batch axis), BatchNormalization, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Identity, Dropout, Cast (float to float),
 Softmax / LogSoftmax / ArgMax as the last op, and any op on constants only.
 """
 from __future__ import annotations
@@ -531,6 +531,26 @@ class _Importer:
 
     def op_GlobalAveragePool(self, node, ins, a):
         return self.emit("gap", [ins[0].v])
+
+    def reduce(self, node, ins, a, mean):
+        X = ins[0]
+        r = len(self.full(X))
+        axes = self.axes_of(node, ins, a)
+        if axes is None or len(axes) == 0:
+            if a.get("noop_with_empty_axes", 0):
+                return X
+            axes = list(range(r))
+        axes = sorted({x + r if x < 0 else x for x in axes})
+        if 0 in axes:
+            self.fail(node, "reduction over the batch axis")
+        return self.emit("reduce", [X.v], attrs={"axes": tuple(axes), "keepdims": bool(a.get("keepdims", 1)),
+                                                 "mean": mean})
+
+    def op_ReduceMean(self, node, ins, a):
+        return self.reduce(node, ins, a, True)
+
+    def op_ReduceSum(self, node, ins, a):
+        return self.reduce(node, ins, a, False)
 
     def op_BatchNormalization(self, node, ins, a):
         X = ins[0]

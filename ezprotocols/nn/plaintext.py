@@ -170,6 +170,11 @@ def run_fixed(plan: Plan, x: np.ndarray) -> np.ndarray:
                 axes = tuple(range(2, a[0].ndim))
                 cnt = int(np.prod(a[0].shape[2:]))
                 y = (a[0].sum(axis=axes, keepdims=True) * recip(cnt, f)) >> f
+            elif k == "reduce":
+                y = a[0].sum(axis=tuple(at["axes"]), keepdims=at["keepdims"])
+                if at["mean"]:
+                    cnt = int(np.prod([a[0].shape[i] for i in at["axes"]]))
+                    y = (y * recip(cnt, f)) >> f
             elif k == "reshape":
                 y = a[0].reshape((N,) + tuple(at["shape"]))
             elif k == "transpose":

@@ -26,6 +26,7 @@ Fixed-point semantics (shared by both executors, ``f`` = frac_bits)::
     add_const        y = x + c                   c at scale f
     mul              y = trunc_f(x * y)
     avgpool / gap    y = trunc_f(sum(window) * round(2^f / count))
+    reduce (mean)    y = trunc_f(sum(axes) * round(2^f / count)); (sum) exact
     add, sub, neg, relu, maxpool, reshape, transpose, concat: exact
 
 ``trunc_f`` is the arithmetic shift right by ``f`` (floor); the secure
@@ -78,6 +79,7 @@ _SPEC = {
     "avgpool": (1, (), (), {"kernel": ("ints", 2), "strides": ("ints", 2), "pads": ("ints", 4),
                             "ceil_mode": "bool", "count_include_pad": "bool"}),
     "gap": (1, (), (), {}),
+    "reduce": (1, (), (), {"axes": ("ints", None), "keepdims": "bool", "mean": "bool"}),
     "reshape": (1, (), (), {"shape": ("ints", None)}),
     "transpose": (1, (), (), {"perm": ("ints", None)}),
     "concat": (-1, (), (), {"axis": "int"}),
@@ -273,6 +275,13 @@ def infer_shape(kind: str, ins: list[tuple], cs: list[tuple], attrs: dict, err=V
         if len(x) < 2:
             raise err(f"gap: input {x} needs spatial axes")
         return (x[0],) + (1,) * (len(x) - 1)
+    if kind == "reduce":
+        axes = tuple(attrs["axes"])
+        if not axes or len(set(axes)) != len(axes) or not all(1 <= a <= len(x) for a in axes):
+            raise err(f"reduce: axes {axes} must be distinct axes in 1..{len(x)}")
+        if attrs["keepdims"]:
+            return tuple(1 if i + 1 in axes else d for i, d in enumerate(x))
+        return tuple(d for i, d in enumerate(x) if i + 1 not in axes)
     if kind == "reshape":
         shp = tuple(attrs["shape"])
         if math.prod(shp) != math.prod(x):
@@ -387,6 +396,8 @@ def _check_attr_ranges(op: Op, where, err) -> None:
         raise err(f"{where}: group out of range")
     if "shape" in a and not 0 <= len(a["shape"]) <= LIMITS["max_rank"]:
         raise err(f"{where}: reshape rank out of range")
+    if "axes" in a and not 1 <= len(a["axes"]) <= LIMITS["max_rank"]:
+        raise err(f"{where}: axes length out of range")
     if "perm" in a and not 2 <= len(a["perm"]) <= LIMITS["max_rank"] + 1:
         raise err(f"{where}: perm length out of range")
 

@@ -265,6 +265,12 @@ class _Exec:
             axes = tuple(range(2, a[0].ndim))
             cnt = int(np.prod(a[0].shape[2:]))
             return b.trunc(a[0].sum(axis=axes, keepdims=True, dtype=U64) * U64(int(recip(cnt, f))), f)
+        if k == "reduce":
+            y = a[0].sum(axis=tuple(at["axes"]), keepdims=at["keepdims"], dtype=U64)
+            if at["mean"]:
+                cnt = int(np.prod([a[0].shape[i] for i in at["axes"]]))
+                y = b.trunc(y * U64(int(recip(cnt, f))), f)
+            return y
         if k == "reshape":
             return a[0].reshape((N,) + tuple(at["shape"]))
         if k == "transpose":
