@@ -175,8 +175,26 @@ PYTORCH_CONVERTED = [
     "test_AvgPool1d_stride", "test_AvgPool2d", "test_AvgPool2d_stride", "test_BatchNorm1d_3d_input_eval",
     "test_BatchNorm2d_eval", "test_BatchNorm2d_momentum_eval", "test_Linear", "test_Linear_no_bias",
     "test_ReLU", "test_Softmax", "test_LogSoftmax", "test_log_softmax_dim3", "test_log_softmax_lastdim",
-    "test_softmax_lastdim", "test_softmax_functional_dim3", "test_PixelShuffle",
+    "test_softmax_lastdim", "test_softmax_functional_dim3", "test_PixelShuffle", "test_LeakyReLU",
+    "test_LeakyReLU_with_negval", "test_PReLU_1d", "test_PReLU_1d_multiparam", "test_PReLU_2d",
+    "test_PReLU_2d_multiparam", "test_ZeroPad2d",
 ]
+
+
+@pytest.mark.parametrize("lo,hi", [(0.0, 6.0), (-0.5, 0.5), (None, 0.3), (0.2, None), (1.0, 1.0)])
+def test_clip(lo, hi, rng):
+    inits, names = [], ["x"]
+    for nm, v in (("lo", lo), ("hi", hi)):
+        if v is None:
+            names.append("")
+        else:
+            inits.append(helper.make_tensor(nm, TensorProto.FLOAT, [], [v]))
+            names.append(nm)
+    g = helper.make_graph([helper.make_node("Clip", names, ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])], [_out("y", 3)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = (rng.standard_normal((5, 3, 4)) * 4).astype(np.float32)
+    np.testing.assert_allclose(run_plaintext(load_onnx(m), x), _ort(m, x), atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.parametrize("name", PYTORCH_CONVERTED)

@@ -18,6 +18,7 @@ Supported: Gemm, MatMul, Conv (1-D, 2-D; pads, strides, dilations, group,
 auto_pad), Add, Sub, Mul (activations or constants), Div by a constant, Relu,
 MaxPool, AveragePool, GlobalAveragePool, ReduceMean / ReduceSum (not over the
 batch axis), BatchNormalization, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Identity, Dropout, Cast (float to float),
+Pad (constant zeros), Clip (two ReLUs), LeakyRelu and PRelu (one ReLU),
 Softmax / LogSoftmax / ArgMax as the last op, and any op on constants only.
 """
 from __future__ import annotations
@@ -485,6 +486,100 @@ class _Importer:
 
     def op_Neg(self, node, ins, a):
         return self.emit("neg", [ins[0].v])
+
+    def _relu_of_shift(self, X, shift):
+        """relu(x + shift) for a constant scalar shift (0: plain relu)."""
+        v = X
+        if shift != 0:
+            v = self.emit("add_const", [X.v], [self.add_const(np.full((1,) * len(self.act_shape(X)), shift))])
+        return self.emit("relu", [v.v])
+
+    def op_Clip(self, node, ins, a):
+        """clip(x, lo, hi) = lo + relu(x - lo) - relu(x - hi) (two ReLUs), e.g. ReLU6."""
+        X = ins[0]
+        lo, hi = a.get("min"), a.get("max")
+        if len(ins) > 1 and ins[1] is not None:
+            lo = ins[1]
+        if len(ins) > 2 and ins[2] is not None:
+            hi = ins[2]
+        if isinstance(lo, _Act) or isinstance(hi, _Act):
+            self.fail(node, "the bounds must be constants")
+        lo = None if lo is None else float(np.asarray(lo).reshape(-1)[0])
+        hi = None if hi is None else float(np.asarray(hi).reshape(-1)[0])
+        one = (1,) * len(self.act_shape(X))
+        if lo is not None and hi is not None and lo > hi:
+            raise OnnxImportError(f"node {self.cur_name}: Clip with min > max")
+        if lo is None and hi is None:
+            return X
+        if lo is not None:
+            y = self._relu_of_shift(X, -lo)                     # relu(x - lo)
+        else:
+            y = X
+        if hi is not None:
+            r2 = self._relu_of_shift(X, -hi)                    # relu(x - hi)
+            y = self.emit("sub", [y.v, r2.v])
+            if lo is None:
+                return y                                        # x - relu(x - hi) = min(x, hi)
+        if lo is not None and lo != 0:
+            y = self.emit("add_const", [y.v], [self.add_const(np.full(one, lo))])
+        return y
+
+    def op_LeakyRelu(self, node, ins, a):
+        """leaky(x) = alpha * x + (1 - alpha) * relu(x)."""
+        X = ins[0]
+        alpha = float(a.get("alpha", 0.01))
+        return self._leaky(X, np.full((1,) * len(self.act_shape(X)), alpha))
+
+    def op_PRelu(self, node, ins, a):
+        X, slope = ins
+        if not isinstance(slope, np.ndarray):
+            self.fail(node, "the slope must be a constant")
+        sl = np.asarray(slope, np.float64)
+        xs = self.act_shape(X)
+        if self.opset < 7 and sl.ndim == 1 and len(xs) >= 1 and sl.size == xs[0]:
+            sl = sl.reshape((-1,) + (1,) * (len(xs) - 1))       # opset 6: per channel
+        return self._leaky(X, self.const_per_sample(node, sl, len(xs) + 1))
+
+    def _leaky(self, X, alpha):
+        r = self.emit("relu", [X.v])
+        r = self.emit("mul_const", [r.v], [self.add_const(1.0 - alpha)])
+        ax = self.emit("mul_const", [X.v], [self.add_const(alpha)])
+        return self.emit("add", [ax.v, r.v])
+
+    def op_Pad(self, node, ins, a):
+        X = ins[0]
+        mode = a.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode != "constant":
+            self.fail(node, f"mode={mode} (only constant zero padding)")
+        pads = a.get("pads", a.get("paddings"))
+        if len(ins) > 1 and ins[1] is not None:
+            if not isinstance(ins[1], np.ndarray):
+                self.fail(node, "pads must be a constant")
+            pads = ins[1]
+        value = a.get("value", 0.0)
+        if len(ins) > 2 and ins[2] is not None:
+            if not isinstance(ins[2], np.ndarray):
+                self.fail(node, "the pad value must be a constant")
+            value = float(np.asarray(ins[2]).reshape(-1)[0]) if np.asarray(ins[2]).size else 0.0
+        if float(value) != 0.0:
+            self.fail(node, "non-zero pad value")
+        r = len(self.full(X))
+        pads = [int(v) for v in np.asarray(pads).reshape(-1)]
+        if len(ins) > 3 and ins[3] is not None:             # opset 18 axes
+            axes = [int(v) + r if int(v) < 0 else int(v) for v in np.asarray(ins[3]).reshape(-1)]
+            full = [0] * (2 * r)
+            for k, ax in enumerate(axes):
+                full[ax], full[ax + r] = pads[k], pads[k + len(axes)]
+            pads = full
+        if len(pads) != 2 * r or any(v < 0 for v in pads):
+            self.fail(node, "negative or malformed pads")
+        if pads[0] or pads[r]:
+            self.fail(node, "padding the batch axis")
+        ps = pads[1:r] + pads[r + 1:]
+        if not any(ps):
+            return X
+        return self.emit("pad", [X.v], attrs={"pads": tuple(ps)})
 
     def op_Relu(self, node, ins, a):
         return self.emit("relu", [ins[0].v])

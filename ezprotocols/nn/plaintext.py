@@ -175,6 +175,9 @@ def run_fixed(plan: Plan, x: np.ndarray) -> np.ndarray:
                 if at["mean"]:
                     cnt = int(np.prod([a[0].shape[i] for i in at["axes"]]))
                     y = (y * recip(cnt, f)) >> f
+            elif k == "pad":
+                r = a[0].ndim - 1
+                y = np.pad(a[0], [(0, 0)] + [(at["pads"][i], at["pads"][i + r]) for i in range(r)])
             elif k == "reshape":
                 y = a[0].reshape((N,) + tuple(at["shape"]))
             elif k == "transpose":

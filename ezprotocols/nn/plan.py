@@ -27,7 +27,7 @@ Fixed-point semantics (shared by both executors, ``f`` = frac_bits)::
     mul              y = trunc_f(x * y)
     avgpool / gap    y = trunc_f(sum(window) * round(2^f / count))
     reduce (mean)    y = trunc_f(sum(axes) * round(2^f / count)); (sum) exact
-    add, sub, neg, relu, maxpool, reshape, transpose, concat: exact
+    add, sub, neg, relu, maxpool, pad (zeros), reshape, transpose, concat: exact
 
 ``trunc_f`` is the arithmetic shift right by ``f`` (floor); the secure
 executor's truncation may differ from it by one unit in the last place.
@@ -81,6 +81,7 @@ _SPEC = {
     "gap": (1, (), (), {}),
     "reduce": (1, (), (), {"axes": ("ints", None), "keepdims": "bool", "mean": "bool"}),
     "reshape": (1, (), (), {"shape": ("ints", None)}),
+    "pad": (1, (), (), {"pads": ("ints", None)}),
     "transpose": (1, (), (), {"perm": ("ints", None)}),
     "concat": (-1, (), (), {"axis": "int"}),
 }
@@ -282,6 +283,11 @@ def infer_shape(kind: str, ins: list[tuple], cs: list[tuple], attrs: dict, err=V
         if attrs["keepdims"]:
             return tuple(1 if i + 1 in axes else d for i, d in enumerate(x))
         return tuple(d for i, d in enumerate(x) if i + 1 not in axes)
+    if kind == "pad":
+        p = tuple(attrs["pads"])
+        if len(p) != 2 * len(x) or any(v < 0 for v in p):
+            raise err(f"pad: {len(p)} non-negative pads for a per-sample rank {len(x)}")
+        return tuple(d + p[i] + p[i + len(x)] for i, d in enumerate(x))
     if kind == "reshape":
         shp = tuple(attrs["shape"])
         if math.prod(shp) != math.prod(x):
@@ -390,7 +396,7 @@ def _check_attr_ranges(op: Op, where, err) -> None:
             raise err(f"{where}: {k} must be in 1..{K}")
     if "kernel" in a and not all(1 <= x <= K for x in a["kernel"]):
         raise err(f"{where}: kernel must be in 1..{K}")
-    if "pads" in a and not all(0 <= x <= K for x in a["pads"]):
+    if "pads" in a and (len(a["pads"]) > 2 * LIMITS["max_rank"] or not all(0 <= x <= K for x in a["pads"])):
         raise err(f"{where}: pads must be in 0..{K}")
     if "group" in a and not 1 <= a["group"] <= LIMITS["max_dim"]:
         raise err(f"{where}: group out of range")

@@ -271,6 +271,9 @@ class _Exec:
                 cnt = int(np.prod([a[0].shape[i] for i in at["axes"]]))
                 y = b.trunc(y * U64(int(recip(cnt, f))), f)
             return y
+        if k == "pad":                     # zeros are a valid sharing of zero
+            r = a[0].ndim - 1
+            return np.pad(a[0], [(0, 0)] + [(at["pads"][i], at["pads"][i + r]) for i in range(r)])
         if k == "reshape":
             return a[0].reshape((N,) + tuple(at["shape"]))
         if k == "transpose":
