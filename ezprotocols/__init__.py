@@ -10,10 +10,11 @@ from . import net
 from .session import Session
 from . import ot  # noqa: E402  (registers session.ot)
 from . import gc  # noqa: E402  (registers session.yao and session.gc)
+from . import nn  # noqa: E402  (ONNX front end, secure inference and validation)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Prg", "Session", "net", "ot", "gc",
+    "Prg", "Session", "net", "ot", "gc", "nn",
     "EzpError", "ProtocolError", "ChannelError", "PeerTimeout", "PeerGone", "CircuitError",
 ]
