@@ -14,7 +14,7 @@ layers through a :class:`Backend`:
 * relu, max over windows, argmax: the hybrid layer (garbled circuits).
 
 Inference reveals to P1 only the predicted class (or the logits, if P0 allows
-it); P0 learns nothing.  Validation reveals to both only the number of correct
+it); P0 learns nothing but the public metadata (number of samples, batch size).  Validation reveals to both only the number of correct
 predictions (and the confusion matrix if both parties agree), never a
 per-sample value.
 
