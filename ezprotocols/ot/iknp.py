@@ -76,6 +76,23 @@ def _describe(h) -> str:
     return f"{name}(n={n}{extra})"
 
 
+class _Ring:
+    """Send buffers reused in rotation.  The channel sends arrays without copying, so a
+    buffer may be rewritten only once the peer has provably received its contents: in
+    the two-way flavours the peer's message for chunk k + LAG + 1 is sent only after it
+    read our chunk k, so slot k mod (LAG + 2) is free again when chunk k + LAG + 2 is
+    written (and a new batch starts only after the peer finished the previous one)."""
+
+    def __init__(self):
+        self.slots = [np.empty(0, np.uint8) for _ in range(LAG + 2)]
+
+    def get(self, i: int, nbytes: int) -> np.ndarray:
+        k = i % len(self.slots)
+        if self.slots[k].nbytes < nbytes:
+            self.slots[k] = np.empty(nbytes, np.uint8)   # the old one lives on while the channel holds it
+        return self.slots[k][:nbytes]
+
+
 def _chunk_ots(reply_bytes_per_ot: int = 0) -> int:
     """OTs per chunk: CHUNK, fewer (a multiple of 128) when the reply would exceed REPLY_BYTES."""
     if reply_bytes_per_ot * CHUNK <= REPLY_BYTES:
@@ -100,6 +117,7 @@ class IknpReceiver:
         self.ctr = 0                      # next tile counter
         self.scratch = _k.Scratch()
         self._tbufs: list[np.ndarray] = []
+        self._uring = _Ring()
 
     # ------------------------------------------------------------------ core
     def _reserve(self, n: int) -> int:
@@ -118,7 +136,10 @@ class IknpReceiver:
         ``reply``: bytes per OT the sender answers with (sets the chunk size)."""
         step = f"{self.prefix}.u"
         for i, (off, m) in enumerate(_chunks(n, reply)):
-            u = np.empty(_k.ubytes(m), np.uint8)      # fresh: the channel sends it without copying
+            if reply:       # the sender answers every chunk: ring buffers are safe (see _Ring)
+                u = self._uring.get(i, _k.ubytes(m))
+            else:           # one-way: a fresh array, as the channel sends it without copying
+                u = np.empty(_k.ubytes(m), np.uint8)
             if t_out is not None:
                 _k.recv_extend(self.K0, self.K1, ctr + off // 128, packed, off, m, u, t_out, off, self.scratch)
                 rows = t_out[off:off + m]
@@ -215,7 +236,7 @@ class IknpReceiver:
             d = ch.recv_array(step, np.uint8, (_k.acot_nbytes(m, wc, w),))
             _k.acot_recv(rows, b[off:off + m], hi, 128 * ctr + off, wc, w, d, y[off:off + m])
 
-        for item in self._stream_u(ch, packed, n, ctr):
+        for item in self._stream_u(ch, packed, n, ctr, reply=8):
             pending.append(item)
             if len(pending) > LAG:
                 finish_one()
@@ -241,6 +262,7 @@ class IknpSender:
         self.scratch = _k.Scratch()
         self._ubuf = np.empty(_k.ubytes(CHUNK), np.uint8)
         self._qbuf: np.ndarray | None = None
+        self._ring = _Ring()
 
     def _qchunk(self) -> np.ndarray:
         if self._qbuf is None:
@@ -266,7 +288,8 @@ class IknpSender:
         n, f, p = (int(x) for x in hdr[:3])
         if f not in _FLAVOUR_NAMES or n > (1 << 40):
             return
-        chunks = list(_chunks(n, 2 * p if _FLAVOUR_NAMES[f] == "chosen" else 0))
+        reply = {"chosen": 2 * p, "acot": 8}.get(_FLAVOUR_NAMES[f], 0)
+        chunks = list(_chunks(n, reply))
         if _FLAVOUR_NAMES[f] == "chosen" and p == 0:
             chunks = []
         elif _FLAVOUR_NAMES[f] in ("chosen", "acot"):
@@ -331,8 +354,8 @@ class IknpSender:
             return
         hi = _tweak_hi(self.sender_role)
         step = f"{self.prefix}.y"
-        for off, m, rows in self._stream_q(ch, n, ctr, reply=2 * L):
-            y = np.empty((m, 2, L), np.uint8)         # fresh: sent without copying
+        for i, (off, m, rows) in enumerate(self._stream_q(ch, n, ctr, reply=2 * L)):
+            y = self._ring.get(i, m * 2 * L).reshape(m, 2, L)
             _k.chosen_send(rows, self.delta, hi, 128 * ctr + off, m0[off:off + m], m1[off:off + m], y)
             ch.send(step, y)
 
@@ -349,9 +372,9 @@ class IknpSender:
             return x
         hi = _tweak_hi(self.sender_role)
         step = f"{self.prefix}.d"
-        for off, m, rows in self._stream_q(ch, n, ctr):
+        for i, (off, m, rows) in enumerate(self._stream_q(ch, n, ctr, reply=8)):
             wc = None if widths is None else widths[off:off + m]
-            d = np.empty(_k.acot_nbytes(m, wc, w), np.uint8)
+            d = self._ring.get(i, _k.acot_nbytes(m, wc, w))
             _k.acot_send(rows, self.delta, hi, 128 * ctr + off, c[off:off + m], wc, w, x[off:off + m], d)
             ch.send(step, d)
         return x
