@@ -487,7 +487,7 @@ def test_wrong_length_reply_raises_protocol_error(rng):
         s.ot.send_cot(8)
         s.channel.recv_array("ot.s0.hdr", np.uint64, (4,))
         s.channel.recv_array("ot.s0.u", np.uint8, (K.ubytes(n),))
-        s.channel.send("ot.s0.y", np.zeros((n, 2, 15), np.uint8))
+        s.channel.send("ot.s0.y", np.zeros((2, n, 15), np.uint8))
         s.channel.recv_bytes("never", 1)
 
     def receiver(s):
@@ -582,11 +582,19 @@ def test_hash_kernels_match_tccr_definition(rng):
     L = 40
     m0 = rng.integers(0, 256, (n, L), dtype=np.uint8)
     m1 = rng.integers(0, 256, (n, L), dtype=np.uint8)
-    y = np.empty((n, 2, L), np.uint8)
+    y = np.empty((2, n, L), np.uint8)
     K.chosen_send(x, d, hi, lo, m0, m1, y)
     pad0 = np.concatenate([crypto.tccr_hash(x, tweak=((hi | k) << 64) | lo) for k in range(3)], axis=1)[:, :L]
     pad1 = np.concatenate([crypto.tccr_hash(x ^ d, tweak=((hi | k) << 64) | lo) for k in range(3)], axis=1)[:, :L]
-    assert np.array_equal(y[:, 0], m0 ^ pad0) and np.array_equal(y[:, 1], m1 ^ pad1)
+    assert np.array_equal(y[0], m0 ^ pad0) and np.array_equal(y[1], m1 ^ pad1)
+    # L = 16 takes the fused two-hash path; n not a multiple of 16 exercises its tail
+    m0, m1 = m0[:, :16].copy(), m1[:, :16].copy()
+    y = np.empty((2, n, 16), np.uint8)
+    K.chosen_send(x, d, hi, lo, m0, m1, y)
+    assert np.array_equal(y[0], m0 ^ crypto.tccr_hash(x, tweak=tw)) and np.array_equal(y[1], m1 ^ crypto.tccr_hash(x ^ d, tweak=tw))
+    o0, o1 = np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)
+    K.hash2_rows(x, d, hi, lo, o0, o1)
+    assert np.array_equal(o0, crypto.tccr_hash(x, tweak=tw)) and np.array_equal(o1, crypto.tccr_hash(x ^ d, tweak=tw))
 
 
 def test_sse_fallback_paths():
@@ -604,9 +612,15 @@ def test_sse_fallback_paths():
         "b = rng.integers(0, 2, 3000, dtype=np.uint8)\n"
         "(q, d), t = run_pair(lambda s: s.ot.send_cot(3000), lambda s: s.ot.recv_cot(b))\n"
         "assert np.array_equal(t, q ^ (b[:, None] * d))\n"
-        "m0 = rng.integers(0, 256, (3000, 20), dtype=np.uint8); m1 = m0 ^ 1\n"
-        "_, m = run_pair(lambda s: s.ot.send(m0, m1), lambda s: s.ot.recv(b, 20))\n"
-        "assert np.array_equal(m, np.where(b[:, None] == 1, m1, m0))\n"
+        "for L in (16, 20):\n"
+        "    m0 = rng.integers(0, 256, (3000, L), dtype=np.uint8); m1 = m0 ^ 1\n"
+        "    _, m = run_pair(lambda s: s.ot.send(m0, m1), lambda s: s.ot.recv(b, L))\n"
+        "    assert np.array_equal(m, np.where(b[:, None] == 1, m1, m0))\n"
+        "c = rng.integers(0, 2**64, 3000, dtype=np.uint64)\n"
+        "x, y = run_pair(lambda s: s.ot.send_acot(c), lambda s: s.ot.recv_acot(b))\n"
+        "assert np.array_equal(y, x + b * c)\n"
+        "(m0, m1), mb = run_pair(lambda s: s.ot.send_rot(3000), lambda s: s.ot.recv_rot(b))\n"
+        "assert np.array_equal(mb, np.where(b[:, None] == 1, m1, m0))\n"
         "print('ok')\n")
     env = dict(os.environ, EZP_NO_VAES="1")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
@@ -628,6 +642,12 @@ def test_sse_and_vaes_agree(rng):
         outs.append(r.stdout.strip())
     assert outs[0] == outs[1]
     assert bytes.fromhex(outs[0]) == _ref_columns(seeds, 3, 9).tobytes()
+
+
+def test_docstring_examples():
+    import doctest
+    from ezprotocols.ot import engine
+    assert doctest.testmod(engine).failed == 0
 
 
 def test_widths_checksum_is_crc32(rng):

@@ -37,6 +37,8 @@ cdef extern from "ezp_ot.h" nogil:
                          size_t n, uint8_t *q, uint8_t *scratch)
     Py_ssize_t ezp_ot_pack_bits(const uint8_t *bits, size_t n, uint8_t *packed)
     void ezp_ot_tccr(const uint8_t *x, const uint8_t *d, size_t n, uint64_t hi, uint64_t lo, uint8_t *out)
+    void ezp_ot_hash2(const uint8_t *x, const uint8_t *delta, size_t n, uint64_t hi, uint64_t lo,
+                      const uint8_t *m0, const uint8_t *m1, uint8_t *o0, uint8_t *o1)
     void ezp_ot_chosen_send(const uint8_t *q, const uint8_t *delta, size_t n, uint64_t hi, uint64_t lo,
                             const uint8_t *m0, const uint8_t *m1, size_t L, uint8_t *y)
     void ezp_ot_chosen_recv(const uint8_t *t, const uint8_t *b, size_t n, uint64_t hi, uint64_t lo,
@@ -218,12 +220,25 @@ def tccr_rows(const uint8_t[:, ::1] x, delta, uint64_t hi, uint64_t lo, uint8_t[
     return out
 
 
+def hash2_rows(const uint8_t[:, ::1] x, const uint8_t[::1] delta, uint64_t hi, uint64_t lo,
+               uint8_t[:, ::1] o0, uint8_t[:, ::1] o1):
+    """Both sender hashes in one pass: ``o0[j] = TCCR(x[j], (hi, lo+j))``, ``o1[j] = TCCR(x[j] ^ delta, ...)``."""
+    cdef Py_ssize_t n = x.shape[0]
+    if x.shape[1] != BLOCK or delta.shape[0] != BLOCK or o0.shape[0] != n or o1.shape[0] != n \
+            or o0.shape[1] != BLOCK or o1.shape[1] != BLOCK:
+        raise ValueError("x, o0, o1 must be uint8[n, 16], delta 16 bytes")
+    if n == 0:
+        return
+    with nogil:
+        ezp_ot_hash2(&x[0, 0], &delta[0], n, hi, lo, NULL, NULL, &o0[0, 0], &o1[0, 0])
+
+
 def chosen_send(const uint8_t[:, ::1] q, const uint8_t[::1] delta, uint64_t hi, uint64_t lo,
                 const uint8_t[:, ::1] m0, const uint8_t[:, ::1] m1, uint8_t[:, :, ::1] y):
-    """``y[j] = (m0[j] ^ H(q_j), m1[j] ^ H(q_j ^ delta))`` truncated/extended to L bytes."""
+    """``y[0][j] = m0[j] ^ pad(q_j)``, ``y[1][j] = m1[j] ^ pad(q_j ^ delta)`` (``y``: uint8[2, n, L])."""
     cdef Py_ssize_t n = q.shape[0]
     cdef Py_ssize_t L = y.shape[2]
-    if m0.shape[0] != n or m1.shape[0] != n or y.shape[0] != n or y.shape[1] != 2:
+    if m0.shape[0] != n or m1.shape[0] != n or y.shape[0] != 2 or y.shape[1] != n:
         raise ValueError("shape mismatch")
     if m0.shape[1] != L or m1.shape[1] != L or delta.shape[0] != BLOCK:
         raise ValueError("shape mismatch")
@@ -235,10 +250,10 @@ def chosen_send(const uint8_t[:, ::1] q, const uint8_t[::1] delta, uint64_t hi, 
 
 def chosen_recv(const uint8_t[:, ::1] t, const uint8_t[::1] b, uint64_t hi, uint64_t lo,
                 const uint8_t[:, :, ::1] y, uint8_t[:, ::1] out):
-    """``out[j] = y[j][b_j] ^ H(t_j)``."""
+    """``out[j] = y[b_j][j] ^ pad(t_j)`` (``y``: uint8[2, n, L])."""
     cdef Py_ssize_t n = t.shape[0]
     cdef Py_ssize_t L = y.shape[2]
-    if b.shape[0] != n or y.shape[0] != n or y.shape[1] != 2 or out.shape[0] != n or out.shape[1] != L:
+    if b.shape[0] != n or y.shape[0] != 2 or y.shape[1] != n or out.shape[0] != n or out.shape[1] != L:
         raise ValueError("shape mismatch")
     if n == 0 or L == 0:
         return

@@ -25,8 +25,9 @@ Wire, per batch (direction ``X`` = the sending party's role, step prefix ``ot.sX
 2. receiver -> sender ``ot.sX.u``: the u matrix in chunks of :data:`CHUNK` OTs
    (``uint8[ubytes(m)]`` each; see ``_ext/include/ezp_ot.h`` for the tile-major
    layout); the sender receives each with its exact expected length;
-3. chosen-message and additive OT only: sender -> receiver ``ot.sX.y`` /
-   ``ot.sX.d``, one message per chunk, the receiver reading chunk ``k`` after
+3. chosen-message and additive OT only: sender -> receiver ``ot.sX.y``
+   (``uint8[2, m, L]``: the masked m0 rows, then the masked m1 rows) /
+   ``ot.sX.d`` (the packed corrections), one message per chunk, the receiver reading chunk ``k`` after
    sending u-chunk ``k + LAG`` (so both directions stream; for batches of at
    most ``(LAG + 1) * CHUNK`` OTs the whole exchange is 2 rounds, as counted by
    the channel statistics; longer batches alternate directions chunk by chunk,
@@ -204,7 +205,7 @@ class IknpReceiver:
 
         def finish_one():
             off, m, rows = pending.popleft()
-            y = ch.recv_array(step, np.uint8, (m, 2, L), out=ybuf[:m * 2 * L].reshape(m, 2, L))
+            y = ch.recv_array(step, np.uint8, (2, m, L), out=ybuf[:m * 2 * L].reshape(2, m, L))
             _k.chosen_recv(rows, b[off:off + m], hi, 128 * ctr + off, y, out[off:off + m])
 
         for item in self._stream_u(ch, packed, n, ctr, reply=2 * L):
@@ -339,8 +340,7 @@ class IknpSender:
         ctr = self._expect(ch, n, "rot")
         hi = _tweak_hi(self.sender_role)
         for off, m, rows in self._stream_q(ch, n, ctr):
-            _k.tccr_rows(rows, None, hi, 128 * ctr + off, m0[off:off + m])
-            _k.tccr_rows(rows, self.delta, hi, 128 * ctr + off, m1[off:off + m])
+            _k.hash2_rows(rows, self.delta, hi, 128 * ctr + off, m0[off:off + m], m1[off:off + m])
         return m0, m1
 
     @staticmethod
@@ -355,7 +355,7 @@ class IknpSender:
         hi = _tweak_hi(self.sender_role)
         step = f"{self.prefix}.y"
         for i, (off, m, rows) in enumerate(self._stream_q(ch, n, ctr, reply=2 * L)):
-            y = self._ring.get(i, m * 2 * L).reshape(m, 2, L)
+            y = self._ring.get(i, m * 2 * L).reshape(2, m, L)
             _k.chosen_send(rows, self.delta, hi, 128 * ctr + off, m0[off:off + m], m1[off:off + m], y)
             ch.send(step, y)
 

@@ -402,29 +402,121 @@ static inline void ezp_ot__xor_bytes(uint8_t *dst, const uint8_t *a, const uint8
     for (size_t c = 0; c < len; c++) dst[c] = a[c] ^ b[c];
 }
 
-/* Chosen-message OT, sender: y[j] = (m0[j] ^ H(q_j), m1[j] ^ H(q_j ^ delta)), messages of
- * L bytes, y is n x 2 x L.  Pad block k of OT j uses tweak (hi | k, lo + j). */
+/* Both hashes of the sender in one pass (eprint 2019/074 TCCR, tweak (hi, lo + j)):
+ *     o0[j] = H(x_j, tw_j) ^ m0[j],   o1[j] = H(x_j ^ delta, tw_j) ^ m1[j]
+ * (m0/m1 NULL: no message).  Rows of 16 bytes, contiguous; o0/o1 may alias m0/m1. */
+EZP_VAES_TARGET static void ezp_ot__hash2_vaes(const uint8_t *x, const uint8_t *delta, size_t n, uint64_t hi,
+                                               uint64_t lo, const uint8_t *m0, const uint8_t *m1,
+                                               uint8_t *o0, uint8_t *o1) {
+    __m512i k[11];
+    ezp__bcast_key(&ezp_fixed_key, k);
+    const __m512i D = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)delta));
+    __m512i c = _mm512_set_epi64((long long)hi, (long long)(lo + 3), (long long)hi, (long long)(lo + 2),
+                                 (long long)hi, (long long)(lo + 1), (long long)hi, (long long)lo);
+    const __m512i four = _mm512_set_epi64(0, 4, 0, 4, 0, 4, 0, 4);
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512i p[8], v[8], t[4];
+        for (int a = 0; a < 4; a++) {
+            p[a] = _mm512_loadu_si512((const void *)(x + 16 * (j + 4 * a)));
+            p[4 + a] = _mm512_xor_si512(p[a], D);
+            t[a] = c;
+            c = _mm512_add_epi64(c, four);
+        }
+        EZP_VAES_ROUNDS_N(k, p, 8);
+        for (int a = 0; a < 8; a++) v[a] = _mm512_xor_si512(p[a], t[a & 3]);
+        EZP_VAES_ROUNDS_N(k, v, 8);
+        for (int a = 0; a < 4; a++) {
+            __m512i h0 = _mm512_xor_si512(v[a], p[a]), h1 = _mm512_xor_si512(v[4 + a], p[4 + a]);
+            if (m0) h0 = _mm512_xor_si512(h0, _mm512_loadu_si512((const void *)(m0 + 16 * (j + 4 * a))));
+            if (m1) h1 = _mm512_xor_si512(h1, _mm512_loadu_si512((const void *)(m1 + 16 * (j + 4 * a))));
+            _mm512_storeu_si512((void *)(o0 + 16 * (j + 4 * a)), h0);
+            _mm512_storeu_si512((void *)(o1 + 16 * (j + 4 * a)), h1);
+        }
+    }
+    for (; j < n; j++) {
+        __m128i d = _mm_loadu_si128((const __m128i *)delta);
+        __m128i tw = _mm_set_epi64x((long long)hi, (long long)(lo + j));
+        __m128i a0 = _mm_loadu_si128((const __m128i *)(x + 16 * j));
+        __m128i p0 = ezp_aes_enc1(&ezp_fixed_key, a0), p1 = ezp_aes_enc1(&ezp_fixed_key, _mm_xor_si128(a0, d));
+        __m128i h0 = _mm_xor_si128(ezp_aes_enc1(&ezp_fixed_key, _mm_xor_si128(p0, tw)), p0);
+        __m128i h1 = _mm_xor_si128(ezp_aes_enc1(&ezp_fixed_key, _mm_xor_si128(p1, tw)), p1);
+        if (m0) h0 = _mm_xor_si128(h0, _mm_loadu_si128((const __m128i *)(m0 + 16 * j)));
+        if (m1) h1 = _mm_xor_si128(h1, _mm_loadu_si128((const __m128i *)(m1 + 16 * j)));
+        _mm_storeu_si128((__m128i *)(o0 + 16 * j), h0);
+        _mm_storeu_si128((__m128i *)(o1 + 16 * j), h1);
+    }
+}
+
+static void ezp_ot__hash2_sse(const uint8_t *x, const uint8_t *delta, size_t n, uint64_t hi, uint64_t lo,
+                              const uint8_t *m0, const uint8_t *m1, uint8_t *o0, uint8_t *o1) {
+    const __m128i d = _mm_loadu_si128((const __m128i *)delta);
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        __m128i p[8], v[8], t[4];
+        for (int a = 0; a < 4; a++) {
+            p[a] = _mm_loadu_si128((const __m128i *)(x + 16 * (j + a)));
+            p[4 + a] = _mm_xor_si128(p[a], d);
+            t[a] = _mm_set_epi64x((long long)hi, (long long)(lo + j + a));
+        }
+        EZP_AES_ROUNDS_N(&ezp_fixed_key, p, 8);
+        for (int a = 0; a < 8; a++) v[a] = _mm_xor_si128(p[a], t[a & 3]);
+        EZP_AES_ROUNDS_N(&ezp_fixed_key, v, 8);
+        for (int a = 0; a < 4; a++) {
+            __m128i h0 = _mm_xor_si128(v[a], p[a]), h1 = _mm_xor_si128(v[4 + a], p[4 + a]);
+            if (m0) h0 = _mm_xor_si128(h0, _mm_loadu_si128((const __m128i *)(m0 + 16 * (j + a))));
+            if (m1) h1 = _mm_xor_si128(h1, _mm_loadu_si128((const __m128i *)(m1 + 16 * (j + a))));
+            _mm_storeu_si128((__m128i *)(o0 + 16 * (j + a)), h0);
+            _mm_storeu_si128((__m128i *)(o1 + 16 * (j + a)), h1);
+        }
+    }
+    for (; j < n; j++) {
+        __m128i tw = _mm_set_epi64x((long long)hi, (long long)(lo + j));
+        __m128i a0 = _mm_loadu_si128((const __m128i *)(x + 16 * j));
+        __m128i p0 = ezp_aes_enc1(&ezp_fixed_key, a0), p1 = ezp_aes_enc1(&ezp_fixed_key, _mm_xor_si128(a0, d));
+        __m128i h0 = _mm_xor_si128(ezp_aes_enc1(&ezp_fixed_key, _mm_xor_si128(p0, tw)), p0);
+        __m128i h1 = _mm_xor_si128(ezp_aes_enc1(&ezp_fixed_key, _mm_xor_si128(p1, tw)), p1);
+        if (m0) h0 = _mm_xor_si128(h0, _mm_loadu_si128((const __m128i *)(m0 + 16 * j)));
+        if (m1) h1 = _mm_xor_si128(h1, _mm_loadu_si128((const __m128i *)(m1 + 16 * j)));
+        _mm_storeu_si128((__m128i *)(o0 + 16 * j), h0);
+        _mm_storeu_si128((__m128i *)(o1 + 16 * j), h1);
+    }
+}
+
+static inline void ezp_ot_hash2(const uint8_t *x, const uint8_t *delta, size_t n, uint64_t hi, uint64_t lo,
+                                const uint8_t *m0, const uint8_t *m1, uint8_t *o0, uint8_t *o1) {
+    if (ezp_have_vaes) ezp_ot__hash2_vaes(x, delta, n, hi, lo, m0, m1, o0, o1);
+    else ezp_ot__hash2_sse(x, delta, n, hi, lo, m0, m1, o0, o1);
+}
+
+/* Chosen-message OT, sender: messages of L bytes; y is planar, 2 x n x L:
+ *     y[0][j] = m0[j] ^ pad(q_j),   y[1][j] = m1[j] ^ pad(q_j ^ delta)
+ * where block k of pad(x) for OT j is TCCR(x, (hi | k, lo + j)). */
 static void ezp_ot_chosen_send(const uint8_t *q, const uint8_t *delta, size_t n, uint64_t hi,
                                uint64_t lo, const uint8_t *m0, const uint8_t *m1, size_t L, uint8_t *y) {
+    uint8_t *y0 = y, *y1 = y + n * L;
+    if (L == 16) {
+        ezp_ot_hash2(q, delta, n, hi, lo, m0, m1, y0, y1);
+        return;
+    }
     uint8_t p0[256 * 16] __attribute__((aligned(64)));
     uint8_t p1[256 * 16] __attribute__((aligned(64)));
     size_t nb = (L + 15) / 16;
     for (size_t j0 = 0; j0 < n; j0 += 256) {
         size_t m = n - j0 < 256 ? n - j0 : 256;
         for (size_t k = 0; k < nb; k++) {
-            ezp_ot_tccr(q + 16 * j0, NULL, m, hi | k, lo + j0, p0);
-            ezp_ot_tccr(q + 16 * j0, delta, m, hi | k, lo + j0, p1);
+            ezp_ot_hash2(q + 16 * j0, delta, m, hi | k, lo + j0, NULL, NULL, p0, p1);
             size_t off = 16 * k, len = L - off < 16 ? L - off : 16;
             for (size_t j = 0; j < m; j++) {
                 size_t jj = j0 + j;
-                ezp_ot__xor_bytes(y + (2 * jj) * L + off, m0 + jj * L + off, p0 + 16 * j, len);
-                ezp_ot__xor_bytes(y + (2 * jj + 1) * L + off, m1 + jj * L + off, p1 + 16 * j, len);
+                ezp_ot__xor_bytes(y0 + jj * L + off, m0 + jj * L + off, p0 + 16 * j, len);
+                ezp_ot__xor_bytes(y1 + jj * L + off, m1 + jj * L + off, p1 + 16 * j, len);
             }
         }
     }
 }
 
-/* Chosen-message OT, receiver: out[j] = y[j][b_j] ^ H(t_j) (b: bytes 0/1). */
+/* Chosen-message OT, receiver: out[j] = y[b_j][j] ^ pad(t_j) (b: bytes 0/1, y planar 2 x n x L). */
 static void ezp_ot_chosen_recv(const uint8_t *t, const uint8_t *b, size_t n, uint64_t hi, uint64_t lo,
                                const uint8_t *y, size_t L, uint8_t *out) {
     uint8_t p[256 * 16] __attribute__((aligned(64)));
@@ -436,7 +528,7 @@ static void ezp_ot_chosen_recv(const uint8_t *t, const uint8_t *b, size_t n, uin
             size_t off = 16 * k, len = L - off < 16 ? L - off : 16;
             for (size_t j = 0; j < m; j++) {
                 size_t jj = j0 + j;
-                ezp_ot__xor_bytes(out + jj * L + off, y + (2 * jj + (b[jj] & 1)) * L + off, p + 16 * j, len);
+                ezp_ot__xor_bytes(out + jj * L + off, y + ((b[jj] & 1) * n + jj) * L + off, p + 16 * j, len);
             }
         }
     }
@@ -458,8 +550,7 @@ static size_t ezp_ot_acot_send(const uint8_t *q, const uint8_t *delta, size_t n,
     size_t off = 0;
     for (size_t j0 = 0; j0 < n; j0 += 256) {
         size_t m = n - j0 < 256 ? n - j0 : 256;
-        ezp_ot_tccr(q + 16 * j0, NULL, m, hi, lo + j0, p0);
-        ezp_ot_tccr(q + 16 * j0, delta, m, hi, lo + j0, p1);
+        ezp_ot_hash2(q + 16 * j0, delta, m, hi, lo + j0, NULL, NULL, p0, p1);
         for (size_t j = 0; j < m; j++) {
             size_t jj = j0 + j;
             unsigned wj = widths ? widths[jj] : w;
