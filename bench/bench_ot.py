@@ -141,7 +141,7 @@ class Kernels:
         self.t = np.ones((n, 16), np.uint8)
         self.q = np.ones((n, 16), np.uint8)
         self.h = np.ones((n, 16), np.uint8)
-        self.tile = rng.integers(0, 256, (128, 16), dtype=np.uint8)
+        self.tiles = rng.integers(0, 256, (n // 128, 128, 16), dtype=np.uint8)
         self.sc = K.Scratch()
         K.recv_extend(self.k0, self.k1, 0, self.packed, 0, n, self.u, self.t, 0, self.sc)
 
@@ -154,5 +154,5 @@ class Kernels:
     def time_tccr_rows_delta(self, n):
         K.tccr_rows(self.q, self.delta, 1, 0, self.h)
 
-    def time_transpose128(self, n):
-        K.transpose128(self.tile)
+    def time_transpose128_tiles(self, n):
+        K.transpose128(self.tiles)

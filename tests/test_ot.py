@@ -527,6 +527,8 @@ def test_transpose128_matches_numpy(rng):
         assert np.array_equal(K.transpose128(x), ref)
     eye = np.packbits(np.eye(128, dtype=np.uint8), axis=1, bitorder="little")
     assert np.array_equal(K.transpose128(eye), eye)
+    many = rng.integers(0, 256, (5, 128, 16), dtype=np.uint8)
+    assert np.array_equal(K.transpose128(many), np.stack([K.transpose128(t) for t in many]))
 
 
 @pytest.mark.parametrize("n", [1, 8, 127, 128, 129, 1023, 1024, 1025, 5000])

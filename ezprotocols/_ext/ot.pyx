@@ -121,16 +121,19 @@ cdef class Scratch:
             free(self.p)
 
 
-def transpose128(tile):
-    """Bit-transpose of one 128 x 128 tile (``uint8[128, 16]``): out row c, bit i = in row i, bit c."""
-    a = np.ascontiguousarray(tile, dtype=np.uint8)
-    if a.shape != (KAPPA, BLOCK):
-        raise ValueError("tile must be uint8[128, 16]")
-    out = np.empty((KAPPA, BLOCK), np.uint8)
-    cdef const uint8_t[:, ::1] av = a
-    cdef uint8_t[:, ::1] ov = out
+def transpose128(tiles):
+    """Bit-transpose of 128 x 128 tiles (``uint8[128, 16]`` or ``uint8[k, 128, 16]``):
+    out row c, bit i = in row i, bit c, tile by tile."""
+    a = np.ascontiguousarray(tiles, dtype=np.uint8)
+    if a.ndim not in (2, 3) or tuple(a.shape)[a.ndim - 2:] != (KAPPA, BLOCK):
+        raise ValueError("tiles must be uint8[128, 16] or uint8[k, 128, 16]")
+    out = np.empty(a.shape, np.uint8)
+    cdef const uint8_t[::1] av = a.reshape(-1)
+    cdef uint8_t[::1] ov = out.reshape(-1)
+    cdef Py_ssize_t k, nt = a.size // 2048
     with nogil:
-        ezp_ot_tr128(&av[0, 0], &ov[0, 0])
+        for k in range(nt):
+            ezp_ot_tr128(&av[k * 2048], &ov[k * 2048])
     return out
 
 
