@@ -629,6 +629,21 @@ def test_sse_fallback_paths():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+def test_vaes_without_gfni_transpose(rng):
+    """VAES PRG with the SSE transpose (a CPU with VAES but without GFNI/VBMI): EZP_NO_GFNI=1."""
+    code = ("import numpy as np, ezprotocols.ot\n"
+            "from ezprotocols._ext import ot as K\n"
+            "from ezprotocols.testing import run_pair\n"
+            "assert not K.gfni_transpose_enabled()\n"
+            "b = np.random.default_rng(4).integers(0, 2, 5000, dtype=np.uint8)\n"
+            "(q, d), t = run_pair(lambda s: s.ot.send_cot(5000), lambda s: s.ot.recv_cot(b))\n"
+            "assert np.array_equal(t, q ^ (b[:, None] * d))\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, EZP_NO_GFNI="1"),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 def test_sse_and_vaes_agree(rng):
     """Kernel outputs are identical with and without the wide paths (same seeds, same counters)."""
     seeds = rng.integers(0, 256, (128, 16), dtype=np.uint8)

@@ -58,8 +58,10 @@ static inline int ezp_ot_cpu_gfni(void) {
 
 static inline void ezp_ot_init(void) {
     ezp_aes_init();
-    /* EZP_NO_VAES=1 (ezp_have_vaes == 0) also disables this AVX-512 path */
-    ezp_ot_have_gfni = ezp_have_vaes && ezp_ot_cpu_gfni();
+    /* EZP_NO_VAES=1 (ezp_have_vaes == 0) also disables this AVX-512 path; EZP_NO_GFNI=1
+     * disables only the transpose (VAES PRG + SSE transpose, as on a CPU without GFNI) */
+    const char *no = getenv("EZP_NO_GFNI");
+    ezp_ot_have_gfni = ezp_have_vaes && ezp_ot_cpu_gfni() && !(no && no[0] && no[0] != '0');
     for (int h = 0; h < 2; h++)
         for (int b = 0; b < 8; b++)
             for (int k = 0; k < 8; k++)
