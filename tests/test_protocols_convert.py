@@ -154,3 +154,13 @@ def test_cost_a2y(rng, n, w):
     assert r0 == 32 + _ub(n * w) + HEADER_BYTES              # P1's share bits by COT + header
     assert (s1, r1) == (r0, s0)
     assert (k0, k1) == (4, 2)
+
+
+def test_cost_table_is_measured():
+    from ezprotocols.costs import measure
+    rows = {r["op"]: r for r in measure(400)}
+    relu = rows["relu (64-bit)"]
+    assert relu["and_gates"] == 63 and relu["cots"] == 63 and relu["additive_cots"] == 2
+    assert rows["mux (bit * value)"]["bytes"] > 48            # 48 + amortised headers
+    assert rows["b2y (64-bit)"]["and_gates"] == 0
+    assert rows["argmax over 10"]["and_gates"] == 9 * 63

@@ -46,6 +46,7 @@ CHUNK = 1 << 20
 HDR_MAX = _HDR.size + 8 * MAX_NDIM
 ABORT_MAX = 1024
 DEFAULT_TIMEOUT = 120.0
+CLOSE_WAIT = 30.0        # longest wait in close() for the peer to close too (bounded by the timeout)
 PROTOCOL_VERSION = b"ezprotocols-wire/1"
 
 DTYPES = [np.dtype(t).newbyteorder("<") for t in (
@@ -347,7 +348,14 @@ class Channel:
         self._close(linger_ms=1000)
 
     def close(self) -> None:
-        """Close this end; the peer's pending or next receive raises :class:`PeerGone`."""
+        """Close this end; the peer's pending or next receive raises :class:`PeerGone`.
+
+        Over a network, closing is a handshake so that everything sent before reaches a
+        live peer and nobody waits for a dead one: this side sends a close message, then
+        (discarding anything unread) waits up to ``min(timeout, CLOSE_WAIT)`` seconds
+        for the peer's own close message or for its connection to drop.  A peer that
+        is still reading gets our queued messages in that time; once it has closed (or
+        is gone) nothing more can be delivered and the socket is dropped at once."""
         if self._closed:
             return
         try:
@@ -355,7 +363,28 @@ class Channel:
             self._sock.send(hdr, flags=zmq.NOBLOCK)
         except zmq.ZMQError:
             pass
-        self._close(linger_ms=int(min(self.timeout, 10.0) * 1000))
+        if self._release is None:                 # in-process: delivered already, nothing to flush
+            self._close(linger_ms=0)
+            return
+        done = self._gone_reason is not None
+        deadline = time.monotonic() + min(self.timeout, CLOSE_WAIT)
+        while not done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            events = dict(self._poller.poll(max(1, int(min(remaining, 0.5) * 1000))))
+            if self._sock in events:
+                try:
+                    got = self._sock.recv_into(self._scratch, flags=zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    got = 0
+                if got >= _HDR.size and bytes(self._scratch[:2]) == MAGIC and \
+                        self._scratch[2] in (KIND_CLOSE, KIND_ABORT):
+                    done = True
+            if self._monitor is not None and self._monitor in events:
+                self._poll_monitor()
+                done = done or self._gone_reason is not None
+        self._close(linger_ms=0 if done else 1000)
 
     def _close(self, linger_ms: int, release: bool = True) -> None:
         self._closed = True
