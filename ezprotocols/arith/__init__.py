@@ -18,10 +18,22 @@ from ..session import register_engine, register_method
 from .context import ArithContext
 from .conv import Conv2dGeom
 from .fixed import decode, encode
-from .private import PrivateConv2d, PrivateLinear, conv2d_private, linear
+from .private import PrivateConv2d, PrivateLinear, conv2d_p0, conv2d_private, linear, linear_p0
 from .tensor import ArithTensor, concatenate, from_public, reveal, share_input, stack, where_public
 from .triples import TripleEngine
 from .trunc import trunc_faithful, trunc_local
+
+
+
+def truncate(t: ArithTensor, bits: int, method=None) -> ArithTensor:
+    """``t / 2^bits`` (the scale drops by ``bits``); see :meth:`ArithTensor.truncate`.
+    A tensor at scale 0 (raw ring integers, as the nn executor keeps them) is treated
+    as having ``bits`` fractional bits to remove: the result is again at scale 0."""
+    if t.scale >= bits:
+        return t.truncate(bits, method=method)
+    lifted = ArithTensor(t.session, t.share, bits + t.scale)
+    return ArithTensor(t.session, lifted.truncate(bits, method=method).share, t.scale)
+
 
 register_engine("arith", ArithContext)
 register_engine("triples", TripleEngine)
@@ -31,6 +43,6 @@ register_method("from_public", from_public)
 
 __all__ = [
     "ArithTensor", "ArithContext", "TripleEngine", "PrivateLinear", "PrivateConv2d", "Conv2dGeom",
-    "linear", "conv2d_private", "concatenate", "stack", "where_public", "from_public",
+    "linear", "conv2d_private", "linear_p0", "conv2d_p0", "truncate", "concatenate", "stack", "where_public", "from_public",
     "share_input", "reveal", "encode", "decode", "trunc_local", "trunc_faithful",
 ]

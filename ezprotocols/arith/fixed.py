@@ -62,14 +62,14 @@ def encode(x, f: int) -> np.ndarray:
         lim = 1 << (63 - f)
         if np.any((s >= lim) | (s < -lim)):
             raise ValueError(f"integer value too large for fixed point with {f} fractional bits")
-        return (v << np.uint64(f)).astype(U64, copy=False)
+        return np.asarray(v << np.uint64(f), dtype=U64)
     a = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueError("cannot encode NaN or infinity in fixed point")
     y = np.rint(a * float(2 ** f))
     if np.any(np.abs(y) >= MAX_ABS):
         raise ValueError(f"value too large for fixed point with {f} fractional bits (|x| >= 2^{63 - f})")
-    return y.astype(np.int64).astype(U64)
+    return np.asarray(y.astype(np.int64).astype(U64))
 
 
 def to_signed(v) -> np.ndarray:

@@ -38,7 +38,7 @@ from .cross import conv2d_costs, cross_conv2d, cross_matmul, matmul_costs
 from .fixed import encode, encode_int, is_float_like, to_signed
 from .tensor import ArithTensor
 
-__all__ = ["PrivateLinear", "PrivateConv2d", "linear", "conv2d_private"]
+__all__ = ["PrivateLinear", "PrivateConv2d", "linear", "conv2d_private", "linear_p0", "conv2d_p0"]
 
 U64 = np.uint64
 
@@ -313,3 +313,17 @@ def conv2d_private(x: ArithTensor, W=None, *, shape=None, owner: int = 0, bias=N
     layer = PrivateConv2d(x.session, W, shape=shape, owner=owner, bias=bias, stride=stride, padding=padding,
                           dilation=dilation, groups=groups, weight_bits=weight_bits)
     return layer(x, method=method, truncate=truncate)
+
+
+def linear_p0(x: ArithTensor, W=None, *, wshape=None, owner: int = 0) -> ArithTensor:
+    """``x @ W`` with ``W`` known to ``owner`` (default P0), untruncated (scale of ``x`` plus
+    that of ``W``; integer ``W`` is taken as raw ring elements).  The other party passes
+    ``W=None`` and ``wshape``."""
+    return linear(x, W, shape=wshape, owner=owner, truncate=False)
+
+
+def conv2d_p0(x: ArithTensor, W=None, *, wshape=None, stride=1, padding=0, dilation=1, groups=1,
+              owner: int = 0) -> ArithTensor:
+    """``conv2d(x, W)`` with ``W`` known to ``owner``, untruncated (see :func:`linear_p0`)."""
+    return conv2d_private(x, W, shape=wshape, owner=owner, stride=stride, padding=padding,
+                          dilation=dilation, groups=groups, truncate=False)

@@ -102,6 +102,11 @@ class ArithTensor:
         self.share = share
         self.scale = int(scale)
 
+    @classmethod
+    def from_share(cls, session, share, scale: int = 0) -> "ArithTensor":
+        """Wrap this party's share array (``uint64``; the peer must wrap its own share)."""
+        return cls(session, np.asarray(share, dtype=U64, order="C"), scale)
+
     # ------------------------------------------------------------------ basics
     @property
     def shape(self) -> tuple:
@@ -227,14 +232,14 @@ class ArithTensor:
         if bits == 0:
             return self
         s = self.session
-        return self._new(truncate_shares(s, np.ascontiguousarray(self.share), bits, method), self.scale - bits)
+        return self._new(truncate_shares(s, self.share, bits, method), self.scale - bits)
 
     def _finish_product(self, share, sa, sb, method, truncate=True) -> "ArithTensor":
         cut = min(sa, sb) if truncate else 0
         if sa + sb - cut > 62:
             raise ValueError(f"product scale {sa + sb - cut} exceeds 62 bits")
         if cut:
-            share = truncate_shares(self.session, np.ascontiguousarray(share), cut, method)
+            share = truncate_shares(self.session, share, cut, method)
         return ArithTensor(self.session, share, sa + sb - cut)
 
     # ------------------------------------------------------------------ arithmetic
@@ -306,6 +311,10 @@ class ArithTensor:
             return self._finish_product(self.share * enc, self.scale, sc, method, truncate)
         raise TypeError(f"cannot multiply an ArithTensor by {type(other).__name__}")
 
+    def mul_raw(self, other) -> "ArithTensor":
+        """Elementwise product without truncation (scale ``sa + sb``)."""
+        return self.mul(other, truncate=False)
+
     def __mul__(self, other):
         if not (isinstance(other, ArithTensor) or _is_public(other)):
             return NotImplemented
@@ -329,6 +338,10 @@ class ArithTensor:
             enc, sc = _public_enc(other, self.session.frac_bits)
             return self._finish_product(_ring_matmul(self.share, enc), self.scale, sc, method, truncate)
         raise TypeError(f"cannot matmul an ArithTensor with {type(other).__name__}")
+
+    def matmul_raw(self, other) -> "ArithTensor":
+        """``self @ other`` without truncation (scale ``sa + sb``)."""
+        return self.matmul(other, truncate=False)
 
     def rmatmul_public(self, other, method=None, truncate: bool = True) -> "ArithTensor":
         enc, sc = _public_enc(other, self.session.frac_bits)
@@ -414,17 +427,15 @@ def _open(s, step: str, arrays):
 def beaver_mul(s, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Shares of ``x * y`` (numpy broadcasting) with elementwise Beaver triples."""
     shape = np.broadcast_shapes(x.shape, y.shape)
-    xb = np.broadcast_to(x, shape)
-    yb = np.broadcast_to(y, shape)
-    n = int(np.prod(shape, dtype=np.int64))
+    xb = np.broadcast_to(x, shape).reshape(-1)
+    yb = np.broadcast_to(y, shape).reshape(-1)
+    n = xb.shape[0]
     a, b, c = s.triples.mul(n)
-    a = a.reshape(shape)
-    b = b.reshape(shape)
     e, f = _open(s, "arith.mul.open", [xb - a, yb - b])
-    z = c.reshape(shape) + e * b + f * a
+    z = c + e * b + f * a
     if s.role == 0:
         z += e * f
-    return z
+    return z.reshape(shape)
 
 
 def beaver_matmul(s, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -470,17 +481,22 @@ def beaver_conv2d(s, x: np.ndarray, w: np.ndarray, geom: Conv2dGeom) -> np.ndarr
 _HDR = 4 + MAX_NDIM
 
 
-def share_input(s, x, owner: int, shape=None, fixed: bool | None = None) -> ArithTensor:
-    """``s.input(x, owner, shape=None, fixed=None)``: share a value owned by ``owner``.
+def share_input(s, x, owner: int, shape=None, fixed: bool | None = None, raw: bool = False) -> ArithTensor:
+    """``s.input(x, owner, shape=None, fixed=None, raw=False)``: share a value owned by ``owner``.
 
     The owner passes ``x``; the other party passes ``None`` and the ``shape``.
     ``fixed=None`` decides by dtype at the owner: floats become fixed point at
     ``s.frac_bits``, integers/bools raw ring elements (scale 0, two's complement);
-    ``fixed=True`` encodes integers as fixed point too, ``fixed=False`` refuses floats.
+    ``fixed=True`` encodes integers as fixed point too, ``fixed=False`` refuses floats;
+    ``raw=True`` (same as ``fixed=False``) shares integer arrays as ring elements as they are.
     The owner sends a 16-byte seed from which the other party expands its share,
     with the scale and shape (checked, so mismatched calls fail here)."""
     if owner not in (0, 1):
         raise ValueError(f"input: owner must be 0 or 1, not {owner!r}")
+    if raw:
+        if fixed:
+            raise ValueError("input: raw=True and fixed=True contradict each other")
+        fixed = False
     step = "arith.input"
     if s.role == owner:
         if x is None:
@@ -537,7 +553,7 @@ def reveal(s, t: ArithTensor, to=None, raw: bool = False):
         raise TypeError(f"reveal expects an ArithTensor, got {type(t).__name__}")
     if to not in (None, 0, 1):
         raise ValueError(f"reveal: to must be None, 0 or 1, not {to!r}")
-    share = np.ascontiguousarray(t.share, dtype=U64)
+    share = np.asarray(t.share, dtype=U64, order="C")
     step = "arith.reveal"
     if to is None:
         other = s.channel.exchange(step, share)

@@ -233,8 +233,12 @@ def trunc_faithful(s, share: np.ndarray, f: int, step: str = "arith.trunc") -> n
 def truncate_shares(s, share: np.ndarray, f: int, method: str | None = None) -> np.ndarray:
     """Truncate this party's share by ``f`` bits with ``method`` (default: ``s.arith.trunc``)."""
     method = method or s.arith.trunc
+    a = np.asarray(share, dtype=U64)
+    flat = a.reshape(-1)
     if method == "local":
-        return trunc_local(share, f, s.role)
-    if method == "faithful":
-        return trunc_faithful(s, share, f)
-    raise ValueError(f"unknown truncation method {method!r} (use 'local' or 'faithful')")
+        out = trunc_local(flat, f, s.role)
+    elif method == "faithful":
+        out = trunc_faithful(s, flat, f)
+    else:
+        raise ValueError(f"unknown truncation method {method!r} (use 'local' or 'faithful')")
+    return out.reshape(a.shape)
