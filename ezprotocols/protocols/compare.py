@@ -4,7 +4,8 @@ The sign (most significant bit) of x = x0 + x1 mod 2^l is
 ``x0[l-1] ^ x1[l-1] ^ carry(x0[0:l-1] + x1[0:l-1])``: only the carry needs a garbled
 circuit (l - 1 AND gates, P1's l - 1 low bits through one COT each, P0's bits free,
 see :mod:`.convert`); it leaves the circuit as XOR shares (label lsbs) and each party
-folds in its own top bit.  ReLU multiplies x by the complemented sign bit with the
+folds in its own top bit.  Large tensors go through in batches of ``CHUNK`` elements
+(a few more rounds, bounded memory).  ReLU multiplies x by the complemented sign bit with the
 OT multiplexer (two additive COTs), so only the sign bit ever leaves the garbled
 circuit.
 
@@ -26,6 +27,7 @@ from .convert import _share_inputs, carry_circuit, mux, word_bits
 __all__ = ["msb", "ltz", "compare", "relu", "drelu", "FIXED_RANGE_BITS"]
 
 FIXED_RANGE_BITS = 63          # values in [-2^62, 2^62): differences never wrap mod 2^64
+CHUNK = 1 << 13                # elements per garbled batch: label arrays stay ~8 MiB and are reused
 
 
 def _check_bits(bits) -> int:
@@ -45,10 +47,16 @@ def msb(x: ArithTensor, bits: int = 64, garbler: int = 0) -> BoolTensor:
     top = ((x.share.reshape(-1) >> np.uint64(l - 1)) & np.uint64(1)).astype(np.uint8)
     if l == 1 or n == 0:
         return BoolTensor(s, top.reshape(x.shape))
+    flat = ArithTensor(s, x.share.reshape(-1), x.scale)
+    out = np.empty(n, np.uint8)
+    circ = carry_circuit(l - 1)
     with s.phase("msb"):
-        A, B = _share_inputs(x, l - 1, garbler)
-        (carry,) = s.gc.run(carry_circuit(l - 1), [A, B], batch=n)
-    return BoolTensor(s, (carry.share_bits()[:, 0] ^ top).reshape(x.shape))
+        for off in range(0, n, CHUNK):
+            part = flat[off:off + CHUNK]
+            A, B = _share_inputs(part, l - 1, garbler)
+            (carry,) = s.gc.run(circ, [A, B], batch=part.size)
+            out[off:off + part.size] = carry.share_bits()[:, 0]
+    return BoolTensor(s, (out ^ top).reshape(x.shape))
 
 
 ltz = msb

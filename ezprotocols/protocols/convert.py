@@ -49,8 +49,11 @@ _WIDTHS_B2A = {}
 
 def word_bits(share: np.ndarray, width: int) -> np.ndarray:
     """Bits 0..width-1 of uint64 words, LSB first: uint8[..., width]."""
-    sh = np.arange(width, dtype=U64)
-    return ((np.asarray(share, U64)[..., None] >> sh) & U64(1)).astype(np.uint8)
+    a = np.ascontiguousarray(share, dtype=U64)
+    if a.dtype.byteorder == ">":                       # pragma: no cover - little-endian hosts only
+        a = a.astype("<u8")
+    bits = np.unpackbits(a.view(np.uint8).reshape(a.shape + (8,)), axis=-1, bitorder="little")
+    return bits[..., :width]
 
 
 def bits_word(bits: np.ndarray) -> np.ndarray:
