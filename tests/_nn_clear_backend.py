@@ -83,7 +83,7 @@ class ClearBackend(Backend):
     def argmax(self, x):
         return self._share(self._open(x).argmax(axis=-1))
 
-    def gt_zero(self, x):
+    def gt_zero(self, x, bits=64):
         return self._share((self._open(x) > 0).astype(np.int64))
 
     def prepare(self, plan, batch, count=1):
@@ -114,5 +114,5 @@ class ArithClearNonlinBackend(Backend):
     def argmax(self, x):
         return self._share(self._open(x).argmax(axis=-1))
 
-    def gt_zero(self, x):
+    def gt_zero(self, x, bits=64):
         return self._share((self._open(x) > 0).astype(np.int64))

@@ -96,6 +96,7 @@ class Backend:
         self.ez = ezprotocols
         self.arith = arith
         self.layers: dict = {}
+        self.act_bits = 64
 
     # -- conversions between share arrays and ArithTensor
     def _t(self, share: np.ndarray):
@@ -160,20 +161,21 @@ class Backend:
     def trunc(self, x, f: int) -> np.ndarray:
         return self._a(self.arith.truncate(self._t(x), f))
 
-    # -- non-linear
+    # -- non-linear (``bits``: public bound on the two's-complement width of the values;
+    #    64 is always exact, fewer bits make the garbled comparison cheaper)
     def relu(self, x) -> np.ndarray:
-        return self._a(self.ez.relu(self._t(x)))
+        return self._a(self.ez.relu(self._t(x), bits=self.act_bits))
 
     def max(self, x, axis=-1) -> np.ndarray:
-        return self._a(self.ez.max(self._t(x), axis=axis))
+        return self._a(self.ez.max(self._t(x), axis=axis, bits=self.act_bits))
 
     def argmax(self, x) -> np.ndarray:
         """Index of the maximum along the last axis (lowest on ties), as integer shares."""
-        return self._a(self.ez.argmax(self._t(x), axis=-1))
+        return self._a(self.ez.argmax(self._t(x), axis=-1, bits=self.act_bits))
 
-    def gt_zero(self, x) -> np.ndarray:
-        """[x > 0] (signed) as 0/1 integer shares; one batched comparison."""
-        return self._a(self.ez.compare(self._t(x), 0))
+    def gt_zero(self, x, bits: int = 64) -> np.ndarray:
+        """[x > 0] (signed, ``bits`` wide) as 0/1 integer shares; one batched comparison."""
+        return self._a(self.ez.compare(self._t(x), 0, arith=True, bits=bits))
 
     def prepare(self, plan: Plan, batch: int, count: int = 1) -> None:
         """Offline phase for ``count`` runs of a known plan at a batch size: the masks of
@@ -480,10 +482,11 @@ def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_conf
     return res
 
 
-def _is_zero(be, d: np.ndarray) -> np.ndarray:
-    """[d == 0] for small integer shares d: [d + 1 > 0] - [d > 0], one comparison call."""
+def _is_zero(be, d: np.ndarray, bound: int) -> np.ndarray:
+    """[d == 0] for integer shares with |d| < bound: [d + 1 > 0] - [d > 0], one
+    comparison call on (bound + 1).bit_length() + 1 bits."""
     one = U64(be.s.role == 0)
-    both = be.gt_zero(np.concatenate([(d + one).reshape(-1), d.reshape(-1)]))
+    both = be.gt_zero(np.concatenate([(d + one).reshape(-1), d.reshape(-1)]), bits=(bound + 1).bit_length() + 1)
     n = d.size
     return (both[:n] - both[n:]).reshape(d.shape)
 
@@ -498,11 +501,11 @@ def _validate_batch(be, plan, logits, labels, m, acc, granted):
     p1 = be.s.role == 1
     idx = be.argmax(z)                                          # (m,) integer shares
     lab = be.share_input(labels if p1 else None, 1, (m,))       # P1's labels, shared
-    correct = _is_zero(be, idx - lab)
+    correct = _is_zero(be, idx - lab, C)
     acc["correct"] = acc["correct"] + correct.reshape(1, -1).sum(axis=1, dtype=U64)
     if granted & FLAG_CONFUSION:
         one = U64(be.s.role == 0)
-        pred = _is_zero(be, idx[:, None] - np.arange(C, dtype=U64)[None, :] * one)      # (m, C) one-hot
+        pred = _is_zero(be, idx[:, None] - np.arange(C, dtype=U64)[None, :] * one, C)   # (m, C) one-hot
         lab1 = be.share_input(np.eye(C, dtype=np.int64)[labels] if p1 else None, 1, (m, C))
         acc["conf"] = acc["conf"] + be.matmul(np.ascontiguousarray(lab1.T), pred)       # [true, predicted]
 
