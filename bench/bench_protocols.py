@@ -10,6 +10,7 @@ from ezprotocols.testing import run_pair
 
 
 def warm(s):
+    s.shared_prg()
     s.gc.delta(0)
     if s.role == 0:
         s.ot.send_acot(np.zeros(1, np.uint64))

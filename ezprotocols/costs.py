@@ -92,6 +92,7 @@ def _instrument(s, counts):
 
 
 def _warm(s):
+    s.shared_prg()
     s.gc.delta(0)
     if s.role == 0:
         s.ot.send_acot(np.zeros(1, np.uint64))

@@ -137,6 +137,7 @@ def test_misuse():
 
 
 def _warm(s):
+    s.shared_prg()
     s.gc.delta(0)
     if s.role == 0:
         s.ot.send_acot(np.zeros(1, np.uint64))
@@ -217,3 +218,33 @@ def test_view_of_p1_in_relu_does_not_depend_on_p0_share(rng):
         eb = tot * hb.sum() / tot.sum()
         chi2 = (((ha - ea) ** 2 / np.where(keep, ea, 1)) + ((hb - eb) ** 2 / np.where(keep, eb, 1)))[keep].sum()
         assert chi2 < 600, (st, chi2)
+
+
+def test_garbling_tweaks_never_repeat_across_chunks(rng, monkeypatch):
+    """Every (AND gate, copy, half) gets a fresh tweak under one delta: the label-free
+    garbler inputs rely on it (review note W1)."""
+    import ezprotocols.protocols.comparison as C
+    monkeypatch.setattr(C, "CHUNK", 64)
+    n, bits = 200, 20
+    x = rng.integers(-(2**18), 2**18, size=n, dtype=np.int64)
+
+    def fn(s, t):
+        ranges = []
+        real = s.gc._take_tweaks
+
+        def take(k):
+            start = real(k)
+            ranges.append((start, start + k))
+            return start
+
+        s.gc._take_tweaks = take
+        out = msb(t, bits=bits).share
+        relu(t, bits=bits)
+        return out, ranges
+
+    (o0, g0), (o1, g1) = _run(rng, x, fn)
+    assert np.array_equal(o0 ^ o1, (x < 0).astype(np.uint8))
+    assert g0 == g1 and len(g0) == 2 * 4                       # 4 chunks of 64 elements, twice
+    spans = sorted(g0)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # disjoint
+    assert sum(b - a for a, b in spans) == 2 * 2 * (bits - 1) * n   # 2 tweaks per AND and copy

@@ -19,6 +19,7 @@ def _split(rng, x):
 
 def _warm(s):
     """Set up both OT directions and the garbler delta (base OTs are not part of the formulas)."""
+    s.shared_prg()
     s.gc.delta(0)
     if s.role == 0:
         s.ot.send_acot(np.zeros(1, np.uint64))

@@ -14,7 +14,7 @@ comparison operators ``x > y``, ``x < y``, ``x >= y``, ``x <= y`` (XOR-shared bi
 """
 from ..arith.tensor import ArithTensor
 from .boolean import BoolTensor
-from .compare import _ge, _gt, _le, _lt, compare, drelu, ltz, msb, relu
+from .comparison import _ge, _gt, _le, _lt, compare, drelu, ltz, msb, relu
 from .convert import a2b, a2y, b2a, b2a_bits, b2y, mux, y2a, y2b
 from .maxtree import argmax, max, maxpool2d  # noqa: A004
 

@@ -19,15 +19,20 @@ for the OT products):
 ``y2a``        y2b then b2a.
 ``a2b``        a2y then y2b.
 
-Garbler-private inputs without labels.  A bit a known to the garbler that enters a
-circuit only through XOR gates needs no transfer: the evaluator uses the all-zero
-block as its active label and the garbler uses ``a * delta`` as the zero-label, so
-the invariant (active = zero ^ bit * delta) holds and the evaluator's label is the
-same for a = 0 and a = 1.  Every AND gate fed by such a wire still hides delta:
-the evaluator knows the active label (as always) and never the inactive one, so
-the tables stay pseudorandom under the tweakable circular correlation-robust hash
-(eprint 2019/074), exactly as in the standard half-gates argument.  This saves
-16 bytes per garbler input bit in every A2Y and comparison.
+Garbler-private inputs without labels.  A bit a known only to the garbler needs no
+transfer: both parties draw the same public random block R per wire from the
+session's shared coins (``session.shared_prg()``); the evaluator's active label is
+R and the garbler's zero-label is ``R ^ a * delta``, so the invariant (active =
+zero ^ bit * delta) holds and the evaluator's label is the same for a = 0 and
+a = 1.  Security (semi-honest): every table entry that depends on delta is a
+known value combined with one query H(w ^ delta, i) ^ beta * delta for a label w
+the evaluator knows, which is pseudorandom under the tweakable circular
+correlation-robust hash of eprint 2019/074 as long as no (label, tweak) pair is
+queried twice under one delta; the garbling tweaks are unique per (AND gate,
+copy, half) within a session (tested).  The random R (rather than a constant)
+keeps distinct wires distinct even if tweaks were ever reused across copies.
+This saves 16 bytes per garbler input bit in every A2Y and comparison.  Such
+wires may feed AND gates directly (the first gate of the carry chain does).
 """
 from __future__ import annotations
 
@@ -146,17 +151,18 @@ def adder_circuit(width: int):
 
 
 def private_labels(s, bits, garbler: int, shape) -> YaoTensor:
-    """Labels for bits known to the garbler only, at no cost (see the module doc): the
-    garbler's zero-labels are ``bit * delta``, the evaluator's active labels are zero.
-    Valid for wires that reach AND gates only through XOR with unknown wires.
-    Collective: both parties call it (the evaluator passes ``bits=None``)."""
+    """Labels for bits known to the garbler only, with no communication (see the module
+    doc): per wire a public random block R from the shared coins; the evaluator's active
+    label is R, the garbler's zero-label ``R ^ bit * delta``.  Collective: both parties
+    call it in the same order (the evaluator passes ``bits=None``)."""
     delta = s.gc.delta(garbler)
     shape = tuple(shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    r = s.shared_prg().random_blocks(n).reshape(shape + (16,))
     if s.role == garbler:
         b = np.asarray(bits, np.uint8).reshape(shape)
-        lab = np.where(b[..., None].astype(bool), np.asarray(delta, np.uint8), np.uint8(0))
-        return YaoTensor(np.ascontiguousarray(lab, dtype=np.uint8), garbler, s.role)
-    return YaoTensor(np.zeros(shape + (16,), np.uint8), garbler, s.role)
+        r[b.astype(bool)] ^= np.asarray(delta, np.uint8)
+    return YaoTensor(r, garbler, s.role)
 
 
 def _share_inputs(x: ArithTensor, width: int, garbler: int):

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..arith.tensor import ArithTensor
-from .compare import msb
+from .comparison import msb
 from .convert import mux
 
 __all__ = ["max", "argmax", "maxpool2d", "NEG_FILL"]

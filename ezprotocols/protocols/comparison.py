@@ -10,8 +10,9 @@ OT multiplexer (two additive COTs), so only the sign bit ever leaves the garbled
 circuit.
 
 ``bits`` (default 64, exact on the whole ring) may be lowered when the caller knows
-|x| < 2^(bits-1) (in ring units): the sign of x is then the bit bits-1 of the low
-``bits`` bits of x + 0, and everything above is ignored (cheaper by 64/bits).
+|x| < 2^(bits-1) (in ring units): the sign of x is then bit bits-1 of the low
+``bits`` bits, and everything above is ignored (cheaper by 64/bits).  Outside that
+bound the result is wrong (not leaky): the bound is the caller's promise.
 
 Comparisons of two tensors use the sign of their difference, exact when both lie
 in the fixed-point range [-2^62, 2^62) (ring units), where a difference never wraps.
