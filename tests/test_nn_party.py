@@ -94,3 +94,41 @@ def test_serve_query_validate_over_tcp(clear_backend, tmp_path, capsys):
 def test_bad_input_files(tmp_path, capsys):
     assert party.main(["query", "--connect", "tcp://127.0.0.1:1", "--input", str(tmp_path / "nope.npy")]) == 2
     assert "cannot read input" in capsys.readouterr().err
+
+
+def test_cli_secure_end_to_end_processes(tmp_path):
+    """serve / query / validate as three processes over TCP with the real protocol layers."""
+    from ezprotocols.nn.secure import missing_layers
+    if missing_layers():
+        pytest.skip("secure layers not available: " + ", ".join(missing_layers()))
+    x, y = demo_validation_set(10)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    plan = load_onnx(demo_model_path())
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(x, 16)), 16))
+    addr = f"tcp://127.0.0.1:{free_tcp_port()}"
+    exe = [sys.executable, "-m", "ezprotocols.party"]
+    srv = subprocess.Popen(exe + ["serve", "--model", demo_model_path(), "--listen", addr, "--sessions", "2",
+                                  "--json", "--timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        q = subprocess.run(exe + ["query", "--connect", addr, "--input", str(tmp_path / "x.npy"), "--json",
+                                  "--output", str(tmp_path / "c.npy")], capture_output=True, text=True, timeout=300)
+        assert q.returncode == 0, q.stderr
+        assert json.loads(q.stdout)["classes"] == np.load(tmp_path / "c.npy").tolist()
+        assert (np.load(tmp_path / "c.npy") == pred).mean() >= 0.9      # truncation noise may flip a near-tie
+        v = subprocess.run(exe + ["validate", "--connect", addr, "--data", str(tmp_path / "x.npy"), "--labels",
+                                  str(tmp_path / "y.npy"), "--json"], capture_output=True, text=True, timeout=300)
+        assert v.returncode == 0, v.stderr
+        res = json.loads(v.stdout)
+        assert res["samples"] == 10 and abs(res["correct"] - int((pred == y).sum())) <= 1
+        assert "confusion" not in res and res["offline"]["bytes"] > 0 and res["online"]["bytes"] > 0
+        out, err = srv.communicate(timeout=60)
+        assert srv.returncode == 0, err
+        lines = [json.loads(ln) for ln in out.strip().splitlines()]
+        assert [ln["mode"] for ln in lines] == ["query", "validate"]
+        assert lines[1]["correct"] == res["correct"] and "classes" not in lines[0]
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
