@@ -82,23 +82,24 @@ def test_input_misuse():
     with pytest.raises(ProtocolError, match="arith.input"):
         pair(fixed_mismatch)
 
-    def both_pass(s):
-        return s.input(np.ones(3), 0, shape=(3,))
+    def local_errors(s):
+        # misuse detected before anything is sent: checked inside one session, which then goes on
+        x = np.ones(3)
+        if s.role == 1:
+            with pytest.raises(ValueError, match="does not own"):
+                s.input(x, 0, shape=(3,))
+            with pytest.raises(ValueError, match="must pass the shape"):
+                s.input(None, 0)
+        else:
+            with pytest.raises(TypeError, match="floating"):
+                s.input(x, 0, shape=(3,), raw=True)
+            with pytest.raises(ValueError, match="must pass a value"):
+                s.input(None, 0, shape=(3,))
+            with pytest.raises(ValueError, match="shape"):
+                s.input(x, 0, shape=(4,))
+        return s.reveal(s.input(x if s.role == 0 else None, 0, shape=(3,))).tolist()
 
-    with pytest.raises(ValueError, match="does not own"):
-        pair(both_pass)
-
-    def no_shape(s):
-        return s.input(np.ones(3) if s.role == 0 else None, 0)
-
-    with pytest.raises(ValueError, match="shape"):
-        pair(no_shape)
-
-    def float_raw(s):
-        return s.input(np.ones(3) if s.role == 0 else None, 0, shape=(3,), raw=True)
-
-    with pytest.raises(TypeError, match="floating"):
-        pair(float_raw)
+    assert pair(local_errors) == ([1.0] * 3, [1.0] * 3)
 
 
 def test_reveal_misuse():
