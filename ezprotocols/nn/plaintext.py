@@ -6,6 +6,13 @@ scales, truncation = arithmetic shift right), over int64 with wrap-around
 column of the demo.  The secure executor's probabilistic truncation may differ
 by one unit in the last place per truncation.
 
+Tolerance against a float runtime (onnxruntime), checked by the tests at
+``frac_bits = 16`` on models of a few layers: logits within 2e-3 + 1e-3 * |y|
+(inputs and weights are rounded to 2^-16, each truncation floors, and later
+layers amplify both by their weights); the argmax agrees wherever the top two
+float logits are further apart than that.  The secure executor adds at most one
+unit (2^-16) per truncation before amplification (tests allow 256 units).
+
 >>> import numpy as np
 >>> from ezprotocols.nn.plan import Plan, Op
 >>> p = Plan(input_shape=(2,), ops=[Op("relu", [0], [], {}, (2,))], const_shapes=[], consts=[])
