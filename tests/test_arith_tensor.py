@@ -353,3 +353,23 @@ def test_from_share_and_truncate_helpers(rng):
     r0, _ = pair(f)
     _check_fixed_product(r0[0], enc(x) * enc(x))
     assert np.all(np.abs(r0[1] - x * x) < 1e-3)
+
+
+def test_conv2d_empty_batch_and_batch1(rng):
+    x1 = rng.normal(size=(1, 2, 5, 5))
+    w = rng.normal(size=(3, 2, 3, 3)) * 0.5
+
+    def f(s):
+        out = []
+        for x in (x1, np.zeros((0, 2, 5, 5))):
+            tx = own(s, 0, x)
+            tw = own(s, 1, w)
+            out.append((s.reveal(tx.conv2d(tw, padding=1)), s.reveal(tx.conv2d(w)), s.reveal(tx.avg_pool2d(2))))
+        return out
+
+    r0, _ = pair(f)
+    (a, b, c), (ea, eb, ec) = r0
+    assert np.max(np.abs(a - ref_conv_f(x1, w, 1, 1))) < 1e-3
+    assert np.max(np.abs(b - ref_conv_f(x1, w))) < 1e-3
+    assert c.shape == (1, 2, 2, 2)
+    assert ea.shape == (0, 3, 5, 5) and eb.shape == (0, 3, 3, 3) and ec.shape == (0, 2, 2, 2)

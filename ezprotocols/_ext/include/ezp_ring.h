@@ -330,9 +330,8 @@ static inline void ezp__vole_fill_in(const uint8_t *seed, uint64_t tweak_hi, siz
 }
 
 static inline void ezp__cr_inplace(uint64_t *in, uint64_t *out, size_t nblocks) {
-    /* out = pi(in) ^ in */
-    ezp_aes_ecb(&ezp_fixed_key, (const uint8_t *)in, (uint8_t *)out, nblocks);
-    for (size_t i = 0; i < 2 * nblocks; i++) out[i] ^= in[i];
+    /* out = pi(in) ^ in (the CR hash of eprint 2019/074, VAES-512 when present) */
+    ezp_cr_hash((const uint8_t *)in, (uint8_t *)out, nblocks);
 }
 
 /* Work list helper: iterate over (ot, value range) pieces of at most 2*EZP_VOLE_SCR values,
