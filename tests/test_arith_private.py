@@ -152,3 +152,31 @@ def test_functional_wrappers_raw(rng):
     assert np.array_equal(a, X @ W)
     assert np.array_equal(c, np.rint(ref_conv_f(Xc.astype(float), Wc.astype(float), 1, 1)).astype(np.int64))
     assert np.allclose(d, X @ W, atol=1e-3)
+
+
+def test_owner_view_is_independent_of_the_input(rng):
+    """What the weight owner receives online (E = X_m - R) looks uniform whatever X is:
+    per-bit frequencies of E for an all-zero input and for a large input are both ~1/2."""
+    W = rng.normal(size=(64, 8)) * 0.3
+    seen = {}
+
+    def f(s, X):
+        x = s.input(X if s.role == 1 else None, 1, shape=X.shape)
+        layer = PrivateLinear(s, W if s.role == 0 else None, shape=W.shape)
+        if s.role == 0:
+            orig = s.channel.recv_array
+
+            def spy(step, dtype, shape, out=None):
+                a = orig(step, dtype, shape, out=out)
+                if step == "arith.linear.open":
+                    seen.setdefault(X[0, 0], []).append(a.copy())
+                return a
+            s.channel.recv_array = spy
+        layer(x)
+        return True
+
+    for X in (np.zeros((200, 64)), np.full((200, 64), 1000.0)):
+        pair(lambda s: f(s, X))
+    for k, arrs in seen.items():
+        bits = np.unpackbits(np.concatenate(arrs).view(np.uint8))
+        assert abs(bits.mean() - 0.5) < 0.005, k          # 819200 bits: 0.005 is 9 standard deviations
