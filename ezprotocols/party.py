@@ -69,10 +69,10 @@ def _jsonable(res):
     return out
 
 
-def _load_plan(path, frac_bits, output=None):
+def _load_plan(path, frac_bits, output=None, act_bits=64):
     from .nn import OnnxImportError, load_onnx
     try:
-        return load_onnx(path, frac_bits=frac_bits, output=output)
+        return load_onnx(path, frac_bits=frac_bits, output=output, act_bits=act_bits)
     except (OnnxImportError, FileNotFoundError) as e:
         print(f"error: {path}: {e}", file=sys.stderr)
         return None
@@ -165,7 +165,7 @@ def cmd_serve(args) -> int:
     from .errors import EzpError, PeerTimeout
     from .nn.secure import serve_session
     from .session import Session
-    plan = _load_plan(args.model, args.frac_bits, args.output_name)
+    plan = _load_plan(args.model, args.frac_bits, args.output_name, args.act_bits)
     if plan is None:
         return 2
     if not _secure_ready():
@@ -319,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="agree to reveal the confusion matrix when a validating client asks for it")
     s.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits (default 16)")
     s.add_argument("--output-name", default=None, help="graph output to compute when the model has several")
+    s.add_argument("--act-bits", type=int, default=64,
+                   help="public bound on the bits of the fixed-point activations compared in ReLU/max-pool/argmax "
+                        "(default 64: always exact; fewer is cheaper but wrong if an activation does not fit)")
     s.add_argument("--sessions", type=int, default=0, help="stop after this many completed sessions (default 0: forever)")
     s.add_argument("--accept-timeout", type=float, default=24 * 3600.0,
                    help="seconds to wait for a client (default one day)")

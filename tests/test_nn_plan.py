@@ -62,6 +62,9 @@ def test_malformed_architectures_are_refused():
     d = _arch(); d["extra"] = 1; _bad(d)
     d = _arch(); d["frac_bits"] = 99; _bad(d)
     d = _arch(); d["frac_bits"] = 16.0; _bad(d)
+    d = _arch(); d["act_bits"] = 65; _bad(d)
+    d = _arch(); d["act_bits"] = 12; _bad(d)                # below frac_bits + 2
+    d = _arch(); del d["act_bits"]; _bad(d)
     d = _arch(); d["input"] = [1, 1 << 40]; _bad(d)
     d = _arch(); d["input"] = [0, 28, 28]; _bad(d)
     d = _arch(); d["input"] = [2] * 7; _bad(d)
@@ -98,6 +101,18 @@ def test_random_mutations_never_crash(rng):
             parse_architecture(bytes(b), "nn.arch")
         except ProtocolError:
             pass
+
+
+def test_act_bits_bound(rng):
+    plan = load_onnx(os.path.join(DATA, "torch_lenet.onnx"), act_bits=40)
+    p1, _ = parse_architecture(plan.architecture())
+    assert p1.act_bits == 40
+    x = rng.standard_normal((2, 1, 28, 28))
+    run_plaintext(plan, x)                                  # fits
+    with pytest.raises(OverflowError, match="act_bits=40"):
+        run_plaintext(plan, x * 1e8)
+    with pytest.raises(ValueError):
+        load_onnx(os.path.join(DATA, "torch_lenet.onnx"), act_bits=10)
 
 
 def test_plan_check_and_empty_plan():

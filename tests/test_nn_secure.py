@@ -161,6 +161,16 @@ def test_secure_query_matches_plaintext(name, rng):
 
 
 @needs_layers
+def test_secure_with_an_activation_bound(rng):
+    plan = load_onnx(os.path.join(DATA, "torch_cnn_bn.onnx"), act_bits=36)
+    x = rng.standard_normal((3,) + plan.input_shape)
+    ref = decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits)
+    _, r1 = run_pair(lambda s: serve_session(s, plan, allow_logits=True),
+                     lambda s: query_session(s, x, want_logits=True), timeout=300)
+    np.testing.assert_allclose(r1["logits"], ref, atol=2.0 ** -plan.frac_bits * 256)
+
+
+@needs_layers
 def test_secure_query_reveals_the_class_over_tcp(rng):
     plan = load_onnx(demo_model_path())
     x, _ = demo_validation_set(5)

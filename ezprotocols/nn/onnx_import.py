@@ -68,7 +68,7 @@ class _Post:
 
 
 def load_onnx(path, *, frac_bits: int = 16, batch: int | None = None, output: str | None = None,
-              encode: bool = True) -> Plan:
+              encode: bool = True, act_bits: int = 64) -> Plan:
     """Load an ONNX model (file path, bytes or ``ModelProto``) into a :class:`Plan`.
 
     ``frac_bits``: fixed-point fractional bits (the session's).  ``batch``: batch
@@ -76,7 +76,14 @@ def load_onnx(path, *, frac_bits: int = 16, batch: int | None = None, output: st
     (default 1; the plan itself works for any batch size).  ``output``: name of
     the graph output to compute when the model has several (default: the only
     floating-point one).  ``encode=False`` keeps float weights (for inspection).
+    ``act_bits``: a public bound (two's-complement bits of the fixed-point
+    activations that reach a comparison: ReLU, max-pool, argmax); 64 is always
+    exact, fewer make the garbled comparisons cheaper but are only correct if every
+    activation fits (check it on sample data with :func:`run_plaintext`, which
+    raises OverflowError otherwise).
     """
+    if isinstance(act_bits, bool) or not isinstance(act_bits, int) or not frac_bits + 2 <= act_bits <= 64:
+        raise ValueError(f"act_bits must be an int in {frac_bits + 2}..64")
     if isinstance(path, onnx.ModelProto):
         model = path
     elif isinstance(path, (bytes, bytearray)):
@@ -85,7 +92,9 @@ def load_onnx(path, *, frac_bits: int = 16, batch: int | None = None, output: st
         if not os.path.exists(path):
             raise FileNotFoundError(path)
         model = onnx.load(path)
-    return _Importer(model, frac_bits, batch, output).run(encode)
+    plan = _Importer(model, frac_bits, batch, output).run(encode)
+    plan.act_bits = act_bits
+    return plan
 
 
 def _node_name(node, idx):

@@ -117,9 +117,19 @@ def conv_out(y: np.ndarray, N, OH, OW) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- executor
+def _check_bits(v, bits, where):
+    if bits < 64 and v.size:
+        lim = 1 << (bits - 1)
+        if v.min() < -lim or v.max() >= lim:
+            raise OverflowError(f"{where}: an activation does not fit in act_bits={bits} bits "
+                                f"(|x| < 2^{bits - 1} units); raise act_bits")
+
+
 def run_fixed(plan: Plan, x: np.ndarray) -> np.ndarray:
     """Run the plan on fixed-point input ``x`` (int64, shape (N,) + input_shape);
-    returns the fixed-point logits (int64)."""
+    returns the fixed-point logits (int64).  With ``plan.act_bits < 64`` every input
+    of a comparison (relu, maxpool, the logits) is checked against that bound
+    (OverflowError), so a model owner can validate a bound on its own data."""
     if not plan.encoded:
         raise ValueError("the plan's weights are not encoded (call plan.encode())")
     f = plan.frac_bits
@@ -162,8 +172,10 @@ def run_fixed(plan: Plan, x: np.ndarray) -> np.ndarray:
             elif k == "affine":
                 y = (a[0] * c[0] + c[1]) >> f
             elif k == "relu":
+                _check_bits(a[0], plan.act_bits, f"op {len(vals) - 1} (relu)")
                 y = np.maximum(a[0], 0)
             elif k == "maxpool":
+                _check_bits(a[0], plan.act_bits, f"op {len(vals) - 1} (maxpool)")
                 v = window_view(a[0], at["kernel"], at["strides"], at["pads"], at["dilations"], at["ceil_mode"],
                                 MIN_FIXED)
                 y = v.max(axis=(-1, -2))
@@ -194,6 +206,7 @@ def run_fixed(plan: Plan, x: np.ndarray) -> np.ndarray:
             else:  # pragma: no cover - plans are checked
                 raise ValueError(f"unknown op {k}")
             vals.append(y)
+    _check_bits(vals[-1], plan.act_bits, "logits")
     return vals[-1]
 
 

@@ -124,6 +124,7 @@ class Plan:
     input_name: str = "input"
     output_name: str = "output"
     encoded: bool = False
+    act_bits: int = 64                      # public bound: activations fit in act_bits-bit two's complement
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -177,7 +178,8 @@ class Plan:
     # ------------------------------------------------------------------ wire
     def architecture(self, allow_logits: bool = False) -> bytes:
         """The weight-free description P0 sends P1 (JSON, UTF-8)."""
-        d = {"format": ARCH_FORMAT, "frac_bits": self.frac_bits, "input": list(self.input_shape),
+        d = {"format": ARCH_FORMAT, "frac_bits": self.frac_bits, "act_bits": self.act_bits,
+             "input": list(self.input_shape),
              "consts": [list(s) for s in self.const_shapes],
              "ops": [op.describe() for op in self.ops],
              "post": {"kind": self.post, "axis": self.post_axis, "keepdims": bool(self.post_keepdims)},
@@ -449,7 +451,7 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
         _check_shape(t, what, err)
         return t
 
-    need(d, ("format", "frac_bits", "input", "consts", "ops", "post", "allow_logits"), "top level")
+    need(d, ("format", "frac_bits", "act_bits", "input", "consts", "ops", "post", "allow_logits"), "top level")
     if d["format"] != ARCH_FORMAT:
         raise err(f"format {d['format']!r} (expected {ARCH_FORMAT!r})")
     fb = d["frac_bits"]
@@ -457,6 +459,9 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
         raise err("frac_bits must be an int in 0..30")
     if type(d["allow_logits"]) is not bool:
         raise err("allow_logits must be a bool")
+    ab = d["act_bits"]
+    if type(ab) is not int or not fb + 2 <= ab <= 64:
+        raise err(f"act_bits must be an int in {fb + 2}..64")
     inp = shape(d["input"], "input")
     if not isinstance(d["consts"], list) or len(d["consts"]) > LIMITS["max_consts"]:
         raise err(f"consts: a list of at most {LIMITS['max_consts']} shapes expected")
@@ -488,7 +493,7 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
     need(p, ("kind", "axis", "keepdims"), "post")
     if p["kind"] not in POST_KINDS or type(p["axis"]) is not int or type(p["keepdims"]) is not bool:
         raise err("post: kind, axis or keepdims invalid")
-    plan = Plan(input_shape=inp, ops=ops, const_shapes=cshapes, consts=None, frac_bits=fb,
+    plan = Plan(input_shape=inp, ops=ops, const_shapes=cshapes, consts=None, frac_bits=fb, act_bits=ab,
                 post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"])
     _check_plan(plan, err)
     return plan, d["allow_logits"]

@@ -196,6 +196,8 @@ class _Exec:
         self.s = session
         self.plan = plan
         self.b = backend
+        if hasattr(backend, "act_bits"):
+            backend.act_bits = plan.act_bits
         self.p0 = session.role == 0
         self.f = plan.frac_bits
         self._keys = {id(op): i for i, op in enumerate(plan.ops)}
