@@ -23,13 +23,14 @@ Wire, per batch (direction ``X`` = the sending party's role, step prefix ``ot.sX
    the sender compares it with its own call and raises :class:`ProtocolError` on
    any difference (wrong n, different flavour, message length, widths);
 2. receiver -> sender ``ot.sX.u``: the u matrix in chunks of :data:`CHUNK` OTs
+   (:data:`CHUNK_2WAY` in chosen-message and additive OT)
    (``uint8[ubytes(m)]`` each; see ``_ext/include/ezp_ot.h`` for the tile-major
    layout); the sender receives each with its exact expected length;
 3. chosen-message and additive OT only: sender -> receiver ``ot.sX.y``
    (``uint8[2, m, L]``: the masked m0 rows, then the masked m1 rows) /
    ``ot.sX.d`` (the packed corrections), one message per chunk, the receiver reading chunk ``k`` after
    sending u-chunk ``k + LAG`` (so both directions stream; for batches of at
-   most ``(LAG + 1) * CHUNK`` OTs the whole exchange is 2 rounds, as counted by
+   most ``(LAG + 1) * CHUNK_2WAY`` OTs the whole exchange is 2 rounds, as counted by
    the channel statistics; longer batches alternate directions chunk by chunk,
    still with the latency of 2 rounds).  For long chosen messages a chunk holds
    fewer OTs, so that a reply chunk stays within :data:`REPLY_BYTES`.
@@ -49,10 +50,11 @@ import numpy as np
 from .._ext import ot as _k
 from ..errors import ProtocolError
 
-__all__ = ["IknpSender", "IknpReceiver", "CHUNK", "LAG", "KAPPA", "FLAVOURS"]
+__all__ = ["IknpSender", "IknpReceiver", "CHUNK", "CHUNK_2WAY", "LAG", "KAPPA", "FLAVOURS"]
 
 KAPPA = 128
-CHUNK = 1 << 16          # OTs per u-matrix message (1 MiB)
+CHUNK = 1 << 16          # OTs per u-matrix message in the one-way flavours (1 MiB)
+CHUNK_2WAY = 1 << 17     # ... in chosen/additive OT (2 MiB of u, 4 MiB of 16-byte chosen replies)
 LAG = 2                  # receiver reads reply chunk k after sending u chunk k + LAG
 REPLY_BYTES = 4 << 20    # at most this many bytes per chosen-message reply chunk (unless L > 16 KiB)
 TWEAK_DOMAIN = 0x4F      # 'O': OT-extension hashing
@@ -95,10 +97,16 @@ class _Ring:
 
 
 def _chunk_ots(reply_bytes_per_ot: int = 0) -> int:
-    """OTs per chunk: CHUNK, fewer (a multiple of 128) when the reply would exceed REPLY_BYTES."""
-    if reply_bytes_per_ot * CHUNK <= REPLY_BYTES:
-        return CHUNK
+    """OTs per chunk: CHUNK one-way, CHUNK_2WAY two-way, fewer (a multiple of 128) when the
+    reply would exceed REPLY_BYTES."""
+    c = CHUNK_2WAY if reply_bytes_per_ot else CHUNK
+    if reply_bytes_per_ot * c <= REPLY_BYTES:
+        return c
     return max(128, (REPLY_BYTES // reply_bytes_per_ot) // 128 * 128)
+
+
+def _max_chunk() -> int:
+    return max(CHUNK, CHUNK_2WAY)
 
 
 def _chunks(n: int, reply_bytes_per_ot: int = 0):
@@ -128,7 +136,7 @@ class IknpReceiver:
 
     def _tbuf(self, i: int) -> np.ndarray:
         while len(self._tbufs) <= i:
-            self._tbufs.append(np.empty((CHUNK, 16), np.uint8))
+            self._tbufs.append(np.empty((_max_chunk(), 16), np.uint8))
         return self._tbufs[i]
 
     def _stream_u(self, ch, packed, n, ctr, t_out=None, reply=0):
@@ -261,13 +269,13 @@ class IknpSender:
         self.prefix = f"ot.s{sender_role}"
         self.ctr = 0
         self.scratch = _k.Scratch()
-        self._ubuf = np.empty(_k.ubytes(CHUNK), np.uint8)
+        self._ubuf = np.empty(_k.ubytes(_max_chunk()), np.uint8)
         self._qbuf: np.ndarray | None = None
         self._ring = _Ring()
 
     def _qchunk(self) -> np.ndarray:
         if self._qbuf is None:
-            self._qbuf = np.empty((CHUNK, 16), np.uint8)
+            self._qbuf = np.empty((_max_chunk(), 16), np.uint8)
         return self._qbuf
 
     def _expect(self, ch, n, flavour, param=0, check=0) -> int:
