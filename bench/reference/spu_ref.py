@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import sys
@@ -360,8 +361,22 @@ def run_workload(name, reps=3, mode="procs", fxp_bits=0, breakdown=False, timeou
             per_rank[r].append((sh[r].meta, list(sh[r].share_chunks)))
 
     iters = 1 + reps
-    ctx = mp.get_context("spawn")
     logdir = tempfile.mkdtemp(prefix="spu_ref_")
+    try:
+        return _run_and_collect(name, reps, mode, breakdown, timeout, fxp_bits, exe, io, per_rank, iters,
+                                logdir, expected, compile_s, note, reveal_out, protocol, colocated, cfg)
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+def _run_and_collect(name, reps, mode, breakdown, timeout, fxp_bits, exe, io, per_rank, iters,
+                     logdir, expected, compile_s, note, reveal_out, protocol, colocated, cfg):
+    import multiprocessing as mp
+
+    import spu
+    import spu.libspu as libspu
+
+    ctx = mp.get_context("spawn")
     if mode == "procs":
         ports = _free_ports(2)
         groups = [([0], "brpc"), ([1], "brpc")]
