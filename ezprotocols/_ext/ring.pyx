@@ -284,7 +284,9 @@ def vole_send(seed0, seed1, corr, ci, acc, ai, shifts, uint64_t tweak_hi):
 
 def vole_recv(seed, choice, packed, acc, ai, shifts, uint64_t tweak_hi):
     """Receiver of :func:`vole_send`: ``seed[o]`` is the chosen random-OT seed, ``choice[o]``
-    its bit; adds ``(G(seed) + choice * d) << shifts[o]`` into ``acc[ai[o], :]``."""
+    its bit; adds ``(G(seed) + choice * d) << shifts[o]`` into ``acc[ai[o], :]``.  ``packed``
+    is ``uint64[vole_words]``, or one word longer (a padding word the kernel may read;
+    passing it avoids a copy)."""
     S = np.ascontiguousarray(seed, dtype=np.uint8).reshape(-1, 16)
     Ch = np.ascontiguousarray(choice, dtype=np.uint8)
     AI = np.ascontiguousarray(ai, dtype=np.int64)
@@ -296,8 +298,12 @@ def vole_recv(seed, choice, packed, acc, ai, shifts, uint64_t tweak_hi):
         raise ValueError("one choice bit per OT")
     _check_vole(n_ot, m, None, None, acc, AI, SH)
     nw = vole_words(m, SH)
-    if P.dtype != U64 or P.shape != (nw,):
-        raise ValueError(f"packed corrections must be uint64[{nw}]")
+    if P.dtype != U64 or P.shape not in ((nw,), (nw + 1,)):
+        raise ValueError(f"packed corrections must be uint64[{nw}] (or uint64[{nw + 1}] with a padding word)")
+    if P.shape == (nw,):        # the kernel reads one word past the stream
+        Q = np.zeros(nw + 1, dtype=U64)
+        Q[:nw] = P
+        P = Q
     if n_ot == 0 or m == 0:
         return acc
     cdef const uint8_t[:, ::1] vs = S

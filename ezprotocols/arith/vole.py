@@ -125,7 +125,9 @@ def ole_accumulate(s, *, receiver: int, nbits: int, ci, ai, n_acc: int, m: int,
             ais = np.repeat(ai[q0:q1], nbits)
             if is_recv:
                 nw = ring.vole_words(m, sh)
-                pk = s.channel.recv_array(step, U64, (nw,))
+                pk = np.empty(nw + 1, dtype=U64)        # + a padding word the kernel reads
+                pk[nw] = 0
+                s.channel.recv_array(step, U64, (nw,), out=pk[:nw])
                 ring.vole_recv(keys[o0:o1], bits[o0:o1], pk, acc, ais, sh, tweak_hi)
             else:
                 cis = np.repeat(ci[q0:q1], nbits)

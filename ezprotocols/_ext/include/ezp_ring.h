@@ -254,57 +254,32 @@ static void ezp_shift_sum_u64(const uint64_t *y, size_t n, size_t nb, int negate
 }
 
 /* ==================================================================== bit streams */
-
-typedef struct {
-    uint64_t *out;
-    size_t pos;
-    uint64_t buf;
-    unsigned cnt;
-} ezp_bw;
-
-static inline void ezp_bw_put(ezp_bw *w, uint64_t v, unsigned nb) {
-    /* v < 2^nb, 1 <= nb <= 64, w->cnt < 64 */
-    w->buf |= v << w->cnt;
-    unsigned t = w->cnt + nb;
-    if (t >= 64) {
-        w->out[w->pos++] = w->buf;
-        w->buf = w->cnt ? (v >> (64 - w->cnt)) : 0;
-        t -= 64;
-    }
-    w->cnt = t;
-}
-
-static inline void ezp_bw_flush(ezp_bw *w) {
-    if (w->cnt) {
-        w->out[w->pos++] = w->buf;
-        w->buf = 0;
-        w->cnt = 0;
-    }
-}
-
-typedef struct {
-    const uint64_t *in;
-    size_t pos;
-    uint64_t buf;
-    unsigned cnt;
-} ezp_br;
+/* A little-endian bit stream of values of (per run) constant width.  Positions are an
+ * arithmetic progression, so the writer's only loop-carried dependency is the partial word
+ * (two cycles per value) and the reader has none (it reads two words per value; the input
+ * must have one readable padding word after the stream). */
 
 static inline uint64_t ezp_mask_bits(unsigned nb) { return nb >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << nb) - 1); }
 
-static inline uint64_t ezp_br_get(ezp_br *r, unsigned nb) {
-    uint64_t v;
-    if (r->cnt >= nb) {
-        v = r->buf & ezp_mask_bits(nb);
-        r->buf = nb >= 64 ? 0 : r->buf >> nb;
-        r->cnt -= nb;
-        return v;
-    }
-    uint64_t nw = r->in[r->pos++];
-    unsigned need = nb - r->cnt;               /* 1..64 */
-    v = (r->buf | (nw << r->cnt)) & ezp_mask_bits(nb);
-    r->buf = need >= 64 ? 0 : nw >> need;
-    r->cnt = 64 - need;
-    return v;
+/* Append v (< 2^wd) at bit position *pos; *buf holds the bits of the current partial word. */
+static inline void ezp_bw_put(uint64_t *out, uint64_t *pos, uint64_t *buf, uint64_t v, unsigned wd) {
+    const unsigned o = (unsigned)(*pos & 63);
+    const uint64_t lo = *buf | (v << o);
+    out[*pos >> 6] = lo;
+    const uint64_t spill = (v >> 1) >> (63 - o);       /* v >> (64 - o), 0 when o == 0 */
+    *buf = (o + wd >= 64) ? spill : lo;
+    *pos += wd;
+}
+
+static inline void ezp_bw_flush(uint64_t *out, uint64_t pos, uint64_t buf) {
+    if (pos & 63) out[pos >> 6] = buf;
+}
+
+/* The wd-bit value at bit position pos. */
+static inline uint64_t ezp_br_get(const uint64_t *in, uint64_t pos, uint64_t mk) {
+    const unsigned o = (unsigned)(pos & 63);
+    const uint64_t *w = in + (pos >> 6);
+    return ((w[0] >> o) | ((w[1] << 1) << (63 - o))) & mk;
 }
 
 /* Number of 64-bit words of a bit stream holding m values of (64 - sh[o]) bits for each o. */
@@ -357,7 +332,7 @@ static int ezp_vole_send(size_t n_ot, size_t m, const uint8_t *seed0, const uint
         free(in0); free(in1); free(g0); free(g1); free(pcs);
         return -1;
     }
-    ezp_bw w = {out, 0, 0, 0};
+    uint64_t bpos = 0, bbuf = 0;
     size_t o = 0, v = 0;
     while (o < n_ot) {
         /* gather pieces */
@@ -386,18 +361,19 @@ static int ezp_vole_send(size_t n_ot, size_t m, const uint8_t *seed0, const uint
             const uint64_t *x1 = g1 + 2 * off - (v0 & ~(size_t)1);
             for (size_t t = v0; t < v1; t++) {
                 const uint64_t x = x0[t];
-                ezp_bw_put(&w, (x + cr[t] - x1[t]) & mk, wd);
+                ezp_bw_put(out, &bpos, &bbuf, (x + cr[t] - x1[t]) & mk, wd);
                 ac[t] -= x << s;
             }
             off += (v1 + 1) / 2 - v0 / 2;
         }
     }
-    ezp_bw_flush(&w);
+    ezp_bw_flush(out, bpos, bbuf);
     free(in0); free(in1); free(g0); free(g1); free(pcs);
     return 0;
 }
 
-/* Receiver.  seed: [n_ot][16] (the chosen seeds), choice[o] in {0,1}; in: the packed stream.
+/* Receiver.  seed: [n_ot][16] (the chosen seeds), choice[o] in {0,1}; inw: the packed stream
+ * followed by one padding word (read, never used).
  * y = G(seed) + choice * d mod 2^w; acc[ai] += y << sh. */
 static int ezp_vole_recv(size_t n_ot, size_t m, const uint8_t *seed, const uint8_t *choice,
                          const uint64_t *inw, uint64_t *acc, const int64_t *ai, const uint8_t *sh,
@@ -411,7 +387,7 @@ static int ezp_vole_recv(size_t n_ot, size_t m, const uint8_t *seed, const uint8
         free(in0); free(g0); free(pcs);
         return -1;
     }
-    ezp_br r = {inw, 0, 0, 0};
+    uint64_t bpos = 0;
     size_t o = 0, v = 0;
     while (o < n_ot) {
         size_t np = 0, nblk = 0;
@@ -431,10 +407,12 @@ static int ezp_vole_recv(size_t n_ot, size_t m, const uint8_t *seed, const uint8
             const size_t oo = pcs[p].ot, v0 = pcs[p].v0, v1 = pcs[p].v1;
             const unsigned s = sh[oo], wd = 64 - s;
             const uint64_t cm = choice[oo] ? ~(uint64_t)0 : 0;
+            const uint64_t mk = ezp_mask_bits(wd);
             uint64_t *ac = acc + (size_t)ai[oo] * m;
             const uint64_t *x0 = g0 + 2 * off - (v0 & ~(size_t)1);
             for (size_t t = v0; t < v1; t++) {
-                const uint64_t d = ezp_br_get(&r, wd);
+                const uint64_t d = ezp_br_get(inw, bpos, mk);
+                bpos += wd;
                 ac[t] += (x0[t] + (d & cm)) << s;
             }
             off += (v1 + 1) / 2 - v0 / 2;
