@@ -152,11 +152,12 @@ def _print(res, a, transports):
         cr_t, cr_b = REF["crypten"][wl]
         line = f"  {LABEL[wl]:38s}"
         if ot:
-            line += (f" OT {ot['total_s']['best']:.3f} s {ot['bytes'] / 1e6:.1f} MB = "
-                     f"{spu_t / ot['total_s']['best']:.2f}x faster than SPU cheetah ({spu_t} s, "
-                     f"{spu_b / 1e6:.1f} MB; bytes x{ot['bytes'] / spu_b:.0f});")
+            r = spu_t / ot['total_s']['best']
+            cmp = f"{r:.2f}x faster than" if r >= 1 else f"{1 / r:.2f}x slower than"
+            line += (f" OT {ot['total_s']['best']:.3f} s {ot['bytes'] / 1e6:.1f} MB = {cmp} SPU cheetah "
+                     f"({spu_t} s, {spu_b / 1e6:.1f} MB; our bytes x{ot['bytes'] / spu_b:.0f});")
         if de:
-            line += (f" DEALER {de['total_s']['best']:.4f} s {de['bytes'] / 1e6:.1f} MB = "
+            line += (f" TRUSTED DEALER {de['total_s']['best']:.4f} s {de['bytes'] / 1e6:.1f} MB = "
                      f"{de['total_s']['best'] / cr_t:.2f}x CrypTen's time ({cr_t} s, {cr_b / 1e6:.1f} MB)")
         print(line)
         sp = res["spu"].get(wl)
