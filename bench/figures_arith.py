@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.bench_arith import MM, N_MUL, gemm_gmacs, measure  # noqa: E402
+from bench.bench_arith import gemm_gmacs, measure  # noqa: E402
 from bench.common import openssl_aes_ecb  # noqa: E402
 from ezprotocols._ext import ring  # noqa: E402
 

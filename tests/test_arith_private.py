@@ -4,7 +4,7 @@ measured bytes; setup checks."""
 import numpy as np
 import pytest
 
-from _arith_helpers import F, U64, enc, floor_shift, pair, raw
+from _arith_helpers import F, enc, floor_shift, pair, raw
 from ezprotocols.arith import PrivateConv2d, PrivateLinear, conv2d_p0, linear, linear_p0
 from ezprotocols.errors import ProtocolError
 from test_arith_tensor import ref_conv_f
