@@ -315,6 +315,38 @@ typedef struct {
     size_t ot, v0, v1;
 } ezp__piece;
 
+/* Element-wise passes of the vector-OLE kernels (vectorised by the compiler; an AVX-512
+ * build of each is chosen at run time). */
+#define EZP_VOLE_PASS_DEFS(SUFFIX, ATTR)                                                      \
+    ATTR static void ezp__vole_sfx_##SUFFIX(size_t n, const uint64_t *x0, uint64_t *x1d,        \
+                                             const uint64_t *cr, uint64_t *ac, uint64_t mk,      \
+                                             unsigned s) {                                       \
+        for (size_t t = 0; t < n; t++) {                                                        \
+            const uint64_t x = x0[t];                                                           \
+            x1d[t] = (x + cr[t] - x1d[t]) & mk;                                                 \
+            ac[t] -= x << s;                                                                    \
+        }                                                                                       \
+    }                                                                                           \
+    ATTR static void ezp__vole_rfx_##SUFFIX(size_t n, const uint64_t *x0, const uint64_t *d,    \
+                                             uint64_t *ac, uint64_t cm, unsigned s) {            \
+        for (size_t t = 0; t < n; t++) ac[t] += (x0[t] + (d[t] & cm)) << s;                     \
+    }
+
+EZP_VOLE_PASS_DEFS(gen, )
+EZP_VOLE_PASS_DEFS(avx512, __attribute__((target("avx512f"))))
+
+static inline void ezp__vole_sfx(size_t n, const uint64_t *x0, uint64_t *x1d, const uint64_t *cr,
+                                 uint64_t *ac, uint64_t mk, unsigned s) {
+    if (ezp_ring_have_avx512) ezp__vole_sfx_avx512(n, x0, x1d, cr, ac, mk, s);
+    else ezp__vole_sfx_gen(n, x0, x1d, cr, ac, mk, s);
+}
+
+static inline void ezp__vole_rfx(size_t n, const uint64_t *x0, const uint64_t *d, uint64_t *ac,
+                                 uint64_t cm, unsigned s) {
+    if (ezp_ring_have_avx512) ezp__vole_rfx_avx512(n, x0, d, ac, cm, s);
+    else ezp__vole_rfx_gen(n, x0, d, ac, cm, s);
+}
+
 /* Sender.  seed0/seed1: [n_ot][16]; corr: rows of m values, row ci[o]; acc rows of m values,
  * row ai[o]; sh[o] in [0, 63].  For each OT: x = G(seed0) mod 2^w, d = x + corr - G(seed1)
  * mod 2^w (w = 64 - sh) appended to the packed stream out; acc[ai] -= x << sh. */
@@ -357,13 +389,11 @@ static int ezp_vole_send(size_t n_ot, size_t m, const uint8_t *seed0, const uint
             const uint64_t mk = ezp_mask_bits(wd);
             const uint64_t *cr = corr + (size_t)ci[oo] * m;
             uint64_t *ac = acc + (size_t)ai[oo] * m;
-            const uint64_t *x0 = g0 + 2 * off - (v0 & ~(size_t)1) ;
-            const uint64_t *x1 = g1 + 2 * off - (v0 & ~(size_t)1);
-            for (size_t t = v0; t < v1; t++) {
-                const uint64_t x = x0[t];
-                ezp_bw_put(out, &bpos, &bbuf, (x + cr[t] - x1[t]) & mk, wd);
-                ac[t] -= x << s;
-            }
+            const uint64_t *x0 = g0 + 2 * off - (v0 & ~(size_t)1);
+            uint64_t *x1 = g1 + 2 * off - (v0 & ~(size_t)1);
+            /* d = x0 + corr - x1 (into x1's scratch), acc -= x0 << s; then pack d */
+            ezp__vole_sfx(v1 - v0, x0 + v0, x1 + v0, cr + v0, ac + v0, mk, s);
+            for (size_t t = v0; t < v1; t++) ezp_bw_put(out, &bpos, &bbuf, x1[t], wd);
             off += (v1 + 1) / 2 - v0 / 2;
         }
     }
@@ -382,9 +412,10 @@ static int ezp_vole_recv(size_t n_ot, size_t m, const uint8_t *seed, const uint8
     const size_t maxv = 2 * EZP_VOLE_SCR;
     uint64_t *in0 = (uint64_t *)aligned_alloc(64, EZP_VOLE_SCR * 16);
     uint64_t *g0 = (uint64_t *)aligned_alloc(64, EZP_VOLE_SCR * 16);
+    uint64_t *dt = (uint64_t *)aligned_alloc(64, EZP_VOLE_SCR * 16);
     ezp__piece *pcs = (ezp__piece *)malloc(sizeof(ezp__piece) * EZP_VOLE_SCR);
-    if (!in0 || !g0 || !pcs) {
-        free(in0); free(g0); free(pcs);
+    if (!in0 || !g0 || !dt || !pcs) {
+        free(in0); free(g0); free(dt); free(pcs);
         return -1;
     }
     uint64_t bpos = 0;
@@ -410,15 +441,15 @@ static int ezp_vole_recv(size_t n_ot, size_t m, const uint8_t *seed, const uint8
             const uint64_t mk = ezp_mask_bits(wd);
             uint64_t *ac = acc + (size_t)ai[oo] * m;
             const uint64_t *x0 = g0 + 2 * off - (v0 & ~(size_t)1);
-            for (size_t t = v0; t < v1; t++) {
-                const uint64_t d = ezp_br_get(inw, bpos, mk);
-                bpos += wd;
-                ac[t] += (x0[t] + (d & cm)) << s;
+            for (size_t t = v0; t < v1; t++) {          /* unpack (no loop-carried state) */
+                dt[t - v0] = ezp_br_get(inw, bpos + (uint64_t)(t - v0) * wd, mk);
             }
+            bpos += (uint64_t)(v1 - v0) * wd;
+            ezp__vole_rfx(v1 - v0, x0 + v0, dt, ac + v0, cm, s);
             off += (v1 + 1) / 2 - v0 / 2;
         }
     }
-    free(in0); free(g0); free(pcs);
+    free(in0); free(g0); free(dt); free(pcs);
     return 0;
 }
 
