@@ -307,3 +307,15 @@ def test_last_message_before_exit_is_delivered():
 
     for _ in range(3):
         assert run_pair(p0, p1, transport="tcp", timeout=30)[0] == big
+
+
+def test_send_to_aborted_local_peer_fails_fast():
+    """A blocked send notices that the other end of an in-process pair went away."""
+    a, b = local_pair(timeout=20)
+    b.abort("gave up")
+    t = time.perf_counter()
+    with pytest.raises(PeerGone, match="gave up"):
+        for _ in range(200):                       # more than the high-water mark
+            a.send("flood", np.zeros(chmod.CHUNK, np.uint8))
+    assert time.perf_counter() - t < 5
+    a.close()

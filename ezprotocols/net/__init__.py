@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import weakref
 
 import zmq
 
@@ -143,7 +144,9 @@ def local_pair(timeout: float = DEFAULT_TIMEOUT) -> tuple[Channel, Channel]:
         _configure(s, network=False)
     a.bind(addr)
     b.connect(addr)
-    return (Channel(ctx, a, timeout=timeout, name="local-0"),
-            Channel(ctx, b, timeout=timeout, name="local-1"))
+    ca = Channel(ctx, a, timeout=timeout, name="local-0")
+    cb = Channel(ctx, b, timeout=timeout, name="local-1")
+    ca._peer_end, cb._peer_end = weakref.ref(cb), weakref.ref(ca)   # liveness without a monitor
+    return ca, cb
 
 

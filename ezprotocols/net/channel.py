@@ -99,6 +99,8 @@ class Channel:
         self._connected_seen = False
         self._gone_reason: str | None = None
         self._closed = False
+        self._close_note: str | None = None   # what the peer should be told when this end is closed
+        self._peer_end = None                 # weakref to the other end of an in-process pair
 
     # ---------------------------------------------------------------- properties
     @property
@@ -126,6 +128,17 @@ class Channel:
             elif ev == zmq.EVENT_DISCONNECTED and self._connected_seen:
                 self._gone_reason = "the peer's connection dropped (process ended or network lost)"
 
+    def _peer_gone(self) -> str | None:
+        """Why the peer is gone, if known: a dropped connection (network), or the other
+        end of an in-process pair having closed or aborted (no monitor there)."""
+        if self._gone_reason is None and self._peer_end is not None:
+            peer = self._peer_end()
+            if peer is None:
+                self._gone_reason = "the peer's channel was discarded"
+            elif peer._closed:
+                self._gone_reason = peer._close_note or "the peer closed the channel"
+        return self._gone_reason
+
     def _check_open(self, step: str) -> None:
         if self._closed:
             raise ChannelError(f"{step}: channel is closed")
@@ -135,7 +148,7 @@ class Channel:
             remaining = deadline - time.monotonic()
             if self._sock.poll(0, zmq.POLLIN):
                 return
-            if self._gone_reason is not None:
+            if self._peer_gone() is not None:
                 raise PeerGone(f"{step}: {self._gone_reason}")
             if remaining <= 0:
                 raise PeerTimeout(f"{step}: no message from the peer within {self.timeout:g} s")
@@ -152,7 +165,7 @@ class Channel:
             except zmq.Again:
                 pass
             self._poll_monitor()
-            if self._gone_reason is not None:
+            if self._peer_gone() is not None:
                 raise PeerGone(f"{step}: {self._gone_reason}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -339,6 +352,7 @@ class Channel:
         """Tell the peer this side failed (it gets :class:`PeerGone` with the reason), then close."""
         if self._closed:
             return
+        self._close_note = f"the peer aborted: {reason}"
         try:
             msg = reason.encode("utf-8", "replace")[:ABORT_MAX]
             hdr = _HDR.pack(MAGIC, KIND_ABORT, FLAG_INLINE, 0, 0, 0, 0, len(msg))
