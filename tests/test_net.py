@@ -319,3 +319,40 @@ def test_send_to_aborted_local_peer_fails_fast():
             a.send("flood", np.zeros(chmod.CHUNK, np.uint8))
     assert time.perf_counter() - t < 5
     a.close()
+
+
+def _curve_client(addr, server_pub, keypair, q):
+    try:
+        ch = connect(addr, timeout=3, curve_server_key=server_pub, curve_keypair=keypair)
+        ch.send("hi", b"secret payload")
+        ch.close()
+        q.put("ok")
+    except Exception as e:  # noqa: BLE001
+        q.put(type(e).__name__)
+
+
+@pytest.mark.parametrize("case", ["ok", "wrong_server_key", "client_not_allowed"])
+def test_curve_encrypted_channel(case):
+    from ezprotocols.net import curve_keypair
+    spub, ssec = curve_keypair()
+    cpub, csec = curve_keypair()
+    other_pub, _ = curve_keypair()
+    addr = f"tcp://127.0.0.1:{free_tcp_port()}"
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    server_key = other_pub if case == "wrong_server_key" else spub
+    allowed = [other_pub] if case == "client_not_allowed" else [cpub]
+    p = ctx.Process(target=_curve_client, args=(addr, server_key, (cpub, csec), q))
+    p.start()
+    try:
+        if case == "ok":
+            ch = listen(addr, timeout=5, curve_keypair=(spub, ssec), allowed_clients=allowed)
+            assert ch.recv_bytes("hi", 14) == b"secret payload"
+            ch.close()
+            assert q.get(timeout=10) == "ok"
+        else:
+            with pytest.raises(PeerTimeout):
+                listen(addr, timeout=2, curve_keypair=(spub, ssec), allowed_clients=allowed)
+            assert q.get(timeout=10) == "PeerTimeout"
+    finally:
+        p.join(10)

@@ -21,7 +21,7 @@ from ..errors import PeerTimeout
 from .channel import CHUNK, DEFAULT_TIMEOUT, INLINE_MAX, HDR_MAX, Channel
 from .stats import Counters, Stats
 
-__all__ = ["Channel", "Counters", "Stats", "listen", "connect", "local_pair", "DEFAULT_TIMEOUT"]
+__all__ = ["Channel", "Counters", "Stats", "listen", "connect", "local_pair", "curve_keypair", "DEFAULT_TIMEOUT"]
 
 HWM = 64                        # queued messages per direction (each at most CHUNK bytes)
 MAX_FRAME = CHUNK + HDR_MAX + 64  # inbound frame cap: nothing larger is ever allocated
@@ -71,25 +71,74 @@ def _monitored(sock: zmq.Socket) -> zmq.Socket:
         zmq.EVENT_ACCEPTED | zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
 
+def curve_keypair() -> tuple[bytes, bytes]:
+    """A new CurveZMQ key pair ``(public, secret)`` (Z85-encoded, 40 bytes each)."""
+    return zmq.curve_keypair()
+
+
+def _z85_key(k, what: str) -> bytes:
+    k = k.encode() if isinstance(k, str) else bytes(k)
+    if len(k) != 40:
+        raise ValueError(f"{what} must be a Z85-encoded CurveZMQ key (40 characters)")
+    return k
+
+
+class _AllowList:
+    """ZAP credentials callback: accept exactly the listed client public keys."""
+
+    def __init__(self, keys):
+        self.keys = {_z85_key(k, "allowed client key") for k in keys}
+
+    def callback(self, domain, key):          # pyzmq passes the Z85-encoded client key
+        return bytes(key) in self.keys
+
+
 def listen(address: str, timeout: float = DEFAULT_TIMEOUT, *, accept_timeout: float | None = None,
-           on_bound=None) -> Channel:
+           on_bound=None, curve_keypair: tuple | None = None, allowed_clients=None) -> Channel:
     """Bind ``address`` (``tcp://host:port`` or ``ipc:///path``), wait for one peer to
     :func:`connect` and complete the handshake, and return the channel.
 
     ``accept_timeout`` (default: ``timeout``) bounds the wait for the peer;
     ``on_bound(endpoint)`` is called once the socket is bound (useful with port ``*``).
+
+    Between organisations, pass ``curve_keypair=(public, secret)`` (see
+    :func:`curve_keypair`): the channel is then encrypted and authenticated with
+    CurveZMQ, the client proving it talks to the holder of the secret key.  With
+    ``allowed_clients`` (a list of client public keys) only those clients are
+    accepted; without it any client that knows our public key may connect.
     """
+    if allowed_clients is not None and curve_keypair is None:
+        raise ValueError("allowed_clients needs curve_keypair")
     ctx = _own_context()
     sock = ctx.socket(zmq.PAIR)
+    auth = None
     try:
         _configure(sock, network=not address.startswith("inproc://"))
+        if curve_keypair is not None:
+            pub, sec = (_z85_key(k, "curve key") for k in curve_keypair)
+            if allowed_clients is not None:
+                from zmq.auth.thread import ThreadAuthenticator
+                auth = ThreadAuthenticator(ctx)
+                auth.start()
+                auth.configure_curve_callback(domain="*", credentials_provider=_AllowList(allowed_clients))
+            sock.curve_secretkey = sec
+            sock.curve_publickey = pub
+            sock.curve_server = True
         mon = _monitored(sock)
         sock.bind(address)
     except Exception:
         sock.close(linger=0)
+        if auth is not None:
+            auth.stop()
         _release_context(ctx)
         raise
-    ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"listen {address}", release=_release_context)
+
+    def release(c, _auth=auth):
+        if _auth is not None:
+            _auth.stop()
+        _release_context(c)
+
+    ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"listen {address}", release=release)
     endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
     if on_bound is not None:
         on_bound(endpoint)
@@ -104,16 +153,30 @@ def listen(address: str, timeout: float = DEFAULT_TIMEOUT, *, accept_timeout: fl
     return ch
 
 
-def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: float | None = None) -> Channel:
+def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: float | None = None,
+            curve_server_key=None, curve_keypair: tuple | None = None) -> Channel:
     """Connect to a party that :func:`listen`\\ s on ``address`` and return the channel.
 
     Retries until ``connect_timeout`` (default: ``timeout``) and then raises
     :class:`PeerTimeout` saying that nobody answered at that address.
+
+    ``curve_server_key``: the listener's CurveZMQ public key; the channel is then
+    encrypted and the server authenticated (a wrong key fails like an unreachable
+    peer).  ``curve_keypair``: this client's key pair (an ephemeral one by default;
+    give a fixed one when the server only accepts listed clients).
     """
+    if curve_keypair is not None and curve_server_key is None:
+        raise ValueError("curve_keypair needs curve_server_key")
     ctx = _own_context()
     sock = ctx.socket(zmq.PAIR)
     try:
         _configure(sock, network=not address.startswith("inproc://"))
+        if curve_server_key is not None:
+            pub, sec = (zmq.curve_keypair() if curve_keypair is None
+                        else tuple(_z85_key(k, "curve key") for k in curve_keypair))
+            sock.curve_serverkey = _z85_key(curve_server_key, "curve_server_key")
+            sock.curve_publickey = pub
+            sock.curve_secretkey = sec
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         mon = _monitored(sock)
