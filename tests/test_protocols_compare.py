@@ -248,3 +248,16 @@ def test_garbling_tweaks_never_repeat_across_chunks(rng, monkeypatch):
     spans = sorted(g0)
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # disjoint
     assert sum(b - a for a, b in spans) == 2 * 2 * (bits - 1) * n   # 2 tweaks per AND and copy
+
+
+def test_session_reveal_opens_bool_tensors():
+    vals = np.array([-1.0, 0.0, 2.5])
+
+    def party(s):
+        x = s.input(vals if s.role == 0 else None, owner=0, shape=(3,))
+        return s.reveal(x > 0), s.reveal(x > 0, to=1), s.reveal(x)
+
+    (a0, b0, c0), (a1, b1, c1) = run_pair(party, party)
+    assert a0.tolist() == a1.tolist() == [0, 0, 1]
+    assert b0 is None and b1.tolist() == [0, 0, 1]
+    assert np.allclose(c0, vals)

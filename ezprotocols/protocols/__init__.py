@@ -13,6 +13,7 @@ comparison operators ``x > y``, ``x < y``, ``x >= y``, ``x <= y`` (XOR-shared bi
 :class:`BoolTensor`; ``.to_arith()`` gives 0/1 arithmetic shares).
 """
 from ..arith.tensor import ArithTensor
+from ..session import Session
 from .boolean import BoolTensor
 from .comparison import _ge, _gt, _le, _lt, compare, drelu, ltz, msb, relu
 from .convert import a2b, a2y, b2a, b2a_bits, b2y, mux, y2a, y2b
@@ -23,6 +24,19 @@ ArithTensor.__gt__ = _gt
 ArithTensor.__lt__ = _lt
 ArithTensor.__ge__ = _ge
 ArithTensor.__le__ = _le
+
+# session.reveal (registered by the arithmetic layer) also opens XOR-shared bits
+_arith_reveal = Session.reveal
+
+
+def _reveal(s, t, to=None, raw: bool = False):
+    if isinstance(t, BoolTensor):
+        return t.reveal(to)
+    return _arith_reveal(s, t, to=to, raw=raw)
+
+
+_reveal.__doc__ = (_arith_reveal.__doc__ or "") + "\n\nA :class:`BoolTensor` opens to its bits (uint8 0/1)."
+Session.reveal = _reveal
 
 __all__ = ["BoolTensor", "msb", "ltz", "drelu", "relu", "compare", "max", "argmax", "maxpool2d",
            "mux", "a2y", "y2a", "a2b", "b2a", "b2a_bits", "b2y", "y2b"]
