@@ -98,6 +98,24 @@ class Misc(nn.Module):
         return self.fc(t.reshape(t.size(0), -1))
 
 
+class Extra(nn.Module):
+    """ReLU6 / Hardtanh (Clip), LeakyReLU, zero padding, a slice, ReduceMax / global
+    max pooling, a mean over channels, argmax as the last op."""
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(2, 6, 3, stride=2)
+        self.bn = nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6 + 3, 4)
+
+    def forward(self, x):
+        y = F.pad(x, (1, 1, 1, 1))
+        y = F.relu6(self.bn(self.c(y)) * 3.0)
+        y = F.leaky_relu(y[:, :, 1:, ::2] - 0.5, 0.1)
+        g = torch.flatten(F.adaptive_max_pool2d(y, 1), 1)                # N, 6
+        m = F.hardtanh(y.mean(dim=(2, 3))[:, :3], -0.2, 0.4)               # N, 3
+        return torch.argmax(self.fc(torch.cat([g, m], dim=1)), dim=1)
+
+
 class LeNet(nn.Module):
     """conv 5x5 1->6, relu, maxpool 2, conv 5x5 6->16, relu, maxpool 2, fc 256->100, relu, fc 100->10."""
     def __init__(self):
@@ -139,13 +157,15 @@ def main():
                                   (Mlp, (1, 20), "torch_mlp.onnx", True),
                                   (ResBlock, (1, 3, 8, 8), "torch_resblock.onnx", False),
                                   (Misc, (1, 3, 6, 6), "torch_misc.onnx", True),
-                                  (LeNet, (1, 1, 28, 28), "torch_lenet.onnx", True)):
+                                  (LeNet, (1, 1, 28, 28), "torch_lenet.onnx", True),
+                                  (Extra, (1, 2, 9, 10), "torch_extra.onnx", True)):
         m = cls()
         _bn_stats(m)
         export(m, shape, name, dyn)
     for cls, shape, name in ((ResBlock, (2, 3, 8, 8), "torch_dynamo_resblock.onnx"),
                              (Misc, (2, 3, 6, 6), "torch_dynamo_misc.onnx"),
-                             (CnnBn, (2, 1, 12, 12), "torch_dynamo_cnn_bn.onnx")):
+                             (CnnBn, (2, 1, 12, 12), "torch_dynamo_cnn_bn.onnx"),
+                             (Extra, (2, 2, 9, 10), "torch_dynamo_extra.onnx")):
         m = cls()
         _bn_stats(m)
         export_dynamo(m, shape, name)

@@ -12,7 +12,8 @@ from ezprotocols.nn.plan import Op, Plan
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 MODELS = ["torch_cnn_bn.onnx", "torch_mlp.onnx", "torch_resblock.onnx", "torch_misc.onnx", "torch_lenet.onnx",
-          "torch_dynamo_resblock.onnx", "torch_dynamo_misc.onnx", "torch_dynamo_cnn_bn.onnx"]
+          "torch_dynamo_resblock.onnx", "torch_dynamo_misc.onnx", "torch_dynamo_cnn_bn.onnx",
+          "torch_extra.onnx", "torch_dynamo_extra.onnx"]
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -18,7 +18,8 @@ from _nn_clear_backend import ArithClearNonlinBackend, ClearBackend
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 MODELS = ["torch_cnn_bn.onnx", "torch_mlp.onnx", "torch_resblock.onnx", "torch_misc.onnx", "torch_lenet.onnx",
-          "torch_dynamo_resblock.onnx", "torch_dynamo_misc.onnx", "torch_dynamo_cnn_bn.onnx"]
+          "torch_dynamo_resblock.onnx", "torch_dynamo_misc.onnx", "torch_dynamo_cnn_bn.onnx",
+          "torch_extra.onnx", "torch_dynamo_extra.onnx"]
 
 
 def _pair(plan, p1_fn, **serve_kw):

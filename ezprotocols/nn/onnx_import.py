@@ -18,7 +18,8 @@ Supported: Gemm, MatMul, Conv (1-D, 2-D; pads, strides, dilations, group,
 auto_pad), Add, Sub, Mul (activations or constants), Div by a constant, Relu,
 MaxPool, AveragePool, GlobalAveragePool, ReduceMean / ReduceSum (not over the
 batch axis), BatchNormalization, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Identity, Dropout, Cast (float to float),
-Pad (constant zeros), Clip (two ReLUs), LeakyRelu and PRelu (one ReLU),
+Pad (constant zeros), Clip (two ReLUs), LeakyRelu and PRelu (one ReLU), Slice
+(constant bounds, not on the batch axis), ReduceMax and GlobalMaxPool,
 Softmax / LogSoftmax / ArgMax as the last op, and any op on constants only.
 """
 from __future__ import annotations
@@ -649,6 +650,61 @@ class _Importer:
             self.fail(node, "reduction over the batch axis")
         return self.emit("reduce", [X.v], attrs={"axes": tuple(axes), "keepdims": bool(a.get("keepdims", 1)),
                                                  "mean": mean})
+
+    def op_ReduceMax(self, node, ins, a):
+        X = ins[0]
+        r = len(self.full(X))
+        axes = self.axes_of(node, ins, a)
+        if axes is None or len(axes) == 0:
+            if a.get("noop_with_empty_axes", 0):
+                return X
+            axes = list(range(r))
+        axes = sorted({x + r if x < 0 else x for x in axes})
+        if 0 in axes:
+            self.fail(node, "reduction over the batch axis")
+        return self.emit("reduce_max", [X.v], attrs={"axes": tuple(axes), "keepdims": bool(a.get("keepdims", 1))})
+
+    def op_GlobalMaxPool(self, node, ins, a):
+        X = ins[0]
+        r = len(self.full(X))
+        if r < 3:
+            self.fail(node, "input without spatial axes")
+        return self.emit("reduce_max", [X.v], attrs={"axes": tuple(range(2, r)), "keepdims": True})
+
+    def op_Slice(self, node, ins, a):
+        X = ins[0]
+        full = self.full(X)
+        r = len(full)
+        if self.opset < 10:
+            starts, ends = list(a["starts"]), list(a["ends"])
+            axes = list(a.get("axes", range(len(starts))))
+            steps = [1] * len(starts)
+        else:
+            if not all(isinstance(t, np.ndarray) for t in ins[1:] if t is not None):
+                self.fail(node, "starts, ends, axes and steps must be constants")
+            starts = [int(v) for v in np.asarray(ins[1]).reshape(-1)]
+            ends = [int(v) for v in np.asarray(ins[2]).reshape(-1)]
+            axes = [int(v) for v in np.asarray(ins[3]).reshape(-1)] if len(ins) > 3 and ins[3] is not None \
+                else list(range(len(starts)))
+            steps = [int(v) for v in np.asarray(ins[4]).reshape(-1)] if len(ins) > 4 and ins[4] is not None \
+                else [1] * len(starts)
+        st, sp, sz = [0] * r, [1] * r, list(full)
+        for s0, e0, ax, stp in zip(starts, ends, axes, steps):
+            ax = ax + r if ax < 0 else ax
+            if stp < 1:
+                self.fail(node, "negative or zero steps")
+            idx = range(full[ax])[slice(s0, e0, stp)]
+            if ax == 0:
+                if len(idx) == full[0] and stp == 1:
+                    continue                                      # the whole batch axis
+                self.fail(node, "slicing the batch axis")
+            if len(idx) == 0:
+                self.fail(node, "empty slice")
+            st[ax], sp[ax], sz[ax] = idx.start, idx.step, len(idx)
+        if st[1:] == [0] * (r - 1) and sz[1:] == list(full[1:]):
+            return X
+        return self.emit("slice", [X.v], attrs={"starts": tuple(st[1:]), "steps": tuple(sp[1:]),
+                                                "sizes": tuple(sz[1:])})
 
     def op_ReduceMean(self, node, ins, a):
         return self.reduce(node, ins, a, True)

@@ -194,6 +194,11 @@ def run_fixed(plan: Plan, x: np.ndarray) -> np.ndarray:
                 if at["mean"]:
                     cnt = int(np.prod([a[0].shape[i] for i in at["axes"]]))
                     y = (y * recip(cnt, f)) >> f
+            elif k == "reduce_max":
+                _check_bits(a[0], plan.act_bits, f"op {len(vals) - 1} (reduce_max)")
+                y = a[0].max(axis=tuple(at["axes"]), keepdims=at["keepdims"])
+            elif k == "slice":
+                y = a[0][(slice(None),) + slice_index(at)]
             elif k == "pad":
                 r = a[0].ndim - 1
                 y = np.pad(a[0], [(0, 0)] + [(at["pads"][i], at["pads"][i + r]) for i in range(r)])
@@ -208,6 +213,10 @@ def run_fixed(plan: Plan, x: np.ndarray) -> np.ndarray:
             vals.append(y)
     _check_bits(vals[-1], plan.act_bits, "logits")
     return vals[-1]
+
+
+def slice_index(at) -> tuple:
+    return tuple(slice(a, a + (c - 1) * b + 1, b) for a, b, c in zip(at["starts"], at["steps"], at["sizes"]))
 
 
 def recip(cnt, f: int):

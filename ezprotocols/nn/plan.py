@@ -27,6 +27,7 @@ Fixed-point semantics (shared by both executors, ``f`` = frac_bits)::
     mul              y = trunc_f(x * y)
     avgpool / gap    y = trunc_f(sum(window) * round(2^f / count))
     reduce (mean)    y = trunc_f(sum(axes) * round(2^f / count)); (sum) exact
+    reduce_max, slice: exact
     add, sub, neg, relu, maxpool, pad (zeros), reshape, transpose, concat: exact
 
 ``trunc_f`` is the arithmetic shift right by ``f`` (floor); the secure
@@ -80,6 +81,8 @@ _SPEC = {
                             "ceil_mode": "bool", "count_include_pad": "bool"}),
     "gap": (1, (), (), {}),
     "reduce": (1, (), (), {"axes": ("ints", None), "keepdims": "bool", "mean": "bool"}),
+    "reduce_max": (1, (), (), {"axes": ("ints", None), "keepdims": "bool"}),
+    "slice": (1, (), (), {"starts": ("ints", None), "steps": ("ints", None), "sizes": ("ints", None)}),
     "reshape": (1, (), (), {"shape": ("ints", None)}),
     "pad": (1, (), (), {"pads": ("ints", None)}),
     "transpose": (1, (), (), {"perm": ("ints", None)}),
@@ -278,7 +281,15 @@ def infer_shape(kind: str, ins: list[tuple], cs: list[tuple], attrs: dict, err=V
         if len(x) < 2:
             raise err(f"gap: input {x} needs spatial axes")
         return (x[0],) + (1,) * (len(x) - 1)
-    if kind == "reduce":
+    if kind == "slice":
+        st, sp, sz = tuple(attrs["starts"]), tuple(attrs["steps"]), tuple(attrs["sizes"])
+        if not len(st) == len(sp) == len(sz) == len(x):
+            raise err(f"slice: starts/steps/sizes need {len(x)} entries")
+        for d, a, b, c in zip(x, st, sp, sz):
+            if not (0 <= a < d and b >= 1 and c >= 1 and a + (c - 1) * b < d):
+                raise err(f"slice: start {a}, step {b}, size {c} out of range for a dimension of {d}")
+        return sz
+    if kind in ("reduce", "reduce_max"):
         axes = tuple(attrs["axes"])
         if not axes or len(set(axes)) != len(axes) or not all(1 <= a <= len(x) for a in axes):
             raise err(f"reduce: axes {axes} must be distinct axes in 1..{len(x)}")
@@ -404,6 +415,9 @@ def _check_attr_ranges(op: Op, where, err) -> None:
         raise err(f"{where}: group out of range")
     if "shape" in a and not 0 <= len(a["shape"]) <= LIMITS["max_rank"]:
         raise err(f"{where}: reshape rank out of range")
+    for k in ("starts", "steps", "sizes"):
+        if k in a and (len(a[k]) > LIMITS["max_rank"] or not all(0 <= v <= LIMITS["max_dim"] for v in a[k])):
+            raise err(f"{where}: {k} out of range")
     if "axes" in a and not 1 <= len(a["axes"]) <= LIMITS["max_rank"]:
         raise err(f"{where}: axes length out of range")
     if "perm" in a and not 2 <= len(a["perm"]) <= LIMITS["max_rank"] + 1:

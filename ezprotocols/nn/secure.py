@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ProtocolError
 from .plan import LIMITS, Plan, parse_architecture
-from .plaintext import MIN_FIXED, encode, postprocess, recip, window_counts, window_view
+from .plaintext import MIN_FIXED, encode, postprocess, recip, slice_index, window_counts, window_view
 
 __all__ = ["serve_session", "query_session", "validate_session", "send_architecture", "recv_architecture",
            "Backend", "layers_available", "missing_layers", "SecureResult", "MAX_SAMPLES", "MAX_BATCH"]
@@ -275,6 +275,17 @@ class _Exec:
                 cnt = int(np.prod([a[0].shape[i] for i in at["axes"]]))
                 y = b.trunc(y * U64(int(recip(cnt, f))), f)
             return y
+        if k == "reduce_max":
+            axes = tuple(at["axes"])
+            rest = [i for i in range(a[0].ndim) if i not in axes]
+            v = np.ascontiguousarray(a[0].transpose(rest + list(axes)))
+            v = v.reshape(v.shape[:len(rest)] + (-1,))
+            y = v[..., 0] if v.shape[-1] == 1 else b.max(v, axis=-1)
+            if at["keepdims"]:
+                y = y.reshape(tuple(1 if i in axes else d for i, d in enumerate(a[0].shape)))
+            return y
+        if k == "slice":
+            return np.ascontiguousarray(a[0][(slice(None),) + slice_index(at)])
         if k == "pad":                     # zeros are a valid sharing of zero
             r = a[0].ndim - 1
             return np.pad(a[0], [(0, 0)] + [(at["pads"][i], at["pads"][i + r]) for i in range(r)])
