@@ -149,6 +149,9 @@ class Channel:
             if self._sock.poll(0, zmq.POLLIN):
                 return
             if self._peer_gone() is not None:
+                # what the peer sent before going (its close message at least) may still be in flight
+                if self._sock.poll(200, zmq.POLLIN):
+                    return
                 raise PeerGone(f"{step}: {self._gone_reason}")
             if remaining <= 0:
                 raise PeerTimeout(f"{step}: no message from the peer within {self.timeout:g} s")
@@ -377,8 +380,10 @@ class Channel:
             self._sock.send(hdr, flags=zmq.NOBLOCK)
         except zmq.ZMQError:
             pass
-        if self._release is None:                 # in-process: delivered already, nothing to flush
-            self._close(linger_ms=0)
+        if self._release is None:
+            # in-process: nothing to flush, but a linger keeps our unread messages alive for
+            # the peer (linger 0 would drop them); it never blocks (the context is not terminated)
+            self._close(linger_ms=int(self.timeout * 1000))
             return
         done = self._gone_reason is not None
         deadline = time.monotonic() + min(self.timeout, CLOSE_WAIT)
