@@ -165,3 +165,28 @@ def test_cost_table_is_measured():
     assert rows["mux (bit * value)"]["bytes"] > 48            # 48 + amortised headers
     assert rows["b2y (64-bit)"]["and_gates"] == 0
     assert rows["argmax over 10"]["and_gates"] == 9 * 63
+
+
+@pytest.mark.parametrize("n,w", [(1, 64), (100, 13)])
+def test_cost_b2y_and_y2a(rng, n, w):
+    def op(s, x, b):
+        bits = BoolTensor(s, ((x.share[:, None] >> np.arange(w, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8))
+        with s.phase("b2y"):
+            y = b2y(bits)
+        with s.phase("y2a"):
+            y2a(y, s)
+
+    x = _values(rng, n)
+    x0, x1 = _split(rng, x)
+
+    def party(s):
+        _warm(s)
+        op(s, ArithTensor(s, x0 if s.role == 0 else x1, 0), None)
+        return s.counters("b2y"), s.counters("y2a")
+
+    (b0, a0), (b1, a1) = run_pair(party, party)
+    assert (b0.bytes_sent, b0.bytes_recv) == (0, 32 + _ub(n * w))       # one COT per bit, nothing else
+    k = min(w, 63)
+    corr = n * sum((63 - i + 7) // 8 for i in range(k))
+    assert (a0.bytes_sent, a0.bytes_recv) == (corr, 32 + _ub(n * k))      # y2b free, then b2a
+    assert (b0.rounds, a0.rounds, b1.rounds, a1.rounds) == (1, 2, 1, 2)
