@@ -6,18 +6,10 @@ import numpy as np
 
 import ezprotocols as ez
 from ezprotocols.arith import ArithTensor
+from ezprotocols.protocols import setup
 from ezprotocols.testing import run_pair
 
 
-def warm(s):
-    s.shared_prg()
-    s.gc.delta(0)
-    if s.role == 0:
-        s.ot.send_acot(np.zeros(1, np.uint64))
-        s.ot.recv_acot(np.zeros(1, np.uint8))
-    else:
-        s.ot.recv_acot(np.zeros(1, np.uint8))
-        s.ot.send_acot(np.zeros(1, np.uint64))
 
 
 WORKLOADS = {
@@ -33,7 +25,7 @@ def run_workload(name, transport="local", reps=1):
     shape, fn = WORKLOADS[name]
 
     def party(s):
-        warm(s)
+        setup(s)
         x = ArithTensor(s, s.prg.random_uint64(shape) >> np.uint64(40), 16)
         best = None
         for r in range(reps):

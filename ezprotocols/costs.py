@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from .protocols import setup
 from .testing import run_pair
 
 __all__ = ["measure", "OPS", "main"]
@@ -91,15 +92,6 @@ def _instrument(s, counts):
     return undo
 
 
-def _warm(s):
-    s.shared_prg()
-    s.gc.delta(0)
-    if s.role == 0:
-        s.ot.send_acot(np.zeros(1, np.uint64))
-        s.ot.recv_acot(np.zeros(1, np.uint8))
-    else:
-        s.ot.recv_acot(np.zeros(1, np.uint8))
-        s.ot.send_acot(np.zeros(1, np.uint64))
 
 
 def _ops():
@@ -140,7 +132,7 @@ def measure(n: int = 1200) -> list[dict]:
     from .protocols import BoolTensor
 
     def party(s):
-        _warm(s)
+        setup(s)
         rows = []
         x = ArithTensor(s, s.prg.random_uint64(n) >> np.uint64(2), 0)   # values inside the ring's range
         b = BoolTensor(s, s.prg.random_bits(n))

@@ -8,6 +8,7 @@ from ezprotocols import ArithTensor
 from ezprotocols._ext import ot as otk
 from ezprotocols.gc.yao import HEADER_BYTES
 from ezprotocols.protocols import compare, drelu, msb, relu
+from ezprotocols.protocols import setup
 from ezprotocols.testing import run_pair
 
 LO, HI = -(2**62), 2**62 - 1          # the fixed-point range (ring units)
@@ -136,15 +137,6 @@ def test_misuse():
     assert run_pair(party, party) == (True, True)
 
 
-def _warm(s):
-    s.shared_prg()
-    s.gc.delta(0)
-    if s.role == 0:
-        s.ot.send_acot(np.zeros(1, np.uint64))
-        s.ot.recv_acot(np.zeros(1, np.uint8))
-    else:
-        s.ot.recv_acot(np.zeros(1, np.uint8))
-        s.ot.send_acot(np.zeros(1, np.uint64))
 
 
 @pytest.mark.parametrize("n,bits", [(1, 64), (300, 64), (100, 32)])
@@ -152,7 +144,7 @@ def test_relu_cost_formula(rng, n, bits):
     x = rng.integers(-(2**31), 2**31, size=n, dtype=np.int64)
 
     def fn(s, t):
-        _warm(s)
+        setup(s)
         with s.phase("op"):
             relu(t, bits=bits)
         c = s.counters("op")
@@ -194,11 +186,11 @@ def test_view_of_p1_in_relu_does_not_depend_on_p0_share(rng):
         log = []
 
         def p0(s):
-            _warm(s)
+            setup(s)
             relu(ArithTensor(s, x0, 0))
 
         def p1(s):
-            _warm(s)
+            setup(s)
             _capture_recv(s.channel, log)
             relu(ArithTensor(s, x1, 0))
 

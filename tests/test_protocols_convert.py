@@ -7,6 +7,7 @@ from ezprotocols import ArithTensor
 from ezprotocols._ext import ot as otk
 from ezprotocols.gc.yao import HEADER_BYTES
 from ezprotocols.protocols import BoolTensor, a2b, a2y, b2a, b2a_bits, b2y, mux, y2a, y2b
+from ezprotocols.protocols import setup
 from ezprotocols.testing import run_pair
 
 EDGE = np.array([0, 1, 2**64 - 1, 2**63, 2**63 - 1, 2**62, 2**64 - 2**62, 12345, 2**32], dtype=np.uint64)
@@ -17,16 +18,6 @@ def _split(rng, x):
     return r, x - r
 
 
-def _warm(s):
-    """Set up both OT directions and the garbler delta (base OTs are not part of the formulas)."""
-    s.shared_prg()
-    s.gc.delta(0)
-    if s.role == 0:
-        s.ot.send_acot(np.zeros(1, np.uint64))
-        s.ot.recv_acot(np.zeros(1, np.uint8))
-    else:
-        s.ot.recv_acot(np.zeros(1, np.uint8))
-        s.ot.send_acot(np.zeros(1, np.uint64))
 
 
 def _values(rng, n):
@@ -107,7 +98,7 @@ def _measure(fn, n, rng, **kw):
     b = rng.integers(0, 2, n).astype(np.uint8)
 
     def party(s):
-        _warm(s)
+        setup(s)
         xt = ArithTensor(s, x0 if s.role == 0 else x1, 0)
         bt = BoolTensor(s, b if s.role == 0 else np.zeros(n, np.uint8))
         with s.phase("op"):
@@ -180,7 +171,7 @@ def test_cost_b2y_and_y2a(rng, n, w):
     x0, x1 = _split(rng, x)
 
     def party(s):
-        _warm(s)
+        setup(s)
         op(s, ArithTensor(s, x0 if s.role == 0 else x1, 0), None)
         return s.counters("b2y"), s.counters("y2a")
 

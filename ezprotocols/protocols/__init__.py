@@ -25,6 +25,15 @@ ArithTensor.__lt__ = _lt
 ArithTensor.__ge__ = _ge
 ArithTensor.__le__ = _le
 
+def setup(s, garbler: int = 0) -> None:
+    """One-time set-up of what the hybrid protocols use, so that later calls cost only
+    their own messages (both parties call it at the same point): shared coins, the
+    base OTs of both OT directions, and the garbler's free-XOR offset."""
+    s.shared_prg()
+    s.ot.setup()
+    s.gc.delta(garbler)
+
+
 # session.reveal (registered by the arithmetic layer) also opens XOR-shared bits
 _arith_reveal = Session.reveal
 
@@ -38,5 +47,5 @@ def _reveal(s, t, to=None, raw: bool = False):
 _reveal.__doc__ = (_arith_reveal.__doc__ or "") + "\n\nA :class:`BoolTensor` opens to its bits (uint8 0/1)."
 Session.reveal = _reveal
 
-__all__ = ["BoolTensor", "msb", "ltz", "drelu", "relu", "compare", "max", "argmax", "maxpool2d",
+__all__ = ["setup", "BoolTensor", "msb", "ltz", "drelu", "relu", "compare", "max", "argmax", "maxpool2d",
            "mux", "a2y", "y2a", "a2b", "b2a", "b2a_bits", "b2y", "y2b"]
