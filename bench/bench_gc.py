@@ -23,8 +23,7 @@ import time
 
 import numpy as np
 
-SHARED = os.environ.get("EZP_SHARED", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                                   "shared"))
+SHARED = os.environ.get("EZP_SHARED", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
 AES_PATH = os.path.join(SHARED, "circuits", "aes_128.txt")
 SHA_PATH = os.path.join(SHARED, "circuits", "sha256.txt")
 

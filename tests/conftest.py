@@ -3,7 +3,9 @@ import os
 import numpy as np
 import pytest
 
-SHARED = os.environ.get("EZP_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+# Known-answer data shipped with the tests (tests/data/circuits: the Bristol Fashion
+# circuits and vectors.json, with their licence); EZP_SHARED points elsewhere if wanted.
+SHARED = os.environ.get("EZP_SHARED", os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"))
 
 
 @pytest.fixture
