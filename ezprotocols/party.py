@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -158,6 +159,40 @@ def _await_close(ch, wait: float = 5.0) -> None:
         ch.timeout = save
 
 
+def _read_keypair(path):
+    """A CurveZMQ key pair written by ``keygen``: JSON {"public": z85, "secret": z85}."""
+    if path is None:
+        return None
+    try:
+        with open(path, "r", encoding="ascii") as f:
+            d = json.load(f)
+        pub, sec = d["public"], d["secret"]
+        if not (isinstance(pub, str) and isinstance(sec, str) and len(pub) == len(sec) == 40):
+            raise ValueError("keys must be 40-character Z85 strings")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"cannot read the key file {path}: {e}") from None
+    return pub.encode(), sec.encode()
+
+
+def cmd_keygen(args) -> int:
+    from . import net
+    pub, sec = net.curve_keypair()
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"error: {args.out} exists (keygen never overwrites a key)", file=sys.stderr)
+        return 2
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        json.dump({"public": pub.decode(), "secret": sec.decode()}, f)
+        f.write("\n")
+    if args.json:
+        print(json.dumps({"public": pub.decode(), "file": args.out}))
+    else:
+        print(f"key pair written to {args.out} (keep it private); public key, to give to the other party:")
+        print(pub.decode())
+    return 0
+
+
 def cmd_serve(args) -> int:
     import zmq
 
@@ -167,6 +202,10 @@ def cmd_serve(args) -> int:
     from .session import Session
     plan = _load_plan(args.model, args.frac_bits, args.output_name, args.act_bits)
     if plan is None:
+        return 2
+    keypair = _read_keypair(args.curve_key)
+    if args.allow_client and keypair is None:
+        print("error: --allow-client needs --curve-key", file=sys.stderr)
         return 2
     if not _secure_ready():
         return 3
@@ -178,7 +217,8 @@ def cmd_serve(args) -> int:
         ch = None
         for attempt in range(50):            # the previous session's socket may still hold the port briefly
             try:
-                ch = net.listen(args.listen, timeout=args.timeout, accept_timeout=args.accept_timeout)
+                ch = net.listen(args.listen, timeout=args.timeout, accept_timeout=args.accept_timeout,
+                                curve_keypair=keypair, allowed_clients=args.allow_client)
                 break
             except PeerTimeout as e:
                 print(f"error: {e}", file=sys.stderr)
@@ -229,7 +269,8 @@ def _client(args, fn, attempts: int = 3):
     from .errors import PeerGone
     from .session import Session
     for i in range(attempts):
-        ch = net.connect(args.connect, timeout=args.timeout)
+        ch = net.connect(args.connect, timeout=args.timeout, curve_server_key=args.server_key,
+                         curve_keypair=_read_keypair(args.curve_key))
         try:
             with Session(1, ch) as s:
                 return fn(s)
@@ -322,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--act-bits", type=int, default=64,
                    help="public bound on the bits of the fixed-point activations compared in ReLU/max-pool/argmax "
                         "(default 64: always exact; fewer is cheaper but wrong if an activation does not fit)")
+    s.add_argument("--curve-key", default=None, metavar="FILE",
+                   help="encrypt and authenticate with CurveZMQ using this key pair (from 'keygen'); "
+                        "clients then need --server-key with its public key")
+    s.add_argument("--allow-client", action="append", default=None, metavar="PUBKEY",
+                   help="accept only clients with this CurveZMQ public key (repeatable; needs --curve-key)")
     s.add_argument("--sessions", type=int, default=0, help="stop after this many completed sessions (default 0: forever)")
     s.add_argument("--accept-timeout", type=float, default=24 * 3600.0,
                    help="seconds to wait for a client (default one day)")
@@ -332,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(or the model's output with --logits, if the owner allows it).")
     common(q)
     q.add_argument("--connect", required=True, help="model owner's address, e.g. tcp://host:5555")
+    q.add_argument("--server-key", default=None, metavar="PUBKEY",
+                   help="the model owner's CurveZMQ public key: encrypt the channel and authenticate the owner")
+    q.add_argument("--curve-key", default=None, metavar="FILE",
+                   help="this client's key pair (from 'keygen'; needed when the owner lists allowed clients)")
     q.add_argument("--input", required=True, help=".npy file: samples of shape (N, *model input) or one sample")
     q.add_argument("--output", default=None, help=".npy file for the classes (or outputs with --logits)")
     q.add_argument("--logits", action="store_true", help="ask for the logits / model output")
@@ -344,11 +394,23 @@ def build_parser() -> argparse.ArgumentParser:
                                    "if both agree), nothing per sample.")
     common(v)
     v.add_argument("--connect", required=True, help="model owner's address, e.g. tcp://host:5555")
+    v.add_argument("--server-key", default=None, metavar="PUBKEY",
+                   help="the model owner's CurveZMQ public key: encrypt the channel and authenticate the owner")
+    v.add_argument("--curve-key", default=None, metavar="FILE",
+                   help="this client's key pair (from 'keygen'; needed when the owner lists allowed clients)")
     v.add_argument("--data", required=True, help=".npy file: samples (N, *model input)")
     v.add_argument("--labels", required=True, help=".npy file: N integer labels")
     v.add_argument("--confusion", action="store_true", help="ask for the confusion matrix too")
     v.add_argument("--batch", type=int, default=64, help="samples per batch (default 64)")
     v.set_defaults(func=cmd_validate)
+
+    k = sub.add_parser("keygen", help="write a CurveZMQ key pair for encrypted, authenticated sessions",
+                       description="Write a new CurveZMQ key pair to a file (mode 0600) and print its public key. "
+                                   "The model owner passes the file to 'serve --curve-key'; clients pass the "
+                                   "public key to '--server-key' (and may have their own pair for --curve-key).")
+    k.add_argument("--out", required=True, help="file to create (refuses to overwrite)")
+    k.add_argument("--json", action="store_true", help="machine-readable output")
+    k.set_defaults(func=cmd_keygen)
     return p
 
 

@@ -17,7 +17,7 @@ from ezprotocols.testing import free_tcp_port
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
-@pytest.mark.parametrize("cmd", ["demo", "serve", "query", "validate"])
+@pytest.mark.parametrize("cmd", ["demo", "serve", "query", "validate", "keygen"])
 def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         party.main([cmd, "--help"])
@@ -128,6 +128,46 @@ def test_cli_secure_end_to_end_processes(tmp_path):
         lines = [json.loads(ln) for ln in out.strip().splitlines()]
         assert [ln["mode"] for ln in lines] == ["query", "validate"]
         assert lines[1]["correct"] == res["correct"] and "classes" not in lines[0]
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+
+
+def test_cli_curve_keys_end_to_end(tmp_path):
+    """keygen, then serve with CurveZMQ and a client allow-list; an allowed client queries,
+    a client without the server key cannot connect."""
+    from ezprotocols.nn.secure import missing_layers
+    if missing_layers():
+        pytest.skip("secure layers not available: " + ", ".join(missing_layers()))
+    exe = [sys.executable, "-m", "ezprotocols.party"]
+    keys = {}
+    for who in ("server", "client"):
+        r = subprocess.run(exe + ["keygen", "--out", str(tmp_path / f"{who}.key"), "--json"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        keys[who] = json.loads(r.stdout)["public"]
+        assert oct(os.stat(tmp_path / f"{who}.key").st_mode & 0o777) == "0o600"
+    again = subprocess.run(exe + ["keygen", "--out", str(tmp_path / "server.key")], capture_output=True, text=True)
+    assert again.returncode != 0 and "exists" in again.stderr
+    x, _ = demo_validation_set(2)
+    np.save(tmp_path / "x.npy", x)
+    addr = f"tcp://127.0.0.1:{free_tcp_port()}"
+    srv = subprocess.Popen(exe + ["serve", "--model", demo_model_path(), "--listen", addr, "--sessions", "1",
+                                  "--json", "--curve-key", str(tmp_path / "server.key"),
+                                  "--allow-client", keys["client"]],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        bad = subprocess.run(exe + ["query", "--connect", addr, "--input", str(tmp_path / "x.npy"), "--json",
+                                    "--timeout", "3"], capture_output=True, text=True, timeout=120)
+        assert bad.returncode != 0 and "could not reach" in bad.stderr
+        q = subprocess.run(exe + ["query", "--connect", addr, "--input", str(tmp_path / "x.npy"), "--json",
+                                  "--server-key", keys["server"], "--curve-key", str(tmp_path / "client.key")],
+                           capture_output=True, text=True, timeout=300)
+        assert q.returncode == 0, q.stderr
+        assert len(json.loads(q.stdout)["classes"]) == 2
+        out, err = srv.communicate(timeout=60)
+        assert srv.returncode == 0, err
     finally:
         if srv.poll() is None:
             srv.kill()
