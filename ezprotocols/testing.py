@@ -33,13 +33,15 @@ def free_tcp_port() -> int:
 
 
 def _pick_error(errors):
-    """The root cause: a party's own failure rather than the other's PeerGone."""
+    """The root cause: a party's own failure rather than the other's resulting PeerGone
+    (a failure of its own first, then a timeout, then a PeerGone)."""
     errs = [e for e in errors if e is not None]
     if not errs:
         return None
-    for e in errs:
-        if not isinstance(e, (PeerGone, PeerTimeout)):
-            return e
+    for kinds in ((PeerGone, PeerTimeout), (PeerGone,)):
+        for e in errs:
+            if not isinstance(e, kinds):
+                return e
     return errs[0]
 
 

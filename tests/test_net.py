@@ -356,3 +356,39 @@ def test_curve_encrypted_channel(case):
             assert q.get(timeout=10) == "PeerTimeout"
     finally:
         p.join(10)
+
+
+@pytest.mark.parametrize("fn,addr", [("connect", "foo://bar"), ("listen", "foo://bar"), ("connect", "tcp://127.0.0.1"),
+                                     ("connect", "127.0.0.1:5555"), ("listen", "0.0.0.0:5555"),
+                                     ("connect", "tcp://localhost")])
+def test_bad_address_is_a_clear_error(fn, addr):
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match="bad address"):
+        (connect if fn == "connect" else listen)(addr, timeout=2)
+    assert time.perf_counter() - t < 1
+
+
+def test_bind_failures_raise_at_once():
+    import socket
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        t = time.perf_counter()
+        with pytest.raises(zmq.ZMQError):
+            listen(f"tcp://127.0.0.1:{port}", timeout=2)          # address in use
+        with pytest.raises(zmq.ZMQError):
+            listen("tcp://999.1.1.1:5", timeout=2)                 # no such interface
+        assert time.perf_counter() - t < 2
+
+
+def test_run_pair_prefers_a_timeout_over_the_resulting_peer_gone():
+    def p0(s):
+        s.channel.timeout = 0.5
+        return s.channel.recv_bytes("never", 1)         # times out, then aborts
+
+    def p1(s):
+        return s.channel.recv_bytes("also.never", 1)    # sees the abort: PeerGone
+
+    with pytest.raises(PeerTimeout, match="never"):
+        run_pair(p0, p1, timeout=20)

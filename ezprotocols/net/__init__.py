@@ -11,6 +11,7 @@ in-process pair (inproc://) for tests and local demos.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import weakref
@@ -44,6 +45,26 @@ def _own_context() -> zmq.Context:
     ctx = zmq.Context(io_threads=1)
     _LIVE_CONTEXTS.add(ctx)
     return ctx
+
+
+_ADDRESS = re.compile(r"^(tcp://[^/\s]+:(\d{1,5}|\*)|ipc://\S+|inproc://\S+)$")
+
+
+def _check_address(address, what: str) -> None:
+    if not isinstance(address, str) or not _ADDRESS.match(address):
+        raise ValueError(f"{what}: bad address {address!r}: expected tcp://host:port, ipc:///path or inproc://name")
+
+
+def _discard(sock: zmq.Socket, mon: zmq.Socket | None) -> None:
+    """Close a socket that failed to bind/connect, and its monitor: a context with an open
+    socket would make the termination that follows wait forever."""
+    if mon is not None:
+        try:
+            sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        mon.close(linger=0)
+    sock.close(linger=0)
 
 
 def _release_context(ctx: zmq.Context) -> None:
@@ -109,9 +130,10 @@ def listen(address: str, timeout: float = DEFAULT_TIMEOUT, *, accept_timeout: fl
     """
     if allowed_clients is not None and curve_keypair is None:
         raise ValueError("allowed_clients needs curve_keypair")
+    _check_address(address, "listen")
     ctx = _own_context()
     sock = ctx.socket(zmq.PAIR)
-    auth = None
+    auth = mon = None
     try:
         _configure(sock, network=not address.startswith("inproc://"))
         if curve_keypair is not None:
@@ -127,7 +149,7 @@ def listen(address: str, timeout: float = DEFAULT_TIMEOUT, *, accept_timeout: fl
         mon = _monitored(sock)
         sock.bind(address)
     except Exception:
-        sock.close(linger=0)
+        _discard(sock, mon)
         if auth is not None:
             auth.stop()
         _release_context(ctx)
@@ -167,8 +189,10 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: 
     """
     if curve_keypair is not None and curve_server_key is None:
         raise ValueError("curve_keypair needs curve_server_key")
+    _check_address(address, "connect")
     ctx = _own_context()
     sock = ctx.socket(zmq.PAIR)
+    mon = None
     try:
         _configure(sock, network=not address.startswith("inproc://"))
         if curve_server_key is not None:
@@ -182,7 +206,7 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: 
         mon = _monitored(sock)
         sock.connect(address)
     except Exception:
-        sock.close(linger=0)
+        _discard(sock, mon)
         _release_context(ctx)
         raise
     ch = Channel(ctx, sock, timeout=timeout, monitor=mon, name=f"connect {address}", release=_release_context)
