@@ -332,3 +332,19 @@ def test_program_properties():
 
 def test_ops_constants_exported():
     assert (OP_XOR, OP_AND, OP_INV, OP_EQW, OP_EQ) == (0, 1, 2, 3, 4)
+
+
+def test_sparse_wire_numbers_are_legal(tmp_path):
+    """Unused wire numbers are allowed: a small file may declare many wires."""
+    p = tmp_path / "sparse.txt"
+    p.write_text("2 300\n2 1 1\n1 1\n\n2 1 0 1 150 AND\n1 1 150 299 INV\n")
+    c = Circuit.from_bristol(p)
+    assert c.nwires == 300 and c.n_and == 1
+    for a in (0, 1):
+        for b in (0, 1):
+            (out,) = c.evaluate([np.array([[a]], np.uint8), np.array([[b]], np.uint8)])
+            assert out[0, 0] == 1 - (a & b)
+    with pytest.raises(CircuitError, match="line 1"):
+        q = tmp_path / "absurd.txt"
+        q.write_text("2 4000000000\n2 1 1\n1 1\n\n2 1 0 1 150 AND\n1 1 150 299 INV\n")
+        Circuit.from_bristol(q)

@@ -39,6 +39,7 @@ __all__ = ["Circuit", "OP_XOR", "OP_AND", "OP_INV", "OP_EQW", "OP_EQ", "OP_NAMES
 OP_XOR, OP_AND, OP_INV, OP_EQW, OP_EQ = _k.OP_XOR, _k.OP_AND, _k.OP_INV, _k.OP_EQW, _k.OP_EQ
 OP_NAMES = _k.OP_NAMES
 MAX_WIRES = 0xFFFFFFFE
+SPARSE_WIRES_OK = 1 << 20    # any file may declare this many wires (sparse numbering), whatever its size
 
 
 def _err(line: int, msg: str) -> CircuitError:
@@ -256,7 +257,9 @@ class Circuit:
             raise _err(l2, f"{nin} input wires do not fit in the {nwires} wires of line 1")
         if nout > nwires:
             raise _err(l3, f"{nout} output wires do not fit in the {nwires} wires of line 1")
-        if nwires > nin + nout + 2 * n:
+        # wire numbers may be sparse (unused wires are legal); a wire count far beyond what
+        # the file could ever use would only make us allocate for nothing
+        if nwires > max(nin + nout + 2 * n, SPARSE_WIRES_OK):
             raise _err(l1, f"{nwires} wires is more than a file of {n} bytes can use")
         op, a, b, c, isset = _k.parse_gates(data, min(pos, n), line, ngates, nwires, nin)
         circ = cls(op, a, b, c, nwires, widths[0], widths[1], _checked=True)
