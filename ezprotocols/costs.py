@@ -195,11 +195,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     ap.add_argument("--markdown", action="store_true", help="a markdown table")
     args = ap.parse_args(argv)
+    if args.n < 400 or args.n % 400:
+        ap.error(f"--n must be a positive multiple of 400, got {args.n}")
     rows = measure(args.n)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        print(f"Per-output cost of the hybrid operations (measured on {args.n - args.n % 400} inputs each; "
+        print(f"Per-output cost of the hybrid operations (measured on {args.n} inputs each; "
               "bytes are payload bytes, rounds are for the whole batch):")
         print(_table(rows, args.markdown))
     return 0
