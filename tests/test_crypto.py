@@ -158,3 +158,17 @@ def test_import_fails_clearly_without_aesni():
     r = subprocess.run([sys.executable, "-c", "import ezprotocols"], env=env, capture_output=True, text=True)
     assert r.returncode != 0
     assert "ImportError" in r.stderr and "AES-NI" in r.stderr
+
+
+@pytest.mark.parametrize("shape", [(0, 16), (1, 16), (7, 3, 16)])
+def test_cond_xor_blocks(rng, shape):
+    blocks = rng.integers(0, 256, shape, dtype=np.uint8)
+    bits = rng.integers(0, 2, shape[:-1]).astype(np.uint8)
+    delta = rng.integers(0, 256, 16, dtype=np.uint8)
+    want = np.where(bits[..., None].astype(bool), blocks ^ delta, blocks)
+    assert c.cond_xor_blocks(blocks, bits, delta) is blocks
+    assert np.array_equal(blocks, want)
+    with pytest.raises(ValueError):
+        c.cond_xor_blocks(np.zeros((2, 15), np.uint8), np.zeros(2, np.uint8), delta)
+    with pytest.raises(ValueError):
+        c.cond_xor_blocks(np.zeros((2, 16), np.uint8), np.zeros(3, np.uint8), delta)

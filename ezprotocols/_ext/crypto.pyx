@@ -289,3 +289,39 @@ cdef class Prg:
     def spawn(self):
         """A new independent Prg seeded from this one's stream."""
         return Prg(self.random_bytes(16))
+
+
+cdef extern from *:
+    """
+    static void ezp_cond_xor_blocks(uint8_t *blocks, const uint8_t *bits, const uint8_t *delta, size_t n) {
+        __m128i d = _mm_loadu_si128((const __m128i *)delta);
+        for (size_t i = 0; i < n; i++) {
+            __m128i m = _mm_set1_epi8((char)(0 - (bits[i] & 1)));
+            __m128i x = _mm_loadu_si128((const __m128i *)(blocks + 16 * i));
+            _mm_storeu_si128((__m128i *)(blocks + 16 * i), _mm_xor_si128(x, _mm_and_si128(m, d)));
+        }
+    }
+    """
+    void ezp_cond_xor_blocks(uint8_t *blocks, const uint8_t *bits, const uint8_t *delta, size_t n) nogil
+
+
+def cond_xor_blocks(blocks, bits, delta):
+    """In place: ``blocks[i] ^= delta`` where ``bits[i]`` is 1 (``blocks``: C-contiguous
+    ``uint8[..., 16]``; ``bits``: uint8 0/1 with one entry per block; ``delta``: 16 bytes).
+    Returns ``blocks``."""
+    b = np.asarray(blocks)
+    if b.dtype != np.uint8 or not b.flags.c_contiguous or not b.flags.writeable or b.ndim < 1 \
+            or b.shape[b.ndim - 1] != 16:
+        raise ValueError("blocks must be a writeable C-contiguous uint8[..., 16] array")
+    cdef size_t n = b.size // 16
+    cdef const uint8_t[::1] bv = np.ascontiguousarray(bits, dtype=np.uint8).reshape(-1)
+    if <size_t> bv.shape[0] != n:
+        raise ValueError(f"bits must have one entry per block ({n}), got {bv.shape[0]}")
+    cdef const uint8_t[::1] dv = np.ascontiguousarray(delta, dtype=np.uint8).reshape(-1)
+    if dv.shape[0] != 16:
+        raise ValueError("delta must be 16 bytes")
+    cdef uint8_t[::1] out = b.reshape(-1)
+    if n:
+        with nogil:
+            ezp_cond_xor_blocks(&out[0], &bv[0], &dv[0], n)
+    return blocks

@@ -40,6 +40,7 @@ import functools
 
 import numpy as np
 
+from .._ext.crypto import cond_xor_blocks
 from ..arith.tensor import ArithTensor
 from ..gc import CircuitBuilder, YaoTensor
 from ..gc.builder import ZERO
@@ -160,8 +161,7 @@ def private_labels(s, bits, garbler: int, shape) -> YaoTensor:
     n = int(np.prod(shape, dtype=np.int64))
     r = s.shared_prg().random_blocks(n).reshape(shape + (16,))
     if s.role == garbler:
-        b = np.asarray(bits, np.uint8).reshape(shape)
-        r[b.astype(bool)] ^= np.asarray(delta, np.uint8)
+        cond_xor_blocks(r, np.asarray(bits, np.uint8).reshape(-1), np.asarray(delta, np.uint8))
     return YaoTensor(r, garbler, s.role)
 
 
