@@ -131,20 +131,83 @@ class LeNet(nn.Module):
         return self.f2(F.relu(self.f1(torch.flatten(x, 1))))
 
 
-def export(model, shape, name, dynamic=False):
+class Recurrent(nn.Module):
+    """An LSTM or GRU (unsupported: the error must name the recurrent op, not the
+    Transpose the exporter puts before it)."""
+    def __init__(self, kind):
+        super().__init__()
+        self.rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(3, 4, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0][:, -1])
+
+
+class MidActivation(nn.Module):
+    """Softmax or Sigmoid followed by another layer (only supported as the last op)."""
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.a = nn.Linear(6, 6)
+        self.b = nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(F.softmax(h, dim=1) if self.kind == "softmax" else torch.sigmoid(h))
+
+
+class BinaryHead(nn.Module):
+    """A binary classifier ending in one sigmoid output (class: p > 0.5)."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 8)
+        self.b = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.b(F.relu(self.a(x))))
+
+
+class ViewCnn(nn.Module):
+    """x.view(x.size(0), -1): Shape, Gather, Unsqueeze (axes an attribute before
+    opset 13), Concat, Reshape in the legacy exporter."""
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(1, 2, 3, stride=2)
+        self.fc = nn.Linear(2 * 3 * 3, 3)
+
+    def forward(self, x):
+        x = F.relu(self.c(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+class RawPixelMlp(nn.Module):
+    """784 -> 32 -> 10 for raw 0..255 pixels: large inputs and a wide first layer,
+    where the fixed-point error is largest (weight rounding times input magnitude)."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(784, 32)
+        self.b = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.b(F.relu(self.a(x)))
+
+
+def export(model, shape, name, dynamic=False, opset=17):
     model.eval()
     x = torch.randn(*shape)
     kw = {"dynamic_axes": {"x": {0: "batch"}, "y": {0: "batch"}}} if dynamic else {}
     path = os.path.join(OUT, name)
-    torch.onnx.export(model, x, path, input_names=["x"], output_names=["y"], opset_version=17,
+    torch.onnx.export(model, x, path, input_names=["x"], output_names=["y"], opset_version=opset,
                       dynamo=False, do_constant_folding=True, **kw)
     print("wrote", path, os.path.getsize(path), "bytes")
 
 
-def export_dynamo(model, shape, name):
+def export_dynamo(model, shape, name, dynamic=False):
     """The torch.export-based exporter (opset 18+, e.g. ReduceMean for adaptive pooling)."""
     model.eval()
-    prog = torch.onnx.export(model, (torch.randn(*shape),), dynamo=True, input_names=["x"], output_names=["y"])
+    kw = {"dynamic_shapes": ({0: torch.export.Dim("batch", min=1, max=64)},)} if dynamic else {}
+    prog = torch.onnx.export(model, (torch.randn(*shape),), dynamo=True, input_names=["x"], output_names=["y"],
+                             **kw)
     path = os.path.join(OUT, name)
     prog.save(path)
     print("wrote", path, os.path.getsize(path), "bytes")
@@ -169,6 +232,18 @@ def main():
         m = cls()
         _bn_stats(m)
         export_dynamo(m, shape, name)
+    # unsupported models (the error must name the right op and node)
+    for kind in ("lstm", "gru"):
+        export(Recurrent(kind), (2, 5, 3), f"torch_bad_{kind}.onnx", True)
+        export_dynamo(Recurrent(kind), (2, 5, 3), f"torch_dynamo_bad_{kind}.onnx", True)
+    for kind in ("softmax", "sigmoid"):
+        export(MidActivation(kind), (2, 6), f"torch_bad_{kind}_mid.onnx", True)
+    # a final sigmoid (binary classifier); view() at the opsets where Unsqueeze had axes attributes
+    export(BinaryHead(), (2, 6), "torch_binary_sigmoid.onnx", True)
+    export_dynamo(BinaryHead(), (2, 6), "torch_dynamo_binary_sigmoid.onnx", True)
+    for opset in (9, 11, 12):
+        export(ViewCnn(), (2, 1, 8, 8), f"torch_view_op{opset}.onnx", True, opset=opset)
+    export(RawPixelMlp(), (2, 784), "torch_raw_pixel_mlp.onnx", True)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def test_malformed_architectures_are_refused():
     d = _arch(); d["consts"][0] = [6, 1, 5, 4]; _bad(d)
     d = _arch(); d["consts"].append([3]); _bad(d)           # unused constant
     d = _arch(); d["ops"] = d["ops"] * 300; _bad(d)         # too many ops
-    d = _arch(); d["post"]["kind"] = "sigmoid"; _bad(d)
+    d = _arch(); d["post"]["kind"] = "tanh"; _bad(d)
+    d = _arch(); d["post"] = {"kind": "sigmoid", "axis": 0, "keepdims": False}; _bad(d)
     d = _arch(); d["post"] = {"kind": "argmax", "axis": 5, "keepdims": False}; _bad(d)
     d = _arch(); d["allow_logits"] = "yes"; _bad(d)
     d = _arch(); d["ops"][0]["shape"] = [6, 24, 24.0]; _bad(d)
@@ -125,3 +126,27 @@ def test_plan_check_and_empty_plan():
     bad = Plan(input_shape=(3,), ops=[Op("relu", [0], [], {}, (4,))], const_shapes=[], consts=[])
     with pytest.raises(ValueError, match="declared shape"):
         bad.check()
+
+
+def _labelled(labels, post="softmax", n=3):
+    return Plan(input_shape=(n,), ops=[], const_shapes=[], consts=[], post=post, post_axis=1, class_labels=labels)
+
+
+@pytest.mark.parametrize("labels,post,n", [([3, 7, 11], "softmax", 3), (["cat", "dog", "\u00e9l\u00e8ve"], "argmax", 3),
+                                          ([0, 1], "sigmoid", 1), (["no", "yes"], "sigmoid", 2)])
+def test_class_labels_travel_with_the_architecture(labels, post, n):
+    plan = _labelled(labels, post, n)
+    plan.check()
+    p1, _ = parse_architecture(plan.architecture())
+    assert p1.class_labels == labels and p1.n_classes == len(labels)
+    assert p1.binary == (post == "sigmoid" and n == 1)
+    assert "labels" not in json.loads(_labelled(None).architecture())
+
+
+def test_malformed_class_labels_are_refused():
+    good = json.loads(_labelled([1, 2, 3]).architecture())
+    for labels in ([1, 2], [1, 2, 3, 4], [1, "a", 2], [1.5, 2, 3], [1, 1, 2], ["a" * 300, "b", "c"],
+                   [1 << 64, 2, 3], "abc", {"a": 1}, [[1], [2], [3]], [True, False, 1], None):
+        d = dict(good)
+        d["labels"] = labels
+        _bad(d)

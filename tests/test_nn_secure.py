@@ -60,6 +60,51 @@ def test_validation_dataflow(rng):
     assert "confusion" not in r0 and "confusion" not in r1 and r0["correct"] == want
 
 
+def _skl_string_classifier():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    r = np.random.default_rng(3)
+    X = r.standard_normal((120, 5)).astype(np.float32)
+    y = np.array(["low", "mid", "high"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(X, y)
+    return load_onnx(skl2onnx.to_onnx(clf, X[:1]).SerializeToString()), X, y
+
+
+def test_class_labels_in_query_and_validation():
+    """A model that declares class labels (skl2onnx, strings here): P1 gets the labels
+    of its predictions and validates with its own label values."""
+    plan, X, y = _skl_string_classifier()
+    assert plan.class_labels == ["high", "low", "mid"]
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(X, plan.frac_bits)), plan.frac_bits))
+    _, r1 = _pair(plan, lambda s: query_session(s, X[:7], backend=ClearBackend(s)))
+    assert np.array_equal(r1["classes"], pred[:7])
+    assert r1["labels"].tolist() == [plan.class_labels[i] for i in pred[:7]]
+    want = int((np.array(plan.class_labels)[pred] == y).sum())
+    r0, r1 = _pair(plan, lambda s: validate_session(s, X, y, batch=50, backend=ClearBackend(s)))
+    assert r0["correct"] == r1["correct"] == want and want > 90
+    with pytest.raises(ValueError, match="'none' .* is not one of the model's classes"):
+        _pair(plan, lambda s: validate_session(s, X[:3], np.array(["low", "none", "mid"]), backend=ClearBackend(s)))
+    with pytest.raises(ValueError, match="classes are strings"):
+        _pair(plan, lambda s: validate_session(s, X[:3], np.array([0, 1, 2]), backend=ClearBackend(s)))
+
+
+def test_single_sigmoid_output_is_a_binary_decision(rng):
+    """One sigmoid logit z: the class is [z > 0], computed as the argmax of [0, z]
+    (zero is a sharing of zero); validation counts two classes."""
+    plan = load_onnx(os.path.join(DATA, "torch_dynamo_binary_sigmoid.onnx"))
+    x = rng.standard_normal((9, 6)) * 3
+    lg = decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits)
+    want = (lg[:, 0] > 0).astype(np.int64)
+    _, r1 = _pair(plan, lambda s: query_session(s, x, backend=ClearBackend(s)))
+    assert np.array_equal(r1["classes"], want) and "labels" not in r1
+    _, r1 = _pair(plan, lambda s: query_session(s, x, want_logits=True, backend=ClearBackend(s)), allow_logits=True)
+    np.testing.assert_allclose(r1["output"], 1 / (1 + np.exp(-lg)))
+    r0, _ = _pair(plan, lambda s: validate_session(s, x, want, backend=ClearBackend(s)))
+    assert r0["correct"] == 9 and r0["classes_count"] == 2
+
+
 def test_logits_refused_unless_allowed():
     plan = load_onnx(os.path.join(DATA, "torch_mlp.onnx"))
     with pytest.raises(PermissionError):
@@ -204,3 +249,18 @@ def test_secure_validation_equals_plaintext_on_demo_set():
     pred = predict_classes(plan, decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits))
     r0, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: validate_session(s, x, y, batch=64), timeout=600)
     assert r0["correct"] == r1["correct"] == int((pred == y).sum())
+
+
+@needs_layers
+def test_secure_class_labels_and_binary_sigmoid(rng):
+    plan, X, y = _skl_string_classifier()
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(X, plan.frac_bits)), plan.frac_bits))
+    r0, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: validate_session(s, X[:40], y[:40], batch=20),
+                      timeout=300)
+    assert abs(r1["correct"] - int((np.array(plan.class_labels)[pred[:40]] == y[:40]).sum())) <= 1
+    bplan = load_onnx(os.path.join(DATA, "torch_binary_sigmoid.onnx"))
+    x = rng.standard_normal((6, 6)) * 3
+    lg = decode(run_fixed(bplan, encode(x, bplan.frac_bits)), bplan.frac_bits)
+    _, r1 = run_pair(lambda s: serve_session(s, bplan), lambda s: query_session(s, x), timeout=300)
+    clear = np.abs(lg[:, 0]) > 1e-3
+    assert np.array_equal(r1["classes"][clear], (lg[clear, 0] > 0).astype(np.int64))

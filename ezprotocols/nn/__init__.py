@@ -13,8 +13,10 @@ truncation), MiniONN (eprint 2017/452; oblivious neural network transformations)
 from .demo import demo_model_path, demo_validation_set
 from .onnx_import import OnnxImportError, UnsupportedOp, load_onnx
 from .plan import LIMITS, OP_KINDS, Op, Plan, parse_architecture
-from .plaintext import decode, encode, postprocess, predict_classes, run_fixed, run_plaintext
+from .plaintext import (class_labels, decode, encode, error_bound, postprocess, predict_classes, run_fixed, run_float,
+                        run_plaintext)
 
 __all__ = ["load_onnx", "UnsupportedOp", "OnnxImportError", "Plan", "Op", "OP_KINDS", "LIMITS",
-           "parse_architecture", "run_plaintext", "run_fixed", "encode", "decode", "postprocess",
+           "parse_architecture", "run_plaintext", "run_fixed", "run_float", "error_bound", "class_labels",
+           "encode", "decode", "postprocess",
            "predict_classes", "demo_model_path", "demo_validation_set"]

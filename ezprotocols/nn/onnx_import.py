@@ -1,18 +1,22 @@
 """ONNX front end (P0's side): ``load_onnx(path)`` checks a model and builds a :class:`Plan`.
 
 Steps: ``onnx.checker``; opset range; one float input (the data owner's), whose
-shape is static except the batch axis; ONNX shape inference with a fixed batch
-size, cross-checked against the plan's own shapes; pruning to the chosen output;
-constant folding of constant-only subgraphs (``Constant`` nodes, ``Shape`` of an
-activation, weight transposes...); translation of each node into plan ops;
+shape is static except the batch axis; choice of the output (below); a scan of
+the nodes that output depends on for op types that are not supported at all (so
+``unsupported ONNX op LSTM at node /l/LSTM`` names the LSTM, not the Transpose an
+exporter puts before it); ONNX shape inference with a fixed batch size,
+cross-checked against the plan's own shapes; constant folding of constant-only
+subgraphs (``Constant`` nodes, ``Shape`` of an activation, weight transposes...)
+at the model's own opset; translation of each node into plan ops;
 BatchNormalization folded into the preceding Conv/Gemm/MatMul (kept as an
-``affine`` op otherwise), biases and per-channel scales folded likewise; the
-weights finally converted to fixed point.
+``affine`` op otherwise), biases and per-channel scales folded likewise, a
+per-feature scaling folded into the following MatMul; the weights finally
+converted to fixed point.
 
 Any op outside the supported set fails before any protocol starts with
 :class:`UnsupportedOp`: ``unsupported ONNX op X at node Y`` (plus the reason when
 the op is known but the variant is not, e.g. a Gemm whose right operand is an
-activation).
+activation, or a Softmax that is not the last op).
 
 Supported: Gemm, MatMul, Conv (1-D, 2-D; pads, strides, dilations, group,
 auto_pad), Add, Sub, Mul (activations or constants), Div by a constant, Relu,
@@ -20,7 +24,22 @@ MaxPool, AveragePool, GlobalAveragePool, ReduceMean / ReduceSum (not over the
 batch axis), BatchNormalization, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Identity, Dropout, Cast (float to float),
 Pad (constant zeros), Clip (two ReLUs), LeakyRelu and PRelu (one ReLU), Slice
 (constant bounds, not on the batch axis), ReduceMax and GlobalMaxPool,
-Softmax / LogSoftmax / ArgMax as the last op, and any op on constants only.
+Softmax / LogSoftmax / Sigmoid / ArgMax as the last op (monotone: evaluated as an
+argmax when only the class is revealed; a single sigmoid logit z is the binary
+decision [z > 0]), any op on constants only, and from ``ai.onnx.ml`` (scikit-learn
+models converted by skl2onnx): LinearClassifier (post_transform NONE, LOGISTIC,
+SOFTMAX), LinearRegressor, Scaler, Normalizer (L1, of softmax or sigmoid
+outputs), ZipMap (stands for its probability tensor) and the class-label outputs
+``classes[ArgMax(scores)]`` (ArrayFeatureExtractor; the labels travel with the
+architecture).
+
+Output choice (``output=`` / CLI ``--output-name`` overrides it): a ZipMap output
+stands for its input tensor (the probabilities) and a class-label output for its
+score tensor; the plan computes the only floating-point output (for an skl2onnx
+classifier: the probabilities, next to the label), or, without one, the score
+tensor of the only class label or the only output; the class labels (when the
+model declares them) are attached if they are the argmax of the same logits.
+Several floating-point outputs need ``output=``.
 """
 from __future__ import annotations
 
@@ -62,10 +81,21 @@ class _Act:
 
 
 class _Post:
-    __slots__ = ("kind", "src", "axis", "keepdims")
+    """A final, monotone op (softmax, logsoftmax, sigmoid, argmax...) of the
+    activation ``src``: evaluated as an argmax when only the class is revealed,
+    in the clear by P1 on revealed logits otherwise.  ``op_type``/``node``: the
+    ONNX node it came from (for error messages)."""
+    __slots__ = ("kind", "src", "axis", "keepdims", "op_type", "node")
 
-    def __init__(self, kind, src, axis, keepdims=False):
+    def __init__(self, kind, src, axis, keepdims=False, op_type="", node=""):
         self.kind, self.src, self.axis, self.keepdims = kind, src, axis, keepdims
+        self.op_type, self.node = op_type, node
+
+
+#: post kinds whose argmax along their axis is the argmax of the logits
+_MONOTONE = ("softmax", "logsoftmax", "sigmoid", "sigmoid_l1")
+#: ops (default domain) that only pass a value through
+_PASS = ("Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten")
 
 
 def load_onnx(path, *, frac_bits: int = 16, batch: int | None = None, output: str | None = None,
@@ -76,7 +106,11 @@ def load_onnx(path, *, frac_bits: int = 16, batch: int | None = None, output: st
     size for ONNX shape inference when the model's batch axis is symbolic
     (default 1; the plan itself works for any batch size).  ``output``: name of
     the graph output to compute when the model has several (default: the only
-    floating-point one).  ``encode=False`` keeps float weights (for inspection).
+    floating-point one; see the module docstring for ZipMap and class-label
+    outputs).  ``encode=False`` keeps float weights (for inspection and
+    :func:`~ezprotocols.nn.run_float`).  Errors: FileNotFoundError, and
+    OnnxImportError (UnsupportedOp) for anything else, including a file that is
+    not an ONNX model.
     ``act_bits``: a public bound (two's-complement bits of the fixed-point
     activations that reach a comparison: ReLU, max-pool, argmax); 64 is always
     exact, fewer make the garbled comparisons cheaper but are only correct if every
@@ -87,12 +121,13 @@ def load_onnx(path, *, frac_bits: int = 16, batch: int | None = None, output: st
         raise ValueError(f"act_bits must be an int in {frac_bits + 2}..64")
     if isinstance(path, onnx.ModelProto):
         model = path
-    elif isinstance(path, (bytes, bytearray)):
-        model = onnx.load_from_string(bytes(path))
     else:
-        if not os.path.exists(path):
-            raise FileNotFoundError(path)
-        model = onnx.load(path)
+        if not isinstance(path, (bytes, bytearray)) and not os.path.exists(path):
+            raise FileNotFoundError(f"model file not found: {path}")
+        try:
+            model = onnx.load_from_string(bytes(path)) if isinstance(path, (bytes, bytearray)) else onnx.load(path)
+        except Exception as e:             # protobuf DecodeError, a directory, missing external data...
+            raise OnnxImportError(f"not a readable ONNX model: {type(e).__name__}: {e}") from None
     plan = _Importer(model, frac_bits, batch, output).run(encode)
     plan.act_bits = act_bits
     return plan
@@ -203,20 +238,124 @@ class _Importer:
             raise OnnxImportError(f"the model's batch size is fixed to {full[0]}")
         self.B = full[0]
         self.input_full = tuple(full)
-        outs = [o for o in g.output]
+        self.select_output()
+
+    # ------------------------------------------------------------------ outputs
+    def _const_value(self, name):
+        g = self.model.graph
+        for t in g.initializer:
+            if t.name == name:
+                return numpy_helper.to_array(t)
+        for n in g.node:
+            if n.op_type == "Constant" and n.output[0] == name:
+                a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+                if "value" in a:
+                    return numpy_helper.to_array(a["value"])
+                for k in ("value_ints", "value_strings", "value_int", "value_string"):
+                    if k in a:
+                        return np.array(a[k])
+        return None
+
+    def _label_of(self, name, producer):
+        """If graph value ``name`` is a class label computed as ``classes[argmax(T)]``
+        (LinearClassifier's label output, or skl2onnx's ArgMax + ArrayFeatureExtractor),
+        returns ``(T, classes, argmax axis)``; else None."""
+        n = producer.get(name)
+        while n is not None and n.domain in ("", "ai.onnx") and n.op_type in _PASS:
+            name = n.input[0]
+            n = producer.get(name)
+        if n is None or n.domain != "ai.onnx.ml":
+            return None
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+        if n.op_type == "LinearClassifier" and name == n.output[0]:
+            classes = a.get("classlabels_ints", a.get("classlabels_strings"))
+            if classes is None or len(n.output) < 2:
+                return None
+            return n.output[1], list(classes), 1
+        if n.op_type == "ArrayFeatureExtractor":
+            classes = self._const_value(n.input[0])
+            if classes is None or classes.ndim != 1:
+                return None
+            idx = producer.get(n.input[1])
+            while idx is not None and idx.domain in ("", "ai.onnx") and idx.op_type in _PASS:
+                idx = producer.get(idx.input[0])
+            if idx is None or idx.op_type != "ArgMax" or idx.domain not in ("", "ai.onnx"):
+                return None
+            ia = {x.name: onnx.helper.get_attribute_value(x) for x in idx.attribute}
+            if ia.get("select_last_index", 0):
+                return None
+            return idx.input[0], classes.tolist(), int(ia.get("axis", 0))
+        return None
+
+    def select_output(self):
+        """Choose the graph value the plan computes (``self.out_name``) and, when the
+        model declares them, the class labels (``self.label_cand``).
+
+        Rules: a ZipMap output (a map wrapper on probabilities) stands for its input
+        tensor; a class-label output (int or string, ``classes[argmax(T)]``) stands for
+        its score tensor ``T`` and supplies the labels.  With ``output=`` that output
+        is used.  Otherwise the only floating-point output (e.g. the probabilities of
+        an skl2onnx classifier next to its label), or the label's score tensor when
+        there is no floating-point output; several floating-point outputs need
+        ``output=`` (CLI: ``--output-name``)."""
+        g = self.model.graph
+        if any(n.domain == "ai.onnx.ml" and n.op_type == "LinearClassifier" and (len(n.output) < 2 or not n.output[1])
+               for n in g.node):
+            # a LinearClassifier whose scores output is unnamed: name it (on a copy of the model)
+            m = onnx.ModelProto()
+            m.CopyFrom(self.model)
+            self.model = m
+            g = m.graph
+            for n in g.node:
+                if n.domain == "ai.onnx.ml" and n.op_type == "LinearClassifier":
+                    if len(n.output) < 2:
+                        n.output.append("")
+                    if not n.output[1]:
+                        n.output[1] = f"{n.output[0]}__ezp_scores"
+        producer = {o: n for n in g.node for o in n.output if o}
+        outs = list(g.output)
+        kinds = {}
+        for o in outs:
+            zm = producer.get(o.name)
+            if zm is not None and zm.domain == "ai.onnx.ml" and zm.op_type == "ZipMap":
+                a = {x.name: onnx.helper.get_attribute_value(x) for x in zm.attribute}
+                cl = a.get("classlabels_int64s", a.get("classlabels_strings"))
+                kinds[o.name] = ("float", zm.input[0], (zm.input[0], list(cl), -1) if cl else None)
+            elif o.type.HasField("tensor_type") and o.type.tensor_type.elem_type in _FLOAT_TYPES:
+                kinds[o.name] = ("float", o.name, None)
+            else:
+                lab = self._label_of(o.name, producer)
+                kinds[o.name] = ("label", lab[0], lab) if lab else ("other", None, None)
+        names = [o.name for o in outs]
+        labels = [k[2] for k in kinds.values() if k[0] == "label"]
+        self.label_cand = labels[0] if len(labels) == 1 else None
+        self.label_explicit = False
         if self.output_opt is not None:
-            sel = [o for o in outs if o.name == self.output_opt]
-            if not sel:
-                raise OnnxImportError(f"no graph output named {self.output_opt!r} "
-                                      f"(outputs: {[o.name for o in outs]})")
-        elif len(outs) == 1:
-            sel = outs
+            if self.output_opt not in kinds:
+                raise OnnxImportError(f"no graph output named {self.output_opt!r} (outputs: {names})")
+            kind, target, lab = kinds[self.output_opt]
+            if kind == "other":
+                target = self.output_opt                  # e.g. an ArgMax output: the import decides
+            if kind == "label":
+                self.label_cand, self.label_explicit = lab, True
         else:
-            sel = [o for o in outs if o.type.tensor_type.elem_type in _FLOAT_TYPES]
-            if len(sel) != 1:
-                raise OnnxImportError(f"the model has several outputs {[o.name for o in outs]}: "
-                                      "choose one with output=")
-        self.out_name = sel[0].name
+            floats = [k[1] for k in kinds.values() if k[0] == "float"]
+            if len(outs) == 1 and kinds[names[0]][0] == "other":
+                target = names[0]                         # e.g. an ArgMax output: the import decides
+            elif len(floats) == 1:
+                target = floats[0]
+            elif not floats and len(labels) == 1:
+                target = labels[0][0]
+            elif not floats:
+                raise OnnxImportError(f"the model has no floating-point output and no recognised class label "
+                                      f"among {names}")
+            else:
+                raise OnnxImportError(f"the model has several outputs {names}: choose one with output= "
+                                      "(CLI: --output-name)")
+        if self.label_cand is None:
+            zl = [k[2] for k in kinds.values() if k[0] == "float" and k[2] is not None and k[1] == target]
+            self.label_cand = zl[0] if zl else None
+        self.out_name = target
 
     def shape_inference(self):
         m = onnx.ModelProto()
@@ -303,6 +442,7 @@ class _Importer:
                 continue
             need.add(idx)
             stack.extend(i for i in g.node[idx].input if i)
+        self.precheck(need)
         self.name_of_value = {0: self.inp.name}
         for idx, node in enumerate(g.node):
             if idx not in need:
@@ -310,11 +450,70 @@ class _Importer:
             self.cur_name = _node_name(node, idx)
             self.node(node)
         res = self.get_final()
+        self.class_labels = self.check_labels(res)
         # ONNX shape inference (after the walk, so an unsupported op is reported as such first)
         self.shape_inference()
         for name, a in self.acts.items():
             self.check_inferred(name, a)
         return self.finish(res, encode)
+
+    def supported(self, node) -> bool:
+        if node.domain in ("", "ai.onnx"):
+            return node.op_type in ("Constant", "Shape", "Size") or hasattr(self, "op_" + node.op_type)
+        if node.domain == "ai.onnx.ml":
+            return hasattr(self, "ml_" + node.op_type)
+        return False
+
+    def precheck(self, need):
+        """Before translating anything: the first node (graph order) applied to the
+        activation whose op type is not supported at all is reported as such (and not
+        as a failure of some supported op before it, e.g. the Transpose that feeds an
+        LSTM).  Nodes on constants only are folded, whatever their type; ``Shape`` and
+        ``Size`` of an activation are constants."""
+        g = self.model.graph
+        live = {self.inp.name}
+        for idx, node in enumerate(g.node):
+            if idx not in need or not any(i in live for i in node.input if i):
+                continue
+            if node.domain in ("", "ai.onnx") and node.op_type in ("Shape", "Size"):
+                continue
+            if not self.supported(node):
+                op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+                raise UnsupportedOp(op, _node_name(node, idx))
+            live.update(o for o in node.output if o)
+
+    def check_labels(self, res):
+        """The class labels of the chosen output (from its label output or ZipMap), if
+        they describe the same decision as the plan: argmax of the same logits."""
+        cand = self.label_cand
+        if cand is None:
+            return None
+        T, classes, axis = cand
+
+        def key(v):
+            if isinstance(v, _Post) and v.kind in _MONOTONE:
+                a = v.axis
+                return (v.src.v, a, len(self.full(v.src)))
+            if isinstance(v, _Act):
+                r = len(self.full(v))
+                return (v.v, r - 1, r)
+            return None
+
+        t, k = self.env.get(T), key(res)
+        ok = t is not None and k is not None and key(t) == k
+        if ok:
+            r = k[2]
+            ok = (axis + r if axis < 0 else axis) == k[1]
+        if ok:
+            ok = all(isinstance(c, (int, np.integer)) for c in classes) or \
+                all(isinstance(c, (str, bytes, np.str_, np.bytes_)) for c in classes)
+        if not ok:
+            if self.label_explicit:
+                raise OnnxImportError(f"output {self.output_opt!r}: the class label is not the argmax of a "
+                                      "monotone function of the computed scores")
+            return None
+        return [int(c) if isinstance(c, (int, np.integer)) else
+                (c.decode("utf-8") if isinstance(c, (bytes, np.bytes_)) else str(c)) for c in classes]
 
     def get_final(self):
         if self.out_name not in self.env:
@@ -327,18 +526,27 @@ class _Importer:
     # ------------------------------------------------------------------ nodes
     def node(self, node):
         op = node.op_type
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
             self.fail(node)
         ins = [self.get(i) for i in node.input]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        for x in ins:
-            if isinstance(x, _Post) and op not in ("Identity", "Cast", "ArgMax"):
-                raise UnsupportedOp(op, self.cur_name, "Softmax/LogSoftmax/ArgMax must be the last op")
-        if op == "Constant":
+        if any(isinstance(x, _Post) for x in ins):
+            out = self.after_post(node, ins, attrs)
+            if out is None:
+                p = next(x for x in ins if isinstance(x, _Post))
+                why = ("Sigmoid is supported only as the last op (the post-transform of a classifier)"
+                       if p.op_type == "Sigmoid" else "Softmax/LogSoftmax/ArgMax must be the last op")
+                raise UnsupportedOp(p.op_type, p.node, f"{why}; it is followed by {op} at node {self.cur_name}")
+            self.env[node.output[0]] = out
+            return
+        if op == "Constant" and node.domain in ("", "ai.onnx"):
             self.env[node.output[0]] = self.constant(node, attrs)
             return
-        if op == "Shape" and isinstance(ins[0], _Act):
+        if op in ("Shape", "Size") and node.domain in ("", "ai.onnx") and isinstance(ins[0], _Act):
             full = np.array(self.full(ins[0]), dtype=np.int64)
+            if op == "Size":
+                self.env[node.output[0]] = np.array(math.prod(full), dtype=np.int64)
+                return
             s, e = attrs.get("start", 0), attrs.get("end", None)
             self.env[node.output[0]] = full[s:e]
             return
@@ -346,13 +554,58 @@ class _Importer:
         if live and all(isinstance(x, np.ndarray) for x in live):
             self.fold(node)
             return
-        h = getattr(self, "op_" + op, None)
+        if node.domain == "ai.onnx.ml":
+            h = getattr(self, "ml_" + op, None)
+        elif node.domain in ("", "ai.onnx"):
+            h = getattr(self, "op_" + op, None)
+        else:
+            h = None
         if h is None:
             self.fail(node)
         out = h(node, ins, attrs)
+        if out is None:                       # the handler set its outputs itself
+            return
         self.env[node.output[0]] = out
         if isinstance(out, _Act) and out.v > 0:
             self.acts[node.output[0]] = out
+
+    def after_post(self, node, ins, a):
+        """Ops allowed after a final op: pass-throughs, ArgMax, and the ways skl2onnx
+        builds class probabilities from sigmoids (1 - p, concatenation, L1 normalisation)."""
+        op, P = node.op_type, ins[0]
+        if node.domain in ("", "ai.onnx"):
+            if op in ("Identity", "Cast") and isinstance(P, _Post):
+                if op == "Cast" and a.get("to") not in _FLOAT_TYPES:
+                    return None
+                return P
+            if op == "ArgMax" and isinstance(P, _Post):
+                return self.op_ArgMax(node, ins, a)
+            if op == "Sub" and isinstance(ins[0], np.ndarray) and isinstance(ins[1], _Post) and \
+                    ins[1].kind == "sigmoid" and ins[0].size >= 1 and np.all(np.asarray(ins[0]) == 1):
+                q = ins[1]                                   # 1 - sigmoid(z) = sigmoid(-z)
+                shp = np.broadcast_shapes(np.shape(ins[0]), self.full(q.src))
+                if shp != self.full(q.src):
+                    return None
+                return _Post("sigmoid", self.emit("neg", [q.src.v]), q.axis, op_type=q.op_type, node=q.node)
+            if op == "Concat" and all(isinstance(x, _Post) and x.kind == "sigmoid" for x in ins):
+                r = len(self.full(ins[0].src))
+                ax = a["axis"] + r if a["axis"] < 0 else a["axis"]
+                if ax == 0:
+                    return None
+                c = self.op_Concat(node, [x.src for x in ins], a)
+                return _Post("sigmoid", c, r - 1, op_type=ins[0].op_type, node=ins[0].node)
+            return None
+        if node.domain == "ai.onnx.ml" and op == "Normalizer" and isinstance(P, _Post):
+            norm = a.get("norm", b"MAX")
+            norm = norm.decode() if isinstance(norm, bytes) else norm
+            r = len(self.full(P.src))
+            if norm != "L1" or r != 2 or P.axis != 1:
+                return None
+            if P.kind == "softmax":
+                return P                                     # already sums to one
+            if P.kind == "sigmoid":
+                return _Post("sigmoid_l1", P.src, 1, op_type=P.op_type, node=P.node)
+        return None
 
     def check_inferred(self, name, a):
         want = self.inferred.get(name)
@@ -916,25 +1169,114 @@ class _Importer:
             X = self.reshape_to(node, X, (math.prod(full[ax:]),) if ax == 1 else self.fail(
                 node, "opset < 13 softmax with 1 < axis < rank-1"))
             ax = 1
-        return _Post(kind, X, ax)
+        return _Post(kind, X, ax, op_type=node.op_type, node=self.cur_name)
 
     def op_LogSoftmax(self, node, ins, a):
         return self.op_Softmax(node, ins, a, "logsoftmax")
+
+    def op_Sigmoid(self, node, ins, a):
+        """Sigmoid as the final op (e.g. a binary classifier): monotone, so the class is
+        the argmax of the logits (one logit z: class [z > 0]); P1 evaluates it in the
+        clear on revealed logits when the model owner allows them."""
+        X = ins[0]
+        return _Post("sigmoid", X, len(self.full(X)) - 1, op_type="Sigmoid", node=self.cur_name)
 
     def op_ArgMax(self, node, ins, a):
         X = ins[0]
         if a.get("select_last_index", 0):
             self.fail(node, "select_last_index=1")
-        if isinstance(X, _Post):
-            X = X.src  # argmax of (log)softmax = argmax of the logits along the same axis
-            if isinstance(X, _Post):
-                self.fail(node, "ArgMax must be the last op")
-        r = len(self.full(X))
+        src = X.src if isinstance(X, _Post) else X
+        r = len(self.full(src))
         ax = a.get("axis", 0)
         ax = ax + r if ax < 0 else ax
         if ax == 0:
             self.fail(node, "argmax over the batch axis")
-        return _Post("argmax", X, ax, bool(a.get("keepdims", 1)))
+        if isinstance(X, _Post):
+            # argmax of a monotone row-wise transform = argmax of the logits along the same axis
+            if X.kind not in _MONOTONE or (X.kind != "sigmoid" and X.axis != ax):
+                raise UnsupportedOp(X.op_type, X.node, f"{X.op_type} must be the last op; it is followed by an "
+                                    f"ArgMax along another axis at node {self.cur_name}")
+            if X.kind == "sigmoid" and self.full(src)[ax] == 1:
+                self.fail(node, "argmax over a single sigmoid output")
+        return _Post("argmax", src, ax, bool(a.get("keepdims", 1)), op_type="ArgMax", node=self.cur_name)
+
+    # -- ai.onnx.ml (scikit-learn models converted by skl2onnx)
+    def _ml_linear(self, node, X, coef, intercepts, n_out):
+        if not isinstance(X, _Act) or len(self.full(X)) != 2:
+            self.fail(node, "the input must be a 2-D activation")
+        K = self.act_shape(X)[0]
+        coef = np.asarray(coef, np.float64)
+        if coef.size != n_out * K:
+            raise OnnxImportError(f"node {self.cur_name}: {coef.size} coefficients for {n_out} outputs of "
+                                  f"{K} features")
+        W = coef.reshape(n_out, K).T
+        b = np.zeros(n_out) if intercepts is None or len(intercepts) == 0 else \
+            np.broadcast_to(np.asarray(intercepts, np.float64), (n_out,)).copy()
+        return W, b
+
+    def ml_LinearClassifier(self, node, ins, a):
+        """scores = X @ coefficients^T + intercepts, then post_transform (NONE,
+        LOGISTIC, SOFTMAX); the label output is classes[argmax(scores)].  One
+        coefficient row with two classes (LOGISTIC only) is the binary case:
+        logits [-s, s], probabilities [1 - sigmoid(s), sigmoid(s)]."""
+        X = ins[0]
+        classes = a.get("classlabels_ints", a.get("classlabels_strings"))
+        if classes is None:
+            self.fail(node, "no class labels")
+        n_cls = len(classes)
+        n_rows = len(a.get("intercepts", [])) or (len(a["coefficients"]) // max(1, self.act_shape(X)[0]))
+        W, b = self._ml_linear(node, X, a["coefficients"], a.get("intercepts"), n_rows)
+        pt = a.get("post_transform", b"NONE")
+        pt = pt.decode() if isinstance(pt, bytes) else pt
+        if n_rows == 1 and n_cls == 2:
+            if pt != "LOGISTIC":
+                # onnxruntime's scores are then [1 - s, s], whose argmax is not the label [s > 0]
+                self.fail(node, f"one coefficient row for two classes with post_transform={pt} "
+                          "(only LOGISTIC: probabilities [1 - p, p])")
+            W, b = np.concatenate([-W, W], axis=1), np.concatenate([-b, b])
+        elif n_rows != n_cls:
+            self.fail(node, f"{n_rows} coefficient rows for {n_cls} classes")
+        z = self.emit("matmul", [X.v], [self.add_const(W), self.add_const(b)])
+        if pt == "NONE":
+            out = z
+        elif pt == "LOGISTIC":
+            out = _Post("sigmoid", z, 1, op_type="ai.onnx.ml.LinearClassifier", node=self.cur_name)
+        elif pt == "SOFTMAX":
+            out = _Post("softmax", z, 1, op_type="ai.onnx.ml.LinearClassifier", node=self.cur_name)
+        else:
+            self.fail(node, f"post_transform={pt} (NONE, LOGISTIC and SOFTMAX are supported)")
+        self.env[node.output[1]] = out
+        self.acts[node.output[1]] = z
+        return None
+
+    def ml_LinearRegressor(self, node, ins, a):
+        pt = a.get("post_transform", b"NONE")
+        pt = pt.decode() if isinstance(pt, bytes) else pt
+        if pt != "NONE":
+            self.fail(node, f"post_transform={pt}")
+        W, b = self._ml_linear(node, ins[0], a["coefficients"], a.get("intercepts"), int(a.get("targets", 1)))
+        return self.emit("matmul", [ins[0].v], [self.add_const(W), self.add_const(b)])
+
+    def ml_Scaler(self, node, ins, a):
+        """(x - offset) * scale, per feature or one value for all."""
+        X = ins[0]
+        if not isinstance(X, _Act) or len(self.full(X)) != 2:
+            self.fail(node, "the input must be a 2-D activation")
+        K = self.act_shape(X)[0]
+        vals = {}
+        for key, default in (("offset", 0.0), ("scale", 1.0)):
+            v = np.asarray(a.get(key, []), np.float64).reshape(-1)
+            if v.size not in (0, 1, K):
+                raise OnnxImportError(f"node {self.cur_name}: {v.size} {key} values for {K} features")
+            vals[key] = np.broadcast_to(v if v.size else np.array([default]), (K,)).copy()
+        sc, off = vals["scale"], vals["offset"]
+        if np.all(off == 0) and np.all(sc == 1):
+            return X
+        return self.emit("affine", [X.v], [self.add_const(sc), self.add_const(-off * sc)])
+
+    def ml_Normalizer(self, node, ins, a):
+        self.fail(node, "normalising an activation needs a division (supported only as the L1 normalisation "
+                  "of softmax or sigmoid outputs)")
 
     # ------------------------------------------------------------------ finish
     def finish(self, res, encode) -> Plan:
@@ -946,11 +1288,12 @@ class _Importer:
             raise OnnxImportError("the model's final op is not applied to an activation")
         self.fold_linear()
         self.fold_affine()
+        self.fold_into_next_matmul()
         self.swap_relu_maxpool()
         ops, consts, last_v = self.compact(last.v)
         plan = Plan(input_shape=self.input_ps, ops=ops, const_shapes=[c.shape for c in consts], consts=consts,
                     frac_bits=self.f, post=post, post_axis=axis, post_keepdims=keep,
-                    input_name=self.inp.name, output_name=self.out_name)
+                    input_name=self.inp.name, output_name=self.out_name, class_labels=self.class_labels)
         from .plan import _check_plan
         _check_plan(plan, OnnxImportError)
         return plan.encode() if encode else plan
@@ -1038,6 +1381,48 @@ class _Importer:
             op.kind, op.inputs, op.consts, op.attrs = "affine", list(src.inputs), [s_new, t_new], {}
             src.kind, src.consts, src.attrs = "identity", [], {}
             uses = self._uses()
+
+    def fold_into_next_matmul(self):
+        """A per-feature affine map (x * s + t along the last axis, e.g. a scaler) whose
+        only user is a matmul folds into that matmul: (x * s + t) @ W + b =
+        x @ (diag(s) W) + (t @ W + b): one product and one truncation fewer."""
+        changed = True
+        while changed:
+            changed = False
+            uses = self._uses()
+            for lin in self.ops:
+                if lin.kind != "matmul" or lin.inputs[0] == 0 or uses.get(lin.inputs[0], 0) != 1:
+                    continue
+                op = self.ops[lin.inputs[0] - 1]
+                if op.kind not in ("affine", "mul_const", "add_const") or \
+                        op.shape != self.act_shape(_Act(op.inputs[0])):
+                    continue
+                W = self.consts[lin.consts[0]]
+                K = W.shape[0]
+                vecs = []
+                for c in op.consts:
+                    arr = self.consts[c]
+                    if any(d != 1 for d in arr.shape[:-1]) or (arr.ndim and arr.shape[-1] not in (1, K)):
+                        break
+                    vecs.append(np.broadcast_to(arr.reshape(-1), (K,)))
+                else:
+                    if op.kind == "affine":
+                        sc, t = vecs
+                    elif op.kind == "mul_const":
+                        sc, t = vecs[0], np.zeros(K)
+                    else:
+                        sc, t = np.ones(K), vecs[0]
+                    b = self.consts[lin.consts[1]] if len(lin.consts) > 1 else np.zeros(W.shape[1])
+                    # the affine op's t is at scale 2f in an affine op, f in add_const: both are floats here
+                    self.consts[lin.consts[0]] = sc[:, None] * W
+                    nb = b + t @ W
+                    if len(lin.consts) > 1:
+                        self.consts[lin.consts[1]] = nb
+                    else:
+                        lin.consts.append(self.add_const(nb))
+                    lin.inputs = [op.inputs[0]]
+                    changed = True
+                    break
 
     def swap_relu_maxpool(self):
         """maxpool(relu(x)) == relu(maxpool(x)) exactly (max is monotone and every

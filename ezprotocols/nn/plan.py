@@ -91,8 +91,15 @@ _SPEC = {
 OP_KINDS = tuple(_SPEC)
 
 #: What happens to the plan's last value (the logits): nothing, softmax/logsoftmax
-#: along ``axis`` (of the full tensor, >= 1), or argmax along ``axis``.
-POST_KINDS = ("logits", "softmax", "logsoftmax", "argmax")
+#: along ``axis`` (of the full tensor, >= 1), argmax along ``axis``, the logistic
+#: sigmoid (elementwise; ``axis`` is the class axis, the last one) or the sigmoid
+#: normalised to sum one along ``axis`` (one-vs-rest classifiers).  All are
+#: monotone along the class axis: the class is the argmax of the logits (with a
+#: single sigmoid logit z, the class is [z > 0], i.e. the argmax of [0, z]).
+POST_KINDS = ("logits", "softmax", "logsoftmax", "argmax", "sigmoid", "sigmoid_l1")
+
+#: Bounds on the class labels a model may declare (sent to P1 with the architecture).
+MAX_LABEL_CHARS = 256
 
 
 @dataclass
@@ -128,6 +135,7 @@ class Plan:
     output_name: str = "output"
     encoded: bool = False
     act_bits: int = 64                      # public bound: activations fit in act_bits-bit two's complement
+    class_labels: list | None = None        # public names of the classes (ints or strings), e.g. skl2onnx models
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -142,9 +150,22 @@ class Plan:
     def class_axis(self) -> int:
         """Axis of the per-sample logits along which the class is chosen (>= 0)."""
         r = len(self.output_shape)
-        if self.post in ("softmax", "logsoftmax", "argmax"):
+        if self.post != "logits":
             return self.post_axis - 1
         return r - 1
+
+    @property
+    def binary(self) -> bool:
+        """A single sigmoid logit z per decision: the class is [z > 0] (argmax of [0, z])."""
+        return self.post in ("sigmoid", "sigmoid_l1") and bool(self.output_shape) and \
+            self.output_shape[self.class_axis] == 1
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes of one decision (2 for a single sigmoid logit)."""
+        if not self.output_shape:
+            return 1
+        return 2 if self.binary else self.output_shape[self.class_axis]
 
     def check(self) -> None:
         """Recompute every shape from the attributes; raise ValueError on any mismatch."""
@@ -187,6 +208,8 @@ class Plan:
              "ops": [op.describe() for op in self.ops],
              "post": {"kind": self.post, "axis": self.post_axis, "keepdims": bool(self.post_keepdims)},
              "allow_logits": bool(allow_logits)}
+        if self.class_labels is not None:
+            d["labels"] = list(self.class_labels)
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     def summary(self) -> str:
@@ -197,6 +220,8 @@ class Plan:
             lines.append(f"v{i + 1} = {op.kind}({', '.join(f'v{j}' for j in op.inputs)}{' ' + cs if cs else ''}"
                          f"{'; ' + a if a else ''}) -> {op.shape}")
         lines.append(f"post: {self.post}" + (f" axis={self.post_axis}" if self.post != "logits" else ""))
+        if self.class_labels is not None:
+            lines.append(f"class labels: {self.class_labels}")
         return "\n".join(lines)
 
 
@@ -373,6 +398,25 @@ def _check_plan(plan: Plan, err) -> None:
         r = len(plan.output_shape)
         if not 1 <= plan.post_axis <= r:
             raise err(f"post: axis {plan.post_axis} out of range 1..{r}")
+        if plan.post in ("sigmoid", "sigmoid_l1") and plan.post_axis != r:
+            raise err("post: the sigmoid's class axis must be the last one")
+    if plan.class_labels is not None:
+        _check_labels(plan.class_labels, plan.n_classes, err)
+
+
+def _check_labels(labels, n, err) -> None:
+    if not isinstance(labels, list) or len(labels) != n:
+        raise err(f"labels: a list of {n} class labels expected")
+    if all(type(v) is int for v in labels):
+        if not all(-(1 << 63) <= v < (1 << 63) for v in labels):
+            raise err("labels: integer labels must fit in int64")
+    elif all(type(v) is str for v in labels):
+        if not all(len(v) <= MAX_LABEL_CHARS for v in labels):
+            raise err(f"labels: string labels are limited to {MAX_LABEL_CHARS} characters")
+    else:
+        raise err("labels: all ints or all strings expected")
+    if len(set(labels)) != len(labels):
+        raise err("labels: duplicate class labels")
 
 
 def _check_shape(s, what, err) -> None:
@@ -465,7 +509,8 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
         _check_shape(t, what, err)
         return t
 
-    need(d, ("format", "frac_bits", "act_bits", "input", "consts", "ops", "post", "allow_logits"), "top level")
+    base = ("format", "frac_bits", "act_bits", "input", "consts", "ops", "post", "allow_logits")
+    need(d, base + (("labels",) if isinstance(d, dict) and "labels" in d else ()), "top level")
     if d["format"] != ARCH_FORMAT:
         raise err(f"format {d['format']!r} (expected {ARCH_FORMAT!r})")
     fb = d["frac_bits"]
@@ -507,8 +552,11 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
     need(p, ("kind", "axis", "keepdims"), "post")
     if p["kind"] not in POST_KINDS or type(p["axis"]) is not int or type(p["keepdims"]) is not bool:
         raise err("post: kind, axis or keepdims invalid")
+    labels = d.get("labels")
+    if "labels" in d and (not isinstance(labels, list) or len(labels) > LIMITS["max_dim"]):
+        raise err("labels: a list of class labels expected")
     plan = Plan(input_shape=inp, ops=ops, const_shapes=cshapes, consts=None, frac_bits=fb, act_bits=ab,
-                post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"])
+                post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"], class_labels=labels)
     _check_plan(plan, err)
     return plan, d["allow_logits"]
 

@@ -35,7 +35,8 @@ import numpy as np
 
 from ..errors import ProtocolError
 from .plan import LIMITS, Plan, parse_architecture
-from .plaintext import MIN_FIXED, encode, postprocess, recip, slice_index, window_counts, window_view
+from .plaintext import (MIN_FIXED, class_labels, class_scores, encode, postprocess, recip, slice_index,
+                        window_counts, window_view)
 
 __all__ = ["serve_session", "query_session", "validate_session", "send_architecture", "recv_architecture",
            "Backend", "layers_available", "missing_layers", "SecureResult", "MAX_SAMPLES", "MAX_BATCH"]
@@ -299,14 +300,14 @@ class _Exec:
 
 
 def _class_matrix(plan: Plan, logits: np.ndarray) -> np.ndarray:
-    """Logit shares (N,) + out_shape -> (N * rest, C) with the class axis last."""
-    ax = plan.class_axis + 1
-    z = np.moveaxis(logits, ax, -1)
+    """Logit shares (N,) + out_shape -> (N * rest, C) with the class axis last (a
+    single sigmoid logit z becomes [0, z]: zeros are a sharing of zero)."""
+    z = class_scores(plan, logits)
     return np.ascontiguousarray(z).reshape(-1, z.shape[-1])
 
 
 def n_classes(plan: Plan) -> int:
-    return plan.output_shape[plan.class_axis] if plan.output_shape else 1
+    return plan.n_classes
 
 
 # ---------------------------------------------------------------------- architecture exchange
@@ -578,13 +579,43 @@ def query_session(session, x, *, want_logits: bool = False, batch: int | None = 
         lg = np.concatenate(outs).astype(np.float64) / float(1 << plan.frac_bits)
         res["logits"] = lg
         res["output"] = postprocess(plan, lg)
-        res["classes"] = np.argmax(lg, axis=plan.class_axis + 1)
+        res["classes"] = np.argmax(class_scores(plan, lg), axis=-1)
     else:
         cls = np.concatenate(outs).astype(np.int64)
         rest = tuple(d for i, d in enumerate(out_ps) if i != plan.class_axis)
         res["classes"] = cls.reshape((n,) + rest)
+    if plan.class_labels is not None:
+        res["labels"] = class_labels(plan, res["classes"])
     res.update(_costs(session, t_off, t_on))
     return res
+
+
+def label_indices(plan: Plan, labels) -> np.ndarray:
+    """P1's labels as class indices: through the model's class labels when it declares
+    them (e.g. skl2onnx classifiers: ints or strings), unchanged otherwise."""
+    labels = np.asarray(labels)
+    if plan.class_labels is None or labels.ndim != 1:
+        return labels
+    cl = np.asarray(plan.class_labels)
+    if cl.dtype.kind == "U":
+        if labels.dtype.kind == "S":
+            labels = np.char.decode(labels, "utf-8", "replace")
+        elif labels.dtype.kind not in "UO":
+            raise ValueError(f"the model's classes are strings {plan.class_labels}; got {labels.dtype} labels")
+        lab = labels.astype(str)
+    else:
+        if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.rint(labels)):
+            labels = labels.astype(np.int64)
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"the model's classes are integers {plan.class_labels}; got {labels.dtype} labels")
+        lab = labels.astype(np.int64)
+    order = np.argsort(cl, kind="stable")
+    pos = np.minimum(np.searchsorted(cl[order], lab), len(cl) - 1)
+    bad = np.flatnonzero(cl[order][pos] != lab)
+    if bad.size:
+        raise ValueError(f"label {lab[bad[0]].item()!r} (sample {int(bad[0])}) is not one of the model's classes "
+                         f"{plan.class_labels}")
+    return order[pos].astype(np.int64)
 
 
 def validate_session(session, x, labels, *, confusion: bool = False, batch: int = 64,
@@ -593,7 +624,7 @@ def validate_session(session, x, labels, *, confusion: bool = False, batch: int 
     confusion matrix if both agree), nothing per sample."""
     plan, _ = recv_architecture(session)
     x = np.asarray(x, dtype=np.float64)
-    labels = np.asarray(labels)
+    labels = label_indices(plan, labels)
     if x.shape[1:] != tuple(plan.input_shape):
         raise ValueError(f"samples have shape {x.shape[1:]}; the model expects {tuple(plan.input_shape)}")
     n = x.shape[0]
