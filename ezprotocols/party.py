@@ -16,6 +16,28 @@ import numpy as np
 from .testing import run_pair
 
 
+#: Exit codes: 1 a failed session or protocol error, 2 bad usage or input (model,
+#: files, arguments), 3 the secure layers are missing, 130 interrupted (Ctrl-C).
+EXIT_FAIL, EXIT_USAGE, EXIT_LAYERS, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+JSON_HELP = ("machine-readable output: one JSON object on stdout; on failure {\"error\": message, "
+             "\"type\": kind} on stdout (and the message on stderr) with a non-zero exit code")
+
+
+class CliError(Exception):
+    """A failure reported as ``error: message`` (or JSON with --json), exit ``code``."""
+
+    def __init__(self, msg, code=EXIT_USAGE, kind="usage"):
+        super().__init__(msg)
+        self.code, self.kind = code, kind
+
+
+def _report(args_json: bool, msg: str, kind: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+    if args_json:
+        print(json.dumps({"error": msg, "type": kind}), flush=True)
+
+
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":
@@ -71,21 +93,23 @@ def _jsonable(res):
 
 
 def _load_plan(path, frac_bits, output=None, act_bits=64):
-    from .nn import OnnxImportError, load_onnx
+    from .nn import load_onnx
+    if not os.path.isfile(path):
+        raise CliError(f"model file not found: {path}", kind="model")
     try:
         return load_onnx(path, frac_bits=frac_bits, output=output, act_bits=act_bits)
-    except (OnnxImportError, FileNotFoundError) as e:
-        print(f"error: {path}: {e}", file=sys.stderr)
-        return None
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:               # any load failure: not ONNX, unsupported op, bad shapes...
+        raise CliError(f"cannot load model {path}: {e}", kind=type(e).__name__) from None
 
 
 def _secure_ready() -> bool:
     from .nn.secure import missing_layers
     miss = missing_layers()
     if miss:
-        print("error: secure inference needs the arithmetic and hybrid protocol layers, not available in this "
-              "build (missing: " + ", ".join(miss) + ")", file=sys.stderr)
-        return False
+        raise CliError("secure inference needs the arithmetic and hybrid protocol layers, not available in this "
+                       "build (missing: " + ", ".join(miss) + ")", EXIT_LAYERS, "missing_layers")
     return True
 
 
@@ -94,6 +118,8 @@ def _demo_secure(args):
     from .nn.secure import serve_session, validate_session
     plan = load_onnx(demo_model_path(), frac_bits=args.frac_bits)
     x, y = demo_validation_set(args.samples)
+    if len(y) < args.samples:
+        print(f"note: --samples {args.samples} clamped to the {len(y)} shipped digits", file=sys.stderr)
     t = time.perf_counter()
     pred = predict_classes(plan, run_plaintext(plan, x, logits=True))
     t_plain = time.perf_counter() - t
@@ -115,8 +141,7 @@ def cmd_demo(args) -> int:
     from .nn.secure import layers_available
     if not layers_available() and not args.require_secure:
         return _cmd_demo_fallback(args)
-    if not _secure_ready():
-        return 3
+    _secure_ready()
     res = _demo_secure(args)
     if args.json:
         print(json.dumps(res))
@@ -180,8 +205,7 @@ def cmd_keygen(args) -> int:
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        print(f"error: {args.out} exists (keygen never overwrites a key)", file=sys.stderr)
-        return 2
+        raise CliError(f"{args.out} exists (keygen never overwrites a key)", kind="exists") from None
     with os.fdopen(fd, "w", encoding="ascii") as f:
         json.dump({"public": pub.decode(), "secret": sec.decode()}, f)
         f.write("\n")
@@ -201,14 +225,24 @@ def cmd_serve(args) -> int:
     from .nn.secure import serve_session
     from .session import Session
     plan = _load_plan(args.model, args.frac_bits, args.output_name, args.act_bits)
-    if plan is None:
-        return 2
+    if args.error_bound:
+        from .nn import error_bound
+        xs = _load_npy(args.error_bound, "samples")
+        _check_samples(xs, "samples")
+        try:
+            b = error_bound(plan, xs)
+        except (ValueError, OverflowError) as e:
+            raise CliError(f"error bound on {args.error_bound}: {e}", kind="input") from None
+        eb = {"samples": int(len(b)), "max": float(b.max()), "median": float(np.median(b))}
+        if args.json:
+            print(json.dumps({"error_bound": eb}), flush=True)
+        else:
+            print(f"fixed-point error bound of the logits on {eb['samples']} samples: max {eb['max']:.3g}, "
+                  f"median {eb['median']:.3g} (rigorous; typical errors are far smaller)", file=sys.stderr)
     keypair = _read_keypair(args.curve_key)
     if args.allow_client and keypair is None:
-        print("error: --allow-client needs --curve-key", file=sys.stderr)
-        return 2
-    if not _secure_ready():
-        return 3
+        raise CliError("--allow-client needs --curve-key")
+    _secure_ready()
     if not args.json:
         print(f"serving {args.model} ({len(plan.ops)} secure ops, input {plan.input_shape}) on {args.listen}",
               file=sys.stderr)
@@ -221,8 +255,7 @@ def cmd_serve(args) -> int:
                                 curve_keypair=keypair, allowed_clients=args.allow_client)
                 break
             except PeerTimeout as e:
-                print(f"error: {e}", file=sys.stderr)
-                return 1
+                raise CliError(str(e), EXIT_FAIL, "PeerTimeout") from None
             except EzpError as e:
                 # e.g. the previous client's socket reconnecting to the new listener to say goodbye
                 print(f"handshake failed ({e}); listening again", file=sys.stderr)
@@ -230,8 +263,7 @@ def cmd_serve(args) -> int:
                 continue
             except zmq.ZMQError as e:
                 if e.errno != zmq.EADDRINUSE or attempt == 49:
-                    print(f"error: cannot listen on {args.listen}: {e}", file=sys.stderr)
-                    return 1
+                    raise CliError(f"cannot listen on {args.listen}: {e}", EXIT_FAIL, "listen") from None
                 time.sleep(0.1)
         if ch is None:
             continue
@@ -258,8 +290,17 @@ def _load_npy(path, what):
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
-        print(f"error: cannot read {what} {path}: {e}", file=sys.stderr)
-        return None
+        raise CliError(f"cannot read {what} {path}: {e}", kind="input") from None
+
+
+def _check_samples(x, what):
+    """Local checks before connecting (the model's shape is only known after)."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
+        raise CliError(f"{what} must be a numeric array, not {getattr(x, 'dtype', type(x))}", kind="input")
+    if x.ndim == 0 or x.size == 0:
+        raise CliError(f"{what} has no samples (shape {x.shape})", kind="input")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise CliError(f"{what} has non-finite values", kind="input")
 
 
 def _client(args, fn, attempts: int = 3):
@@ -283,19 +324,20 @@ def _client(args, fn, attempts: int = 3):
 def cmd_query(args) -> int:
     from .nn.secure import query_session
     x = _load_npy(args.input, "input")
-    if x is None:
-        return 2
-    if not _secure_ready():
-        return 3
+    _check_samples(x, "input")
+    _secure_ready()
     res = _client(args, lambda s: query_session(s, x, want_logits=args.logits, batch=args.batch,
                                                   progress=not args.json))
-    out = res.get("output", res["classes"]) if args.logits else res["classes"]
+    pred = res.get("labels", res["classes"])
+    out = res.get("output", pred) if args.logits else pred
     if args.output:
         np.save(args.output, np.asarray(out))
     if args.json:
         print(json.dumps(_jsonable(res)))
     else:
         print("classes  : " + np.array2string(np.asarray(res["classes"]), threshold=50))
+        if "labels" in res:
+            print("labels   : " + np.array2string(np.asarray(res["labels"]), threshold=50))
         if args.output:
             print(f"saved    : {args.output}")
         _print_costs(res)
@@ -306,10 +348,11 @@ def cmd_validate(args) -> int:
     from .nn.secure import validate_session
     x = _load_npy(args.data, "data")
     y = _load_npy(args.labels, "labels")
-    if x is None or y is None:
-        return 2
-    if not _secure_ready():
-        return 3
+    _check_samples(x, "data")
+    if y.ndim != 1 or len(y) != len(x):
+        raise CliError(f"labels must be one per sample: {len(x)} samples, labels of shape {y.shape}",
+                       kind="input")
+    _secure_ready()
     res = _client(args, lambda s: validate_session(s, x, y, confusion=args.confusion, batch=args.batch,
                                                      progress=not args.json))
     if args.json:
@@ -327,15 +370,35 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _positive_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as JSON too when --json is on the command line."""
+    json_errors = False
+
+    def error(self, message):
+        if _Parser.json_errors:
+            print(json.dumps({"error": f"{self.prog}: {message}", "type": "usage"}), flush=True)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ezprotocols.party",
+    p = _Parser(prog="python -m ezprotocols.party",
                                 description="Two-party secure inference and validation. P0 (serve) holds an "
                                             "ONNX model, P1 (query, validate) holds data; neither sees the "
                                             "other's secrets.")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp, timeout=True):
-        sp.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
+        sp.add_argument("--json", action="store_true", help=JSON_HELP)
         if timeout:
             sp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the peer (default 120)")
 
@@ -343,8 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Both parties locally: P0 serves the shipped LeNet-style MNIST model, P1 "
                                    "validates it on held-out digits; prints plaintext and secure accuracy and costs.")
     common(d, timeout=False)
-    d.add_argument("--samples", type=int, default=100, help="validation digits to use (max 500, default 100)")
-    d.add_argument("--batch", type=int, default=50, help="batch size (default 50)")
+    d.add_argument("--samples", type=_positive_int, default=100,
+                   help="validation digits to use (default 100; more than the 500 shipped is clamped, with a note)")
+    d.add_argument("--batch", type=_positive_int, default=50, help="batch size (default 50)")
     d.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits (default 16)")
     d.add_argument("--require-secure", action="store_true",
                    help="fail instead of running the fallback demo when the secure layers are missing")
@@ -359,7 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-confusion", action="store_true",
                    help="agree to reveal the confusion matrix when a validating client asks for it")
     s.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits (default 16)")
-    s.add_argument("--output-name", default=None, help="graph output to compute when the model has several")
+    s.add_argument("--output-name", default=None,
+                   help="graph output to compute when the model has several floating-point outputs (by default "
+                        "the only floating-point one, e.g. an skl2onnx classifier's probabilities: a ZipMap output "
+                        "stands for its probability tensor, a class-label output classes[argmax] for its scores "
+                        "and supplies the class labels)")
     s.add_argument("--act-bits", type=int, default=64,
                    help="public bound on the bits of the fixed-point activations compared in ReLU/max-pool/argmax "
                         "(default 64: always exact; fewer is cheaper but wrong if an activation does not fit)")
@@ -369,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-client", action="append", default=None, metavar="PUBKEY",
                    help="accept only clients with this CurveZMQ public key (repeatable; needs --curve-key)")
     s.add_argument("--sessions", type=int, default=0, help="stop after this many completed sessions (default 0: forever)")
+    s.add_argument("--error-bound", default=None, metavar="X.npy",
+                   help="print the fixed-point error bound of the logits on these sample inputs (the owner's own "
+                        "data; see ezprotocols.nn.error_bound) before serving")
     s.add_argument("--accept-timeout", type=float, default=24 * 3600.0,
                    help="seconds to wait for a client (default one day)")
     s.set_defaults(func=cmd_serve)
@@ -383,9 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--curve-key", default=None, metavar="FILE",
                    help="this client's key pair (from 'keygen'; needed when the owner lists allowed clients)")
     q.add_argument("--input", required=True, help=".npy file: samples of shape (N, *model input) or one sample")
-    q.add_argument("--output", default=None, help=".npy file for the classes (or outputs with --logits)")
+    q.add_argument("--output", default=None,
+                   help=".npy file for the predictions: the model's class labels when it declares them (skl2onnx "
+                        "classifiers), else class indices; with --logits the model's output")
     q.add_argument("--logits", action="store_true", help="ask for the logits / model output")
-    q.add_argument("--batch", type=int, default=None, help="samples per batch (default: all)")
+    q.add_argument("--batch", type=_positive_int, default=None, help="samples per batch (default: all)")
     q.set_defaults(func=cmd_query)
 
     v = sub.add_parser("validate", help="P1: secure validation; both parties learn only the accuracy",
@@ -399,9 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--curve-key", default=None, metavar="FILE",
                    help="this client's key pair (from 'keygen'; needed when the owner lists allowed clients)")
     v.add_argument("--data", required=True, help=".npy file: samples (N, *model input)")
-    v.add_argument("--labels", required=True, help=".npy file: N integer labels")
+    v.add_argument("--labels", required=True,
+                   help=".npy file: N labels (class indices, or the model's class labels when it declares them)")
     v.add_argument("--confusion", action="store_true", help="ask for the confusion matrix too")
-    v.add_argument("--batch", type=int, default=64, help="samples per batch (default 64)")
+    v.add_argument("--batch", type=_positive_int, default=64, help="samples per batch (default 64)")
     v.set_defaults(func=cmd_validate)
 
     k = sub.add_parser("keygen", help="write a CurveZMQ key pair for encrypted, authenticated sessions",
@@ -409,19 +483,28 @@ def build_parser() -> argparse.ArgumentParser:
                                    "The model owner passes the file to 'serve --curve-key'; clients pass the "
                                    "public key to '--server-key' (and may have their own pair for --curve-key).")
     k.add_argument("--out", required=True, help="file to create (refuses to overwrite)")
-    k.add_argument("--json", action="store_true", help="machine-readable output")
+    k.add_argument("--json", action="store_true", help=JSON_HELP)
     k.set_defaults(func=cmd_keygen)
     return p
 
 
 def main(argv=None) -> int:
     from .errors import EzpError
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _Parser.json_errors = "--json" in argv
     args = build_parser().parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
     try:
         return args.func(args)
-    except (EzpError, PermissionError, ValueError) as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    except CliError as e:
+        _report(as_json, str(e), e.kind)
+        return e.code
+    except KeyboardInterrupt:
+        _report(as_json, "interrupted", "interrupted")
+        return EXIT_INTERRUPTED
+    except (EzpError, PermissionError, ValueError, OSError) as e:
+        _report(as_json, f"{type(e).__name__}: {e}", type(e).__name__)
+        return EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """CLI: python -m ezprotocols.party {serve,query,validate,demo}."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -37,13 +39,118 @@ def test_demo_runs_as_module():
 
 
 def test_serve_rejects_unsupported_model(tmp_path, capsys):
-    g = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"], name="sig")], "g",
+    g = helper.make_graph([helper.make_node("Tanh", ["x"], ["y"], name="th")], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
     path = tmp_path / "m.onnx"
     path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     assert party.main(["serve", "--model", str(path), "--listen", "tcp://127.0.0.1:1"]) == 2
-    assert "unsupported ONNX op Sigmoid at node sig" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == f"error: cannot load model {path}: unsupported ONNX op Tanh at node th"
+    # an LSTM model names the LSTM (not the Transpose before it)
+    lstm = os.path.join(DATA, "torch_bad_lstm.onnx")
+    assert party.main(["serve", "--model", lstm, "--listen", "tcp://127.0.0.1:1", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"error": f"cannot load model {lstm}: unsupported ONNX op LSTM at node /rnn/LSTM",
+                               "type": "UnsupportedOp"}
+
+
+def test_serve_model_load_failures(tmp_path, capsys):
+    """Not an ONNX file, a missing file, a directory: one clear line, no traceback."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07garbage" * 10)
+    for model, want in ((str(junk), f"error: cannot load model {junk}: not a readable ONNX model: "),
+                        ("/nonexist.onnx", "error: model file not found: /nonexist.onnx"),
+                        (str(tmp_path), f"error: model file not found: {tmp_path}")):
+        assert party.main(["serve", "--model", model, "--listen", "tcp://127.0.0.1:1"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(want) and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert party.main(["serve", "--model", str(junk), "--listen", "tcp://127.0.0.1:1", "--json"]) == 2
+    d = json.loads(capsys.readouterr().out)
+    assert d["type"] == "OnnxImportError" and d["error"].startswith(f"cannot load model {junk}")
+
+
+def test_serve_prints_the_error_bound(tmp_path, capsys):
+    x, _ = demo_validation_set(8)
+    np.save(tmp_path / "x.npy", x)
+    # the model loads and the bound is printed before the listener starts (port 1 fails to bind for non-root
+    # users; either way the bound came first)
+    port = free_tcp_port()
+    t, out = _serve(["serve", "--model", demo_model_path(), "--listen", f"tcp://127.0.0.1:{port}", "--json",
+                     "--error-bound", str(tmp_path / "x.npy"), "--accept-timeout", "0.5", "--sessions", "1"])
+    t.join(60)
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert first["error_bound"]["samples"] == 8 and 0 < first["error_bound"]["max"] < 5
+
+
+@pytest.mark.parametrize("args", [["demo", "--samples", "0"], ["demo", "--batch", "-2"],
+                                  ["query", "--connect", "tcp://127.0.0.1:1", "--input", "x.npy", "--batch", "0"],
+                                  ["validate", "--connect", "tcp://127.0.0.1:1", "--data", "x", "--labels", "y",
+                                   "--batch", "0"]])
+def test_non_positive_counts_are_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        party.main(args)
+    assert e.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        party.main(args + ["--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["type"] == "usage" and "must be at least 1" in d["error"]
+
+
+def test_query_and_validate_check_inputs_before_connecting(tmp_path, capsys):
+    """Nothing listens on the address: every failure here is local (no connection tried)."""
+    addr = f"tcp://127.0.0.1:{free_tcp_port()}"
+    np.save(tmp_path / "empty.npy", np.zeros((0, 1, 28, 28), np.float32))
+    np.save(tmp_path / "nan.npy", np.full((2, 4), np.nan))
+    np.save(tmp_path / "x.npy", np.zeros((3, 4), np.float32))
+    np.save(tmp_path / "y2.npy", np.zeros(2, np.int64))
+    cases = [(["query", "--input", str(tmp_path / "empty.npy")], "input has no samples"),
+             (["query", "--input", str(tmp_path / "nan.npy")], "input has non-finite values"),
+             (["validate", "--data", str(tmp_path / "empty.npy"), "--labels", str(tmp_path / "y2.npy")],
+              "data has no samples"),
+             (["validate", "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y2.npy")],
+              "labels must be one per sample")]
+    for args, msg in cases:
+        assert party.main(args[:1] + ["--connect", addr, "--timeout", "1"] + args[1:]) == 2
+        assert msg in capsys.readouterr().err
+        assert party.main(args[:1] + ["--connect", addr, "--timeout", "1", "--json"] + args[1:]) == 2
+        d = json.loads(capsys.readouterr().out)
+        assert msg in d["error"] and d["type"] == "input"
+
+
+def test_demo_samples_clamped_with_a_note():
+    r = subprocess.run([sys.executable, "-m", "ezprotocols.party", "demo", "--json", "--samples", "100000",
+                        "--batch", "500"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "--samples 100000 clamped to the 500 shipped digits" in r.stderr
+    res = json.loads(r.stdout)
+    assert res.get("samples", 500) == 500
+
+
+@pytest.mark.parametrize("cmd", ["serve", "query", "validate"])
+def test_ctrl_c_exits_quietly(cmd, tmp_path):
+    """SIGINT (Ctrl-C) while waiting for the peer: a short message, exit code 130, no traceback."""
+    x, y = demo_validation_set(2)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    addr = f"tcp://127.0.0.1:{free_tcp_port()}"
+    args = {"serve": ["--model", demo_model_path(), "--listen", addr],
+            "query": ["--connect", addr, "--input", str(tmp_path / "x.npy"), "--timeout", "120"],
+            "validate": ["--connect", addr, "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"),
+                         "--timeout", "120"]}[cmd]
+    p = subprocess.Popen([sys.executable, "-m", "ezprotocols.party", cmd] + args, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4.0)                          # past the imports: waiting for the peer
+        assert p.poll() is None
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "error: interrupted" in err
 
 
 @pytest.fixture
@@ -94,6 +201,9 @@ def test_serve_query_validate_over_tcp(clear_backend, tmp_path, capsys):
 def test_bad_input_files(tmp_path, capsys):
     assert party.main(["query", "--connect", "tcp://127.0.0.1:1", "--input", str(tmp_path / "nope.npy")]) == 2
     assert "cannot read input" in capsys.readouterr().err
+    assert party.main(["query", "--connect", "tcp://127.0.0.1:1", "--input", str(tmp_path / "nope.npy"),
+                       "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["type"] == "input"
 
 
 def test_cli_secure_end_to_end_processes(tmp_path):
