@@ -18,7 +18,7 @@ from onnx import helper, numpy_helper, TensorProto
 from ezprotocols.nn import (OnnxImportError, UnsupportedOp, error_bound, load_onnx, predict_classes, run_float,
                             run_plaintext, demo_model_path, demo_validation_set)
 
-from _nn_bound import assert_same_decisions, check_model, ref_close
+from _nn_bound import assert_same_decisions, check_model
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -270,7 +270,7 @@ def test_final_sigmoid_binary_classifier(name, rng):
     assert plan.post == "sigmoid" and plan.binary and plan.n_classes == 2
     x = (rng.standard_normal((256, 6)) * 3).astype(np.float32)
     ref = _ort(path, x)                                        # probabilities p, shape (N, 1)
-    _, p, exact, bound = check_model(path, x, ref, plan=plan)
+    check_model(path, x, ref, plan=plan)
     lg = run_plaintext(plan, x, logits=True)
     cls = predict_classes(plan, lg)                            # [p > 0.5] = [z > 0]
     fplan = load_onnx(path, encode=False)
@@ -295,6 +295,26 @@ def test_final_sigmoid_multi_output_and_argmax(rng):
         x = rng.standard_normal((20, 4)).astype(np.float32)
         plan, *_ = check_model(m, x, _ort(m, x))
         assert plan.post == post and plan.n_classes == 3
+
+
+def test_argmax_cast_to_an_integer_type(rng):
+    W = numpy_helper.from_array(rng.standard_normal((4, 3)).astype(np.float32), "W")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["z"]), helper.make_node("Softmax", ["z"], ["p"]),
+                           helper.make_node("ArgMax", ["p"], ["i"], axis=1, keepdims=0),
+                           helper.make_node("Cast", ["i"], ["y"], to=TensorProto.INT32)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, ["N"])], [W])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((30, 4)).astype(np.float32)
+    plan, *_ = check_model(m, x, _ort(m, x))
+    assert plan.post == "argmax"
+    with pytest.raises(UnsupportedOp, match="^unsupported ONNX op Softmax at node "):
+        bad = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["z"]),
+                                 helper.make_node("Softmax", ["z"], ["p"]),
+                                 helper.make_node("Cast", ["p"], ["y"], to=TensorProto.INT32)], "g",
+                                [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                                [helper.make_tensor_value_info("y", TensorProto.INT32, ["N", 3])], [W])
+        load_onnx(helper.make_model(bad, opset_imports=[helper.make_opsetid("", 17)]))
 
 
 def test_demo_model_plaintext_accuracy():

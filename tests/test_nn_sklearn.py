@@ -46,7 +46,7 @@ def _check_classifier(model, X, n_classes):
     if isinstance(proba, list):                                  # ZipMap: a list of {class: p}
         keys = list(proba[0])
         proba = np.array([[d[k] for k in keys] for d in proba], dtype=np.float32)
-    plan, p, exact, bound = check_model(model, X, proba)
+    plan, *_ = check_model(model, X, proba)
     assert plan.n_classes == n_classes and plan.class_labels is not None
     lg = run_plaintext(plan, X, logits=True)
     fplan = load_onnx(model, encode=False)
@@ -120,7 +120,7 @@ def test_linear_regression(data, targets):
     reg = LinearRegression().fit(X, t if targets == 1 else np.stack([t, -2 * t + X[:, 0]], axis=1))
     m = _convert(reg, X)
     ref = _ort_all(m, X)["variable"]
-    plan, ours, exact, bound = check_model(m, X, ref)
+    plan, *_ = check_model(m, X, ref)
     assert plan.post == "logits" and plan.class_labels is None and plan.output_shape == (targets,)
 
 

@@ -575,8 +575,8 @@ class _Importer:
         op, P = node.op_type, ins[0]
         if node.domain in ("", "ai.onnx"):
             if op in ("Identity", "Cast") and isinstance(P, _Post):
-                if op == "Cast" and a.get("to") not in _FLOAT_TYPES:
-                    return None
+                if op == "Cast" and P.kind != "argmax" and a.get("to") not in _FLOAT_TYPES:
+                    return None                   # a class index may be cast to any type, not a probability
                 return P
             if op == "ArgMax" and isinstance(P, _Post):
                 return self.op_ArgMax(node, ins, a)

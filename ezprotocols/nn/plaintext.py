@@ -309,7 +309,7 @@ def error_bound(plan: Plan, x, *, output: bool = False) -> np.ndarray:
     C = [np.asarray(c, dtype=np.float64) for c in plan.consts]
     E = [np.full(x.shape, u / 2)]
     N = x.shape[0]
-    for i, op in enumerate(plan.ops):
+    for op in plan.ops:
         e = [E[j] for j in op.inputs]
         m = [np.abs(vals[j]) + E[j] for j in op.inputs]           # bounds on the exact magnitudes
         k, at = op.kind, op.attrs

@@ -547,8 +547,10 @@ def query_session(session, x, *, want_logits: bool = False, batch: int | None = 
     """P1's side of a query: ``x`` float (N,) + input_shape.  Returns the predicted
     classes (and, with ``want_logits`` if P0 allows it, the logits and the model's
     output)."""
-    plan, allow_logits = recv_architecture(session)
     x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no samples")
+    plan, allow_logits = recv_architecture(session)
     if x.ndim == len(plan.input_shape):
         x = x[None]
     if x.shape[1:] != tuple(plan.input_shape):
@@ -622,8 +624,10 @@ def validate_session(session, x, labels, *, confusion: bool = False, batch: int 
                      backend: Backend | None = None, progress: bool = False) -> SecureResult:
     """P1's side of a validation: both parties learn the accuracy (and the
     confusion matrix if both agree), nothing per sample."""
-    plan, _ = recv_architecture(session)
     x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no samples")
+    plan, _ = recv_architecture(session)
     labels = label_indices(plan, labels)
     if x.shape[1:] != tuple(plan.input_shape):
         raise ValueError(f"samples have shape {x.shape[1:]}; the model expects {tuple(plan.input_shape)}")
