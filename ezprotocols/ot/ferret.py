@@ -177,6 +177,8 @@ class _Side:
         self.prefix = f"ferret.s{sender_role}"
         self.mode = "setup"
         self.base: np.ndarray | None = None       # reserved COTs, lsb-form
+        self.base_full: np.ndarray | None = None  # the array self.base is a view of
+        self._spare: np.ndarray | None = None     # the other base array (reused, not reallocated)
         self.buf: np.ndarray | None = None        # last iteration's output
         self.pos = self.end = 0                   # pool = buf[pos:end]
         self.iteration = 0
@@ -187,31 +189,58 @@ class _Side:
     def avail(self) -> int:
         return self.end - self.pos
 
-    def _buffer(self, n: int) -> np.ndarray:
-        if self.buf is None or self.buf.shape[0] < n:
-            self.buf = None
-            self.buf = alloc_blocks(n)
-        return self.buf
-
     def _plan(self, short: int) -> tuple[LpnParams, LpnParams]:
         """(parameters of the coming iteration, mode it reserves for)."""
         p = PARAMS[self.mode]
         nxt = "main" if self.mode == "main" or short - (SETUP.n - SETUP.reserve) > 0 else "setup"
         return p, PARAMS[nxt]
 
-    def _finish_iteration(self, p: LpnParams, nxt: LpnParams, out: np.ndarray) -> None:
-        r = nxt.reserve
-        self.base = out[:r].copy()
+    def _layout(self, p: LpnParams, nxt: LpnParams, short: int, out: np.ndarray, at: int):
+        """Where the iteration's n outputs go.  Returns ``(a, head, tail, direct)``: the first ``a``
+        trees (rows ``[0, a N)``, covering the next reserve) go to the internal buffer
+        ``head``; the other trees to ``tail``, which is the caller's ``out`` at the right
+        place when the request takes all fresh outputs of the iteration (no copy), else
+        the rest of the internal buffer."""
+        R = nxt.reserve
+        a = -(-R // p.N)
+        X = a * p.N
+        if short >= p.n - R:
+            if self.buf is None or self.buf.shape[0] < X:
+                self.buf = None
+                self.buf = alloc_blocks(max(X, SETUP.n))
+            start = at + X - R
+            return a, self.buf[:X], out[start:start + p.n - X], True
+        if self.buf is None or self.buf.shape[0] < p.n:
+            self.buf = None
+            self.buf = alloc_blocks(p.n)
+        return a, self.buf[:X], self.buf[X:p.n], False
+
+    def _finish_iteration(self, p: LpnParams, nxt: LpnParams, direct: bool, out: np.ndarray, at: int) -> int:
+        """Keep the next reserve, hand out the rest; returns the rows written into ``out``."""
+        R = nxt.reserve
+        spare = self._spare
+        if spare is None or spare.shape[0] < R:
+            spare = alloc_blocks(R)
+        spare[:R] = self.buf[:R]
+        self._spare, self.base = self.base_full, spare[:R]
+        self.base_full = spare
         self.mode = nxt.name
-        self.pos, self.end = r, p.n
         self.iteration += 1
+        if direct:
+            X = -(-R // p.N) * p.N
+            out[at:at + X - R] = self.buf[R:X]
+            self.pos = self.end = 0
+            return p.n - R
+        self.pos, self.end = R, p.n
+        return 0
 
     def take(self, n: int, out: np.ndarray) -> np.ndarray:
         """Fill ``out`` (uint8[n, 16]) with the next n COTs, extending as needed."""
         done = 0
         while done < n:
             if self.avail == 0:
-                self.extend(n - done)
+                done += self.extend(n - done, out, done)
+                continue
             m = min(self.avail, n - done)
             out[done:done + m] = self.buf[self.pos:self.pos + m]
             self.pos += m
@@ -232,18 +261,20 @@ class FerretSender(_Side):
         if not self.delta[0] & 1:
             raise ValueError("delta must have bit 0 set")
         self.delta.setflags(write=False)
-        self.base = np.array(base_q, np.uint8)
+        self.base = self.base_full = np.array(base_q, np.uint8)
         self.base[:, 0] &= 0xFE
         self.prg = Prg()
 
-    def extend(self, short: int) -> None:
+    def extend(self, short: int, out: np.ndarray, at: int) -> int:
+        """Run one iteration; returns how many COTs it wrote straight into ``out[at:]``."""
         p, nxt = self._plan(short)
         assert self.base.shape[0] >= p.reserve
-        out = self._buffer(p.n)
+        a, head, tail, direct = self._layout(p, nxt, short, out, at)
         seeds = self.prg.random_blocks(p.t)
         sums = np.empty((p.t, p.h, 2, 16), np.uint8)
         leafsum = np.empty((p.t, 16), np.uint8)
-        _f.ggm_send(seeds, p.h, out, sums, leafsum)       # before the receiver's bits arrive
+        _f.ggm_send(seeds[:a], p.h, head, sums[:a], leafsum[:a])   # before the receiver's bits arrive
+        _f.ggm_send(seeds[a:], p.h, tail, sums[a:], leafsum[a:])
         step = f"{self.prefix}.ext.hdr"
         got = self.ch.recv_array(step, np.uint64, (4,))
         mine = np.array([self.iteration, p.ident, self.consumed, short], np.uint64)
@@ -269,8 +300,10 @@ class FerretSender(_Side):
         lv[:, :, 1] = sums[:, :, 1] ^ np.where(dm, h0, h1)      # K1 ^ H(q ^ !d delta)
         msg[:, 2 * p.h] = leafsum ^ self.delta
         self.ch.send(f"{self.prefix}.ext.m", msg)
-        _matrix(p).encode(self.base[:p.k], out[:p.n])
-        self._finish_iteration(p, nxt, out)
+        M = _matrix(p)
+        M.encode(self.base[:p.k], head, 0)
+        M.encode(self.base[:p.k], tail, head.shape[0])
+        return self._finish_iteration(p, nxt, direct, out, at)
 
 
 class FerretReceiver(_Side):
@@ -278,12 +311,14 @@ class FerretReceiver(_Side):
 
     def __init__(self, ch, sender_role: int, base_t: np.ndarray):
         super().__init__(ch, sender_role)
-        self.base = np.array(base_t, np.uint8)
+        self.base = self.base_full = np.array(base_t, np.uint8)
         self.prg = Prg()
 
-    def extend(self, short: int) -> None:
+    def extend(self, short: int, out: np.ndarray, at: int) -> int:
+        """Run one iteration; returns how many COTs it wrote straight into ``out[at:]``."""
         p, nxt = self._plan(short)
         assert self.base.shape[0] >= p.reserve
+        a, head, tail, direct = self._layout(p, nxt, short, out, at)
         nl = p.t * p.h
         alpha = (self.prg.random_uint64(p.t) & np.uint64(p.N - 1)).astype(np.uint32)
         shifts = np.arange(p.h - 1, -1, -1, dtype=np.uint32)
@@ -301,10 +336,14 @@ class FerretReceiver(_Side):
         lv = msg[:, :2 * p.h].reshape(p.t, p.h, 2, 16)
         side = (1 - abits)[:, :, None, None].astype(np.intp)
         ksib = np.take_along_axis(lv, side, axis=2)[:, :, 0] ^ hl.reshape(p.t, p.h, 16)
-        out = self._buffer(p.n)
-        _f.ggm_recv(alpha, np.ascontiguousarray(ksib), np.ascontiguousarray(msg[:, 2 * p.h]), p.h, out)
-        _matrix(p).encode(self.base[:p.k], out[:p.n])
-        self._finish_iteration(p, nxt, out)
+        ksib = np.ascontiguousarray(ksib)
+        c = np.ascontiguousarray(msg[:, 2 * p.h])
+        _f.ggm_recv(alpha[:a], ksib[:a], c[:a], p.h, head)
+        _f.ggm_recv(alpha[a:], ksib[a:], c[a:], p.h, tail)
+        M = _matrix(p)
+        M.encode(self.base[:p.k], head, 0)
+        M.encode(self.base[:p.k], tail, head.shape[0])
+        return self._finish_iteration(p, nxt, direct, out, at)
 
 
 class Ferret:
