@@ -6,7 +6,7 @@ Engines and session methods live in the layers above (``ot``, ``arith``, ``gc``,
 ...); they register themselves here with :func:`register_engine` and
 :func:`register_method`, so this module imports nothing above the channel.
 
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> run_pair(lambda s: s.role, lambda s: s.role)
 (0, 1)
 """

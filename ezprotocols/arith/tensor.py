@@ -20,7 +20,7 @@ by a power of two, exact); a product has scale ``sa + sb`` and is truncated by
 ``min(sa, sb)`` (so fixed x fixed stays at ``f``, int x fixed needs no
 truncation).
 
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> import numpy as np, ezprotocols
 >>> def party(s):
 ...     x = s.input(np.array([1.5, -2.0]) if s.role == 0 else None, owner=0, shape=(2,))

@@ -16,7 +16,7 @@ its pool empty generates what it needs on the spot (in a ``triples.<source>``
 sub-phase of whatever phase is current), so preparing is an optimisation, never
 a requirement.  Both parties must prepare and consume in the same order.
 
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> import ezprotocols.arith
 >>> def f(s):
 ...     s.triples.prepare_mul(10)

@@ -27,7 +27,7 @@ Two levels of API:
     both parties call it in the same order with matching arguments.
 
 >>> import numpy as np
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> from ezprotocols.gc import CircuitBuilder, ints_to_bits, bits_to_ints
 >>> b = CircuitBuilder(); x, y = b.input(32), b.input(32); b.output(b.lt(x, y)); c = b.build()
 >>> a0 = {0: ints_to_bits(np.array([5, 9], np.uint64), 32)}      # P0 owns value 0

@@ -25,7 +25,7 @@ uses it as its free-XOR offset, so an evaluator input bit costs one COT (garbler
 ``send_cot`` gives the zero labels; evaluator: ``recv_cot(bits)`` its active labels).
 
 >>> import numpy as np
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> bits = np.array([0, 1, 1], np.uint8)
 >>> (q, d), t = run_pair(lambda s: s.ot.send_cot(3), lambda s: s.ot.recv_cot(bits))
 >>> bool((t == q ^ (bits[:, None] * d)).all()), int(d[0] & 1)
