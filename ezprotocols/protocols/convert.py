@@ -46,7 +46,7 @@ from ..gc import CircuitBuilder, YaoTensor
 from ..gc.builder import ZERO
 from .boolean import BoolTensor
 
-__all__ = ["b2a_bits", "b2a", "mux", "a2y", "y2b", "b2y", "y2a", "a2b", "word_bits", "private_labels",
+__all__ = ["b2a_bits", "b2a", "mux", "a2y", "y2b", "b2y", "y2a", "a2b", "word_bits", "private_labels", "share_inputs",
            "adder_circuit", "carry_circuit"]
 
 U64 = np.uint64
@@ -165,7 +165,7 @@ def private_labels(s, bits, garbler: int, shape) -> YaoTensor:
     return YaoTensor(r, garbler, s.role)
 
 
-def _share_inputs(x: ArithTensor, width: int, garbler: int):
+def share_inputs(x: ArithTensor, width: int, garbler: int):
     """Yao inputs (garbler's bits, evaluator's bits) of the low ``width`` bits of the
     shares, as (n, width) tensors: garbler's free, evaluator's one COT per bit."""
     s = x.session
@@ -183,7 +183,7 @@ def a2y(x: ArithTensor, width: int = 64, garbler: int = 0) -> YaoTensor:
     s = x.session
     if not 1 <= width <= 64:
         raise ValueError("a2y: width must be in [1, 64]")
-    A, B = _share_inputs(x, width, garbler)
+    A, B = share_inputs(x, width, garbler)
     (out,) = s.gc.run(adder_circuit(width), [A, B], batch=x.size)
     return out.reshape(x.shape + (width,))
 
