@@ -13,9 +13,9 @@ cost per element of every operation, measured by running it.
 ``x < y``, ``x >= y``, ``x <= y`` (XOR-shared bits, :class:`BoolTensor`;
 ``.to_arith()`` gives 0/1 arithmetic shares), built on :func:`compare`.
 """
-from .boolean import BoolTensor
+from .boolean import BoolTensor, and_bits, b2a_bits, bit_triples, millionaire_gt
 from .comparison import compare, drelu, ltz, msb, relu
-from .convert import a2b, a2y, b2a, b2a_bits, b2y, mux, y2a, y2b
+from .convert import a2b, a2y, b2a, b2y, mux, y2a, y2b
 from .maxtree import argmax, max, maxpool2d  # noqa: A004
 from .sign import CompareEngine, GcCompare
 
@@ -30,4 +30,5 @@ def setup(s, garbler: int = 0) -> None:
 
 
 __all__ = ["setup", "BoolTensor", "CompareEngine", "GcCompare", "msb", "ltz", "drelu", "relu", "compare", "max",
-           "argmax", "maxpool2d", "mux", "a2y", "y2a", "a2b", "b2a", "b2a_bits", "b2y", "y2b"]
+           "argmax", "maxpool2d", "mux", "a2y", "y2a", "a2b", "b2a", "b2a_bits", "b2y", "y2b", "bit_triples",
+           "and_bits", "millionaire_gt"]
