@@ -65,11 +65,11 @@ Wire, per iteration, direction ``X`` (the sender's role), step prefix ``ferret.s
 2. sender -> receiver ``.ext.m`` ``uint8[t, 2h + 1, 16]``: per tree the ``h`` pairs of
    masked level sums, then ``c``.
 
-Derived flavours (one message each way at most): ``send_cot/recv_cot`` take pool COTs
-and the receiver sends ``hdr`` + ``b ^ r`` (one bit per OT); ``rot``, chosen-message
-and additive OT then hash like IKNP (TCCR, eprint 2019/074, tweak domain ``'R'`` with a
-running index) and reuse its kernels.  ``send_rcot/recv_rcot`` cost nothing beyond
-the iterations.
+Derived flavours: ``send_cot/recv_cot`` take pool COTs and the receiver sends
+``ferret.sX.hdr`` (n, flavour; checked by the sender before it touches the pool) and
+``ferret.sX.b`` = ``b ^ r`` (one bit per OT); random, chosen-message and additive OT
+are the :class:`~ezprotocols.ot.source.CotSource` derivations on top (TCCR hashing,
+eprint 2019/074).  ``send_rcot/recv_rcot`` cost nothing beyond the iterations.
 
 What each party sees (semi-honest): the sender receives the ``d`` bits, each the XOR
 of a fresh uniform COT choice bit with the receiver's path bit, hence uniform and
@@ -98,8 +98,9 @@ from .._ext import ferret as _f
 from .._ext import ot as _k
 from .._ext.crypto import Prg, cond_xor_blocks
 from ..errors import ProtocolError
-from .iknp import FLAVOURS, IknpReceiver, _check_c, _check_msgs, _check_n, _check_widths, _describe, _header, \
-    _out_blocks
+from .checks import check_n as _check_n, out_blocks as _out_blocks
+from .iknp import FLAVOURS, _describe, _header
+from .source import CotSource
 
 __all__ = ["LpnParams", "MAIN", "SETUP", "PARAMS", "Ferret", "FerretSender", "FerretReceiver"]
 
@@ -135,7 +136,6 @@ PARAMS = {"main": MAIN, "setup": SETUP}
 _BY_ID = {p.ident: p for p in PARAMS.values()}
 
 EXT_DOMAIN = 0x46        # 'F': tweaks of the tree-level hashes
-HASH_DOMAIN = 0x52       # 'R': tweaks of the derived rot / chosen / additive flavours
 _LPN_PERSON = b"ezp-ferret-lpn"
 
 
@@ -183,7 +183,6 @@ class _Side:
         self.pos = self.end = 0                   # pool = buf[pos:end]
         self.iteration = 0
         self.consumed = 0                         # COTs handed out so far
-        self.hidx = 0                             # running index of derived-flavour hashes
 
     @property
     def avail(self) -> int:
@@ -346,19 +345,24 @@ class FerretReceiver(_Side):
         return self._finish_iteration(p, nxt, direct, out, at)
 
 
-class Ferret:
-    """Ferret correlated-OT source of a session: the public methods of ``session.ot``
-    (see :mod:`ezprotocols.ot.engine`), plus the native ``send_rcot``/``recv_rcot``.
+class Ferret(CotSource):
+    """Ferret correlated-OT source (``Session(..., ot="ferret")``): implements
+    :class:`~ezprotocols.ot.source.CotSource` natively for random-choice COT
+    (``send_rcot``/``recv_rcot``) and chosen-choice COT (one bit per OT); random,
+    chosen-message and additive OT come from the base class.
 
-    ``Ferret(session, iknp=None)``: the IKNP engine that bootstraps it (default: a
-    private :class:`~ezprotocols.ot.engine.OT` of the session with the EC base OT).
+    ``Ferret(session, iknp=None)``: ``iknp`` is the IKNP source that bootstraps it
+    (default: the session's ``s.engine("ot", "iknp")``, EC base OT).
     """
 
-    def __init__(self, session, *, iknp=None, base_ot: str | None = None):
-        self.session = session
+    #: amortised bytes per chosen-choice COT, rounded up to the integer the cost formulas
+    #: take: 1/8 for the choice correction plus < 0.06 for the iterations
+    cot_bytes = 1
+
+    def __init__(self, session, *, iknp=None):
+        super().__init__(session)
         if iknp is None:
-            from .engine import OT
-            iknp = OT(session, base_ot=base_ot)
+            iknp = session.engine("ot", "iknp")
         self._iknp = iknp
         self._sender: FerretSender | None = None
         self._receiver: FerretReceiver | None = None
@@ -450,93 +454,6 @@ class Ferret:
         b, packed = _k.pack_bits(bits)
         out = _out_blocks(out, b.shape[0], "out") if out is not None else None
         return self._recv_derand(self._rx(), b, packed, "cot", out=out)
-
-    # ------------------------------------------------------------------ random OT
-    def send_rot(self, n: int, *, out=None):
-        """``n`` random OTs as sender: ``(m0, m1)``, ``m_b = TCCR(q ^ b*delta, index)``."""
-        n = _check_n(n)
-        if out is None:
-            m0, m1 = np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)
-        else:
-            if not isinstance(out, (tuple, list)) or len(out) != 2:
-                raise ValueError("out must be a pair (m0, m1) of uint8[n, 16] arrays")
-            m0, m1 = (_out_blocks(o, n, "out") for o in out)
-        tx = self._tx()
-        q = self._send_derand(tx, n, "rot")
-        _k.hash2_rows(q, tx.delta, tx.tweak_hi(HASH_DOMAIN), tx.hidx, m0, m1)
-        tx.hidx += n
-        return m0, m1
-
-    def recv_rot(self, bits, *, out=None) -> np.ndarray:
-        """Random OTs as receiver: ``m_b`` (uint8[n, 16]) for each choice bit."""
-        b, packed = _k.pack_bits(bits)
-        n = b.shape[0]
-        mb = np.empty((n, 16), np.uint8) if out is None else _out_blocks(out, n, "out")
-        rx = self._rx()
-        t = self._recv_derand(rx, b, packed, "rot")
-        _k.tccr_rows(t, None, rx.tweak_hi(HASH_DOMAIN), rx.hidx, mb)
-        rx.hidx += n
-        return mb
-
-    # ------------------------------------------------------------------ chosen message
-    def send(self, m0, m1) -> None:
-        """Chosen-message OT as sender: ``m0``, ``m1`` are uint8[n, L]."""
-        m0, m1 = _check_msgs(m0, m1)
-        n, L = m0.shape
-        tx = self._tx()
-        q = self._send_derand(tx, n, "chosen", L)
-        if n == 0 or L == 0:
-            return
-        y = np.empty((2, n, L), np.uint8)
-        _k.chosen_send(q, tx.delta, tx.tweak_hi(HASH_DOMAIN), tx.hidx, m0, m1, y)
-        tx.hidx += n
-        self.session.channel.send(f"{tx.prefix}.y", y)
-
-    def recv(self, bits, L: int, *, out: np.ndarray | None = None) -> np.ndarray:
-        """Chosen-message OT as receiver: ``m_{b_j}`` rows, uint8[n, L]."""
-        b, packed, L, out = IknpReceiver.prep_chosen(bits, L, out)
-        n = b.shape[0]
-        rx = self._rx()
-        t = self._recv_derand(rx, b, packed, "chosen", L)
-        if n == 0 or L == 0:
-            return out
-        y = self.session.channel.recv_array(f"{rx.prefix}.y", np.uint8, (2, n, L))
-        _k.chosen_recv(t, b, rx.tweak_hi(HASH_DOMAIN), rx.hidx, y, out)
-        rx.hidx += n
-        return out
-
-    # ------------------------------------------------------------------ additive
-    def send_acot(self, c, bits=64) -> np.ndarray:
-        """Additive correlated OT over Z_2^w as sender (see :meth:`OT.send_acot`): returns ``x``;
-        the receiver gets ``x + b*c mod 2^w``."""
-        c = _check_c(c)
-        n = c.shape[0]
-        w, widths, param, check = _check_widths(bits, n)
-        tx = self._tx()
-        q = self._send_derand(tx, n, "acot", param, check)
-        x = np.empty(n, np.uint64)
-        if n == 0:
-            return x
-        d = np.empty(_k.acot_nbytes(n, widths, w), np.uint8)
-        _k.acot_send(q, tx.delta, tx.tweak_hi(HASH_DOMAIN), tx.hidx, c, widths, w, x, d)
-        tx.hidx += n
-        self.session.channel.send(f"{tx.prefix}.d", d)
-        return x
-
-    def recv_acot(self, choice_bits, bits=64) -> np.ndarray:
-        """Additive correlated OT as receiver: ``y = x + b*c mod 2^w`` (uint64[n])."""
-        b, packed = _k.pack_bits(choice_bits)
-        n = b.shape[0]
-        w, widths, param, check = _check_widths(bits, n)
-        rx = self._rx()
-        t = self._recv_derand(rx, b, packed, "acot", param, check)
-        y = np.empty(n, np.uint64)
-        if n == 0:
-            return y
-        d = self.session.channel.recv_array(f"{rx.prefix}.d", np.uint8, (_k.acot_nbytes(n, widths, w),))
-        _k.acot_recv(t, b, rx.tweak_hi(HASH_DOMAIN), rx.hidx, widths, w, d, y)
-        rx.hidx += n
-        return y
 
     def __repr__(self):
         def st(x):
