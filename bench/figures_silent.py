@@ -16,6 +16,8 @@ Rows:
 * chosen-choice COT (``send_cot/recv_cot``) from Ferret and from IKNP, same n;
 * rounds: runs of same-direction messages inside the batch as the sender counts them
   (an iteration is one exchange: 2; rcot batches that need no iteration: 0);
+* end to end: ReLU on 100 and 100,000 inputs in a fresh session with ot="iknp" vs
+  ot="ferret" (Ferret would be the default only if it were faster here);
 * M OT/s = all steady OTs / all steady seconds (sustained: batches needing one or two
   main iterations averaged), also as a ratio of OpenSSL AES-128 blocks/s (target >= 0.05x; emp's
   Ferret reached 0.03-0.04x on this machine), bytes per OT (target <= 0.3).
@@ -117,6 +119,26 @@ def measure_cot(engine: str, flavour: str, n: int, repeat: int = 3, transport: s
             "steady_rounds": max(c[1] for c in counts[1:])}
 
 
+def measure_relu(ot: str, n: int, transport: str = "tcp", timeout=900):
+    """End to end: a fresh session (base OTs, bootstrap included) that inputs n values,
+    squares them and applies ReLU (garbled carry + triples: every COT of the hybrid
+    protocols comes from ``ot``).  Returns (seconds, bytes both ways, rounds)."""
+    import ezprotocols
+    x = (np.arange(n) % 2001 - 1000) / 8.0
+
+    def f(s):
+        _sync(s)
+        t0 = time.perf_counter()
+        t = s.input(x if s.role == 0 else None, 0, shape=x.shape)
+        s.reveal(ezprotocols.relu(t * t - 100.0))
+        dt = time.perf_counter() - t0
+        c = s.counters()
+        return dt, c.bytes, c.rounds
+
+    r = run_pair(f, f, transport=transport, timeout=timeout, ot=ot)
+    return max(a[0] for a in r), r[0][1], r[0][2]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=24, help="log2 of the batch size (default 24)")
@@ -130,6 +152,9 @@ def main():
     rows["base_modp_s"] = measure_base("modp", a.repeat)
     for engine, flavour in (("ferret", "rcot"), ("ferret", "cot"), ("iknp", "cot")):
         rows[f"{engine}_{flavour}"] = measure_cot(engine, flavour, n, a.repeat)
+    for n_relu in (100, 100_000):
+        for ot in ("iknp", "ferret"):
+            rows[f"relu_{n_relu}_{ot}"] = min((measure_relu(ot, n_relu) for _ in range(2)), key=lambda r: r[0])
     rows["openssl_after"] = openssl_aes_ecb()
     if a.json:
         print(json.dumps(rows, indent=1, default=str))
@@ -152,6 +177,11 @@ def main():
         print(f"{key:14s} {r['first_s']:8.3f} {r['first_bytes_per_ot']:6.3f} {r['first_rounds']:5d} | "
               f"{r['best_s']:7.3f} {r['median_s']:7.3f} {rate / 1e6:7.1f} {rate / blk:9.3f} "
               f"{r['steady_bytes_per_ot']:6.3f} {r['steady_rounds']:5d}")
+    print("end to end, fresh session, x -> relu(x*x - 100) (best of 2):")
+    for n_relu in (100, 100_000):
+        for ot in ("iknp", "ferret"):
+            t, b, rd = rows[f"relu_{n_relu}_{ot}"]
+            print(f"  n={n_relu:<7d} ot={ot:7s} {t:7.3f} s {b / 1e6:9.2f} MB {rd:5d} rounds")
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ class _Side:
         if short >= p.n - R:
             if self.buf is None or self.buf.shape[0] < X:
                 self.buf = None
-                self.buf = alloc_blocks(max(X, SETUP.n))
+                self.buf = alloc_blocks(p.n)         # the mode's full size: allocated once
             start = at + X - R
             return a, self.buf[:X], out[start:start + p.n - X], True
         if self.buf is None or self.buf.shape[0] < p.n:
@@ -366,6 +366,7 @@ class Ferret(CotSource):
         self._iknp = iknp
         self._sender: FerretSender | None = None
         self._receiver: FerretReceiver | None = None
+        self._scratch_bufs: list[np.ndarray | None] = [None, None]
 
     # ------------------------------------------------------------------ setup
     def _tx(self) -> FerretSender:
@@ -454,6 +455,25 @@ class Ferret(CotSource):
         b, packed = _k.pack_bits(bits)
         out = _out_blocks(out, b.shape[0], "out") if out is not None else None
         return self._recv_derand(self._rx(), b, packed, "cot", out=out)
+
+    # ------------------------------------------------------------------ scratch for derived flavours
+    def _scratch(self, i: int, n: int) -> np.ndarray:
+        """A reused, pre-faulted uint8[n, 16] (one per direction): the derived flavours hash
+        their COTs and drop them, so they need not pay for fresh memory every call."""
+        buf = self._scratch_bufs[i]
+        if buf is None or buf.shape[0] < n:
+            self._scratch_bufs[i] = None
+            buf = self._scratch_bufs[i] = alloc_blocks(max(n, 1 << 16))
+        return buf[:n]
+
+    def _derived_send_cot(self, n: int):
+        n = _check_n(n)
+        tx = self._tx()
+        return self._send_derand(tx, n, "cot", out=self._scratch(0, n)), tx.delta
+
+    def _derived_recv_cot(self, bits) -> np.ndarray:
+        b, packed = _k.pack_bits(bits)
+        return self._recv_derand(self._rx(), b, packed, "cot", out=self._scratch(1, b.shape[0]))
 
     def __repr__(self):
         def st(x):
