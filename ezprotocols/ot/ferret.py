@@ -358,6 +358,8 @@ class Ferret(CotSource):
     #: amortised bytes per chosen-choice COT, rounded up to the integer the cost formulas
     #: take: 1/8 for the choice correction plus < 0.06 for the iterations
     cot_bytes = 1
+    #: derived-flavour tweaks: 'R', not the 'S' of other sources (delta is the IKNP one)
+    tweak_domain = 0x52
 
     def __init__(self, session, *, iknp=None):
         super().__init__(session)

@@ -89,6 +89,9 @@ class CotSource:
 
     #: amortised bytes per correlated OT (IKNP: the 16-byte u-matrix column)
     cot_bytes = 16
+    #: top byte of the derived flavours' hash tweaks (a source sharing its delta with
+    #: another one, as Ferret does with its bootstrapping IKNP, picks its own)
+    tweak_domain = TWEAK_DOMAIN
 
     def __init__(self, session):
         self.session = session
@@ -128,7 +131,7 @@ class CotSource:
         advance the same counter in the same calls)."""
         lo = self._hash_ctr[sender]
         self._hash_ctr[sender] += n
-        return (TWEAK_DOMAIN << 56) | (sender << 48), lo
+        return (self.tweak_domain << 56) | (sender << 48), lo
 
     def send_rcot(self, n: int):
         """Random-choice COT as sender: ``(q, delta)`` (the receiver's bits are its own random ones)."""
