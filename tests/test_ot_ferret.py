@@ -140,9 +140,24 @@ def test_rcot_small_sizes_and_continuation():
 
 
 def test_rcot_over_a_million_two_modes():
-    # 1.1 M: short by more than a setup iteration -> switches to the main parameters
-    sizes = [3, 1_100_001, 5]
-    _check_rcot(_rcot_pair(sizes), sizes)
+    # after the 3, the pool holds 602,016; 1.3 M is then short by more than a setup
+    # iteration: a setup iteration reserving the main set writes its 42,821 fresh COTs
+    # straight into the output (at offset 602,016), then a main iteration fills the pool
+    sizes = [3, 1_300_000, 5]
+    seen = {}
+
+    def p0(s):
+        f = Ferret(s)
+        r = [f.send_rcot(n) for n in sizes]
+        seen["mode"], seen["it"] = f._sender.mode, f._sender.iteration
+        return r, f.delta.copy()
+
+    def p1(s):
+        f = Ferret(s)
+        return [f.recv_rcot(n) for n in sizes]
+
+    _check_rcot(run_pair(p0, p1), sizes)
+    assert seen == {"mode": "main", "it": 3}
 
 
 @slow
@@ -151,9 +166,9 @@ def test_rcot_2_to_24_tcp():
     _check_rcot(_rcot_pair(sizes, transport="tcp", timeout=600), sizes)
 
 
-def test_all_flavours_both_directions():
+@pytest.mark.parametrize("n", [3001, pytest.param(1_000_003, marks=slow)])
+def test_all_flavours_both_directions(n):
     rng = np.random.default_rng(3)
-    n = 3001
     bits = (rng.integers(0, 2, n)).astype(np.uint8)
     L = 37
     m0, m1 = rng.integers(0, 256, (n, L), dtype=np.uint8), rng.integers(0, 256, (n, L), dtype=np.uint8)
