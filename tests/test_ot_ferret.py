@@ -82,6 +82,10 @@ def test_ggm_kernels_match_reference(h):
     e = np.zeros(t * N, np.uint8)
     e[np.arange(t) * N + alpha] = 1
     assert np.array_equal(w, out ^ e[:, None] * delta)
+    pre = rng.integers(0, 256, out.shape, dtype=np.uint8)
+    w2 = pre.copy()
+    F.ggm_recv(alpha, ksib, ls ^ delta, h, w2, True)                   # XOR mode
+    assert np.array_equal(w2, pre ^ w)
 
 
 def test_lpn_kernel_matches_reference():
@@ -98,6 +102,9 @@ def test_lpn_kernel_matches_reference():
             ref ^= base[idx[:, e]]
         M.encode(base, o, row0)
         assert np.array_equal(o, ref)
+        o2 = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+        M.encode(base, o2, row0, True)                                  # overwrite mode
+        assert np.array_equal(o2, np.bitwise_xor.reduce([base[idx[:, e]] for e in range(10)]))
 
 
 def test_lpn_matrix_public_and_fixed():

@@ -22,8 +22,9 @@ cdef extern from "ezp_ferret.h" nogil:
     void ezp_aes_set_key(ezp_aes_key *key, const uint8_t *k16)
     void ezp_ggm_send(const uint8_t *seeds, size_t t, int h, uint8_t *out, uint8_t *sums, uint8_t *leafsum)
     void ezp_ggm_recv(const uint32_t *alpha, const uint8_t *ksib, const uint8_t *c, size_t t, int h,
-                      uint8_t *out)
-    void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uint8_t *out, size_t n, uint64_t i0)
+                      uint8_t *out, uint8_t *scratch)
+    void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uint8_t *out, size_t n, uint64_t i0,
+                 int overwrite)
 
 ezp_ferret_init()
 
@@ -52,9 +53,10 @@ def ggm_send(const uint8_t[:, ::1] seeds, int h, uint8_t[:, ::1] out, uint8_t[:,
 
 
 def ggm_recv(const uint32_t[::1] alpha, const uint8_t[:, :, ::1] ksib, const uint8_t[:, ::1] c, int h,
-             uint8_t[:, ::1] out):
+             uint8_t[:, ::1] out, bint xor=False):
     """Receiver: trees punctured at ``alpha`` (uint32[t], each < 2^h), sibling sums ``ksib``
-    (uint8[t, h, 16]), ``c`` (uint8[t, 16]); fills ``out[:t * 2^h]``."""
+    (uint8[t, h, 16]), ``c`` (uint8[t, 16]); fills ``out[:t * 2^h]`` (``xor``: XORs the
+    leaves into it instead, expanding each tree in a scratch buffer)."""
     cdef size_t t = alpha.shape[0]
     if h < 1 or h > 24:
         raise ValueError("tree depth must be in [1, 24]")
@@ -71,8 +73,14 @@ def ggm_recv(const uint32_t[::1] alpha, const uint8_t[:, :, ::1] ksib, const uin
             raise ValueError("alpha out of range")
     if t == 0:
         return
+    cdef uint8_t *scratch = NULL
+    if xor:
+        scratch = <uint8_t *> aligned_alloc(64, 16 * N)
+        if scratch == NULL:
+            raise MemoryError()
     with nogil:
-        ezp_ggm_recv(&alpha[0], &ksib[0, 0, 0], &c[0, 0], t, h, &out[0, 0])
+        ezp_ggm_recv(&alpha[0], &ksib[0, 0, 0], &c[0, 0], t, h, &out[0, 0], scratch)
+    free(scratch)
 
 
 cdef class LpnMatrix:
@@ -98,15 +106,16 @@ cdef class LpnMatrix:
         if self.key != NULL:
             free(self.key)
 
-    def encode(self, const uint8_t[:, ::1] base, uint8_t[:, ::1] out, uint64_t row0=0):
-        """In place: ``out[j] ^= XOR_e base[idx(row0 + j, e)]`` (``base``: uint8[k, 16])."""
+    def encode(self, const uint8_t[:, ::1] base, uint8_t[:, ::1] out, uint64_t row0=0, bint overwrite=False):
+        """In place: ``out[j] ^= XOR_e base[idx(row0 + j, e)]`` (``base``: uint8[k, 16]);
+        ``overwrite``: ``out[j] = ...`` (``out`` need not be initialised)."""
         cdef size_t n = out.shape[0]
         if <size_t> base.shape[0] != self.k or base.shape[1] != 16 or (n and out.shape[1] != 16):
             raise ValueError(f"base must be uint8[{self.k}, 16], out uint8[n, 16]")
         if n == 0:
             return out
         with nogil:
-            ezp_lpn(self.key, &base[0, 0], self.k, &out[0, 0], n, row0)
+            ezp_lpn(self.key, &base[0, 0], self.k, &out[0, 0], n, row0, overwrite)
         return out
 
     def indices(self, uint64_t row0, Py_ssize_t nrows):

@@ -328,6 +328,9 @@ class FerretReceiver(_Side):
         self.ch.send(f"{self.prefix}.ext.hdr",
                      np.array([self.iteration, p.ident, self.consumed, short], np.uint64))
         self.ch.send(f"{self.prefix}.ext.d", np.packbits(d.reshape(-1), bitorder="little"))
+        M = _matrix(p)                          # LPN part first, while the sender expands its trees
+        M.encode(self.base[:p.k], head, 0, True)
+        M.encode(self.base[:p.k], tail, head.shape[0], True)
         hl = np.empty((nl, 16), np.uint8)
         hi = self.tweak_hi(EXT_DOMAIN) | (self.iteration & 0xFFFFFFFFFFFF)
         _k.tccr_rows(tl, None, hi, 0, hl)
@@ -337,11 +340,8 @@ class FerretReceiver(_Side):
         ksib = np.take_along_axis(lv, side, axis=2)[:, :, 0] ^ hl.reshape(p.t, p.h, 16)
         ksib = np.ascontiguousarray(ksib)
         c = np.ascontiguousarray(msg[:, 2 * p.h])
-        _f.ggm_recv(alpha[:a], ksib[:a], c[:a], p.h, head)
-        _f.ggm_recv(alpha[a:], ksib[a:], c[a:], p.h, tail)
-        M = _matrix(p)
-        M.encode(self.base[:p.k], head, 0)
-        M.encode(self.base[:p.k], tail, head.shape[0])
+        _f.ggm_recv(alpha[:a], ksib[:a], c[:a], p.h, head, True)
+        _f.ggm_recv(alpha[a:], ksib[a:], c[a:], p.h, tail, True)
         return self._finish_iteration(p, nxt, direct, out, at)
 
 
