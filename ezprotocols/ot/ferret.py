@@ -45,11 +45,15 @@ main iteration    10,805,248    589,760   1,319    8,192   606,907 (output 10,19
 setup iteration   649,728       36,288    1,269    512     47,709  (output 602,019)
 ================  ============  ========  =======  ======  ===========================
 
-The same numbers appear in the public parameter lists of the authors' later work
-(Wolverine/QuickSilver code carries ``n = 10805248, t = 1319, k = 589760, log bin 13``;
-emp-ot's ``ferret/constants.h`` has the setup set ``649728 / 1269 / 36288 / 9``).
+Cross-checks: the main set is also the "Wolverine" primal-LPN instance of a public
+Rust implementation (``n = 10805248, t = 1319, k = 589760, log bin 13``); emp-ot's
+``emp-ot/ferret/constants.h`` (emp-toolkit) has the same setup set (``649728 / 1269 /
+36288``, bins of 2^9) and a slightly different main set (``10608640 / 1295 / 589824``).
 ``d = 10`` as in the paper's implementation.  :data:`MAIN` and :data:`SETUP`;
 ``tests/test_ot_ferret.py`` checks them.
+
+Memory: a direction in main mode keeps one 173 MB iteration buffer and two 9.7 MB
+reserve buffers (allocated once, pre-faulted); a setup-mode direction about 11 MB.
 
 Schedule (deterministic from the call sequence, so both parties agree): a direction
 starts in "setup" mode (IKNP bootstrap of 47,709 COTs, setup iterations of 602,019
