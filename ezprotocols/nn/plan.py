@@ -39,14 +39,15 @@ import json
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from ..arith.fixed import encode_signed
 from ..errors import ProtocolError
 
 __all__ = ["Op", "Plan", "OP_KINDS", "POST_KINDS", "infer_shape", "parse_architecture",
            "ARCH_FORMAT", "LIMITS", "pool_out_size"]
 
 ARCH_FORMAT = "ezprotocols-plan/1"
+#: fixed-point values (weights, inputs) stay below 2^BOUND_BITS in magnitude: headroom for truncation
+BOUND_BITS = 62
 
 #: Bounds P1 enforces on an architecture received from P0.
 LIMITS = {
@@ -188,13 +189,7 @@ class Plan:
         out = []
         for i, a in enumerate(self.consts):
             s = scale.get(i, f)
-            a = np.asarray(a, dtype=np.float64)
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"constant {i} has non-finite values")
-            v = np.rint(a * float(1 << s))
-            if v.size and np.max(np.abs(v)) >= 2.0 ** 62:
-                raise ValueError(f"constant {i} overflows the fixed-point range at scale 2^{s}")
-            out.append(v.astype(np.int64))
+            out.append(encode_signed(a, s, bound_bits=BOUND_BITS, what=f"constant {i}"))
         self.consts = out
         self.encoded = True
         return self
