@@ -170,7 +170,7 @@ class Plan:
 
     def check(self) -> None:
         """Recompute every shape from the attributes; raise ValueError on any mismatch."""
-        _check_plan(self, ValueError)
+        check_plan(self, ValueError)
 
     # ------------------------------------------------------------------ weights
     def encode(self) -> "Plan":
@@ -344,7 +344,7 @@ def infer_shape(kind: str, ins: list[tuple], cs: list[tuple], attrs: dict, err=V
     raise err(f"unknown op kind {kind!r}")
 
 
-def _check_plan(plan: Plan, err) -> None:
+def check_plan(plan: Plan, err) -> None:
     L = LIMITS
     if len(plan.ops) > L["max_ops"] or len(plan.const_shapes) > L["max_consts"]:
         raise err(f"more than {L['max_ops']} ops or {L['max_consts']} constants")
@@ -552,7 +552,7 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
         raise err("labels: a list of class labels expected")
     plan = Plan(input_shape=inp, ops=ops, const_shapes=cshapes, consts=None, frac_bits=fb, act_bits=ab,
                 post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"], class_labels=labels)
-    _check_plan(plan, err)
+    check_plan(plan, err)
     return plan, d["allow_logits"]
 
 
