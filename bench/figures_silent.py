@@ -1,4 +1,4 @@
-"""Figures for issue 12 part A: elliptic-curve base OT and Ferret silent correlated OT
+"""Figures of the elliptic-curve base OT and Ferret silent correlated OT
 (eprint 2020/924), two processes over tcp loopback, with ``openssl speed -evp
 aes-128-ecb`` and IKNP measured in the same run.
 
