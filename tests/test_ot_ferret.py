@@ -107,6 +107,21 @@ def test_lpn_kernel_matches_reference():
         assert np.array_equal(o2, np.bitwise_xor.reduce([base[idx[:, e]] for e in range(10)]))
 
 
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1001])
+def test_choice_correction_kernels(n):
+    rng = np.random.default_rng(n)
+    blocks = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    lsb = blocks[:, 0] & 1
+    assert np.array_equal(F.lsb_pack(blocks), np.packbits(lsb, bitorder="little"))
+    b = rng.integers(0, 2, n).astype(np.uint8)
+    pb = np.packbits(b, bitorder="little")
+    assert np.array_equal(F.lsb_pack(blocks, pb), np.packbits(lsb ^ b, bitorder="little"))
+    delta = rng.integers(0, 256, 16, dtype=np.uint8)
+    x = blocks.copy()
+    F.cond_xor_packed(x, pb, delta)
+    assert np.array_equal(x, blocks ^ b[:, None] * delta)
+
+
 def test_lpn_matrix_public_and_fixed():
     assert fm.lpn_matrix(SETUP).seed == fm.lpn_matrix(SETUP).seed != fm.lpn_matrix(MAIN).seed
     idx = fm.lpn_matrix(SETUP).indices(0, 20000)

@@ -19,12 +19,17 @@ cdef extern from "ezp_ferret.h" nogil:
         pass
     int EZP_LPN_D
     void ezp_ferret_init()
+    void ezp_ferret_lsb_pack(const uint8_t *blocks, size_t n, const uint8_t *b, uint8_t *packed)
+    void ezp_ferret_cond_xor_packed(uint8_t *blocks, size_t n, const uint8_t *packed, const uint8_t *delta)
     void ezp_aes_set_key(ezp_aes_key *key, const uint8_t *k16)
     void ezp_ggm_send(const uint8_t *seeds, size_t t, int h, uint8_t *out, uint8_t *sums, uint8_t *leafsum)
     void ezp_ggm_recv(const uint32_t *alpha, const uint8_t *ksib, const uint8_t *c, size_t t, int h,
                       uint8_t *out, uint8_t *scratch)
     void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uint8_t *out, size_t n, uint64_t i0,
                  int overwrite)
+
+    void ezp_ferret_lsb_pack(const uint8_t *blocks, size_t n, const uint8_t *b, uint8_t *packed)
+    void ezp_ferret_cond_xor_packed(uint8_t *blocks, size_t n, const uint8_t *packed, const uint8_t *delta)
 
 ezp_ferret_init()
 
@@ -128,3 +133,35 @@ cdef class LpnMatrix:
         w = AES128(self.seed).encrypt(ctr.view(np.uint8).reshape(-1, 16)).view(np.uint32).reshape(-1)
         w = w[w0 % 4: w0 % 4 + EZP_LPN_D * nrows].reshape(nrows, EZP_LPN_D)
         return ((w.astype(np.uint64) * self.k) >> 32).astype(np.uint32)
+
+
+def lsb_pack(const uint8_t[:, ::1] blocks, b=None):
+    """``uint8[ceil(n/8)]``: bit 0 of every block, packed little-endian, XOR the packed
+    bits ``b`` (same length) if given; padding bits are 0."""
+    cdef size_t n = blocks.shape[0]
+    out = np.empty((n + 7) // 8, np.uint8)
+    cdef uint8_t[::1] ov = out
+    cdef const uint8_t[::1] bv
+    cdef const uint8_t *bp = NULL
+    if n and blocks.shape[1] != 16:
+        raise ValueError("blocks must be uint8[n, 16]")
+    if b is not None:
+        bv = b
+        if <size_t> bv.shape[0] != <size_t> ov.shape[0]:
+            raise ValueError("b must hold ceil(n/8) bytes")
+        if n:
+            bp = &bv[0]
+    if n:
+        with nogil:
+            ezp_ferret_lsb_pack(&blocks[0, 0], n, bp, &ov[0])
+    return out
+
+
+def cond_xor_packed(uint8_t[:, ::1] blocks, const uint8_t[::1] packed, const uint8_t[::1] delta):
+    """In place: ``blocks[j] ^= delta`` where bit j of ``packed`` (little-endian) is 1."""
+    cdef size_t n = blocks.shape[0]
+    if (n and blocks.shape[1] != 16) or <size_t> packed.shape[0] != (n + 7) // 8 or delta.shape[0] != 16:
+        raise ValueError("blocks uint8[n, 16], packed uint8[ceil(n/8)], delta 16 bytes")
+    if n:
+        with nogil:
+            ezp_ferret_cond_xor_packed(&blocks[0, 0], n, &packed[0], &delta[0])

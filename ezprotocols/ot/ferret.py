@@ -100,7 +100,7 @@ import numpy as np
 
 from .._ext import ferret as _f
 from .._ext import ot as _k
-from .._ext.crypto import Prg, cond_xor_blocks
+from .._ext.crypto import Prg
 from ..errors import ProtocolError
 from .checks import check_n as _check_n, out_blocks as _out_blocks
 from .iknp import FLAVOURS, _describe, _header
@@ -436,8 +436,7 @@ class Ferret(CotSource):
                                 f"same n")
         q = tx.take(n, _out_alloc(out, n))
         db = self.session.channel.recv_array(f"{tx.prefix}.b", np.uint8, ((n + 7) // 8,))
-        if n:
-            cond_xor_blocks(q, np.unpackbits(db, count=n, bitorder="little"), tx.delta)
+        _f.cond_xor_packed(q, db, tx.delta)
         return q
 
     def _recv_derand(self, rx: FerretReceiver, b: np.ndarray, packed: np.ndarray, flavour: str, param=0,
@@ -446,8 +445,7 @@ class Ferret(CotSource):
         ch = self.session.channel
         ch.send(f"{rx.prefix}.hdr", _header(n, flavour, param, check))
         t = rx.take(n, _out_alloc(out, n))
-        r = np.packbits(t[:, 0] & 1, bitorder="little")
-        ch.send(f"{rx.prefix}.b", packed[:r.shape[0]] ^ r)
+        ch.send(f"{rx.prefix}.b", _f.lsb_pack(t, packed[:(n + 7) // 8]))
         return t
 
     def send_cot(self, n: int, *, out: np.ndarray | None = None):

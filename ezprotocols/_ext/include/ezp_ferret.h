@@ -241,4 +241,28 @@ static void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uin
     }
 }
 
+/* ---------------------------------------------------------------- choice-bit corrections */
+
+/* packed[j/8] bit j%8 = bit 0 of block j, XORed with the packed bits b (b may be NULL). */
+static void ezp_ferret_lsb_pack(const uint8_t *blocks, size_t n, const uint8_t *b, uint8_t *packed) {
+    size_t nb = (n + 7) / 8;
+    for (size_t i = 0; i < nb; i++) {
+        size_t j0 = 8 * i, m = n - j0 < 8 ? n - j0 : 8;
+        uint8_t acc = 0;
+        for (size_t k = 0; k < m; k++) acc |= (uint8_t)((blocks[16 * (j0 + k)] & 1) << k);
+        packed[i] = acc ^ (b ? b[i] : 0);
+    }
+    if (n % 8) packed[nb - 1] &= (uint8_t)((1u << (n % 8)) - 1);
+}
+
+/* blocks[j] ^= delta where bit j of the packed bits is set. */
+static void ezp_ferret_cond_xor_packed(uint8_t *blocks, size_t n, const uint8_t *packed, const uint8_t *delta) {
+    const __m128i d = _mm_loadu_si128((const __m128i *)delta);
+    for (size_t j = 0; j < n; j++) {
+        __m128i m = _mm_set1_epi8((char)(0 - ((packed[j >> 3] >> (j & 7)) & 1)));
+        __m128i x = _mm_loadu_si128((const __m128i *)(blocks + 16 * j));
+        _mm_storeu_si128((__m128i *)(blocks + 16 * j), _mm_xor_si128(x, _mm_and_si128(m, d)));
+    }
+}
+
 #endif
