@@ -216,6 +216,7 @@ static void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uin
                     int overwrite) {
     uint32_t w[EZP_LPN_D * EZP_LPN_BATCH + 8] __attribute__((aligned(64)));
     uint32_t idx[EZP_LPN_D * (EZP_LPN_BATCH + EZP_LPN_PF)] __attribute__((aligned(64)));
+    const int nt = ((uintptr_t)out & 15) == 0;     /* non-temporal stores need 16-byte alignment */
     for (size_t j0 = 0; j0 < n; j0 += EZP_LPN_BATCH) {
         size_t m = n - j0 < EZP_LPN_BATCH ? n - j0 : EZP_LPN_BATCH;
         uint64_t word0 = (uint64_t)EZP_LPN_D * (i0 + j0);
@@ -236,9 +237,12 @@ static void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uin
                 if (e + 1 < EZP_LPN_D)
                     a1 = _mm_xor_si128(a1, _mm_loadu_si128((const __m128i *)(base + 16 * (size_t)ix[e + 1])));
             }
-            _mm_storeu_si128((__m128i *)(out + 16 * (j0 + j)), _mm_xor_si128(a0, a1));
+            __m128i r = _mm_xor_si128(a0, a1);
+            if (nt) _mm_stream_si128((__m128i *)(out + 16 * (j0 + j)), r);   /* keep base in cache */
+            else _mm_storeu_si128((__m128i *)(out + 16 * (j0 + j)), r);
         }
     }
+    if (nt) _mm_sfence();
 }
 
 /* ---------------------------------------------------------------- choice-bit corrections */
