@@ -105,6 +105,10 @@ def test_lpn_kernel_matches_reference():
         o2 = rng.integers(0, 256, (n, 16), dtype=np.uint8)
         M.encode(base, o2, row0, True)                                  # overwrite mode
         assert np.array_equal(o2, np.bitwise_xor.reduce([base[idx[:, e]] for e in range(10)]))
+        o3 = np.empty(16 * n + 1, np.uint8)[1:].reshape(n, 16)           # unaligned: regular stores
+        o3[:] = ref ^ o2
+        M.encode(base, o3, row0)
+        assert np.array_equal(o3, ref)
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1001])
