@@ -192,6 +192,33 @@ def test_rcot_2_to_24_tcp():
     _check_rcot(_rcot_pair(sizes, transport="tcp", timeout=600), sizes)
 
 
+def test_iteration_traffic_is_exact():
+    """One setup iteration: receiver -> sender 32 + ceil(t h / 8) bytes, sender -> receiver
+    t (2h + 1) 16 bytes, one exchange (2 rounds); pool hits cost nothing; a chosen-choice
+    COT costs a 32-byte header and one bit per OT."""
+    p = SETUP
+
+    def f(s):
+        fe = Ferret(s)
+        fe.setup()
+        out = []
+        for i, n in enumerate((5, 1000, 17)):
+            with s.phase(f"call{i}"):
+                if i < 2:
+                    fe.send_rcot(n) if s.role == 0 else fe.recv_rcot(n)
+                else:
+                    fe.send_cot(n) if s.role == 0 else fe.recv_cot(np.ones(n, np.uint8))
+            c = s.counters(f"call{i}")
+            out.append((c.bytes_sent, c.bytes_recv, c.rounds))
+        return out
+
+    a, b = run_pair(f, f)
+    up, down = 32 + (p.t * p.h + 7) // 8, p.t * (2 * p.h + 1) * 16
+    assert a[0] == (0 + down, up, 2) and b[0] == (up, down, 2)
+    assert a[1][:2] == b[1][:2] == (0, 0)
+    assert a[2][:2] == (0, 32 + 3) and b[2][:2] == (32 + 3, 0)
+
+
 @pytest.mark.parametrize("n", [3001, pytest.param(1_000_003, marks=slow)])
 def test_all_flavours_both_directions(n):
     rng = np.random.default_rng(3)
