@@ -85,6 +85,14 @@ masked by ``H(t ^ delta)``, pseudorandom under the CCR hash, and ``c``, which is
 Simulatability then follows as in the paper's Theorem for the semi-honest protocol
 (Fig. 5/6), with the outputs pseudorandom by LPN with regular noise.
 
+>>> import numpy as np
+>>> from ezprotocols.runner import run_pair
+>>> def f(s):
+...     return s.ot.send_rcot(1000) if s.role == 0 else s.ot.recv_rcot(1000)
+>>> (q, delta), (r, t) = run_pair(f, f, ot="ferret")
+>>> bool((t == q ^ r[:, None] * delta).all()), int(delta[0] & 1), int(q[:, 0].max() & 1)
+(True, 1, 0)
+
 Security assumptions stated plainly: LPN with regular noise at the parameters above;
 fixed-key AES as an ideal/correlation-robust permutation for the GGM PRG and hashes
 (as in emp-toolkit and libOTe); LPN matrix indices by multiply-shift from 32-bit words
