@@ -155,7 +155,7 @@ def main():
     a = ap.parse_args()
     n = 1 << a.n
     ref = openssl_aes_ecb()
-    rows = {"n": n, "openssl": ref, "params": {"main": MAIN.__dict__, "setup": SETUP.__dict__}}
+    rows = {"n": n, "load": os.getloadavg(), "openssl": ref, "params": {"main": MAIN.__dict__, "setup": SETUP.__dict__}}
     rows["base_ec_s"] = measure_base("ec", a.repeat)
     rows["base_modp_s"] = measure_base("modp", a.repeat)
     for (engine, flavour), r in measure_cots(n, a.repeat).items():
@@ -168,6 +168,8 @@ def main():
         print(json.dumps(rows, indent=1, default=str))
         return
     blk = ref["blocks_per_s"]
+    print(f"load average (1 min) at the start {rows['load'][0]:.1f}, at the end {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cpus (the machine is shared: compare rows of one run)")
     print(f"OpenSSL aes-128-ecb (same run): {blk / 1e6:.0f} M blocks/s; after: "
           f"{rows['openssl_after']['blocks_per_s'] / 1e6:.0f} M")
     print(f"Ferret parameters (eprint 2020/924 Table 2): main n={MAIN.n} k={MAIN.k} t={MAIN.t}; "
