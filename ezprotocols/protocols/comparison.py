@@ -48,6 +48,10 @@ def msb(x: ArithTensor, bits: int = 64, garbler: int = 0) -> BoolTensor:
     top = ((x.share.reshape(-1) >> np.uint64(l - 1)) & np.uint64(1)).astype(np.uint8)
     if l == 1 or n == 0:
         return BoolTensor(s, top.reshape(x.shape))
+    eng = getattr(s, "compare", None)           # a selected comparison engine (see .otcmp)
+    if eng is not None and getattr(eng, "name", "gc") != "gc":
+        with s.phase("msb"):
+            return BoolTensor(s, eng.msb(x.share, l))
     flat = ArithTensor(s, x.share.reshape(-1), x.scale)
     out = np.empty(n, np.uint8)
     circ = carry_circuit(l - 1)

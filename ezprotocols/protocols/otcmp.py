@@ -1,0 +1,186 @@
+"""OT-based comparison backend ("ot"): the sign bit, truncation and ring extension on
+top of the millionaires' protocol of :mod:`.millionaire` (CrypTFlow2, eprint
+2020/1002; Cheetah, eprint 2022/207).
+
+``OtCompare(session).msb(share, bits)``: XOR shares of bit ``bits - 1`` of
+``x = x0 + x1 mod 2^bits``.  With ``a = x0 mod 2^(bits-1)`` and
+``b = x1 mod 2^(bits-1)``, ``msb = x0[bits-1] ^ x1[bits-1] ^ [a + b >= 2^(bits-1)]`` and
+the carry is one millionaires' comparison ``a > 2^(bits-1) - 1 - b`` on ``bits - 1``
+bits (P0 holds the left side, P1 the right); the top bits are folded in locally.
+One batched run per call, whatever the size (see :mod:`.millionaire` for rounds,
+bytes and what each party sees; ``msb`` adds no message of its own).
+
+Truncation (Cheetah, eprint 2022/207, section 4.2 / "known MSB"; SiRnn, eprint
+2020/1002): for ``|x| < 2^62`` P0 adds ``2^62`` so that the top bit of ``x'`` is 0;
+then the wrap of ``x'0 + x'1`` is ``w = msb(x'0) OR msb(x'1)`` (one additive COT of
+``f`` bits) and ``floor(x'/2^f) = (x'0 >> f) + (x'1 >> f) + c - w 2^(64-f)`` with the
+low-bit carry ``c = [l0 + l1 >= 2^f]``.  :func:`trunc` with ``exact=False`` drops
+``c`` (Cheetah's truncation with a one-unit error, result ``floor(x/2^f)`` or one
+less); ``exact=True`` gets ``c`` from an ``f``-bit millionaires' comparison and turns
+it and ``w`` into arithmetic shares with one batch of additive COTs.  P0 sees only
+OT messages and opened one-time-padded bits; P1 the same (see :mod:`.millionaire`);
+the additive COTs reveal nothing (their outputs are uniform shares).
+
+:func:`extend`: signed extension from ``Z_2^l`` to ``Z_2^64`` (the wrap bit of the
+``l``-bit shares by one ``l``-bit millionaires, made arithmetic with one additive
+COT of ``64 - l`` bits); reduction is local (``share mod 2^l``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..arith.tensor import ArithTensor
+from .millionaire import DIGIT, millionaire_costs, millionaire_gt
+
+__all__ = ["OtCompare", "msb_shares", "trunc", "trunc_shares", "extend", "use"]
+
+U64 = np.uint64
+
+
+def _check_bits(bits) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= 64:
+        raise ValueError(f"bits must be an int in [1, 64], got {bits!r}")
+    return int(bits)
+
+
+def _mask(k: int) -> U64:
+    return U64((1 << k) - 1) if k < 64 else U64(0xFFFFFFFFFFFFFFFF)
+
+
+def msb_shares(s, share, bits: int, m: int = DIGIT, step: str = "cmp.msb") -> np.ndarray:
+    """XOR shares (uint8, shape of ``share``) of bit ``bits - 1`` of the shared value."""
+    l = _check_bits(bits)
+    a = np.ascontiguousarray(share, dtype=U64)
+    flat = a.reshape(-1)
+    top = ((flat >> U64(l - 1)) & U64(1)).astype(np.uint8)
+    if l == 1 or flat.size == 0:
+        return top.reshape(a.shape)
+    nb = l - 1
+    low = flat & _mask(nb)
+    val = low if s.role == 0 else _mask(nb) - low
+    carry = millionaire_gt(s, val, nb, m, step)
+    return (top ^ carry).reshape(a.shape)
+
+
+class OtCompare:
+    """Comparison engine "ot" (``session.compare``): the sign bit through the OT-based
+    millionaires' protocol.  ``m``: digit width of the leaves (1..5, default 4)."""
+
+    name = "ot"
+
+    def __init__(self, session, m: int = DIGIT):
+        self.session = session
+        self.m = int(m)
+
+    def setup(self) -> None:
+        """Base OTs of both directions (the only set-up the protocol needs)."""
+        self.session.ot.setup()
+
+    def msb(self, share: np.ndarray, bits: int) -> np.ndarray:
+        """XOR shares of bit ``bits - 1`` of ``x mod 2^bits`` (``share``: uint64, any shape)."""
+        return msb_shares(self.session, share, bits, self.m)
+
+    def msb_costs(self, n: int, bits: int) -> dict:
+        """Counts and IKNP bytes of :meth:`msb` on ``n`` elements (see
+        :func:`~.millionaire.millionaire_costs`)."""
+        l = _check_bits(bits)
+        if l == 1:
+            return millionaire_costs(0, 1, self.m)
+        return millionaire_costs(n, l - 1, self.m)
+
+    def __repr__(self):
+        return f"<OtCompare m={self.m} P{self.session.role}>"
+
+
+def use(session, name: str = "ot"):
+    """Select the comparison engine of ``session`` ("ot" or "gc") until the session is
+    created with ``compare=...`` (both parties must choose the same)."""
+    if name == "ot":
+        session.__dict__["compare"] = OtCompare(session)
+    elif name == "gc":
+        session.__dict__.pop("compare", None)
+    else:
+        raise ValueError(f"unknown comparison engine {name!r}")
+    return session
+
+
+# ---------------------------------------------------------------------- truncation
+
+def _acot_bits(s, c_p0: np.ndarray, choice_p1: np.ndarray, widths) -> np.ndarray:
+    """One batch of additive COTs with P0 sending correlations ``c_p0`` and P1 choosing
+    ``choice_p1``: returns P0's ``-x`` or P1's ``y = x + b c`` (so the two add to ``b c``)."""
+    if s.role == 0:
+        return U64(0) - np.asarray(s.ot.send_acot(c_p0, bits=widths), dtype=U64)
+    return np.asarray(s.ot.recv_acot(choice_p1, bits=widths), dtype=U64)
+
+
+def trunc_shares(s, share, f: int, exact: bool = True, m: int = DIGIT, step: str = "cmp.trunc") -> np.ndarray:
+    """``floor(x / 2^f)`` (``exact``) or it minus at most one (Cheetah's one-bit error) of a
+    shared signed ``x`` with ``|x| < 2^62``; shares of the same shape."""
+    if isinstance(f, bool) or not 0 <= int(f) < 62:
+        raise ValueError("trunc: f must be in [0, 62)")
+    f = int(f)
+    a = np.ascontiguousarray(share, dtype=U64)
+    if f == 0:
+        return a.copy()
+    xs = a.reshape(-1)
+    n = xs.size
+    if n == 0:
+        return a.copy()
+    if s.role == 0:
+        xs = xs + U64(1 << 62)
+    mb = (xs >> U64(63)).astype(np.uint8)
+    lo = xs & _mask(f)
+    hi = xs >> U64(f)
+    wf = np.full(n, f, np.uint8)
+    if exact:
+        c_bool = millionaire_gt(s, lo if s.role == 0 else _mask(f) - lo, f, m, step + ".carry")
+        # one additive-COT batch: w = m0 + m1 - m0 m1 (mod 2^f) and c = c0 + c1 - 2 c0 c1 (mod 2^64)
+        corr = np.concatenate([mb.astype(U64), U64(0) - U64(2) * c_bool.astype(U64)])
+        widths = np.concatenate([wf, np.full(n, 64, np.uint8)])
+        prod = _acot_bits(s, corr if s.role == 0 else None, np.concatenate([mb, c_bool]), widths)
+        w = mb.astype(U64) - prod[:n]
+        c = c_bool.astype(U64) + prod[n:]
+    else:
+        prod = _acot_bits(s, mb.astype(U64) if s.role == 0 else None, mb, wf)
+        w = mb.astype(U64) - prod
+        c = U64(0)
+    out = hi + c - (w << U64(64 - f))
+    if s.role == 0:
+        out -= U64(1 << (62 - f))
+    return out.reshape(a.shape)
+
+
+def trunc(x: ArithTensor, f: int | None = None, exact: bool = True) -> ArithTensor:
+    """Divide a fixed-point tensor by ``2^f`` (default ``f = x.scale - frac_bits``); the
+    result has scale ``x.scale - f``.  Needs ``|x| < 2^62`` (ring units)."""
+    s = x.session
+    if f is None:
+        f = x.scale - s.frac_bits
+    with s.phase("trunc"):
+        out = trunc_shares(s, x.share, f, exact)
+    return ArithTensor(s, out, x.scale - f)
+
+
+def extend(s, share, l: int, m: int = DIGIT, step: str = "cmp.ext") -> np.ndarray:
+    """Signed extension: shares mod 2^l of a value ``x`` in ``[-2^(l-1), 2^(l-1))`` ->
+    shares of the same ``x`` mod 2^64 (uint64, same shape)."""
+    l = _check_bits(l)
+    a = np.ascontiguousarray(share, dtype=U64)
+    if l == 64:
+        return a.copy()
+    xs = a.reshape(-1) & _mask(l)
+    n = xs.size
+    if n == 0:
+        return a.copy()
+    if s.role == 0:
+        xs = (xs + U64(1 << (l - 1))) & _mask(l)         # x' = x + 2^(l-1) in [0, 2^l)
+    wrap = millionaire_gt(s, xs if s.role == 0 else _mask(l) - xs, l, m, step)
+    # x' = x'0 + x'1 - 2^l w over the integers; w arithmetic mod 2^(64-l) is enough
+    wl = np.full(n, 64 - l, np.uint8)
+    prod = _acot_bits(s, (U64(0) - U64(2) * wrap.astype(U64)) if s.role == 0 else None, wrap, wl)
+    w = wrap.astype(U64) + prod
+    out = xs - (w << U64(l))
+    if s.role == 0:
+        out -= U64(1 << (l - 1))
+    return out.reshape(a.shape)
