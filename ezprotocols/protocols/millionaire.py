@@ -28,7 +28,7 @@ with the leaner variants of Cheetah, Huang et al., eprint 2022/207, section 5):
 Rounds (no matter how many pairs): P1 -> P0 (random-OT extension for the leaves and
 one triple direction), P0 -> P1 (the other triple direction, the leaf table, the
 first opening), then one exchange per remaining tree level: ``2 + 2 ceil(log2 q)``
-runs as the channel counts them at most.  Large batches stream in chunks of
+direction runs as P1's channel counts them (``1 + 2 ceil(log2 q)`` for P0).  Large batches stream in chunks of
 ``chunk_elements(...)`` pairs inside that same structure (memory stays bounded: only
 the shares, 2 bits per digit, outlive a chunk).
 
@@ -101,8 +101,9 @@ def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:
     q = -(-nbits // m)
     lv = tree_levels(q)
     T = q - 1
+    L = len(lv)
     out = {"rot_p0_sends": 0, "rot_p1_sends": 0, "leaf_bytes": 0, "open_bytes": 0,
-           "bytes_p0": 0, "bytes_p1": 0, "rounds": 0, "levels": len(lv)}
+           "bytes_p0": 0, "bytes_p1": 0, "levels": L, "rounds_p0": 0, "rounds_p1": 0}
     if n == 0:
         return out
     ch = chunk_elements(nbits, m)
@@ -119,9 +120,11 @@ def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:
         out["open_bytes"] += ob
     out["bytes_p0"] += out["open_bytes"]
     out["bytes_p1"] += out["open_bytes"]
-    # P1: send (ROTs) | recv (triple ROTs, leaves, opening 1) | send, recv per level
-    # (its opening of level k and k+1 go in one run), so 2 + 2 * levels - 1 + 1
-    out["rounds"] = 2 + 2 * len(lv) if lv else 2
+    # P1: send (ROTs) | recv (triple ROTs, leaves, P0's opening 1) | then send, recv per
+    # level (its openings of levels k and k + 1 share a run); P0: recv | send | recv,
+    # then send, recv per further level
+    out["rounds_p0"] = 2 * L + 1 if L else 2
+    out["rounds_p1"] = 2 * L + 2 if L else 2
     return out
 
 
