@@ -1,4 +1,5 @@
-"""Oblivious transfer: base OT (Chou-Orlandi, eprint 2015/267, in the RFC 3526
+"""Oblivious transfer: base OT (Chou-Orlandi, eprint 2015/267, in Ed25519 via libsodium
+(:mod:`.ec_base`, the default) or in the RFC 3526
 3072-bit MODP group with gmpy2) and IKNP OT extension with the ALSZ optimisations
 (eprint 2013/552): correlated OT with a global delta, random OT, chosen-message OT
 and additive correlated OT over Z_2^w.

@@ -35,17 +35,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BaseOTReceiver, BaseOTSender, ELEMENT_BYTES
+from . import base as _modp
+from . import ec_base as _ec
 from .iknp import KAPPA, IknpReceiver, IknpSender, random_s
 
-__all__ = ["OT"]
+__all__ = ["OT", "BASE_OT_GROUPS", "DEFAULT_BASE_OT", "base_ot_group"]
+
+#: Base-OT groups: "ec" (Chou-Orlandi in Ed25519's prime-order subgroup, libsodium via
+#: PyNaCl; the default) and "modp" (the same protocol in the RFC 3526 3072-bit group).
+BASE_OT_GROUPS = {"ec": _ec, "modp": _modp}
+DEFAULT_BASE_OT = "ec"
+
+
+def base_ot_group(name: str | None = None):
+    """The base-OT module for ``name`` (None: :data:`DEFAULT_BASE_OT`)."""
+    name = DEFAULT_BASE_OT if name is None else name
+    if name not in BASE_OT_GROUPS:
+        raise ValueError(f"base_ot must be one of {sorted(BASE_OT_GROUPS)}, not {name!r}")
+    return BASE_OT_GROUPS[name]
 
 
 class OT:
     """OT engine of a :class:`~ezprotocols.Session` (``session.ot``)."""
 
-    def __init__(self, session):
+    def __init__(self, session, *, base_ot: str | None = None):
+        """``base_ot``: "ec" (default) or "modp" (see :data:`BASE_OT_GROUPS`); when None, the
+        session's ``base_ot`` attribute if it has one, else :data:`DEFAULT_BASE_OT`."""
         self.session = session
+        self.base_ot = base_ot if base_ot is not None else getattr(session, "base_ot", None) or DEFAULT_BASE_OT
+        self._g = base_ot_group(self.base_ot)
         self._sender: IknpSender | None = None
         self._receiver: IknpReceiver | None = None
 
@@ -63,15 +81,15 @@ class OT:
         with s.phase("ot_base"):
             bs = br = None
             if need_recv:                       # IKNP receiver = base-OT sender
-                bs = BaseOTSender(KAPPA, f"ot.s{peer}.base")
+                bs = self._g.BaseOTSender(KAPPA, f"ot.s{peer}.base")
                 ch.send(f"ot.s{peer}.base.A", bs.first_message())
             if need_send:                       # IKNP sender = base-OT receiver with choices s
                 sbits = random_s()
-                br = BaseOTReceiver(sbits, f"ot.s{me}.base")
-                A = ch.recv_array(f"ot.s{me}.base.A", np.uint8, (ELEMENT_BYTES,))
+                br = self._g.BaseOTReceiver(sbits, f"ot.s{me}.base")
+                A = ch.recv_array(f"ot.s{me}.base.A", np.uint8, (self._g.ELEMENT_BYTES,))
                 ch.send(f"ot.s{me}.base.B", br.respond(A))
             if need_recv:
-                B = ch.recv_array(f"ot.s{peer}.base.B", np.uint8, (KAPPA, ELEMENT_BYTES))
+                B = ch.recv_array(f"ot.s{peer}.base.B", np.uint8, (KAPPA, self._g.ELEMENT_BYTES))
                 k0, k1 = bs.finish(B)
                 self._receiver = IknpReceiver(k0, k1, sender_role=peer)
             if need_send:
@@ -82,8 +100,8 @@ class OT:
             s = self.session
             with s.phase("ot_base"):
                 sbits = random_s()
-                br = BaseOTReceiver(sbits, f"ot.s{s.role}.base")
-                A = s.channel.recv_array(f"ot.s{s.role}.base.A", np.uint8, (ELEMENT_BYTES,))
+                br = self._g.BaseOTReceiver(sbits, f"ot.s{s.role}.base")
+                A = s.channel.recv_array(f"ot.s{s.role}.base.A", np.uint8, (self._g.ELEMENT_BYTES,))
                 s.channel.send(f"ot.s{s.role}.base.B", br.respond(A))
                 self._sender = IknpSender(sbits, br.finish(), sender_role=s.role)
         return self._sender
@@ -92,9 +110,9 @@ class OT:
         if self._receiver is None:
             s = self.session
             with s.phase("ot_base"):
-                bs = BaseOTSender(KAPPA, f"ot.s{s.peer}.base")
+                bs = self._g.BaseOTSender(KAPPA, f"ot.s{s.peer}.base")
                 s.channel.send(f"ot.s{s.peer}.base.A", bs.first_message())
-                B = s.channel.recv_array(f"ot.s{s.peer}.base.B", np.uint8, (KAPPA, ELEMENT_BYTES))
+                B = s.channel.recv_array(f"ot.s{s.peer}.base.B", np.uint8, (KAPPA, self._g.ELEMENT_BYTES))
                 k0, k1 = bs.finish(B)
                 self._receiver = IknpReceiver(k0, k1, sender_role=s.peer)
         return self._receiver
