@@ -333,3 +333,29 @@ def test_malformed_frames_name_the_step(rng, bad_step):
     honest = lambda s: millionaire_gt(s, a, 20)   # noqa: E731
     with pytest.raises(ProtocolError, match=bad_step.replace(".", r"\.")):
         run_pair(liar, honest, timeout=20)
+
+
+def test_over_ferret_silent_ot(rng):
+    """With Ferret as the OT source the triples take native random COTs (no choice bits
+    sent) and the leaves use 3-bit digits; results are unchanged."""
+    from ezprotocols.ot.ferret import Ferret
+    n, bits = 3000, 64
+    x = _values(rng, bits, n)
+    x0, x1 = _split(rng, x)
+
+    def party(s):
+        s.__dict__["ot"] = Ferret(s)
+        use(s, "ot")
+        s.ot.setup()
+        t = ArithTensor(s, x0 if s.role == 0 else x1, 0)
+        with s.phase("relu"):
+            y = ez.relu(t).share
+        c = s.counters("relu")
+        return y, msb(t, bits=37).share, s.compare.m, c.bytes_sent + c.bytes_recv
+
+    r0, r1 = run_pair(party, party, timeout=120)
+    assert r0[2] == 3
+    assert np.array_equal(_signed(r0[0] + r1[0]), np.maximum(x, 0))
+    x37 = (x.astype(U64) >> U64(36)) & U64(1)
+    assert np.array_equal(r0[1] ^ r1[1], x37.astype(np.uint8))
+    assert r0[3] < 800 * n            # 1,600 bytes per ReLU over IKNP; Ferret iterations are coarse at small n

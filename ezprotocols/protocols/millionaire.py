@@ -47,6 +47,8 @@ party on its own.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .._ext import millionaire as _mk
@@ -57,7 +59,8 @@ __all__ = ["millionaire_gt", "millionaire_costs", "tree_levels", "DIGIT", "ROT_C
 
 U64 = np.uint64
 DIGIT = 4                  # m: bits per leaf digit (1-out-of-16 OT)
-ROT_CHUNK = 1 << 19        # random OTs per streamed chunk (two 8 MiB key arrays at the sender)
+ROT_CHUNK = 1 << 21        # random OTs per streamed chunk (two 32 MiB key arrays at the sender; large
+                           # enough to move a silent-OT source to its main parameter set at once)
 IKNP_HEADER = 32           # bytes of an IKNP batch header
 IKNP_CHUNK = 1 << 16       # OTs per u-matrix message of a one-way IKNP flavour
 
@@ -126,6 +129,53 @@ def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:
     out["rounds_p0"] = 2 * L + 1 if L else 2
     out["rounds_p1"] = 2 * L + 2 if L else 2
     return out
+
+
+# ---------------------------------------------------------------------- random OT, random choices
+
+TWEAK_DOMAIN = 0x4D        # 'M': hashing of random COTs into random OTs here (eprint 2019/074 tweaks)
+_HASH_INDEX: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _next_index(ot, sender_role: int, n: int) -> int:
+    """Running hash index of one direction of ``ot`` (same on both sides: both call in
+    the same order), so no (tweak, delta) pair repeats."""
+    d = _HASH_INDEX.setdefault(ot, {})
+    i = d.get(sender_role, 0)
+    d[sender_role] = i + n
+    return i
+
+
+def _tweak_hi(sender_role: int) -> int:
+    return (TWEAK_DOMAIN << 56) | (sender_role << 48)
+
+
+def random_rot_send(s, n: int):
+    """``n`` random OTs with random choices, as sender: ``(k0, k1)`` uint8[n, 16].  From the
+    source's native random-choice COTs (``send_rcot``: free with silent OT) hashed
+    with TCCR when it has them, else its random OTs."""
+    ot = s.ot
+    if not hasattr(ot, "send_rcot"):
+        return ot.send_rot(n)
+    q, delta = ot.send_rcot(n)
+    k0, k1 = np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)
+    if n:
+        _otk.hash2_rows(np.ascontiguousarray(q), np.ascontiguousarray(delta, np.uint8).reshape(-1),
+                        _tweak_hi(s.role), _next_index(ot, s.role, n), k0, k1)
+    return k0, k1
+
+
+def random_rot_recv(s, n: int):
+    """Receiver side of :func:`random_rot_send`: ``(r, k_r)`` with random choice bits ``r``."""
+    ot = s.ot
+    if not hasattr(ot, "recv_rcot"):
+        r = s.prg.random_bits(n)
+        return r, ot.recv_rot(r)
+    r, t = ot.recv_rcot(n)
+    kb = np.empty((n, 16), np.uint8)
+    if n:
+        _otk.tccr_rows(np.ascontiguousarray(t), None, _tweak_hi(s.peer), _next_index(ot, s.peer, n), kb)
+    return np.ascontiguousarray(r, dtype=np.uint8), kb
 
 
 def _low2(keys: np.ndarray) -> np.ndarray:
@@ -200,14 +250,13 @@ def millionaire_gt(s, value, nbits: int, m: int = DIGIT, step: str = "mill") -> 
             gt[off:off + c] = (masks & 1).reshape(c, q)
             eq[off:off + c] = (masks >> 1).reshape(c, q)
             if T:
-                k0, k1 = ot.send_rot(c * T)
+                k0, k1 = random_rot_send(s, c * T)
                 tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b0
                 tc[off:off + c] = _low2(k0).reshape(c, T)                      # share of a1 b0
         # phase B: extend the other triple direction, send the leaf tables
         if T:
             for off, c in spans:
-                a0 = s.prg.random_bits(c * T)
-                kc = ot.recv_rot(a0)
+                a0, kc = random_rot_recv(s, c * T)
                 ta[off:off + c] = a0.reshape(c, T)
                 tc[off:off + c] ^= _low2(kc).reshape(c, T)                    # share of a0 b1
         for msg in tables:
@@ -222,13 +271,12 @@ def millionaire_gt(s, value, nbits: int, m: int = DIGIT, step: str = "mill") -> 
             _mk.leaf_pads(mine, nbits, m, kb, pads[off * q:(off + c) * q])
             del kb
             if T:
-                a1 = s.prg.random_bits(c * T)
-                kc = ot.recv_rot(a1)
+                a1, kc = random_rot_recv(s, c * T)
                 ta[off:off + c] = a1.reshape(c, T)
                 tc[off:off + c] = _low2(kc).reshape(c, T)                     # share of a1 b0
         if T:
             for off, c in spans:
-                k0, k1 = ot.send_rot(c * T)
+                k0, k1 = random_rot_send(s, c * T)
                 tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b1
                 tc[off:off + c] ^= _low2(k0).reshape(c, T)                     # share of a0 b1
         gflat, eflat = gt.reshape(-1), eq.reshape(-1)
