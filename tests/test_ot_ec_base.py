@@ -7,7 +7,7 @@ import pytest
 import ezprotocols.ot  # noqa: F401  (registers session.ot)
 from ezprotocols.errors import ProtocolError
 from ezprotocols.ot import ec_base
-from ezprotocols.ot.engine import OT, base_ot_group
+from ezprotocols.ot.engine import IknpModpSource, IknpSource, base_ot_group
 from ezprotocols.testing import run_pair
 
 # Encodings that are not elements of the order-L subgroup.
@@ -103,20 +103,29 @@ def test_engine_groups(group):
     bits = np.array([0, 1, 1, 0, 1], np.uint8)
 
     def p0(s):
-        s.__dict__["ot"] = OT(s, base_ot=group)
-        assert s.ot.base_ot == group
-        q, d = s.ot.send_cot(5)
-        return q, d, s.ot.recv_cot(bits)
+        ot = IknpSource(s, base_ot=group)
+        assert ot.base_ot == group
+        q, d = ot.send_cot(5)
+        return q, d, ot.recv_cot(bits)
 
     def p1(s):
-        s.__dict__["ot"] = OT(s, base_ot=group)
-        t = s.ot.recv_cot(bits)
-        q, d = s.ot.send_cot(5)
+        ot = IknpSource(s, base_ot=group)
+        t = ot.recv_cot(bits)
+        q, d = ot.send_cot(5)
         return t, q, d
 
     (q0, d0, t1), (t0, q1, d1) = run_pair(p0, p1)
     assert np.array_equal(t0, q0 ^ bits[:, None] * d0)
     assert np.array_equal(t1, q1 ^ bits[:, None] * d1)
+
+
+def test_session_option_iknp_modp():
+    def f(s):
+        assert type(s.ot) is IknpModpSource and s.ot.base_ot == "modp"
+        return s.ot.send_cot(3) if s.role == 0 else s.ot.recv_cot(np.array([1, 0, 1], np.uint8))
+
+    (q, d), t = run_pair(f, f, ot="iknp-modp")
+    assert np.array_equal(t, q ^ np.array([1, 0, 1], np.uint8)[:, None] * d)
 
 
 def test_default_is_ec_and_unknown_group():

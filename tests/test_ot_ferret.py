@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-import ezprotocols.ot  # noqa: F401
+import ezprotocols
 from ezprotocols._ext import ferret as F
 from ezprotocols._ext.crypto import AES128
 from ezprotocols.errors import ProtocolError
@@ -240,6 +240,31 @@ def test_views_look_uniform():
     pairs = r[:-1:2] * 2 + r[1::2]
     cnt = np.bincount(pairs, minlength=4)
     assert (abs(cnt - cnt.sum() / 4) < 6 * np.sqrt(cnt.sum() / 4)).all()
+
+
+def test_session_backend_and_hybrid_protocols():
+    """Session(ot="ferret"): the source behind s.ot, garbling (delta, evaluator COTs),
+    triples and ReLU end to end on Ferret's COTs."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-1000, 1000, 50) / 8.0
+    x[:4] = [0.0, -1.0, 1.0, -0.125]
+
+    def f(s):
+        assert type(s.ot) is Ferret and s.ot.cot_bytes == 1
+        t = s.input(x if s.role == 0 else None, 0, shape=x.shape)
+        return s.reveal(ezprotocols.relu(t * t - 100.0))
+
+    r0, r1 = run_pair(f, f, ot="ferret")
+    assert np.array_equal(r0, r1)
+    assert np.allclose(r0, np.maximum(x * x - 100.0, 0), atol=2e-3)
+
+
+def test_session_rcot_through_s_ot():
+    def f(s):
+        return s.ot.send_rcot(1000) if s.role == 0 else s.ot.recv_rcot(1000)
+
+    (q, d), (r, t) = run_pair(f, f, ot="ferret")
+    assert np.array_equal(t, q ^ r[:, None] * d)
 
 
 # ---------------------------------------------------------------------- malformed / mismatched

@@ -1,4 +1,6 @@
-"""The session's OT engine: ``session.ot``.
+"""IKNP as the session's correlated-OT source (``Session(..., ot="iknp")``, the
+default): :class:`IknpSource`, an implementation of :class:`~ezprotocols.ot.source.CotSource`
+that overrides every flavour with the fused kernels of :mod:`ezprotocols.ot.iknp`.
 
 One IKNP extension per direction (this party as sender, this party as receiver),
 each set up lazily from 128 base OTs (:mod:`ezprotocols.ot.base`) the first time
@@ -25,7 +27,7 @@ uses it as its free-XOR offset, so an evaluator input bit costs one COT (garbler
 ``send_cot`` gives the zero labels; evaluator: ``recv_cot(bits)`` its active labels).
 
 >>> import numpy as np
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> bits = np.array([0, 1, 1], np.uint8)
 >>> (q, d), t = run_pair(lambda s: s.ot.send_cot(3), lambda s: s.ot.recv_cot(bits))
 >>> bool((t == q ^ (bits[:, None] * d)).all()), int(d[0] & 1)
@@ -38,8 +40,9 @@ import numpy as np
 from . import base as _modp
 from . import ec_base as _ec
 from .iknp import KAPPA, IknpReceiver, IknpSender, random_s
+from .source import CotSource
 
-__all__ = ["OT", "BASE_OT_GROUPS", "DEFAULT_BASE_OT", "base_ot_group"]
+__all__ = ["IknpSource", "IknpModpSource", "OT", "BASE_OT_GROUPS", "DEFAULT_BASE_OT", "base_ot_group"]
 
 #: Base-OT groups: "ec" (Chou-Orlandi in Ed25519's prime-order subgroup, libsodium via
 #: PyNaCl; the default) and "modp" (the same protocol in the RFC 3526 3072-bit group).
@@ -55,13 +58,15 @@ def base_ot_group(name: str | None = None):
     return BASE_OT_GROUPS[name]
 
 
-class OT:
-    """OT engine of a :class:`~ezprotocols.Session` (``session.ot``)."""
+class IknpSource(CotSource):
+    """IKNP OT extension, one per direction (``session.ot`` by default)."""
+
+    cot_bytes = 16
 
     def __init__(self, session, *, base_ot: str | None = None):
         """``base_ot``: "ec" (default) or "modp" (see :data:`BASE_OT_GROUPS`); when None, the
         session's ``base_ot`` attribute if it has one, else :data:`DEFAULT_BASE_OT`."""
-        self.session = session
+        super().__init__(session)
         self.base_ot = base_ot if base_ot is not None else getattr(session, "base_ot", None) or DEFAULT_BASE_OT
         self._g = base_ot_group(self.base_ot)
         self._sender: IknpSender | None = None
@@ -183,5 +188,16 @@ class OT:
         return self._rx().acot(self.session.channel, *args)
 
     def __repr__(self):
-        return (f"<OT engine P{self.session.role}: sender {'ready' if self._sender else 'not set up'}, "
+        return (f"<IknpSource P{self.session.role}: sender {'ready' if self._sender else 'not set up'}, "
                 f"receiver {'ready' if self._receiver else 'not set up'}>")
+
+
+#: the former name of :class:`IknpSource`
+OT = IknpSource
+
+
+class IknpModpSource(IknpSource):
+    """IKNP with the MODP-3072 base OT (``Session(..., ot="iknp-modp")``)."""
+
+    def __init__(self, session):
+        super().__init__(session, base_ot="modp")

@@ -65,11 +65,11 @@ Wire, per iteration, direction ``X`` (the sender's role), step prefix ``ferret.s
 2. sender -> receiver ``.ext.m`` ``uint8[t, 2h + 1, 16]``: per tree the ``h`` pairs of
    masked level sums, then ``c``.
 
-Derived flavours (one message each way at most): ``send_cot/recv_cot`` take pool COTs
-and the receiver sends ``hdr`` + ``b ^ r`` (one bit per OT); ``rot``, chosen-message
-and additive OT then hash like IKNP (TCCR, eprint 2019/074, tweak domain ``'R'`` with a
-running index) and reuse its kernels.  ``send_rcot/recv_rcot`` cost nothing beyond
-the iterations.
+Derived flavours: ``send_cot/recv_cot`` take pool COTs and the receiver sends
+``ferret.sX.hdr`` (n, flavour; checked by the sender before it touches the pool) and
+``ferret.sX.b`` = ``b ^ r`` (one bit per OT); random, chosen-message and additive OT
+are the :class:`~ezprotocols.ot.source.CotSource` derivations on top (TCCR hashing,
+eprint 2019/074).  ``send_rcot/recv_rcot`` cost nothing beyond the iterations.
 
 What each party sees (semi-honest): the sender receives the ``d`` bits, each the XOR
 of a fresh uniform COT choice bit with the receiver's path bit, hence uniform and
@@ -98,8 +98,9 @@ from .._ext import ferret as _f
 from .._ext import ot as _k
 from .._ext.crypto import Prg, cond_xor_blocks
 from ..errors import ProtocolError
-from .iknp import FLAVOURS, IknpReceiver, _check_c, _check_msgs, _check_n, _check_widths, _describe, _header, \
-    _out_blocks
+from .checks import check_n as _check_n, out_blocks as _out_blocks
+from .iknp import FLAVOURS, _describe, _header
+from .source import CotSource
 
 __all__ = ["LpnParams", "MAIN", "SETUP", "PARAMS", "Ferret", "FerretSender", "FerretReceiver"]
 
@@ -135,7 +136,6 @@ PARAMS = {"main": MAIN, "setup": SETUP}
 _BY_ID = {p.ident: p for p in PARAMS.values()}
 
 EXT_DOMAIN = 0x46        # 'F': tweaks of the tree-level hashes
-HASH_DOMAIN = 0x52       # 'R': tweaks of the derived rot / chosen / additive flavours
 _LPN_PERSON = b"ezp-ferret-lpn"
 
 
@@ -177,21 +177,16 @@ class _Side:
         self.prefix = f"ferret.s{sender_role}"
         self.mode = "setup"
         self.base: np.ndarray | None = None       # reserved COTs, lsb-form
+        self.base_full: np.ndarray | None = None  # the array self.base is a view of
+        self._spare: np.ndarray | None = None     # the other base array (reused, not reallocated)
         self.buf: np.ndarray | None = None        # last iteration's output
         self.pos = self.end = 0                   # pool = buf[pos:end]
         self.iteration = 0
         self.consumed = 0                         # COTs handed out so far
-        self.hidx = 0                             # running index of derived-flavour hashes
 
     @property
     def avail(self) -> int:
         return self.end - self.pos
-
-    def _buffer(self, n: int) -> np.ndarray:
-        if self.buf is None or self.buf.shape[0] < n:
-            self.buf = None
-            self.buf = alloc_blocks(n)
-        return self.buf
 
     def _plan(self, short: int) -> tuple[LpnParams, LpnParams]:
         """(parameters of the coming iteration, mode it reserves for)."""
@@ -199,19 +194,52 @@ class _Side:
         nxt = "main" if self.mode == "main" or short - (SETUP.n - SETUP.reserve) > 0 else "setup"
         return p, PARAMS[nxt]
 
-    def _finish_iteration(self, p: LpnParams, nxt: LpnParams, out: np.ndarray) -> None:
-        r = nxt.reserve
-        self.base = out[:r].copy()
+    def _layout(self, p: LpnParams, nxt: LpnParams, short: int, out: np.ndarray, at: int):
+        """Where the iteration's n outputs go.  Returns ``(a, head, tail, direct)``: the first ``a``
+        trees (rows ``[0, a N)``, covering the next reserve) go to the internal buffer
+        ``head``; the other trees to ``tail``, which is the caller's ``out`` at the right
+        place when the request takes all fresh outputs of the iteration (no copy), else
+        the rest of the internal buffer."""
+        R = nxt.reserve
+        a = -(-R // p.N)
+        X = a * p.N
+        if short >= p.n - R:
+            if self.buf is None or self.buf.shape[0] < X:
+                self.buf = None
+                self.buf = alloc_blocks(max(X, SETUP.n))
+            start = at + X - R
+            return a, self.buf[:X], out[start:start + p.n - X], True
+        if self.buf is None or self.buf.shape[0] < p.n:
+            self.buf = None
+            self.buf = alloc_blocks(p.n)
+        return a, self.buf[:X], self.buf[X:p.n], False
+
+    def _finish_iteration(self, p: LpnParams, nxt: LpnParams, direct: bool, out: np.ndarray, at: int) -> int:
+        """Keep the next reserve, hand out the rest; returns the rows written into ``out``."""
+        R = nxt.reserve
+        spare = self._spare
+        if spare is None or spare.shape[0] < R:
+            spare = alloc_blocks(R)
+        spare[:R] = self.buf[:R]
+        self._spare, self.base = self.base_full, spare[:R]
+        self.base_full = spare
         self.mode = nxt.name
-        self.pos, self.end = r, p.n
         self.iteration += 1
+        if direct:
+            X = -(-R // p.N) * p.N
+            out[at:at + X - R] = self.buf[R:X]
+            self.pos = self.end = 0
+            return p.n - R
+        self.pos, self.end = R, p.n
+        return 0
 
     def take(self, n: int, out: np.ndarray) -> np.ndarray:
         """Fill ``out`` (uint8[n, 16]) with the next n COTs, extending as needed."""
         done = 0
         while done < n:
             if self.avail == 0:
-                self.extend(n - done)
+                done += self.extend(n - done, out, done)
+                continue
             m = min(self.avail, n - done)
             out[done:done + m] = self.buf[self.pos:self.pos + m]
             self.pos += m
@@ -232,18 +260,20 @@ class FerretSender(_Side):
         if not self.delta[0] & 1:
             raise ValueError("delta must have bit 0 set")
         self.delta.setflags(write=False)
-        self.base = np.array(base_q, np.uint8)
+        self.base = self.base_full = np.array(base_q, np.uint8)
         self.base[:, 0] &= 0xFE
         self.prg = Prg()
 
-    def extend(self, short: int) -> None:
+    def extend(self, short: int, out: np.ndarray, at: int) -> int:
+        """Run one iteration; returns how many COTs it wrote straight into ``out[at:]``."""
         p, nxt = self._plan(short)
         assert self.base.shape[0] >= p.reserve
-        out = self._buffer(p.n)
+        a, head, tail, direct = self._layout(p, nxt, short, out, at)
         seeds = self.prg.random_blocks(p.t)
         sums = np.empty((p.t, p.h, 2, 16), np.uint8)
         leafsum = np.empty((p.t, 16), np.uint8)
-        _f.ggm_send(seeds, p.h, out, sums, leafsum)       # before the receiver's bits arrive
+        _f.ggm_send(seeds[:a], p.h, head, sums[:a], leafsum[:a])   # before the receiver's bits arrive
+        _f.ggm_send(seeds[a:], p.h, tail, sums[a:], leafsum[a:])
         step = f"{self.prefix}.ext.hdr"
         got = self.ch.recv_array(step, np.uint64, (4,))
         mine = np.array([self.iteration, p.ident, self.consumed, short], np.uint64)
@@ -269,8 +299,10 @@ class FerretSender(_Side):
         lv[:, :, 1] = sums[:, :, 1] ^ np.where(dm, h0, h1)      # K1 ^ H(q ^ !d delta)
         msg[:, 2 * p.h] = leafsum ^ self.delta
         self.ch.send(f"{self.prefix}.ext.m", msg)
-        _matrix(p).encode(self.base[:p.k], out[:p.n])
-        self._finish_iteration(p, nxt, out)
+        M = _matrix(p)
+        M.encode(self.base[:p.k], head, 0)
+        M.encode(self.base[:p.k], tail, head.shape[0])
+        return self._finish_iteration(p, nxt, direct, out, at)
 
 
 class FerretReceiver(_Side):
@@ -278,12 +310,14 @@ class FerretReceiver(_Side):
 
     def __init__(self, ch, sender_role: int, base_t: np.ndarray):
         super().__init__(ch, sender_role)
-        self.base = np.array(base_t, np.uint8)
+        self.base = self.base_full = np.array(base_t, np.uint8)
         self.prg = Prg()
 
-    def extend(self, short: int) -> None:
+    def extend(self, short: int, out: np.ndarray, at: int) -> int:
+        """Run one iteration; returns how many COTs it wrote straight into ``out[at:]``."""
         p, nxt = self._plan(short)
         assert self.base.shape[0] >= p.reserve
+        a, head, tail, direct = self._layout(p, nxt, short, out, at)
         nl = p.t * p.h
         alpha = (self.prg.random_uint64(p.t) & np.uint64(p.N - 1)).astype(np.uint32)
         shifts = np.arange(p.h - 1, -1, -1, dtype=np.uint32)
@@ -301,25 +335,34 @@ class FerretReceiver(_Side):
         lv = msg[:, :2 * p.h].reshape(p.t, p.h, 2, 16)
         side = (1 - abits)[:, :, None, None].astype(np.intp)
         ksib = np.take_along_axis(lv, side, axis=2)[:, :, 0] ^ hl.reshape(p.t, p.h, 16)
-        out = self._buffer(p.n)
-        _f.ggm_recv(alpha, np.ascontiguousarray(ksib), np.ascontiguousarray(msg[:, 2 * p.h]), p.h, out)
-        _matrix(p).encode(self.base[:p.k], out[:p.n])
-        self._finish_iteration(p, nxt, out)
+        ksib = np.ascontiguousarray(ksib)
+        c = np.ascontiguousarray(msg[:, 2 * p.h])
+        _f.ggm_recv(alpha[:a], ksib[:a], c[:a], p.h, head)
+        _f.ggm_recv(alpha[a:], ksib[a:], c[a:], p.h, tail)
+        M = _matrix(p)
+        M.encode(self.base[:p.k], head, 0)
+        M.encode(self.base[:p.k], tail, head.shape[0])
+        return self._finish_iteration(p, nxt, direct, out, at)
 
 
-class Ferret:
-    """Ferret correlated-OT source of a session: the public methods of ``session.ot``
-    (see :mod:`ezprotocols.ot.engine`), plus the native ``send_rcot``/``recv_rcot``.
+class Ferret(CotSource):
+    """Ferret correlated-OT source (``Session(..., ot="ferret")``): implements
+    :class:`~ezprotocols.ot.source.CotSource` natively for random-choice COT
+    (``send_rcot``/``recv_rcot``) and chosen-choice COT (one bit per OT); random,
+    chosen-message and additive OT come from the base class.
 
-    ``Ferret(session, iknp=None)``: the IKNP engine that bootstraps it (default: a
-    private :class:`~ezprotocols.ot.engine.OT` of the session with the EC base OT).
+    ``Ferret(session, iknp=None)``: ``iknp`` is the IKNP source that bootstraps it
+    (default: the session's ``s.engine("ot", "iknp")``, EC base OT).
     """
 
-    def __init__(self, session, *, iknp=None, base_ot: str | None = None):
-        self.session = session
+    #: amortised bytes per chosen-choice COT, rounded up to the integer the cost formulas
+    #: take: 1/8 for the choice correction plus < 0.06 for the iterations
+    cot_bytes = 1
+
+    def __init__(self, session, *, iknp=None):
+        super().__init__(session)
         if iknp is None:
-            from .engine import OT
-            iknp = OT(session, base_ot=base_ot)
+            iknp = session.engine("ot", "iknp")
         self._iknp = iknp
         self._sender: FerretSender | None = None
         self._receiver: FerretReceiver | None = None
@@ -411,93 +454,6 @@ class Ferret:
         b, packed = _k.pack_bits(bits)
         out = _out_blocks(out, b.shape[0], "out") if out is not None else None
         return self._recv_derand(self._rx(), b, packed, "cot", out=out)
-
-    # ------------------------------------------------------------------ random OT
-    def send_rot(self, n: int, *, out=None):
-        """``n`` random OTs as sender: ``(m0, m1)``, ``m_b = TCCR(q ^ b*delta, index)``."""
-        n = _check_n(n)
-        if out is None:
-            m0, m1 = np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)
-        else:
-            if not isinstance(out, (tuple, list)) or len(out) != 2:
-                raise ValueError("out must be a pair (m0, m1) of uint8[n, 16] arrays")
-            m0, m1 = (_out_blocks(o, n, "out") for o in out)
-        tx = self._tx()
-        q = self._send_derand(tx, n, "rot")
-        _k.hash2_rows(q, tx.delta, tx.tweak_hi(HASH_DOMAIN), tx.hidx, m0, m1)
-        tx.hidx += n
-        return m0, m1
-
-    def recv_rot(self, bits, *, out=None) -> np.ndarray:
-        """Random OTs as receiver: ``m_b`` (uint8[n, 16]) for each choice bit."""
-        b, packed = _k.pack_bits(bits)
-        n = b.shape[0]
-        mb = np.empty((n, 16), np.uint8) if out is None else _out_blocks(out, n, "out")
-        rx = self._rx()
-        t = self._recv_derand(rx, b, packed, "rot")
-        _k.tccr_rows(t, None, rx.tweak_hi(HASH_DOMAIN), rx.hidx, mb)
-        rx.hidx += n
-        return mb
-
-    # ------------------------------------------------------------------ chosen message
-    def send(self, m0, m1) -> None:
-        """Chosen-message OT as sender: ``m0``, ``m1`` are uint8[n, L]."""
-        m0, m1 = _check_msgs(m0, m1)
-        n, L = m0.shape
-        tx = self._tx()
-        q = self._send_derand(tx, n, "chosen", L)
-        if n == 0 or L == 0:
-            return
-        y = np.empty((2, n, L), np.uint8)
-        _k.chosen_send(q, tx.delta, tx.tweak_hi(HASH_DOMAIN), tx.hidx, m0, m1, y)
-        tx.hidx += n
-        self.session.channel.send(f"{tx.prefix}.y", y)
-
-    def recv(self, bits, L: int, *, out: np.ndarray | None = None) -> np.ndarray:
-        """Chosen-message OT as receiver: ``m_{b_j}`` rows, uint8[n, L]."""
-        b, packed, L, out = IknpReceiver.prep_chosen(bits, L, out)
-        n = b.shape[0]
-        rx = self._rx()
-        t = self._recv_derand(rx, b, packed, "chosen", L)
-        if n == 0 or L == 0:
-            return out
-        y = self.session.channel.recv_array(f"{rx.prefix}.y", np.uint8, (2, n, L))
-        _k.chosen_recv(t, b, rx.tweak_hi(HASH_DOMAIN), rx.hidx, y, out)
-        rx.hidx += n
-        return out
-
-    # ------------------------------------------------------------------ additive
-    def send_acot(self, c, bits=64) -> np.ndarray:
-        """Additive correlated OT over Z_2^w as sender (see :meth:`OT.send_acot`): returns ``x``;
-        the receiver gets ``x + b*c mod 2^w``."""
-        c = _check_c(c)
-        n = c.shape[0]
-        w, widths, param, check = _check_widths(bits, n)
-        tx = self._tx()
-        q = self._send_derand(tx, n, "acot", param, check)
-        x = np.empty(n, np.uint64)
-        if n == 0:
-            return x
-        d = np.empty(_k.acot_nbytes(n, widths, w), np.uint8)
-        _k.acot_send(q, tx.delta, tx.tweak_hi(HASH_DOMAIN), tx.hidx, c, widths, w, x, d)
-        tx.hidx += n
-        self.session.channel.send(f"{tx.prefix}.d", d)
-        return x
-
-    def recv_acot(self, choice_bits, bits=64) -> np.ndarray:
-        """Additive correlated OT as receiver: ``y = x + b*c mod 2^w`` (uint64[n])."""
-        b, packed = _k.pack_bits(choice_bits)
-        n = b.shape[0]
-        w, widths, param, check = _check_widths(bits, n)
-        rx = self._rx()
-        t = self._recv_derand(rx, b, packed, "acot", param, check)
-        y = np.empty(n, np.uint64)
-        if n == 0:
-            return y
-        d = self.session.channel.recv_array(f"{rx.prefix}.d", np.uint8, (_k.acot_nbytes(n, widths, w),))
-        _k.acot_recv(t, b, rx.tweak_hi(HASH_DOMAIN), rx.hidx, widths, w, d, y)
-        rx.hidx += n
-        return y
 
     def __repr__(self):
         def st(x):
