@@ -58,11 +58,6 @@ def run_workload(name, transport="local", reps=1, compare="gc", ot="iknp"):
     shape, fn = WORKLOADS[name]
 
     def party(s):
-        from ezprotocols.protocols.otcmp import use
-        if ot == "ferret":
-            from ezprotocols.ot.ferret import Ferret
-            s.__dict__["ot"] = Ferret(s)
-        use(s, compare)
         setup(s)
         if ot == "ferret":
             from ezprotocols.protocols.otcmp import prime_silent
@@ -84,7 +79,7 @@ def run_workload(name, transport="local", reps=1, compare="gc", ot="iknp"):
                 best = (dt, c.bytes_sent + c.bytes_recv, c.rounds, ots, ib)
         return best + (sum(r[0] for r in runs) / len(runs), sum(r[1] for r in runs) / len(runs))
 
-    r0, r1 = run_pair(party, party, transport=transport, timeout=1200)
+    r0, r1 = run_pair(party, party, transport=transport, timeout=1200, ot=ot, compare=compare)
     # each OT is counted once per party; the IKNP bytes of one OT flow in one direction
     ots = (r0[3] + r1[3]) // 2
     iknp_bytes = (r0[4] + r1[4]) // 2

@@ -14,7 +14,7 @@ ot       :class:`ezprotocols.ot.source.CotSource`         ``iknp``, ``iknp-modp`
                                                          ``ferret``
 triples  :class:`ezprotocols.arith.triples.TripleSource`  ``ot``, ``dealer`` (insecure)  ``ot``
 linear   :class:`ezprotocols.arith.products.Products`     ``ot``                         ``ot``
-compare  :class:`ezprotocols.protocols.sign.CompareEngine` ``gc``                         ``gc``
+compare  :class:`ezprotocols.protocols.sign.CompareEngine` ``gc``, ``ot``                 ``gc``
 ======== =============================================== ============================== =========
 
 Targets are ``"module:attr"`` strings resolved on first use, so importing this
@@ -47,7 +47,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "triples": {"ot": "ezprotocols.arith.ot_source:OtTriples",
                 "dealer": "ezprotocols.arith.dealer:DealerSource"},
     "linear": {"ot": "ezprotocols.arith.products:OtProducts"},
-    "compare": {"gc": "ezprotocols.protocols.sign:GcCompare"},
+    "compare": {"gc": "ezprotocols.protocols.sign:GcCompare",
+                "ot": "ezprotocols.protocols.otcmp:OtCompare"},
 }
 
 _RESOLVED: dict[tuple, Any] = {}

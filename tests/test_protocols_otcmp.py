@@ -10,7 +10,7 @@ from ezprotocols import ArithTensor
 from ezprotocols.errors import ProtocolError
 from ezprotocols.protocols import drelu, msb, setup
 from ezprotocols.protocols.millionaire import millionaire_costs, millionaire_gt, tree_levels
-from ezprotocols.protocols.otcmp import OtCompare, extend, trunc_shares, use
+from ezprotocols.protocols.otcmp import OtCompare, extend, trunc_shares
 from ezprotocols.testing import run_pair
 
 U64 = np.uint64
@@ -30,10 +30,9 @@ def _run(rng, x, fn, scale=0, engine="ot", **kw):
     x0, x1 = _split(rng, x)
 
     def party(s):
-        use(s, engine)
         return fn(s, ArithTensor(s, x0 if s.role == 0 else x1, scale))
 
-    return run_pair(party, party, **kw)
+    return run_pair(party, party, compare=engine, **kw)
 
 
 def _values(rng, bits, n):
@@ -108,17 +107,19 @@ def test_millionaire_exact_costs(rng, n, nbits):
     def party(s):
         setup(s)
         ot = s.ot
-        real_s, real_r = ot.send_rot, ot.recv_rot
 
-        def send_rot(k, **kw):
-            counts[(s.role, "send")] = counts.get((s.role, "send"), 0) + k
-            return real_s(k, **kw)
+        def counting(name, side, size):
+            real = getattr(ot, name)
 
-        def recv_rot(bits, **kw):
-            counts[(s.role, "recv")] = counts.get((s.role, "recv"), 0) + len(bits)
-            return real_r(bits, **kw)
+            def f(arg, **kw):
+                counts[(s.role, side)] = counts.get((s.role, side), 0) + size(arg)
+                return real(arg, **kw)
+            setattr(ot, name, f)
 
-        ot.send_rot, ot.recv_rot = send_rot, recv_rot
+        for name, side, size in (("send_rot", "send", int), ("send_rcot", "send", int),
+                                 ("recv_rot", "recv", len), ("recv_rcot", "recv", int)):
+            if hasattr(ot, name):
+                counting(name, side, size)
         with s.phase("m"):
             millionaire_gt(s, a, nbits)
         c = s.counters("m")
@@ -338,22 +339,19 @@ def test_malformed_frames_name_the_step(rng, bad_step):
 def test_over_ferret_silent_ot(rng):
     """With Ferret as the OT source the triples take native random COTs (no choice bits
     sent) and the leaves use 3-bit digits; results are unchanged."""
-    from ezprotocols.ot.ferret import Ferret
     n, bits = 3000, 64
     x = _values(rng, bits, n)
     x0, x1 = _split(rng, x)
 
     def party(s):
-        s.__dict__["ot"] = Ferret(s)
-        use(s, "ot")
-        s.ot.setup()
+        s.compare.setup()
         t = ArithTensor(s, x0 if s.role == 0 else x1, 0)
         with s.phase("relu"):
             y = ez.relu(t).share
         c = s.counters("relu")
         return y, msb(t, bits=37).share, s.compare.m, c.bytes_sent + c.bytes_recv
 
-    r0, r1 = run_pair(party, party, timeout=120)
+    r0, r1 = run_pair(party, party, timeout=120, ot="ferret", compare="ot")
     assert r0[2] == 3
     assert np.array_equal(_signed(r0[0] + r1[0]), np.maximum(x, 0))
     x37 = (x.astype(U64) >> U64(36)) & U64(1)

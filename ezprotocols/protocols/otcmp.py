@@ -27,20 +27,17 @@ COT of ``64 - l`` bits); reduction is local (``share mod 2^l``).
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..arith.tensor import ArithTensor
 from .millionaire import DIGIT, millionaire_costs, millionaire_gt
+from .sign import CompareEngine, check_bits
 
-__all__ = ["OtCompare", "msb_shares", "trunc", "trunc_shares", "extend", "use", "prime_silent", "default_digit"]
+__all__ = ["OtCompare", "msb_shares", "trunc", "trunc_shares", "extend", "prime_silent", "default_digit"]
 
 U64 = np.uint64
-
-
-def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= 64:
-        raise ValueError(f"bits must be an int in [1, 64], got {bits!r}")
-    return int(bits)
 
 
 def _mask(k: int) -> U64:
@@ -49,7 +46,7 @@ def _mask(k: int) -> U64:
 
 def msb_shares(s, share, bits: int, m: int = DIGIT, step: str = "cmp.msb") -> np.ndarray:
     """XOR shares (uint8, shape of ``share``) of bit ``bits - 1`` of the shared value."""
-    l = _check_bits(bits)
+    l = check_bits(bits)
     a = np.ascontiguousarray(share, dtype=U64)
     flat = a.reshape(-1)
     top = ((flat >> U64(l - 1)) & U64(1)).astype(np.uint8)
@@ -67,14 +64,12 @@ def default_digit(s) -> int:
     (IKNP: fewer tree nodes pay), 3 with silent OT (Ferret), where OTs are almost free
     and the 2^m-entry leaf tables dominate (at 63 bits: 41 instead of 60 table bytes
     for 10 more triples and one more tree level)."""
-    ot = s.ot
-    silent = getattr(ot, "silent", None)
-    if silent is None:
-        silent = type(ot).__name__.lower().startswith("ferret")
+    silent = getattr(s.ot, "cot_bytes", 16) < 4          # CotSource.cot_bytes: IKNP 16, Ferret ~1
     return 3 if silent else DIGIT
 
 
 PRIME_COTS = 1 << 21     # one request this large moves Ferret from its setup to its main parameter set
+_PRIMED: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def prime_silent(s) -> None:
@@ -84,8 +79,9 @@ def prime_silent(s) -> None:
     The drawn COTs are discarded (about a fifth of one main iteration).  No-op for
     other sources."""
     ot = s.ot
-    if default_digit(s) != 3 or not hasattr(ot, "send_rcot"):
+    if default_digit(s) != 3 or not hasattr(ot, "send_rcot") or ot in _PRIMED:
         return
+    _PRIMED.add(ot)
     with s.phase("ot_base"):
         for sender in (0, 1):
             if s.role == sender:
@@ -94,15 +90,15 @@ def prime_silent(s) -> None:
                 ot.recv_rcot(PRIME_COTS)
 
 
-class OtCompare:
-    """Comparison engine "ot" (``session.compare``): the sign bit through the OT-based
-    millionaires' protocol.  ``m``: digit width of the leaves (1..5; default
+class OtCompare(CompareEngine):
+    """Comparison engine "ot" (``Session(..., compare="ot")``): the sign bit through the
+    OT-based millionaires' protocol.  ``m``: digit width of the leaves (1..5; default
     :func:`default_digit`, chosen when first used)."""
 
     name = "ot"
 
     def __init__(self, session, m: int | None = None):
-        self.session = session
+        super().__init__(session)
         self._m = None if m is None else int(m)
 
     @property
@@ -123,25 +119,13 @@ class OtCompare:
     def msb_costs(self, n: int, bits: int) -> dict:
         """Counts and IKNP bytes of :meth:`msb` on ``n`` elements (see
         :func:`~.millionaire.millionaire_costs`)."""
-        l = _check_bits(bits)
+        l = check_bits(bits)
         if l == 1:
             return millionaire_costs(0, 1, self.m)
         return millionaire_costs(n, l - 1, self.m)
 
     def __repr__(self):
         return f"<OtCompare m={self.m} P{self.session.role}>"
-
-
-def use(session, name: str = "ot"):
-    """Select the comparison engine of ``session`` ("ot" or "gc") until the session is
-    created with ``compare=...`` (both parties must choose the same)."""
-    if name == "ot":
-        session.__dict__["compare"] = OtCompare(session)
-    elif name == "gc":
-        session.__dict__.pop("compare", None)
-    else:
-        raise ValueError(f"unknown comparison engine {name!r}")
-    return session
 
 
 # ---------------------------------------------------------------------- truncation
@@ -205,7 +189,7 @@ def trunc(x: ArithTensor, f: int | None = None, exact: bool = True) -> ArithTens
 def extend(s, share, l: int, m: int = DIGIT, step: str = "cmp.ext") -> np.ndarray:
     """Signed extension: shares mod 2^l of a value ``x`` in ``[-2^(l-1), 2^(l-1))`` ->
     shares of the same ``x`` mod 2^64 (uint64, same shape)."""
-    l = _check_bits(l)
+    l = check_bits(l)
     a = np.ascontiguousarray(share, dtype=U64)
     if l == 64:
         return a.copy()
