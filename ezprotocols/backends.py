@@ -2,7 +2,7 @@
 
 A *kind* is an interface; an *implementation* is a class registered under a name.
 A :class:`~ezprotocols.Session` picks one per kind (``Session(..., ot="iknp",
-triples="ot", linear="ot", compare="gc")``; ``None`` means :data:`DEFAULTS`) and
+triples="ot", linear="ot", compare="ot")``; ``None`` means :data:`DEFAULTS`) and
 builds it on first use as ``s.ot``, ``s.triples`` (through the pool manager),
 ``s.linear``, ``s.compare``.  Every class takes the session as its only
 constructor argument and runs no protocol until a method is called.
@@ -14,7 +14,7 @@ ot       :class:`ezprotocols.ot.source.CotSource`         ``iknp``, ``iknp-modp`
                                                          ``ferret``
 triples  :class:`ezprotocols.arith.triples.TripleSource`  ``ot``, ``dealer`` (insecure)  ``ot``
 linear   :class:`ezprotocols.arith.products.Products`     ``ot``                         ``ot``
-compare  :class:`ezprotocols.protocols.sign.CompareEngine` ``gc``, ``ot``                 ``gc``
+compare  :class:`ezprotocols.protocols.sign.CompareEngine` ``gc``, ``ot``                 ``ot``
 ======== =============================================== ============================== =========
 
 Targets are ``"module:attr"`` strings resolved on first use, so importing this
@@ -54,7 +54,7 @@ KINDS: dict[str, dict[str, Any]] = {
 _RESOLVED: dict[tuple, Any] = {}
 
 #: The cheapest secure implementation of each kind.
-DEFAULTS: dict[str, str] = {"ot": "iknp", "triples": "ot", "linear": "ot", "compare": "gc"}
+DEFAULTS: dict[str, str] = {"ot": "iknp", "triples": "ot", "linear": "ot", "compare": "ot"}
 
 
 def register(kind: str, name: str, target) -> None:

@@ -9,6 +9,7 @@ from ezprotocols.arith.products import OtProducts
 from ezprotocols.arith.triples import TripleEngine
 from ezprotocols.ot.engine import IknpSource
 from ezprotocols.ot.source import CotSource
+from ezprotocols.protocols.otcmp import OtCompare
 from ezprotocols.protocols.sign import GcCompare
 from ezprotocols.testing import run_pair
 
@@ -47,7 +48,8 @@ def test_defaults_and_engines():
         assert s.backends == backends.DEFAULTS
         assert isinstance(s.ot, IknpSource) and s.ot is s.engine("ot")
         assert isinstance(s.linear, OtProducts) and s.linear is s.engine("linear", "ot")
-        assert isinstance(s.compare, GcCompare) and isinstance(s.triples, TripleEngine)
+        assert isinstance(s.compare, OtCompare) and isinstance(s.engine("compare", "gc"), GcCompare)
+        assert isinstance(s.triples, TripleEngine)
         assert s.triples.impl is s.engine("triples", "ot") and not s.triples.trusted_dealer
         return True
     assert run_pair(f, f) == (True, True)

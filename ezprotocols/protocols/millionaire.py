@@ -137,10 +137,11 @@ TWEAK_DOMAIN = 0x4D        # 'M': hashing of random COTs into random OTs here (e
 _HASH_INDEX: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _next_index(ot, sender_role: int, n: int) -> int:
-    """Running hash index of one direction of ``ot`` (same on both sides: both call in
-    the same order), so no (tweak, delta) pair repeats."""
-    d = _HASH_INDEX.setdefault(ot, {})
+def _next_index(s, sender_role: int, n: int) -> int:
+    """Running hash index of one direction in session ``s`` (the same on both sides: both
+    call in the same order), so no (tweak, delta) pair repeats, whichever OT source of
+    the session (or wrapper around it) produced the COTs."""
+    d = _HASH_INDEX.setdefault(s, {})
     i = d.get(sender_role, 0)
     d[sender_role] = i + n
     return i
@@ -161,7 +162,7 @@ def random_rot_send(s, n: int):
     k0, k1 = np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)
     if n:
         _otk.hash2_rows(np.ascontiguousarray(q), np.ascontiguousarray(delta, np.uint8).reshape(-1),
-                        _tweak_hi(s.role), _next_index(ot, s.role, n), k0, k1)
+                        _tweak_hi(s.role), _next_index(s, s.role, n), k0, k1)
     return k0, k1
 
 
@@ -174,7 +175,7 @@ def random_rot_recv(s, n: int):
     r, t = ot.recv_rcot(n)
     kb = np.empty((n, 16), np.uint8)
     if n:
-        _otk.tccr_rows(np.ascontiguousarray(t), None, _tweak_hi(s.peer), _next_index(ot, s.peer, n), kb)
+        _otk.tccr_rows(np.ascontiguousarray(t), None, _tweak_hi(s.peer), _next_index(s, s.peer, n), kb)
     return np.ascontiguousarray(r, dtype=np.uint8), kb
 
 
