@@ -57,7 +57,7 @@ def test_millionaire_ideal(rng, nbits, m):
     b[40:50] = a[40:50] ^ U64(1)                      # differ in the lowest digit only
     b[50:55] = a[50:55] ^ U64(1 << (nbits - 1))       # differ in the top bit only
     a[55], b[55], a[56], b[56], a[57], b[57] = 0, top, top, 0, top, top
-    r0, r1 = run_pair(lambda s: millionaire_gt(s, a, nbits, m), lambda s: millionaire_gt(s, b, nbits, m))
+    r0, r1 = run_pair(lambda s: millionaire_gt(s, a, nbits, m=m), lambda s: millionaire_gt(s, b, nbits, m=m))
     assert r0.dtype == np.uint8 and r0.shape == (n,)
     assert np.array_equal(r0 ^ r1, (a > b).astype(np.uint8))
 
@@ -357,3 +357,20 @@ def test_over_ferret_silent_ot(rng):
     x37 = (x.astype(U64) >> U64(36)) & U64(1)
     assert np.array_equal(r0[1] ^ r1[1], x37.astype(np.uint8))
     assert r0[3] < 800 * n            # 1,600 bytes per ReLU over IKNP; Ferret iterations are coarse at small n
+
+
+def test_truncate_methods_through_arith(rng):
+    """``ArithTensor.truncate(method=...)``: "faithful" is exact, "onebit" (Cheetah) at
+    most one unit low, both through the OT millionaires / additive COTs."""
+    f = 16
+    x = rng.integers(-(2**50), 2**50, size=500, dtype=np.int64)
+    x[:4] = [0, -1, 2**f - 1, -(2**f)]
+    x0, x1 = _split(rng, x)
+
+    def party(s):
+        t = ArithTensor.from_share(s, x0 if s.role == 0 else x1, 2 * f)
+        return t.truncate(f, method="faithful").share, t.truncate(f, method="onebit").share
+
+    (a0, b0), (a1, b1) = run_pair(party, party)
+    assert np.array_equal(_signed(a0 + a1), x >> f)
+    assert set(np.unique((x >> f) - _signed(b0 + b1))) <= {0, 1}

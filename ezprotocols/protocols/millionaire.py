@@ -218,7 +218,7 @@ def _open_and(s, step, x, ys, trip, first_only_one):
     return res
 
 
-def millionaire_gt(s, value, nbits: int, m: int = DIGIT, step: str = "mill") -> np.ndarray:
+def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) -> np.ndarray:
     """XOR shares (uint8 0/1, shape ``(n,)``) of ``[a > b]``: P0 passes ``a``, P1 passes
     ``b`` (uint64 arrays of the same length ``n``, values below ``2^nbits``; both parties
     pass the same ``nbits`` and ``m``).  One batched run (see the module doc)."""

@@ -55,7 +55,7 @@ def msb_shares(s, share, bits: int, m: int = DIGIT, step: str = "cmp.msb") -> np
     nb = l - 1
     low = flat & _mask(nb)
     val = low if s.role == 0 else _mask(nb) - low
-    carry = millionaire_gt(s, val, nb, m, step)
+    carry = millionaire_gt(s, val, nb, step, m=m)
     return (top ^ carry).reshape(a.shape)
 
 
@@ -158,7 +158,7 @@ def trunc_shares(s, share, f: int, exact: bool = True, m: int = DIGIT, step: str
     hi = xs >> U64(f)
     wf = np.full(n, f, np.uint8)
     if exact:
-        c_bool = millionaire_gt(s, lo if s.role == 0 else _mask(f) - lo, f, m, step + ".carry")
+        c_bool = millionaire_gt(s, lo if s.role == 0 else _mask(f) - lo, f, step + ".carry", m=m)
         # one additive-COT batch: w = m0 + m1 - m0 m1 (mod 2^f) and c = c0 + c1 - 2 c0 c1 (mod 2^64)
         corr = np.concatenate([mb.astype(U64), U64(0) - U64(2) * c_bool.astype(U64)])
         widths = np.concatenate([wf, np.full(n, 64, np.uint8)])
@@ -199,7 +199,7 @@ def extend(s, share, l: int, m: int = DIGIT, step: str = "cmp.ext") -> np.ndarra
         return a.copy()
     if s.role == 0:
         xs = (xs + U64(1 << (l - 1))) & _mask(l)         # x' = x + 2^(l-1) in [0, 2^l)
-    wrap = millionaire_gt(s, xs if s.role == 0 else _mask(l) - xs, l, m, step)
+    wrap = millionaire_gt(s, xs if s.role == 0 else _mask(l) - xs, l, step, m=m)
     # x' = x'0 + x'1 - 2^l w over the integers; w arithmetic mod 2^(64-l) is enough
     wl = np.full(n, 64 - l, np.uint8)
     prod = _acot_bits(s, (U64(0) - U64(2) * wrap.astype(U64)) if s.role == 0 else None, wrap, wl)
