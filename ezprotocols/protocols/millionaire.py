@@ -4,31 +4,38 @@
 Construction (CrypTFlow2, Rathee et al., eprint 2020/1002, section 3.1 / Algorithm 1,
 with the leaner variants of Cheetah, Huang et al., eprint 2022/207, section 5):
 
-1. Leaves.  ``a`` and ``b`` are cut into ``q = ceil(nbits / m)`` digits of ``m`` bits
-   (least significant first; the top digit may be narrower).  Per digit one
-   1-out-of-2^w OT with P0 as sender and P1 choosing with its digit ``b_j``: P0
+1. Leaves.  ``[a > b] = [~b > ~a]`` with ``~`` the complement within ``nbits``; with
+   ``A = ~b`` (P1) and ``B = ~a`` (P0) cut into ``q = ceil(nbits / m)`` digits of ``m``
+   bits (least significant first; the top digit may be narrower), per digit one
+   1-out-of-2^w OT with P1 as sender and P0 choosing with its digit ``B_j``: P1
    draws random bits ``r_gt, r_eq`` (its shares) and offers, for every ``v``,
-   ``[a_j > v] ^ r_gt`` and ``[a_j = v] ^ r_eq``; P1 obtains its shares of
-   ``gt_j = [a_j > b_j]`` and ``eq_j = [a_j = b_j]``.  The 1-out-of-2^w OT is built
-   from ``w`` random 1-out-of-2 OTs with choice bits = the bits of ``b_j`` (Naor-Pinkas
+   ``[A_j > v] ^ r_gt`` and ``[A_j = v] ^ r_eq``; P0 obtains its shares of
+   ``gt_j = [A_j > B_j]`` and ``eq_j = [A_j = B_j]``.  The 1-out-of-2^w OT is built
+   from ``w`` random 1-out-of-2 OTs with choice bits = the bits of ``B_j`` (Naor-Pinkas
    style, each entry padded by one key bit pair per OT; see ``_ext/millionaire.pyx``).
    Digit 0 needs no equality bit (lean leaf: 2^w instead of 2^(w+1) message bits).
+   P1 sends the tables, so its leaf shares are its own random bits: it can open the
+   first tree level in the same message (see Rounds).
 2. Tree.  ``gt(hi, lo) = gt_hi ^ eq_hi gt_lo`` and ``eq(hi, lo) = eq_hi eq_lo`` (the two
    cases are exclusive, so XOR is OR), pairing adjacent nodes level by level:
    ``ceil(log2 q)`` levels, ``q - 1`` nodes.  The two ANDs of a node share the operand
    ``eq_hi``: one *correlated* bit triple ``(a; b, b'; ab, ab')`` serves both (Cheetah's
    correlated triples; 3 opened bits instead of 4).  The node holding digit 0 never
-   needs its equality bit (1 AND).  A level is one exchange of the opened bits.
+   needs its equality bit (1 AND).
 3. Bit triples from random OT (Asharov et al., eprint 2013/552, section 4.1 /
    Gilboa-style cross terms): ``(a0 ^ a1)(b0 ^ b1) = a0 b0 ^ a1 b1 ^ a1 b0 ^ a0 b1``;
    for ``a1 b0`` a random OT with P0 sending (P0's ``b0`` = the XOR of its two keys'
    low two bits, P1 choosing with ``a1``), for ``a0 b1`` one with P1 sending.
-   Two ROTs per node whatever the width of ``b``.
+   Two ROTs per node whatever the width of ``b``; the choices are random, so a
+   silent-OT source serves them from its native random COTs (no choice bits sent).
 
-Rounds (no matter how many pairs): P1 -> P0 (random-OT extension for the leaves and
-one triple direction), P0 -> P1 (the other triple direction, the leaf table, the
-first opening), then one exchange per remaining tree level: ``2 + 2 ceil(log2 q)``
-direction runs as P1's channel counts them (``1 + 2 ceil(log2 q)`` for P0).  Large batches stream in chunks of
+Rounds (no matter how many pairs): P0 -> P1 (random OTs of the leaves and of one
+triple direction), P1 -> P0 (the other triple direction, the leaf tables, P1's
+level-0 opening), then the levels with *pipelined openings*: each one-way message
+carries the sender's openings of two consecutive levels (the one the receiver needs
+to finish level ``k - 1`` and the next), so ``L = ceil(log2 q)`` levels take ``L``
+more one-way messages instead of ``L`` exchanges: ``L + 2`` direction runs in all
+(6 at 63 bits) on both sides.  Large batches stream in chunks of
 ``chunk_elements(...)`` pairs inside that same structure (memory stays bounded: only
 the shares, 2 bits per digit, outlive a chunk).
 
@@ -37,12 +44,12 @@ pair, ``sum_j c_j 2^w_j`` leaf message bits (``c_0 = 1``, else 2) and
 ``2 (3 (q - 1) - L)`` opened bits (``L`` = levels) per pair.  With IKNP a ROT
 costs 16 bytes: at ``nbits = 63, m = 4`` that is 1008 + 480 + 60 + 11 = 1559 bytes.
 
-Security (semi-honest, simulatable views): P1 receives the leaf table, every entry
+Security (semi-honest, simulatable views): P0 receives the leaf table, every entry
 of which except the chosen one is masked by a key bit pair of a random OT it did
-not choose (uniform given its view), and the chosen one is masked by P0's fresh
-share bits; P0 receives only OT-extension messages (simulatable by the OT's
-security) and opened values ``x ^ a`` with uniformly random triple shares ``a``
-(one-time pads), and vice versa for P1.  Outputs are XOR shares, uniform to each
+not choose (uniform given its view), and the chosen one is masked by P1's fresh
+share bits; P1 receives only OT-extension messages (simulatable by the OT's
+security); both receive opened values ``x ^ a`` with uniformly random triple shares
+``a`` (one-time pads; pipelining changes only when they are sent).  Outputs are XOR shares, uniform to each
 party on its own.
 """
 from __future__ import annotations
@@ -58,6 +65,7 @@ from ..errors import ProtocolError
 __all__ = ["millionaire_gt", "millionaire_costs", "tree_levels", "DIGIT", "ROT_CHUNK"]
 
 U64 = np.uint64
+_MASK64 = U64(0xFFFFFFFFFFFFFFFF)
 DIGIT = 4                  # m: bits per leaf digit (1-out-of-16 OT)
 ROT_CHUNK = 1 << 21        # random OTs per streamed chunk (two 32 MiB key arrays at the sender; large
                            # enough to move a silent-OT source to its main parameter set at once)
@@ -99,7 +107,8 @@ def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:
     """Exact counts of one :func:`millionaire_gt` call on ``n`` pairs, computable by both
     parties: random OTs per sender, leaf message bytes, opened bits, and the bytes
     both ways with IKNP as the random-OT source (``bytes_p0``: sent by P0,
-    ``bytes_p1``: by P1); ``rounds``: direction runs as P1 counts them."""
+    ``bytes_p1``: by P1); ``rounds_p0``/``rounds_p1``: direction runs as each party
+    counts them (the same for any ``n > 0``)."""
     nbits, m = _check(nbits, m)
     q = -(-nbits // m)
     lv = tree_levels(q)
@@ -112,22 +121,19 @@ def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:
     ch = chunk_elements(nbits, m)
     for off in range(0, n, ch):
         c = min(ch, n - off)
-        out["rot_p0_sends"] += c * (nbits + T)
-        out["rot_p1_sends"] += c * T
+        out["rot_p1_sends"] += c * (nbits + T)
+        out["rot_p0_sends"] += c * T
         out["leaf_bytes"] += int(_mk.leaf_bytes(c, nbits, m))
-        out["bytes_p1"] += _iknp_rot_bytes(c * nbits) + (_iknp_rot_bytes(c * T) if T else 0)
-        out["bytes_p0"] += _iknp_rot_bytes(c * T) if T else 0
-    out["bytes_p0"] += out["leaf_bytes"]
+        out["bytes_p0"] += _iknp_rot_bytes(c * nbits) + (_iknp_rot_bytes(c * T) if T else 0)
+        out["bytes_p1"] += _iknp_rot_bytes(c * T) if T else 0
+    out["bytes_p1"] += out["leaf_bytes"]
     for p in lv:
-        ob = (n * (3 * p - 1) + 7) // 8
-        out["open_bytes"] += ob
+        out["open_bytes"] += (n * (3 * p - 1) + 7) // 8
     out["bytes_p0"] += out["open_bytes"]
     out["bytes_p1"] += out["open_bytes"]
-    # P1: send (ROTs) | recv (triple ROTs, leaves, P0's opening 1) | then send, recv per
-    # level (its openings of levels k and k + 1 share a run); P0: recv | send | recv,
-    # then send, recv per further level
-    out["rounds_p0"] = 2 * L + 1 if L else 2
-    out["rounds_p1"] = 2 * L + 2 if L else 2
+    # P0 -> P1 (random OTs) | P1 -> P0 (random OTs, tables, level-0 opening) | then one
+    # one-way message per level, alternating (see _pingpong): L + 2 runs on both sides
+    out["rounds_p0"] = out["rounds_p1"] = L + 2 if L else 2
     return out
 
 
@@ -183,39 +189,90 @@ def _low2(keys: np.ndarray) -> np.ndarray:
     return keys[:, 0] & np.uint8(3)
 
 
-def _open_and(s, step, x, ys, trip, first_only_one):
-    """XOR-shared ``x & y`` for each y in ``ys`` (2 at most) with a correlated triple
-    (a; b bit0, b' bit1; c, c').  ``x``: uint8[n, p]; ``ys``: list of uint8[n, p]; with
-    ``first_only_one`` column 0 of the second product is not computed (not opened)."""
-    a, b, c = trip
-    n, p = x.shape
-    d = x ^ a
-    e = ys[0] ^ (b & 1)
-    parts = [d.reshape(-1), e.reshape(-1)]
-    if len(ys) > 1:
-        e2 = ys[1] ^ (b >> 1)
-        parts.append((e2[:, 1:] if first_only_one else e2).reshape(-1))
-    flat = np.concatenate(parts)
-    packed = np.packbits(flat, bitorder="little")
-    other = s.channel.exchange(step, packed)
-    opened = np.unpackbits(packed ^ other, count=flat.size, bitorder="little")
-    D = opened[:n * p].reshape(n, p)
-    E = opened[n * p:2 * n * p].reshape(n, p)
-    z = (c & 1) ^ (D & (b & 1)) ^ (E & a)
-    if s.role == 0:
-        z ^= D & E
-    res = [z]
-    if len(ys) > 1:
-        if first_only_one:
-            E2 = np.zeros((n, p), np.uint8)
-            E2[:, 1:] = opened[2 * n * p:].reshape(n, p - 1)
-        else:
-            E2 = opened[2 * n * p:].reshape(n, p)
+class _Tree:
+    """The AND tree of one run, level by level: :meth:`opening` gives this party's
+    opened bits of level ``k`` (Beaver: ``d = eq_hi ^ a``, ``e = gt_lo ^ b``,
+    ``e' = eq_lo ^ b'``; no ``e'`` for node 0), :meth:`finish` combines them with the
+    peer's.  Level ``k``'s opening needs level ``k - 1`` finished."""
+
+    def __init__(self, role, gt, eq, ta, tb, tc):
+        self.role = role
+        self.G, self.E = gt, eq
+        self.ta, self.tb, self.tc = ta, tb, tc
+        self.levels = tree_levels(gt.shape[1])
+        self.col = np.concatenate([[0], np.cumsum(self.levels)]).astype(int)
+        self.mine = {}
+
+    def nbytes(self, k: int) -> int:
+        return (self.G.shape[0] * (3 * self.levels[k] - 1) + 7) // 8
+
+    def _operands(self, k):
+        p = self.levels[k]
+        c0 = self.col[k]
+        a, b, c = (t[:, c0:c0 + p] for t in (self.ta, self.tb, self.tc))
+        x = self.E[:, 1:2 * p:2]
+        y = self.G[:, 0:2 * p:2]
+        y2 = self.E[:, 2:2 * p:2]          # eq of the low node, nodes 1.. (node 0 needs none)
+        return p, a, b, c, x, y, y2
+
+    def opening(self, k: int) -> np.ndarray:
+        p, a, b, c, x, y, y2 = self._operands(k)
+        flat = np.concatenate([(x ^ a).reshape(-1), (y ^ (b & 1)).reshape(-1), (y2 ^ (b[:, 1:] >> 1)).reshape(-1)])
+        packed = np.packbits(flat, bitorder="little")
+        self.mine[k] = packed
+        return packed
+
+    def finish(self, k: int, theirs: np.ndarray) -> None:
+        p, a, b, c, x, y, y2 = self._operands(k)
+        n = self.G.shape[0]
+        opened = np.unpackbits(self.mine[k] ^ theirs, count=n * (3 * p - 1), bitorder="little")
+        D = opened[:n * p].reshape(n, p)
+        E1 = opened[n * p:2 * n * p].reshape(n, p)
+        E2 = np.zeros((n, p), np.uint8)
+        E2[:, 1:] = opened[2 * n * p:].reshape(n, p - 1)
+        z = (c & 1) ^ (D & (b & 1)) ^ (E1 & a)
         z2 = (c >> 1) ^ (D & (b >> 1)) ^ (E2 & a)
-        if s.role == 0:
+        if self.role == 0:
+            z ^= D & E1
             z2 ^= D & E2
-        res.append(z2)
-    return res
+        z2[:, 0] = 0
+        cnt = self.G.shape[1]
+        nG, nE = self.G[:, 1:2 * p:2] ^ z, z2
+        if cnt % 2:
+            nG = np.concatenate([nG, self.G[:, cnt - 1:]], axis=1)
+            nE = np.concatenate([nE, self.E[:, cnt - 1:]], axis=1)
+        self.G, self.E = nG, nE
+
+
+def _pingpong(s, tree: _Tree, step: str, first: int) -> None:
+    """Run the tree's levels with pipelined openings: message ``i`` (from ``first`` for
+    even ``i``, the other party for odd ``i``) carries the sender's openings of levels
+    ``i - 1`` and ``i``; on receiving it a party finishes level ``i - 1``, opens and
+    finishes level ``i`` and opens level ``i + 1``.  ``L + 1`` one-way messages for ``L``
+    levels instead of ``L`` exchanges.  ``first`` must already have sent level 0."""
+    L = len(tree.levels)
+    ch = s.channel
+    for i in range(1, L + 1):
+        receiver_of_prev = s.role != (first if (i - 1) % 2 == 0 else 1 - first)
+        if not receiver_of_prev:
+            continue
+        # we received message i - 1 (levels i - 2 and i - 1 of the peer) and send message i
+        for k in (i - 2, i - 1):
+            if 0 <= k < L:
+                theirs = ch.recv_array(f"{step}.open{k}", np.uint8, (tree.nbytes(k),))
+                if k not in tree.mine:
+                    tree.opening(k)
+                tree.finish(k, theirs)
+        for k in (i - 1, i):
+            if 0 <= k < L:
+                if k not in tree.mine:
+                    tree.opening(k)
+                ch.send(f"{step}.open{k}", tree.mine[k])
+    # the receiver of the last message finishes the last level
+    if L and s.role != (first if L % 2 == 0 else 1 - first):
+        k = L - 1
+        theirs = ch.recv_array(f"{step}.open{k}", np.uint8, (tree.nbytes(k),))
+        tree.finish(k, theirs)
 
 
 def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) -> np.ndarray:
@@ -229,6 +286,9 @@ def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) 
         raise ValueError(f"millionaire: values must be below 2^{nbits}")
     if n == 0:
         return np.zeros(0, np.uint8)
+    # [a > b] = [~b > ~a] (complements within nbits): P1, the leaf sender, offers
+    # [~b_j > v], P0 chooses with the digits of ~a
+    v = (_MASK64 >> U64(64 - nbits)) - v
     q = -(-nbits // m)
     T = q - 1
     ch = chunk_elements(nbits, m)
@@ -239,8 +299,37 @@ def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) 
     tb = np.empty((n, T), np.uint8)
     tc = np.empty((n, T), np.uint8)
     ot = s.ot
+    tree = None
     if s.role == 0:
-        # phase A: receive P1's random-OT extensions (leaves; triple cross term a1 b0)
+        # phase 1 (P0 -> P1): random OTs of the leaves (choices: the bits of ~a) and of
+        # the triples' cross term a0 b1
+        pads = np.empty(n * q, np.uint8)     # pads of the chosen entries, taken at once (keys freed)
+        for off, c in spans:
+            mine = v[off:off + c]
+            choice = np.unpackbits(mine.view(np.uint8).reshape(c, 8), axis=1, bitorder="little")[:, :nbits]
+            kb = ot.recv_rot(np.ascontiguousarray(choice).reshape(-1))
+            _mk.leaf_pads(mine, nbits, m, kb, pads[off * q:(off + c) * q])
+            del kb
+            if T:
+                a0, kc = random_rot_recv(s, c * T)
+                ta[off:off + c] = a0.reshape(c, T)
+                tc[off:off + c] = _low2(kc).reshape(c, T)                     # share of a0 b1
+        # phase 2 (P1 -> P0): the other triple direction, the leaf tables, P1's level-0 opening
+        if T:
+            for off, c in spans:
+                k0, k1 = random_rot_send(s, c * T)
+                tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b0
+                tc[off:off + c] ^= _low2(k0).reshape(c, T)                     # share of a1 b0
+        gflat, eflat = gt.reshape(-1), eq.reshape(-1)
+        for off, c in spans:
+            nb = int(_mk.leaf_bytes(c, nbits, m))
+            msg = s.channel.recv_array(step + ".leaf", np.uint8, (nb,))
+            _mk.leaf_recv(v[off:off + c], nbits, m, pads[off * q:(off + c) * q], msg,
+                          gflat[off * q:(off + c) * q], eflat[off * q:(off + c) * q])
+        if T:
+            tc ^= ta * tb
+        tree = _Tree(0, gt, eq, ta, tb, tc)
+    else:
         tables = []
         for off, c in spans:
             k0, k1 = ot.send_rot(c * nbits)
@@ -252,61 +341,24 @@ def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) 
             eq[off:off + c] = (masks >> 1).reshape(c, q)
             if T:
                 k0, k1 = random_rot_send(s, c * T)
-                tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b0
-                tc[off:off + c] = _low2(k0).reshape(c, T)                      # share of a1 b0
-        # phase B: extend the other triple direction, send the leaf tables
+                tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b1
+                tc[off:off + c] = _low2(k0).reshape(c, T)                      # share of a0 b1
         if T:
             for off, c in spans:
-                a0, kc = random_rot_recv(s, c * T)
-                ta[off:off + c] = a0.reshape(c, T)
-                tc[off:off + c] ^= _low2(kc).reshape(c, T)                    # share of a0 b1
+                a1, kc = random_rot_recv(s, c * T)
+                ta[off:off + c] = a1.reshape(c, T)
+                tc[off:off + c] ^= _low2(kc).reshape(c, T)                    # share of a1 b0
         for msg in tables:
             s.channel.send(step + ".leaf", msg)
         del tables
-    else:
-        pads = np.empty(n * q, np.uint8)     # the pads are taken at once (keys freed), tables come later
-        for off, c in spans:
-            mine = v[off:off + c]
-            choice = np.unpackbits(mine.view(np.uint8).reshape(c, 8), axis=1, bitorder="little")[:, :nbits]
-            kb = ot.recv_rot(np.ascontiguousarray(choice).reshape(-1))
-            _mk.leaf_pads(mine, nbits, m, kb, pads[off * q:(off + c) * q])
-            del kb
-            if T:
-                a1, kc = random_rot_recv(s, c * T)
-                ta[off:off + c] = a1.reshape(c, T)
-                tc[off:off + c] = _low2(kc).reshape(c, T)                     # share of a1 b0
         if T:
-            for off, c in spans:
-                k0, k1 = random_rot_send(s, c * T)
-                tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b1
-                tc[off:off + c] ^= _low2(k0).reshape(c, T)                     # share of a0 b1
-        gflat, eflat = gt.reshape(-1), eq.reshape(-1)
-        for off, c in spans:
-            nb = int(_mk.leaf_bytes(c, nbits, m))
-            msg = s.channel.recv_array(step + ".leaf", np.uint8, (nb,))
-            _mk.leaf_recv(v[off:off + c], nbits, m, pads[off * q:(off + c) * q], msg,
-                          gflat[off * q:(off + c) * q], eflat[off * q:(off + c) * q])
-    # own part of the triple products: c_i ^= a_i b_i
-    if T:
-        tc ^= ta * tb
-    # tree: combine adjacent nodes, digit 0 always in node 0 (no equality bit there)
-    G, E = gt, eq
-    col = 0
-    for lvl, p in enumerate(tree_levels(q)):
-        cnt = G.shape[1]
-        lo, hi = slice(0, 2 * p, 2), slice(1, 2 * p, 2)
-        trip = (ta[:, col:col + p], tb[:, col:col + p], tc[:, col:col + p])
-        col += p
-        z, z2 = _open_and(s, f"{step}.and{lvl}", np.ascontiguousarray(E[:, hi]),
-                          [np.ascontiguousarray(G[:, lo]), np.ascontiguousarray(E[:, lo])], trip, True)
-        nG = G[:, hi] ^ z
-        nE = z2
-        nE[:, 0] = 0
-        if cnt % 2:
-            nG = np.concatenate([nG, G[:, cnt - 1:]], axis=1)
-            nE = np.concatenate([nE, E[:, cnt - 1:]], axis=1)
-        G, E = nG, nE
+            tc ^= ta * tb
+            tree = _Tree(1, gt, eq, ta, tb, tc)
+            s.channel.send(f"{step}.open0", tree.opening(0))
+        else:
+            tree = _Tree(1, gt, eq, ta, tb, tc)
+    _pingpong(s, tree, step, first=1)
+    G = tree.G
     if G.shape != (n, 1):                                   # pragma: no cover - internal invariant
         raise ProtocolError(f"{step}: tree did not reduce to one node")
     return np.ascontiguousarray(G[:, 0])
-
