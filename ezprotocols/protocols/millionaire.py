@@ -4,18 +4,19 @@
 Construction (CrypTFlow2, Rathee et al., eprint 2020/1002, section 3.1 / Algorithm 1,
 with the leaner variants of Cheetah, Huang et al., eprint 2022/207, section 5):
 
-1. Leaves.  ``[a > b] = [~b > ~a]`` with ``~`` the complement within ``nbits``; with
-   ``A = ~b`` (P1) and ``B = ~a`` (P0) cut into ``q = ceil(nbits / m)`` digits of ``m``
-   bits (least significant first; the top digit may be narrower), per digit one
-   1-out-of-2^w OT with P1 as sender and P0 choosing with its digit ``B_j``: P1
-   draws random bits ``r_gt, r_eq`` (its shares) and offers, for every ``v``,
-   ``[A_j > v] ^ r_gt`` and ``[A_j = v] ^ r_eq``; P0 obtains its shares of
-   ``gt_j = [A_j > B_j]`` and ``eq_j = [A_j = B_j]``.  The 1-out-of-2^w OT is built
-   from ``w`` random 1-out-of-2 OTs with choice bits = the bits of ``B_j`` (Naor-Pinkas
-   style, each entry padded by one key bit pair per OT; see ``_ext/millionaire.pyx``).
-   Digit 0 needs no equality bit (lean leaf: 2^w instead of 2^(w+1) message bits).
-   P1 sends the tables, so its leaf shares are its own random bits: it can open the
-   first tree level in the same message (see Rounds).
+1. Leaves.  One party, the *leaf sender* S (:func:`leaf_sender`: P1 for an even number
+   of tree levels, P0 for an odd one), holds ``A`` and the other, R, holds ``B``, with
+   ``[a > b] = [A > B]``: ``A = a, B = b`` when S is P0, ``A = ~b, B = ~a`` (complements
+   within ``nbits``) when S is P1.  Both are cut into ``q = ceil(nbits / m)`` digits of
+   ``m`` bits (least significant first; the top digit may be narrower); per digit one
+   1-out-of-2^w OT with S sending and R choosing with its digit ``B_j``: S draws random
+   bits ``r_gt, r_eq`` (its shares) and offers, for every ``v``, ``[A_j > v] ^ r_gt``
+   and ``[A_j = v] ^ r_eq``; R obtains its shares of ``gt_j = [A_j > B_j]`` and
+   ``eq_j = [A_j = B_j]``.  The 1-out-of-2^w OT is built from ``w`` random 1-out-of-2
+   OTs with choice bits = the bits of ``B_j`` (Naor-Pinkas style, each entry padded by
+   one key bit pair per OT; see ``_ext/millionaire.pyx``).  Digit 0 needs no equality
+   bit (lean leaf: 2^w instead of 2^(w+1) message bits).  S's leaf shares are its own
+   random bits, so it opens the first tree level in the message with the tables.
 2. Tree.  ``gt(hi, lo) = gt_hi ^ eq_hi gt_lo`` and ``eq(hi, lo) = eq_hi eq_lo`` (the two
    cases are exclusive, so XOR is OR), pairing adjacent nodes level by level:
    ``ceil(log2 q)`` levels, ``q - 1`` nodes.  The two ANDs of a node share the operand
@@ -24,13 +25,13 @@ with the leaner variants of Cheetah, Huang et al., eprint 2022/207, section 5):
    needs its equality bit (1 AND).
 3. Bit triples from random OT (Asharov et al., eprint 2013/552, section 4.1 /
    Gilboa-style cross terms): ``(a0 ^ a1)(b0 ^ b1) = a0 b0 ^ a1 b1 ^ a1 b0 ^ a0 b1``;
-   for ``a1 b0`` a random OT with P0 sending (P0's ``b0`` = the XOR of its two keys'
-   low two bits, P1 choosing with ``a1``), for ``a0 b1`` one with P1 sending.
+   for ``a_R b_S`` a random OT with S sending (S's ``b_S`` = the XOR of its two keys'
+   low two bits, R choosing with ``a_R``), for ``a_S b_R`` one with R sending.
    Two ROTs per node whatever the width of ``b``; the choices are random, so a
    silent-OT source serves them from its native random COTs (no choice bits sent).
 
-Rounds (no matter how many pairs): P0 -> P1 (random OTs of the leaves and of one
-triple direction), P1 -> P0 (the other triple direction, the leaf tables, P1's
+Rounds (no matter how many pairs): R -> S (random OTs of the leaves and of one
+triple direction), S -> R (the other triple direction, the leaf tables, S's
 level-0 opening), then the levels with *pipelined openings*: each one-way message
 carries the sender's openings of two consecutive levels (the one the receiver needs
 to finish level ``k - 1`` and the next), so ``L = ceil(log2 q)`` levels take ``L``
@@ -44,10 +45,10 @@ pair, ``sum_j c_j 2^w_j`` leaf message bits (``c_0 = 1``, else 2) and
 ``2 (3 (q - 1) - L)`` opened bits (``L`` = levels) per pair.  With IKNP a ROT
 costs 16 bytes: at ``nbits = 63, m = 4`` that is 1008 + 480 + 60 + 11 = 1559 bytes.
 
-Security (semi-honest, simulatable views): P0 receives the leaf table, every entry
+Security (semi-honest, simulatable views): R receives the leaf table, every entry
 of which except the chosen one is masked by a key bit pair of a random OT it did
-not choose (uniform given its view), and the chosen one is masked by P1's fresh
-share bits; P1 receives only OT-extension messages (simulatable by the OT's
+not choose (uniform given its view), and the chosen one is masked by S's fresh
+share bits; S receives only OT-extension messages (simulatable by the OT's
 security); both receive opened values ``x ^ a`` with uniformly random triple shares
 ``a`` (one-time pads; pipelining changes only when they are sent).  Outputs are XOR shares, uniform to each
 party on its own.
@@ -114,19 +115,21 @@ def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:
     lv = tree_levels(q)
     T = q - 1
     L = len(lv)
-    out = {"rot_p0_sends": 0, "rot_p1_sends": 0, "leaf_bytes": 0, "open_bytes": 0,
+    S = leaf_sender(q)
+    R = 1 - S
+    out = {"leaf_sender": S, "rot_p0_sends": 0, "rot_p1_sends": 0, "leaf_bytes": 0, "open_bytes": 0,
            "bytes_p0": 0, "bytes_p1": 0, "levels": L, "rounds_p0": 0, "rounds_p1": 0}
     if n == 0:
         return out
     ch = chunk_elements(nbits, m)
     for off in range(0, n, ch):
         c = min(ch, n - off)
-        out["rot_p1_sends"] += c * (nbits + T)
-        out["rot_p0_sends"] += c * T
+        out[f"rot_p{S}_sends"] += c * (nbits + T)
+        out[f"rot_p{R}_sends"] += c * T
         out["leaf_bytes"] += int(_mk.leaf_bytes(c, nbits, m))
-        out["bytes_p0"] += _iknp_rot_bytes(c * nbits) + (_iknp_rot_bytes(c * T) if T else 0)
-        out["bytes_p1"] += _iknp_rot_bytes(c * T) if T else 0
-    out["bytes_p1"] += out["leaf_bytes"]
+        out[f"bytes_p{R}"] += _iknp_rot_bytes(c * nbits) + (_iknp_rot_bytes(c * T) if T else 0)
+        out[f"bytes_p{S}"] += _iknp_rot_bytes(c * T) if T else 0
+    out[f"bytes_p{S}"] += out["leaf_bytes"]
     for p in lv:
         out["open_bytes"] += (n * (3 * p - 1) + 7) // 8
     out["bytes_p0"] += out["open_bytes"]
@@ -244,6 +247,14 @@ class _Tree:
         self.G, self.E = nG, nE
 
 
+def leaf_sender(q: int) -> int:
+    """The party that sends the leaf tables (and opens level 0 first): chosen so that P0
+    receives the last opening (it then answers at once, e.g. in the multiplexer that
+    follows a sign bit) and, in a chain of comparisons, P1's first message follows its
+    last one: P1 with an even number of levels, P0 with an odd one."""
+    return 0 if len(tree_levels(q)) % 2 else 1
+
+
 def _pingpong(s, tree: _Tree, step: str, first: int) -> None:
     """Run the tree's levels with pipelined openings: message ``i`` (from ``first`` for
     even ``i``, the other party for odd ``i``) carries the sender's openings of levels
@@ -286,11 +297,12 @@ def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) 
         raise ValueError(f"millionaire: values must be below 2^{nbits}")
     if n == 0:
         return np.zeros(0, np.uint8)
-    # [a > b] = [~b > ~a] (complements within nbits): P1, the leaf sender, offers
-    # [~b_j > v], P0 chooses with the digits of ~a
-    v = (_MASK64 >> U64(64 - nbits)) - v
     q = -(-nbits // m)
     T = q - 1
+    S = leaf_sender(q)
+    if S == 1:
+        # [a > b] = [~b > ~a] (complements within nbits): P1 offers [~b_j > v], P0 chooses with ~a_j
+        v = (_MASK64 >> U64(64 - nbits)) - v
     ch = chunk_elements(nbits, m)
     spans = [(off, min(ch, n - off)) for off in range(0, n, ch)]
     gt = np.empty((n, q), np.uint8)
@@ -299,10 +311,9 @@ def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) 
     tb = np.empty((n, T), np.uint8)
     tc = np.empty((n, T), np.uint8)
     ot = s.ot
-    tree = None
-    if s.role == 0:
-        # phase 1 (P0 -> P1): random OTs of the leaves (choices: the bits of ~a) and of
-        # the triples' cross term a0 b1
+    if s.role != S:
+        # phase 1 (receiver -> sender): random OTs of the leaves (choices: the bits of the
+        # receiver's value) and of one triple cross term
         pads = np.empty(n * q, np.uint8)     # pads of the chosen entries, taken at once (keys freed)
         for off, c in spans:
             mine = v[off:off + c]
@@ -311,15 +322,16 @@ def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) 
             _mk.leaf_pads(mine, nbits, m, kb, pads[off * q:(off + c) * q])
             del kb
             if T:
-                a0, kc = random_rot_recv(s, c * T)
-                ta[off:off + c] = a0.reshape(c, T)
-                tc[off:off + c] = _low2(kc).reshape(c, T)                     # share of a0 b1
-        # phase 2 (P1 -> P0): the other triple direction, the leaf tables, P1's level-0 opening
+                a_r, kc = random_rot_recv(s, c * T)
+                ta[off:off + c] = a_r.reshape(c, T)
+                tc[off:off + c] = _low2(kc).reshape(c, T)                     # share of a_R b_S
+        # phase 2 (sender -> receiver): the other triple direction, the leaf tables, the
+        # sender's level-0 opening
         if T:
             for off, c in spans:
                 k0, k1 = random_rot_send(s, c * T)
-                tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b0
-                tc[off:off + c] ^= _low2(k0).reshape(c, T)                     # share of a1 b0
+                tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b_R
+                tc[off:off + c] ^= _low2(k0).reshape(c, T)                     # share of a_S b_R
         gflat, eflat = gt.reshape(-1), eq.reshape(-1)
         for off, c in spans:
             nb = int(_mk.leaf_bytes(c, nbits, m))
@@ -328,7 +340,7 @@ def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) 
                           gflat[off * q:(off + c) * q], eflat[off * q:(off + c) * q])
         if T:
             tc ^= ta * tb
-        tree = _Tree(0, gt, eq, ta, tb, tc)
+        tree = _Tree(s.role, gt, eq, ta, tb, tc)
     else:
         tables = []
         for off, c in spans:
@@ -341,23 +353,22 @@ def millionaire_gt(s, value, nbits: int, step: str = "mill", *, m: int = DIGIT) 
             eq[off:off + c] = (masks >> 1).reshape(c, q)
             if T:
                 k0, k1 = random_rot_send(s, c * T)
-                tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b1
-                tc[off:off + c] = _low2(k0).reshape(c, T)                      # share of a0 b1
+                tb[off:off + c] = (_low2(k0) ^ _low2(k1)).reshape(c, T)        # b_S
+                tc[off:off + c] = _low2(k0).reshape(c, T)                      # share of a_R b_S
         if T:
             for off, c in spans:
-                a1, kc = random_rot_recv(s, c * T)
-                ta[off:off + c] = a1.reshape(c, T)
-                tc[off:off + c] ^= _low2(kc).reshape(c, T)                    # share of a1 b0
+                a_s, kc = random_rot_recv(s, c * T)
+                ta[off:off + c] = a_s.reshape(c, T)
+                tc[off:off + c] ^= _low2(kc).reshape(c, T)                    # share of a_S b_R
         for msg in tables:
             s.channel.send(step + ".leaf", msg)
         del tables
         if T:
             tc ^= ta * tb
-            tree = _Tree(1, gt, eq, ta, tb, tc)
+        tree = _Tree(s.role, gt, eq, ta, tb, tc)
+        if T:
             s.channel.send(f"{step}.open0", tree.opening(0))
-        else:
-            tree = _Tree(1, gt, eq, ta, tb, tc)
-    _pingpong(s, tree, step, first=1)
+    _pingpong(s, tree, step, first=S)
     G = tree.G
     if G.shape != (n, 1):                                   # pragma: no cover - internal invariant
         raise ProtocolError(f"{step}: tree did not reduce to one node")
