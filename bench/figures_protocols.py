@@ -1,5 +1,5 @@
-"""Figures for the hybrid-protocol issues (6, 12), two processes over TCP loopback, beside
-SPU 0.9.5 (cheetah, no trusted party; semi2k for ReLU 1e5) measured in the same run.
+"""Figures of the hybrid protocols, two processes over TCP loopback, beside SPU
+0.9.5 (cheetah, no trusted party; semi2k for ReLU 1e5) measured in the same run.
 
     python bench/figures_protocols.py [--no-spu] [--json] [--quick]
 
