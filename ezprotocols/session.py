@@ -14,7 +14,7 @@ imports nothing above the channel.
 >>> run_pair(lambda s: s.role, lambda s: s.role)
 (0, 1)
 >>> run_pair(lambda s: type(s.ot).__name__, lambda s: s.backends["compare"])
-('IknpSource', 'gc')
+('IknpSource', 'ot')
 """
 from __future__ import annotations
 
