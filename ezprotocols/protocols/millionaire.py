@@ -160,12 +160,19 @@ def _tweak_hi(sender_role: int) -> int:
     return (TWEAK_DOMAIN << 56) | (sender_role << 48)
 
 
+def _native_rcot(ot) -> bool:
+    """Whether random-choice COTs are the source's cheap native output (silent OT: its
+    ``cot_bytes`` is small); IKNP derives them at the price of a COT, and its fused
+    random-OT kernel is then the faster way to the same bytes."""
+    return hasattr(ot, "send_rcot") and getattr(ot, "cot_bytes", 16) < 4
+
+
 def random_rot_send(s, n: int):
     """``n`` random OTs with random choices, as sender: ``(k0, k1)`` uint8[n, 16].  From the
     source's native random-choice COTs (``send_rcot``: free with silent OT) hashed
-    with TCCR when it has them, else its random OTs."""
+    with TCCR when it has them (:func:`_native_rcot`), else its random OTs."""
     ot = s.ot
-    if not hasattr(ot, "send_rcot"):
+    if not _native_rcot(ot):
         return ot.send_rot(n)
     q, delta = ot.send_rcot(n)
     k0, k1 = np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)
@@ -178,7 +185,7 @@ def random_rot_send(s, n: int):
 def random_rot_recv(s, n: int):
     """Receiver side of :func:`random_rot_send`: ``(r, k_r)`` with random choice bits ``r``."""
     ot = s.ot
-    if not hasattr(ot, "recv_rcot"):
+    if not _native_rcot(ot):
         r = s.prg.random_bits(n)
         return r, ot.recv_rot(r)
     r, t = ot.recv_rcot(n)
