@@ -91,14 +91,14 @@ def run_workload(name, transport="local", reps=1, compare="gc", ot="iknp"):
 
 
 class Hybrid:
-    params = (["relu_1e5", "argmax_1000x10", "maxpool_16x24x24"], ["gc", "ot"])
-    param_names = ["workload", "compare"]
+    params = (["relu_1e5", "argmax_1000x10", "maxpool_16x24x24"], ["gc", "ot"], ["iknp", "ferret"])
+    param_names = ["workload", "compare", "ot"]
     timeout = 600
 
-    def track_seconds(self, w, compare):
-        return run_workload(w, compare=compare)["time_s"]
+    def track_seconds(self, w, compare, ot):
+        return run_workload(w, compare=compare, ot=ot, reps=3)["time_mean_s"]
     track_seconds.unit = "s"
 
-    def track_megabytes(self, w, compare):
-        return run_workload(w, compare=compare)["bytes"] / 1e6
+    def track_megabytes(self, w, compare, ot):
+        return run_workload(w, compare=compare, ot=ot, reps=3)["bytes_mean"] / 1e6
     track_megabytes.unit = "MB"

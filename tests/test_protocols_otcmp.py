@@ -378,3 +378,14 @@ def test_truncate_methods_through_arith(rng):
     (a0, b0), (a1, b1) = run_pair(party, party)
     assert np.array_equal(_signed(a0 + a1), x >> f)
     assert set(np.unique((x >> f) - _signed(b0 + b1))) <= {0, 1}
+
+
+def test_cost_table_ot_engine():
+    """``python -m ezprotocols.costs --compare ot``: the counts follow the construction."""
+    from ezprotocols.costs import measure
+    rows = {r["op"]: r for r in measure(400, "ot")}
+    relu = rows["relu (64-bit)"]
+    assert relu["and_gates"] == 0 and relu["cots"] == 0
+    assert relu["rots"] == 63 + 2 * 15 and relu["additive_cots"] == 2
+    assert rows["msb (32-bit bound)"]["rots"] == 31 + 2 * 7
+    assert relu["rounds_p0"] == relu["rounds_p1"] == 8
