@@ -373,11 +373,30 @@ def test_truncate_methods_through_arith(rng):
 
     def party(s):
         t = ArithTensor.from_share(s, x0 if s.role == 0 else x1, 2 * f)
-        return t.truncate(f, method="faithful").share, t.truncate(f, method="onebit").share
+        return (t.truncate(f, method="faithful").share, t.truncate(f, method="onebit").share,
+                t.truncate(f, method="exact").share)
 
-    (a0, b0), (a1, b1) = run_pair(party, party)
+    (a0, b0, c0), (a1, b1, c1) = run_pair(party, party)
     assert np.array_equal(_signed(a0 + a1), x >> f)
     assert set(np.unique((x >> f) - _signed(b0 + b1))) <= {0, 1}
+    assert np.array_equal(_signed(c0 + c1), x >> f)
+
+
+@pytest.mark.parametrize("f", [1, 16, 61])
+def test_trunc_exact_whole_ring(rng, f):
+    """``known_msb=False``: exact for every value of the ring, the extremes included."""
+    x = rng.integers(-(2**63), 2**63 - 1, size=300, dtype=np.int64, endpoint=True)
+    x[:8] = [0, -1, 1, -(2**63), 2**63 - 1, 2**62, -(2**62) - 1, 2**f]
+    x0, x1 = _split(rng, x)
+
+    def party(s):
+        return trunc_shares(s, x0 if s.role == 0 else x1, f, known_msb=False)
+
+    r0, r1 = run_pair(party, party)
+    assert np.array_equal(_signed(r0 + r1), x >> f)
+    with pytest.raises(ValueError):
+        run_pair(lambda s: trunc_shares(s, x0, f, exact=False, known_msb=False),
+                 lambda s: trunc_shares(s, x1, f, exact=False, known_msb=False))
 
 
 def test_cost_table_ot_engine():

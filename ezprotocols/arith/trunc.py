@@ -21,6 +21,10 @@
   ``{0, 1}``; it wraps exactly when ``x0 < x`` (``x >= 0``) or
   ``x0 >= 2^64 - |x|`` (``x < 0``), probability ``|x| / 2^64``.
 
+``exact`` -- ``floor(x / 2^f)`` for any ``x`` of the ring (no bound): the wrap bit
+from a 64-bit millionaires' comparison instead of the known-MSB trick (about three
+times the bytes of ``faithful``; :func:`ezprotocols.protocols.otcmp.trunc_shares`).
+
 ``onebit`` -- Cheetah's truncation (eprint 2022/207): as ``faithful`` without the
 low-bit carry, ``floor(x / 2^f)`` or one less, for ``|x| < 2^62``; one batch of
 ``f``-bit additive COTs (2 rounds), no comparison.
@@ -82,9 +86,9 @@ def truncate_shares(s, share: np.ndarray, f: int, method: str | None = None) -> 
         out = trunc_local(flat, f, s.role)
     elif method == "faithful":
         out = trunc_faithful(s, flat, f)
-    elif method == "onebit":
+    elif method in ("onebit", "exact"):
         from ..protocols.otcmp import trunc_shares
-        out = trunc_shares(s, flat, f, exact=False)
+        out = trunc_shares(s, flat, f, exact=method == "exact", known_msb=method == "onebit")
     else:
-        raise ValueError(f"unknown truncation method {method!r} (use 'local', 'faithful' or 'onebit')")
+        raise ValueError(f"unknown truncation method {method!r} (use 'local', 'faithful', 'onebit' or 'exact')")
     return out.reshape(a.shape)

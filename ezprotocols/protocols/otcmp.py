@@ -17,7 +17,10 @@ then the wrap of ``x'0 + x'1`` is ``w = msb(x'0) OR msb(x'1)`` (one additive COT
 low-bit carry ``c = [l0 + l1 >= 2^f]``.  :func:`trunc` with ``exact=False`` drops
 ``c`` (Cheetah's truncation with a one-unit error, result ``floor(x/2^f)`` or one
 less); ``exact=True`` gets ``c`` from an ``f``-bit millionaires' comparison and turns
-it and ``w`` into arithmetic shares with one batch of additive COTs.  P0 sees only
+it and ``w`` into arithmetic shares with one batch of additive COTs.
+``known_msb=False`` drops the bound: exact on the whole ring, the wrap bit of
+``x + 2^63`` read as unsigned from a 64-bit millionaires' comparison (batched with
+the carry's, so still one run).  P0 sees only
 OT messages and opened one-time-padded bits; P1 the same (see :mod:`.millionaire`);
 the additive COTs reveal nothing (their outputs are uniform shares).
 
@@ -138,11 +141,17 @@ def _acot_bits(s, c_p0: np.ndarray, choice_p1: np.ndarray, widths) -> np.ndarray
     return np.asarray(s.ot.recv_acot(choice_p1, bits=widths), dtype=U64)
 
 
-def trunc_shares(s, share, f: int, exact: bool = True, m: int = DIGIT, step: str = "cmp.trunc") -> np.ndarray:
+def trunc_shares(s, share, f: int, exact: bool = True, m: int = DIGIT, step: str = "cmp.trunc", *,
+                 known_msb: bool = True) -> np.ndarray:
     """``floor(x / 2^f)`` (``exact``) or it minus at most one (Cheetah's one-bit error) of a
-    shared signed ``x`` with ``|x| < 2^62``; shares of the same shape."""
+    shared signed ``x``; shares of the same shape.  ``known_msb`` (default): ``|x| < 2^62``
+    is the caller's promise and the wrap bit costs one ``f``-bit additive COT; with
+    ``known_msb=False`` (exact only) any ``x`` of the ring is exact: the wrap bit comes
+    from a 64-bit millionaires' comparison batched with the carry's."""
     if isinstance(f, bool) or not 0 <= int(f) < 62:
         raise ValueError("trunc: f must be in [0, 62)")
+    if not known_msb and not exact:
+        raise ValueError("trunc: the one-bit-error variant needs the known-MSB bound")
     f = int(f)
     a = np.ascontiguousarray(share, dtype=U64)
     if f == 0:
@@ -151,13 +160,23 @@ def trunc_shares(s, share, f: int, exact: bool = True, m: int = DIGIT, step: str
     n = xs.size
     if n == 0:
         return a.copy()
+    off = 62 if known_msb else 63
     if s.role == 0:
-        xs = xs + U64(1 << 62)
-    mb = (xs >> U64(63)).astype(np.uint8)
+        xs = xs + U64(1 << off)
     lo = xs & _mask(f)
     hi = xs >> U64(f)
     wf = np.full(n, f, np.uint8)
-    if exact:
+    if not known_msb:
+        # x' = x + 2^63 read as unsigned; w = [x'0 + x'1 >= 2^64] = [x'0 > 2^64 - 1 - x'1],
+        # c = [l0 + l1 >= 2^f]: 2n comparisons of 64 bits in one run
+        mine = np.concatenate([xs, lo]) if s.role == 0 else np.concatenate([~xs, _mask(f) - lo])
+        bits = millionaire_gt(s, mine, 64, step + ".wrap", m=m)
+        corr = U64(0) - U64(2) * bits.astype(U64)
+        prod = _acot_bits(s, corr if s.role == 0 else None, bits, np.concatenate([wf, np.full(n, 64, np.uint8)]))
+        w = bits[:n].astype(U64) + prod[:n]
+        c = bits[n:].astype(U64) + prod[n:]
+    elif exact:
+        mb = (xs >> U64(63)).astype(np.uint8)
         c_bool = millionaire_gt(s, lo if s.role == 0 else _mask(f) - lo, f, step + ".carry", m=m)
         # one additive-COT batch: w = m0 + m1 - m0 m1 (mod 2^f) and c = c0 + c1 - 2 c0 c1 (mod 2^64)
         corr = np.concatenate([mb.astype(U64), U64(0) - U64(2) * c_bool.astype(U64)])
@@ -166,12 +185,13 @@ def trunc_shares(s, share, f: int, exact: bool = True, m: int = DIGIT, step: str
         w = mb.astype(U64) - prod[:n]
         c = c_bool.astype(U64) + prod[n:]
     else:
+        mb = (xs >> U64(63)).astype(np.uint8)
         prod = _acot_bits(s, mb.astype(U64) if s.role == 0 else None, mb, wf)
         w = mb.astype(U64) - prod
         c = U64(0)
     out = hi + c - (w << U64(64 - f))
     if s.role == 0:
-        out -= U64(1 << (62 - f))
+        out -= U64(1 << (off - f))
     return out.reshape(a.shape)
 
 
