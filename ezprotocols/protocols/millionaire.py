@@ -62,6 +62,7 @@ import numpy as np
 from .._ext import millionaire as _mk
 from .._ext import ot as _otk
 from ..errors import ProtocolError
+from ..ot.iknp import CHUNK as IKNP_CHUNK   # OTs per u-matrix message of a one-way IKNP flavour
 
 __all__ = ["millionaire_gt", "millionaire_costs", "tree_levels", "DIGIT", "ROT_CHUNK"]
 
@@ -70,8 +71,7 @@ _MASK64 = U64(0xFFFFFFFFFFFFFFFF)
 DIGIT = 4                  # m: bits per leaf digit (1-out-of-16 OT)
 ROT_CHUNK = 1 << 21        # random OTs per streamed chunk (two 32 MiB key arrays at the sender; large
                            # enough to move a silent-OT source to its main parameter set at once)
-IKNP_HEADER = 32           # bytes of an IKNP batch header
-IKNP_CHUNK = 1 << 16       # OTs per u-matrix message of a one-way IKNP flavour
+IKNP_HEADER = 32           # bytes of an IKNP batch header (uint64[4])
 
 
 def tree_levels(q: int) -> list[int]:
@@ -134,7 +134,7 @@ def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:
         out["open_bytes"] += (n * (3 * p - 1) + 7) // 8
     out["bytes_p0"] += out["open_bytes"]
     out["bytes_p1"] += out["open_bytes"]
-    # P0 -> P1 (random OTs) | P1 -> P0 (random OTs, tables, level-0 opening) | then one
+    # R -> S (random OTs) | S -> R (random OTs, tables, level-0 opening) | then one
     # one-way message per level, alternating (see _pingpong): L + 2 runs on both sides
     out["rounds_p0"] = out["rounds_p1"] = L + 2 if L else 2
     return out
