@@ -1,4 +1,4 @@
-"""asv suite for issue 12 part A: elliptic-curve base OT set-up and Ferret silent
+"""asv suite of the elliptic-curve base OT set-up and Ferret silent
 random COT between two processes over tcp loopback (IKNP alongside for the ratio).
 
 Run: ``asv run --python=same --quick --bench bench_silent`` (or the figures script

@@ -1,4 +1,4 @@
-"""Figures for issue 12 part A: elliptic-curve base OT and Ferret silent correlated OT
+"""Figures of the elliptic-curve base OT and Ferret silent correlated OT
 (eprint 2020/924), two processes over tcp loopback, with ``openssl speed -evp
 aes-128-ecb`` and IKNP measured in the same run.
 
@@ -13,9 +13,14 @@ Rows:
   iterations), "steady" the best/median of R further batches; bytes are both
   directions, per OT, over everything the batch sent (including the bootstrap for
   "first");
-* chosen-choice COT (``send_cot/recv_cot``) from Ferret and from IKNP, same n;
+* chosen-choice COT (``send_cot/recv_cot``) from Ferret and from IKNP, same n; the three
+  COT rows run in one session pair, batch by batch in turn, so they share the load
+  of this (shared, noisy) machine; the set-up (base OTs, Ferret's IKNP bootstrap) falls
+  in the first batch of the first row;
 * rounds: runs of same-direction messages inside the batch as the sender counts them
   (an iteration is one exchange: 2; rcot batches that need no iteration: 0);
+* end to end: ReLU on 100 and 100,000 inputs in a fresh session with ot="iknp" vs
+  ot="ferret" (Ferret would be the default only if it were faster here);
 * M OT/s = all steady OTs / all steady seconds (sustained: batches needing one or two
   main iterations averaged), also as a ratio of OpenSSL AES-128 blocks/s (target >= 0.05x; emp's
   Ferret reached 0.03-0.04x on this machine), bytes per OT (target <= 0.3).
@@ -61,60 +66,85 @@ def measure_base(group: str, repeat: int = 3, transport: str = "tcp") -> list[fl
     return out
 
 
-def measure_cot(engine: str, flavour: str, n: int, repeat: int = 3, transport: str = "tcp", timeout=900):
-    """``engine`` "ferret" or "iknp", ``flavour`` "rcot" or "cot".  Returns a dict with
-    the first batch (seconds, bytes/OT, rounds) and the steady batches."""
+ROWS = (("ferret", "rcot"), ("ferret", "cot"), ("iknp", "cot"))
 
-    def make(s):
-        if engine == "ferret":
-            return Ferret(s)
-        eng = OT(s)
-        return eng
+
+def measure_cots(n: int, repeat: int = 3, rows=ROWS, transport: str = "tcp", timeout=900):
+    """The rows ``(engine, flavour)`` (engine "ferret" or "iknp", flavour "rcot" or "cot")
+    measured in ONE session pair, batch by batch in turn (row 1, row 2, row 3, row 1, ...),
+    so that every row sees the same machine load.  Ferret is bootstrapped by the session's
+    IKNP, which the "iknp" row also uses.  Returns ``{row: dict}`` with the first batch
+    (seconds, bytes/OT, rounds) and the steady batches."""
+
+    def engines(s):
+        f = Ferret(s)
+        return {"ferret": f, "iknp": s.engine("ot", "iknp")}
 
     def sender(s):
-        e = make(s)
+        e = engines(s)
         q = np.ones((n, 16), np.uint8)
-
-        def one():
-            if flavour == "rcot":
-                e.send_rcot(n, out=q)
-            else:
-                e.send_cot(n, out=q)
-        res = []
+        res = {r: [] for r in rows}
         for i in range(repeat + 1):
-            s.channel.recv_bytes("bench.go", 1)
-            with s.phase(f"batch{i}"):
-                one()
-            s.channel.send("bench.done", b"d")
-            c = s.counters(f"batch{i}")
-            res.append((c.bytes, c.rounds))
+            for r in rows:
+                eng, fl = e[r[0]], r[1]
+                s.channel.recv_bytes("bench.go", 1)
+                with s.phase(f"{r[0]}_{r[1]}_{i}"):
+                    eng.send_rcot(n, out=q) if fl == "rcot" else eng.send_cot(n, out=q)
+                s.channel.send("bench.done", b"d")
+                c = s.counters(f"{r[0]}_{r[1]}_{i}")
+                res[r].append((c.bytes, c.rounds))
         return res
 
     def receiver(s):
-        e = make(s)
+        e = engines(s)
         t = np.ones((n, 16), np.uint8)
         bits = (np.arange(n) % 3 == 1).astype(np.uint8)
-
-        def one():
-            if flavour == "rcot":
-                e.recv_rcot(n, out=t)
-            else:
-                e.recv_cot(bits, out=t)
-        times = []
+        times = {r: [] for r in rows}
         for _ in range(repeat + 1):
-            t0 = time.perf_counter()
-            s.channel.send("bench.go", b"g")
-            one()
-            s.channel.recv_bytes("bench.done", 1)
-            times.append(time.perf_counter() - t0)
+            for r in rows:
+                eng, fl = e[r[0]], r[1]
+                t0 = time.perf_counter()
+                s.channel.send("bench.go", b"g")
+                eng.recv_rcot(n, out=t) if fl == "rcot" else eng.recv_cot(bits, out=t)
+                s.channel.recv_bytes("bench.done", 1)
+                times[r].append(time.perf_counter() - t0)
         return times
 
     counts, times = run_pair(sender, receiver, transport=transport, timeout=timeout)
-    steady = times[1:]
-    return {"first_s": times[0], "first_bytes_per_ot": counts[0][0] / n, "first_rounds": counts[0][1],
-            "best_s": min(steady), "median_s": statistics.median(steady), "sum_s": sum(steady),
-            "steady_bytes_per_ot": statistics.mean(c[0] for c in counts[1:]) / n,
-            "steady_rounds": max(c[1] for c in counts[1:])}
+    out = {}
+    for r in rows:
+        tm, ct = times[r], counts[r]
+        steady = tm[1:]
+        out[r] = {"first_s": tm[0], "first_bytes_per_ot": ct[0][0] / n, "first_rounds": ct[0][1],
+                  "best_s": min(steady), "median_s": statistics.median(steady), "sum_s": sum(steady),
+                  "steady_bytes_per_ot": statistics.mean(c[0] for c in ct[1:]) / n,
+                  "steady_rounds": max(c[1] for c in ct[1:])}
+    return out
+
+
+def measure_cot(engine: str, flavour: str, n: int, repeat: int = 3, **kw):
+    """One row of :func:`measure_cots` (for the asv suite)."""
+    return measure_cots(n, repeat, rows=((engine, flavour),), **kw)[(engine, flavour)]
+
+
+def measure_relu(ot: str, n: int, transport: str = "tcp", timeout=900):
+    """End to end: a fresh session (base OTs, bootstrap included) that inputs n values,
+    squares them and applies ReLU (garbled carry + triples: every COT of the hybrid
+    protocols comes from ``ot``).  Returns (seconds, bytes both ways, rounds)."""
+    import ezprotocols
+    x = (np.arange(n) % 2001 - 1000) / 8.0
+
+    def f(s):
+        _sync(s)
+        t0 = time.perf_counter()
+        t = s.input(x if s.role == 0 else None, 0, shape=x.shape)
+        s.reveal(ezprotocols.relu(t * t - 100.0))
+        dt = time.perf_counter() - t0
+        c = s.counters()
+        return dt, c.bytes, c.rounds
+
+    r = run_pair(f, f, transport=transport, timeout=timeout, ot=ot)
+    return max(a[0] for a in r), r[0][1], r[0][2]
 
 
 def main():
@@ -125,16 +155,21 @@ def main():
     a = ap.parse_args()
     n = 1 << a.n
     ref = openssl_aes_ecb()
-    rows = {"n": n, "openssl": ref, "params": {"main": MAIN.__dict__, "setup": SETUP.__dict__}}
+    rows = {"n": n, "load": os.getloadavg(), "openssl": ref, "params": {"main": MAIN.__dict__, "setup": SETUP.__dict__}}
     rows["base_ec_s"] = measure_base("ec", a.repeat)
     rows["base_modp_s"] = measure_base("modp", a.repeat)
-    for engine, flavour in (("ferret", "rcot"), ("ferret", "cot"), ("iknp", "cot")):
-        rows[f"{engine}_{flavour}"] = measure_cot(engine, flavour, n, a.repeat)
+    for (engine, flavour), r in measure_cots(n, a.repeat).items():
+        rows[f"{engine}_{flavour}"] = r
+    for n_relu in (100, 100_000):
+        for ot in ("iknp", "ferret"):
+            rows[f"relu_{n_relu}_{ot}"] = min((measure_relu(ot, n_relu) for _ in range(2)), key=lambda r: r[0])
     rows["openssl_after"] = openssl_aes_ecb()
     if a.json:
         print(json.dumps(rows, indent=1, default=str))
         return
     blk = ref["blocks_per_s"]
+    print(f"load average (1 min) at the start {rows['load'][0]:.1f}, at the end {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cpus (the machine is shared: compare rows of one run)")
     print(f"OpenSSL aes-128-ecb (same run): {blk / 1e6:.0f} M blocks/s; after: "
           f"{rows['openssl_after']['blocks_per_s'] / 1e6:.0f} M")
     print(f"Ferret parameters (eprint 2020/924 Table 2): main n={MAIN.n} k={MAIN.k} t={MAIN.t}; "
@@ -152,6 +187,11 @@ def main():
         print(f"{key:14s} {r['first_s']:8.3f} {r['first_bytes_per_ot']:6.3f} {r['first_rounds']:5d} | "
               f"{r['best_s']:7.3f} {r['median_s']:7.3f} {rate / 1e6:7.1f} {rate / blk:9.3f} "
               f"{r['steady_bytes_per_ot']:6.3f} {r['steady_rounds']:5d}")
+    print("end to end, fresh session, x -> relu(x*x - 100) (best of 2):")
+    for n_relu in (100, 100_000):
+        for ot in ("iknp", "ferret"):
+            t, b, rd = rows[f"relu_{n_relu}_{ot}"]
+            print(f"  n={n_relu:<7d} ot={ot:7s} {t:7.3f} s {b / 1e6:9.2f} MB {rd:5d} rounds")
 
 
 if __name__ == "__main__":

@@ -181,7 +181,7 @@ def test_both_directions_interleaved_and_setup(rng):
         q, d = s.ot.send_cot(n)
         t = s.ot.recv_cot(b0)
         q2, _ = s.ot.send_cot(n)
-        return q, d, t, q2, base_bytes, s.ot._g.ELEMENT_BYTES
+        return q, d, t, q2, base_bytes
 
     def p1(s):
         s.ot.setup()
@@ -190,14 +190,15 @@ def test_both_directions_interleaved_and_setup(rng):
         t2 = s.ot.recv_cot(b1[::-1].copy())
         return t, q, d, t2
 
-    (q0, d0, t0, q02, base_bytes, elem), (t1, q1, d1, t12) = run_pair(p0, p1)
+    (q0, d0, t0, q02, base_bytes), (t1, q1, d1, t12) = run_pair(p0, p1)
     assert np.array_equal(t1, q0 ^ (b1[:, None] * d0))
     assert np.array_equal(t0, q1 ^ (b0[:, None] * d1))
     assert np.array_equal(t12, q02 ^ (b1[::-1, None] * d0))
     assert not np.array_equal(d0, d1)                                      # one delta per direction
     assert d0[0] & 1 and d1[0] & 1
-    # each direction: A one way, 128 B's back: (1 + 128) group elements in each direction
-    assert base_bytes == 2 * 129 * elem
+    # each direction: A one way, 128 B's back: (1 + 128) points in each direction
+    # (Ed25519 base OT by default: 32-byte points; MODP-3072: 384-byte elements)
+    assert base_bytes == 2 * 129 * 32
 
 
 def test_delta_property_triggers_setup(rng):

@@ -27,8 +27,17 @@ def _off_curve():
     raise AssertionError
 
 
+def _mixed_order():
+    # a valid subgroup point plus the order-8 point: on the curve, not in the order-L subgroup
+    from nacl import _sodium
+    good = bytes(ec_base.BaseOTSender(1, "t").first_message())
+    out = _sodium.ffi.new("unsigned char[32]")
+    assert _sodium.lib.crypto_core_ed25519_add(out, good, ORDER8) == 0
+    return bytes(out)
+
+
 BAD = {"identity": IDENTITY, "order 2": ORDER2, "non-canonical": NONCANONICAL, "order 8": ORDER8,
-       "off curve": _off_curve()}
+       "off curve": _off_curve(), "mixed order": _mixed_order()}
 
 
 def test_available_and_generator_valid():

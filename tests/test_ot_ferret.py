@@ -82,6 +82,10 @@ def test_ggm_kernels_match_reference(h):
     e = np.zeros(t * N, np.uint8)
     e[np.arange(t) * N + alpha] = 1
     assert np.array_equal(w, out ^ e[:, None] * delta)
+    pre = rng.integers(0, 256, out.shape, dtype=np.uint8)
+    w2 = pre.copy()
+    F.ggm_recv(alpha, ksib, ls ^ delta, h, w2, True)                   # XOR mode
+    assert np.array_equal(w2, pre ^ w)
 
 
 def test_lpn_kernel_matches_reference():
@@ -98,6 +102,28 @@ def test_lpn_kernel_matches_reference():
             ref ^= base[idx[:, e]]
         M.encode(base, o, row0)
         assert np.array_equal(o, ref)
+        o2 = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+        M.encode(base, o2, row0, True)                                  # overwrite mode
+        assert np.array_equal(o2, np.bitwise_xor.reduce([base[idx[:, e]] for e in range(10)]))
+        o3 = np.empty(16 * n + 1, np.uint8)[1:].reshape(n, 16)           # unaligned: regular stores
+        o3[:] = ref ^ o2
+        M.encode(base, o3, row0)
+        assert np.array_equal(o3, ref)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1001])
+def test_choice_correction_kernels(n):
+    rng = np.random.default_rng(n)
+    blocks = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    lsb = blocks[:, 0] & 1
+    assert np.array_equal(F.lsb_pack(blocks), np.packbits(lsb, bitorder="little"))
+    b = rng.integers(0, 2, n).astype(np.uint8)
+    pb = np.packbits(b, bitorder="little")
+    assert np.array_equal(F.lsb_pack(blocks, pb), np.packbits(lsb ^ b, bitorder="little"))
+    delta = rng.integers(0, 256, 16, dtype=np.uint8)
+    x = blocks.copy()
+    F.cond_xor_packed(x, pb, delta)
+    assert np.array_equal(x, blocks ^ b[:, None] * delta)
 
 
 def test_lpn_matrix_public_and_fixed():
@@ -140,9 +166,24 @@ def test_rcot_small_sizes_and_continuation():
 
 
 def test_rcot_over_a_million_two_modes():
-    # 1.1 M: short by more than a setup iteration -> switches to the main parameters
-    sizes = [3, 1_100_001, 5]
-    _check_rcot(_rcot_pair(sizes), sizes)
+    # after the 3, the pool holds 602,016; 1.3 M is then short by more than a setup
+    # iteration: a setup iteration reserving the main set writes its 42,821 fresh COTs
+    # straight into the output (at offset 602,016), then a main iteration fills the pool
+    sizes = [3, 1_300_000, 5]
+    seen = {}
+
+    def p0(s):
+        f = Ferret(s)
+        r = [f.send_rcot(n) for n in sizes]
+        seen["mode"], seen["it"] = f._sender.mode, f._sender.iteration
+        return r, f.delta.copy()
+
+    def p1(s):
+        f = Ferret(s)
+        return [f.recv_rcot(n) for n in sizes]
+
+    _check_rcot(run_pair(p0, p1), sizes)
+    assert seen == {"mode": "main", "it": 3}
 
 
 @slow
@@ -151,9 +192,36 @@ def test_rcot_2_to_24_tcp():
     _check_rcot(_rcot_pair(sizes, transport="tcp", timeout=600), sizes)
 
 
-def test_all_flavours_both_directions():
+def test_iteration_traffic_is_exact():
+    """One setup iteration: receiver -> sender 32 + ceil(t h / 8) bytes, sender -> receiver
+    t (2h + 1) 16 bytes, one exchange (2 rounds); pool hits cost nothing; a chosen-choice
+    COT costs a 32-byte header and one bit per OT."""
+    p = SETUP
+
+    def f(s):
+        fe = Ferret(s)
+        fe.setup()
+        out = []
+        for i, n in enumerate((5, 1000, 17)):
+            with s.phase(f"call{i}"):
+                if i < 2:
+                    fe.send_rcot(n) if s.role == 0 else fe.recv_rcot(n)
+                else:
+                    fe.send_cot(n) if s.role == 0 else fe.recv_cot(np.ones(n, np.uint8))
+            c = s.counters(f"call{i}")
+            out.append((c.bytes_sent, c.bytes_recv, c.rounds))
+        return out
+
+    a, b = run_pair(f, f)
+    up, down = 32 + (p.t * p.h + 7) // 8, p.t * (2 * p.h + 1) * 16
+    assert a[0] == (0 + down, up, 2) and b[0] == (up, down, 2)
+    assert a[1][:2] == b[1][:2] == (0, 0)
+    assert a[2][:2] == (0, 32 + 3) and b[2][:2] == (32 + 3, 0)
+
+
+@pytest.mark.parametrize("n", [3001, pytest.param(1_000_003, marks=slow)])
+def test_all_flavours_both_directions(n):
     rng = np.random.default_rng(3)
-    n = 3001
     bits = (rng.integers(0, 2, n)).astype(np.uint8)
     L = 37
     m0, m1 = rng.integers(0, 256, (n, L), dtype=np.uint8), rng.integers(0, 256, (n, L), dtype=np.uint8)

@@ -45,11 +45,15 @@ main iteration    10,805,248    589,760   1,319    8,192   606,907 (output 10,19
 setup iteration   649,728       36,288    1,269    512     47,709  (output 602,019)
 ================  ============  ========  =======  ======  ===========================
 
-The same numbers appear in the public parameter lists of the authors' later work
-(Wolverine/QuickSilver code carries ``n = 10805248, t = 1319, k = 589760, log bin 13``;
-emp-ot's ``ferret/constants.h`` has the setup set ``649728 / 1269 / 36288 / 9``).
+Cross-checks: the main set is also the "Wolverine" primal-LPN instance of a public
+Rust implementation (``n = 10805248, t = 1319, k = 589760, log bin 13``); emp-ot's
+``emp-ot/ferret/constants.h`` (emp-toolkit) has the same setup set (``649728 / 1269 /
+36288``, bins of 2^9) and a slightly different main set (``10608640 / 1295 / 589824``).
 ``d = 10`` as in the paper's implementation.  :data:`MAIN` and :data:`SETUP`;
 ``tests/test_ot_ferret.py`` checks them.
+
+Memory: a direction in main mode keeps one 173 MB iteration buffer and two 9.7 MB
+reserve buffers (allocated once, pre-faulted); a setup-mode direction about 11 MB.
 
 Schedule (deterministic from the call sequence, so both parties agree): a direction
 starts in "setup" mode (IKNP bootstrap of 47,709 COTs, setup iterations of 602,019
@@ -81,6 +85,14 @@ masked by ``H(t ^ delta)``, pseudorandom under the CCR hash, and ``c``, which is
 Simulatability then follows as in the paper's Theorem for the semi-honest protocol
 (Fig. 5/6), with the outputs pseudorandom by LPN with regular noise.
 
+>>> import numpy as np
+>>> from ezprotocols.runner import run_pair
+>>> def f(s):
+...     return s.ot.send_rcot(1000) if s.role == 0 else s.ot.recv_rcot(1000)
+>>> (q, delta), (r, t) = run_pair(f, f, ot="ferret")
+>>> bool((t == q ^ r[:, None] * delta).all()), int(delta[0] & 1), int(q[:, 0].max() & 1)
+(True, 1, 0)
+
 Security assumptions stated plainly: LPN with regular noise at the parameters above;
 fixed-key AES as an ideal/correlation-robust permutation for the GGM PRG and hashes
 (as in emp-toolkit and libOTe); LPN matrix indices by multiply-shift from 32-bit words
@@ -96,10 +108,10 @@ import numpy as np
 
 from .._ext import ferret as _f
 from .._ext import ot as _k
-from .._ext.crypto import Prg, cond_xor_blocks
+from .._ext.crypto import Prg
 from ..errors import ProtocolError
 from .checks import check_n as _check_n, out_blocks as _out_blocks
-from .iknp import FLAVOURS, _describe, _header
+from .iknp import _describe, _header
 from .source import CotSource
 
 __all__ = ["LpnParams", "MAIN", "SETUP", "PARAMS", "Ferret", "FerretSender", "FerretReceiver"]
@@ -133,7 +145,6 @@ class LpnParams:
 MAIN = LpnParams("main", 1, n=10_805_248, k=589_760, t=1_319, h=13)
 SETUP = LpnParams("setup", 2, n=649_728, k=36_288, t=1_269, h=9)
 PARAMS = {"main": MAIN, "setup": SETUP}
-_BY_ID = {p.ident: p for p in PARAMS.values()}
 
 EXT_DOMAIN = 0x46        # 'F': tweaks of the tree-level hashes
 _LPN_PERSON = b"ezp-ferret-lpn"
@@ -206,7 +217,7 @@ class _Side:
         if short >= p.n - R:
             if self.buf is None or self.buf.shape[0] < X:
                 self.buf = None
-                self.buf = alloc_blocks(max(X, SETUP.n))
+                self.buf = alloc_blocks(p.n)         # the mode's full size: allocated once
             start = at + X - R
             return a, self.buf[:X], out[start:start + p.n - X], True
         if self.buf is None or self.buf.shape[0] < p.n:
@@ -328,6 +339,9 @@ class FerretReceiver(_Side):
         self.ch.send(f"{self.prefix}.ext.hdr",
                      np.array([self.iteration, p.ident, self.consumed, short], np.uint64))
         self.ch.send(f"{self.prefix}.ext.d", np.packbits(d.reshape(-1), bitorder="little"))
+        M = _matrix(p)                          # LPN part first, while the sender expands its trees
+        M.encode(self.base[:p.k], head, 0, True)
+        M.encode(self.base[:p.k], tail, head.shape[0], True)
         hl = np.empty((nl, 16), np.uint8)
         hi = self.tweak_hi(EXT_DOMAIN) | (self.iteration & 0xFFFFFFFFFFFF)
         _k.tccr_rows(tl, None, hi, 0, hl)
@@ -337,11 +351,8 @@ class FerretReceiver(_Side):
         ksib = np.take_along_axis(lv, side, axis=2)[:, :, 0] ^ hl.reshape(p.t, p.h, 16)
         ksib = np.ascontiguousarray(ksib)
         c = np.ascontiguousarray(msg[:, 2 * p.h])
-        _f.ggm_recv(alpha[:a], ksib[:a], c[:a], p.h, head)
-        _f.ggm_recv(alpha[a:], ksib[a:], c[a:], p.h, tail)
-        M = _matrix(p)
-        M.encode(self.base[:p.k], head, 0)
-        M.encode(self.base[:p.k], tail, head.shape[0])
+        _f.ggm_recv(alpha[:a], ksib[:a], c[:a], p.h, head, True)
+        _f.ggm_recv(alpha[a:], ksib[a:], c[a:], p.h, tail, True)
         return self._finish_iteration(p, nxt, direct, out, at)
 
 
@@ -358,6 +369,8 @@ class Ferret(CotSource):
     #: amortised bytes per chosen-choice COT, rounded up to the integer the cost formulas
     #: take: 1/8 for the choice correction plus < 0.06 for the iterations
     cot_bytes = 1
+    #: derived-flavour tweaks: 'R', not the 'S' of other sources (delta is the IKNP one)
+    tweak_domain = 0x52
 
     def __init__(self, session, *, iknp=None):
         super().__init__(session)
@@ -366,6 +379,7 @@ class Ferret(CotSource):
         self._iknp = iknp
         self._sender: FerretSender | None = None
         self._receiver: FerretReceiver | None = None
+        self._scratch_bufs: list[np.ndarray | None] = [None, None]
 
     # ------------------------------------------------------------------ setup
     def _tx(self) -> FerretSender:
@@ -429,8 +443,7 @@ class Ferret(CotSource):
                                 f"same n")
         q = tx.take(n, _out_alloc(out, n))
         db = self.session.channel.recv_array(f"{tx.prefix}.b", np.uint8, ((n + 7) // 8,))
-        if n:
-            cond_xor_blocks(q, np.unpackbits(db, count=n, bitorder="little"), tx.delta)
+        _f.cond_xor_packed(q, db, tx.delta)
         return q
 
     def _recv_derand(self, rx: FerretReceiver, b: np.ndarray, packed: np.ndarray, flavour: str, param=0,
@@ -439,8 +452,7 @@ class Ferret(CotSource):
         ch = self.session.channel
         ch.send(f"{rx.prefix}.hdr", _header(n, flavour, param, check))
         t = rx.take(n, _out_alloc(out, n))
-        r = np.packbits(t[:, 0] & 1, bitorder="little")
-        ch.send(f"{rx.prefix}.b", packed[:r.shape[0]] ^ r)
+        ch.send(f"{rx.prefix}.b", _f.lsb_pack(t, packed[:(n + 7) // 8]))
         return t
 
     def send_cot(self, n: int, *, out: np.ndarray | None = None):
@@ -454,6 +466,25 @@ class Ferret(CotSource):
         b, packed = _k.pack_bits(bits)
         out = _out_blocks(out, b.shape[0], "out") if out is not None else None
         return self._recv_derand(self._rx(), b, packed, "cot", out=out)
+
+    # ------------------------------------------------------------------ scratch for derived flavours
+    def _scratch(self, i: int, n: int) -> np.ndarray:
+        """A reused, pre-faulted uint8[n, 16] (one per direction): the derived flavours hash
+        their COTs and drop them, so they need not pay for fresh memory every call."""
+        buf = self._scratch_bufs[i]
+        if buf is None or buf.shape[0] < n:
+            self._scratch_bufs[i] = None
+            buf = self._scratch_bufs[i] = alloc_blocks(max(n, 1 << 16))
+        return buf[:n]
+
+    def _derived_send_cot(self, n: int):
+        n = _check_n(n)
+        tx = self._tx()
+        return self._send_derand(tx, n, "cot", out=self._scratch(0, n)), tx.delta
+
+    def _derived_recv_cot(self, bits) -> np.ndarray:
+        b, packed = _k.pack_bits(bits)
+        return self._recv_derand(self._rx(), b, packed, "cot", out=self._scratch(1, b.shape[0]))
 
     def __repr__(self):
         def st(x):
@@ -470,4 +501,5 @@ def _k_prep_n(n, out):
     return n, (None if out is None else _out_blocks(out, n, "out"))
 
 
-assert FLAVOURS["cot"] and all(p.check() is None for p in PARAMS.values())
+for _p in PARAMS.values():
+    _p.check()

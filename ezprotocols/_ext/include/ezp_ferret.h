@@ -170,11 +170,12 @@ static void ezp_ggm_send(const uint8_t *seeds, size_t t, int h, uint8_t *out, ui
  * c[i] = delta ^ XOR of the sender's leaves.  Fills out[i*N ..) with the sender's leaves
  * except at alpha[i], where it writes c[i] ^ XOR of the others (= leaf ^ delta). */
 static void ezp_ggm_recv(const uint32_t *alpha, const uint8_t *ksib, const uint8_t *c, size_t t, int h,
-                         uint8_t *out) {
+                         uint8_t *out, uint8_t *scratch) {
     size_t N = (size_t)1 << h;
     const __m128i zero = _mm_setzero_si128();
     for (size_t i = 0; i < t; i++) {
-        uint8_t *nodes = out + 16 * N * i;
+        /* scratch != NULL: expand there (N blocks) and XOR the leaves into out */
+        uint8_t *nodes = scratch ? scratch : out + 16 * N * i;
         size_t a = alpha[i] & (N - 1);
         size_t p = a >> (h - 1);                       /* path node at level 1 */
         _mm_storeu_si128((__m128i *)(nodes + 16 * (p ^ 1)), _mm_loadu_si128((const __m128i *)(ksib + 16 * (i * h))));
@@ -194,19 +195,28 @@ static void ezp_ggm_recv(const uint32_t *alpha, const uint8_t *ksib, const uint8
         }
         __m128i sum = ezp_ggm__clear_sum(nodes, N);     /* the zeroed leaf adds nothing */
         _mm_storeu_si128((__m128i *)(nodes + 16 * a), _mm_xor_si128(sum, _mm_loadu_si128((const __m128i *)(c + 16 * i))));
+        if (scratch) {
+            uint8_t *dst = out + 16 * N * i;
+            for (size_t j = 0; j < N; j++)
+                _mm_storeu_si128((__m128i *)(dst + 16 * j),
+                                 _mm_xor_si128(_mm_loadu_si128((const __m128i *)(dst + 16 * j)),
+                                               _mm_loadu_si128((const __m128i *)(nodes + 16 * j))));
+        }
     }
 }
 
 /* ---------------------------------------------------------------- LPN encoding */
 
-/* out[j] ^= XOR over e < EZP_LPN_D of base[idx(i0 + j, e)] for j < n.  Row r of the public
+/* out[j] ^= XOR over e < EZP_LPN_D of base[idx(i0 + j, e)] for j < n (overwrite: out[j] = ...).  Row r of the public
  * matrix has the column indices idx(r, e) = (w[10 r + e] * k) >> 32, where w is the stream of
  * little-endian 32-bit words of AES_key(0), AES_key(1), ... (counter in the low 64 bits). */
 #define EZP_LPN_BATCH 512     /* rows per batch: 5120 words = 1280 AES blocks */
 #define EZP_LPN_PF 8          /* prefetch distance in rows */
-static void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uint8_t *out, size_t n, uint64_t i0) {
+static void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uint8_t *out, size_t n, uint64_t i0,
+                    int overwrite) {
     uint32_t w[EZP_LPN_D * EZP_LPN_BATCH + 8] __attribute__((aligned(64)));
     uint32_t idx[EZP_LPN_D * (EZP_LPN_BATCH + EZP_LPN_PF)] __attribute__((aligned(64)));
+    const int nt = ((uintptr_t)out & 15) == 0;     /* non-temporal stores need 16-byte alignment */
     for (size_t j0 = 0; j0 < n; j0 += EZP_LPN_BATCH) {
         size_t m = n - j0 < EZP_LPN_BATCH ? n - j0 : EZP_LPN_BATCH;
         uint64_t word0 = (uint64_t)EZP_LPN_D * (i0 + j0);
@@ -220,15 +230,42 @@ static void ezp_lpn(const ezp_aes_key *key, const uint8_t *base, uint32_t k, uin
                 for (int e = 0; e < EZP_LPN_D; e++) _mm_prefetch((const char *)(base + 16 * (size_t)pf[e]), _MM_HINT_T0);
             }
             const uint32_t *ix = idx + EZP_LPN_D * j;
-            __m128i a0 = _mm_loadu_si128((const __m128i *)(out + 16 * (j0 + j)));
+            __m128i a0 = overwrite ? _mm_setzero_si128() : _mm_loadu_si128((const __m128i *)(out + 16 * (j0 + j)));
             __m128i a1 = _mm_loadu_si128((const __m128i *)(base + 16 * (size_t)ix[0]));
             for (int e = 1; e < EZP_LPN_D; e += 2) {
                 a0 = _mm_xor_si128(a0, _mm_loadu_si128((const __m128i *)(base + 16 * (size_t)ix[e])));
                 if (e + 1 < EZP_LPN_D)
                     a1 = _mm_xor_si128(a1, _mm_loadu_si128((const __m128i *)(base + 16 * (size_t)ix[e + 1])));
             }
-            _mm_storeu_si128((__m128i *)(out + 16 * (j0 + j)), _mm_xor_si128(a0, a1));
+            __m128i r = _mm_xor_si128(a0, a1);
+            if (nt) _mm_stream_si128((__m128i *)(out + 16 * (j0 + j)), r);   /* keep base in cache */
+            else _mm_storeu_si128((__m128i *)(out + 16 * (j0 + j)), r);
         }
+    }
+    if (nt) _mm_sfence();
+}
+
+/* ---------------------------------------------------------------- choice-bit corrections */
+
+/* packed[j/8] bit j%8 = bit 0 of block j, XORed with the packed bits b (b may be NULL). */
+static void ezp_ferret_lsb_pack(const uint8_t *blocks, size_t n, const uint8_t *b, uint8_t *packed) {
+    size_t nb = (n + 7) / 8;
+    for (size_t i = 0; i < nb; i++) {
+        size_t j0 = 8 * i, m = n - j0 < 8 ? n - j0 : 8;
+        uint8_t acc = 0;
+        for (size_t k = 0; k < m; k++) acc |= (uint8_t)((blocks[16 * (j0 + k)] & 1) << k);
+        packed[i] = acc ^ (b ? b[i] : 0);
+    }
+    if (n % 8) packed[nb - 1] &= (uint8_t)((1u << (n % 8)) - 1);
+}
+
+/* blocks[j] ^= delta where bit j of the packed bits is set. */
+static void ezp_ferret_cond_xor_packed(uint8_t *blocks, size_t n, const uint8_t *packed, const uint8_t *delta) {
+    const __m128i d = _mm_loadu_si128((const __m128i *)delta);
+    for (size_t j = 0; j < n; j++) {
+        __m128i m = _mm_set1_epi8((char)(0 - ((packed[j >> 3] >> (j & 7)) & 1)));
+        __m128i x = _mm_loadu_si128((const __m128i *)(blocks + 16 * j));
+        _mm_storeu_si128((__m128i *)(blocks + 16 * j), _mm_xor_si128(x, _mm_and_si128(m, d)));
     }
 }
 
