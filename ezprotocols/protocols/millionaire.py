@@ -2,7 +2,7 @@
 ``b`` (``nbits``-bit unsigned values), batched over any number of pairs.
 
 Construction (CrypTFlow2, Rathee et al., eprint 2020/1002, section 3.1 / Algorithm 1,
-with the leaner variants of Cheetah, Huang et al., eprint 2022/207, section 5):
+with the leaner variants of Cheetah, Huang et al., eprint 2022/207):
 
 1. Leaves.  One party, the *leaf sender* S (:func:`leaf_sender`: P1 for an even number
    of tree levels, P0 for an odd one), holds ``A`` and the other, R, holds ``B``, with
@@ -23,8 +23,8 @@ with the leaner variants of Cheetah, Huang et al., eprint 2022/207, section 5):
    ``eq_hi``: one *correlated* bit triple ``(a; b, b'; ab, ab')`` serves both (Cheetah's
    correlated triples; 3 opened bits instead of 4).  The node holding digit 0 never
    needs its equality bit (1 AND).
-3. Bit triples from random OT (Asharov et al., eprint 2013/552, section 4.1 /
-   Gilboa-style cross terms): ``(a0 ^ a1)(b0 ^ b1) = a0 b0 ^ a1 b1 ^ a1 b0 ^ a0 b1``;
+3. Bit triples from random OT (Asharov et al., eprint 2013/552; Gilboa-style cross
+   terms): ``(a0 ^ a1)(b0 ^ b1) = a0 b0 ^ a1 b1 ^ a1 b0 ^ a0 b1``;
    for ``a_R b_S`` a random OT with S sending (S's ``b_S`` = the XOR of its two keys'
    low two bits, R choosing with ``a_R``), for ``a_S b_R`` one with R sending.
    Two ROTs per node whatever the width of ``b``; the choices are random, so a

@@ -10,8 +10,8 @@ bits (P0 holds the left side, P1 the right); the top bits are folded in locally.
 One batched run per call, whatever the size (see :mod:`.millionaire` for rounds,
 bytes and what each party sees; ``msb`` adds no message of its own).
 
-Truncation (Cheetah, eprint 2022/207, section 4.2 / "known MSB"; SiRnn, eprint
-2020/1002): for ``|x| < 2^62`` P0 adds ``2^62`` so that the top bit of ``x'`` is 0;
+Truncation (Cheetah, eprint 2022/207: truncation with a one-bit error and the
+"known MSB" trick; SiRnn, eprint 2020/1002): for ``|x| < 2^62`` P0 adds ``2^62`` so that the top bit of ``x'`` is 0;
 then the wrap of ``x'0 + x'1`` is ``w = msb(x'0) OR msb(x'1)`` (one additive COT of
 ``f`` bits) and ``floor(x'/2^f) = (x'0 >> f) + (x'1 >> f) + c - w 2^(64-f)`` with the
 low-bit carry ``c = [l0 + l1 >= 2^f]``.  :func:`trunc` with ``exact=False`` drops
@@ -117,7 +117,8 @@ class OtCompare(CompareEngine):
 
     def msb(self, share: np.ndarray, bits: int) -> np.ndarray:
         """XOR shares of bit ``bits - 1`` of ``x mod 2^bits`` (``share``: uint64, any shape)."""
-        return msb_shares(self.session, share, bits, self.m)
+        with self.session.phase("msb"):
+            return msb_shares(self.session, share, bits, self.m)
 
     def msb_costs(self, n: int, bits: int) -> dict:
         """Counts and IKNP bytes of :meth:`msb` on ``n`` elements (see
