@@ -137,6 +137,25 @@ def test_session_option_iknp_modp():
     assert np.array_equal(t, q ^ np.array([1, 0, 1], np.uint8)[:, None] * d)
 
 
+def test_missing_libsodium_symbol_is_a_clear_error(tmp_path):
+    """A libsodium without one of the needed functions: init() names it (fresh interpreter
+    with a stand-in ``nacl._sodium`` that lacks the scalar multiplication)."""
+    import os
+    import subprocess
+    import sys
+    fake = tmp_path / "nacl"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "_sodium.py").write_text("class _Lib:\n    pass\nlib = _Lib()\nffi = None\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), root]))
+    code = ("from ezprotocols._ext import ec\n"
+            "try:\n    ec.init()\nexcept RuntimeError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert "lacks crypto_scalarmult_ed25519_noclamp" in out.stdout, out.stderr
+    assert "base_ot='modp'" in out.stdout
+
+
 def test_default_is_ec_and_unknown_group():
     assert base_ot_group() is ec_base
     with pytest.raises(ValueError, match="base_ot"):

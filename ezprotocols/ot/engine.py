@@ -3,7 +3,9 @@ default): :class:`IknpSource`, an implementation of :class:`~ezprotocols.ot.sour
 that overrides every flavour with the fused kernels of :mod:`ezprotocols.ot.iknp`.
 
 One IKNP extension per direction (this party as sender, this party as receiver),
-each set up lazily from 128 base OTs (:mod:`ezprotocols.ot.base`) the first time
+each set up lazily from 128 base OTs (Chou-Orlandi in Ed25519's prime-order subgroup,
+:mod:`ezprotocols.ot.ec_base`; or in the MODP-3072 group, :mod:`ezprotocols.ot.base`,
+with ``base_ot="modp"`` / ``Session(..., ot="iknp-modp")``) the first time
 it is used, then extended in batches of any size.  Both parties must call
 matching methods in the same order with the same ``n`` (the receiver's ``bits``
 defines ``n``; the sender checks it and raises :class:`ProtocolError` on any
