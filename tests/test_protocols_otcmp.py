@@ -159,10 +159,13 @@ def test_engine_interface(rng):
     def party(s):
         eng = OtCompare(s)
         eng.setup()
-        return eng.msb(x0 if s.role == 0 else x1, 30), eng.msb_costs(24, 30)
+        with s.phase("m"):
+            out = eng.msb(x0 if s.role == 0 else x1, 30)
+        return out, eng.msb_costs(24, 30), s.counters("m").bytes_sent
 
-    (r0, c0), (r1, c1) = run_pair(party, party)
+    (r0, c0, b0), (r1, c1, b1) = run_pair(party, party)
     assert r0.shape == (2, 3, 4) and r0.dtype == np.uint8 and c0 == c1
+    assert (b0, b1) == (c0["bytes_p0"], c0["bytes_p1"])
     assert np.array_equal(r0 ^ r1, (x < 0).astype(np.uint8))
 
 
@@ -353,7 +356,8 @@ def test_over_ferret_silent_ot(rng):
         with s.phase("relu"):
             y = ez.relu(t).share
         c = s.counters("relu")
-        return y, msb(t, bits=37).share, s.compare.m, c.bytes_sent + c.bytes_recv
+        from ezprotocols.protocols.otcmp import digit_for
+        return y, msb(t, bits=37).share, digit_for(s, 63), c.bytes_sent + c.bytes_recv
 
     r0, r1 = run_pair(party, party, timeout=120, ot="ferret", compare="ot")
     assert r0[2] == 3
@@ -405,6 +409,8 @@ def test_cost_table_ot_engine():
     rows = {r["op"]: r for r in measure(400, "ot")}
     relu = rows["relu (64-bit)"]
     assert relu["and_gates"] == 0 and relu["cots"] == 0
-    assert relu["rots"] == 63 + 2 * 15 and relu["additive_cots"] == 2
-    assert rows["msb (32-bit bound)"]["rots"] == 31 + 2 * 7
+    # over IKNP 5-bit digits (best_digit): 13 digits at 63 bits, 7 at 31
+    assert relu["rots"] == 63 + 2 * 12 and relu["additive_cots"] == 2
+    assert rows["msb (32-bit bound)"]["rots"] == 31 + 2 * 6
     assert relu["rounds_p0"] == relu["rounds_p1"] == 8
+    assert rows["msb (32-bit bound)"]["rounds_p0"] == 5 and rows["relu (32-bit bound)"]["rounds_p1"] == 7

@@ -64,7 +64,7 @@ from .._ext import ot as _otk
 from ..errors import ProtocolError
 from ..ot.iknp import CHUNK as IKNP_CHUNK   # OTs per u-matrix message of a one-way IKNP flavour
 
-__all__ = ["millionaire_gt", "millionaire_costs", "tree_levels", "DIGIT", "ROT_CHUNK"]
+__all__ = ["millionaire_gt", "millionaire_costs", "pair_bytes", "best_digit", "tree_levels", "DIGIT", "ROT_CHUNK"]
 
 U64 = np.uint64
 _MASK64 = U64(0xFFFFFFFFFFFFFFFF)
@@ -102,6 +102,25 @@ def _iknp_rot_bytes(n_rot: int) -> int:
     for off in range(0, n_rot, IKNP_CHUNK):
         tot += int(_otk.ubytes(min(IKNP_CHUNK, n_rot - off)))
     return tot
+
+
+def pair_bytes(nbits: int, m: int, cot_bytes: float = 16.0) -> float:
+    """Bytes per compared pair (both directions, large batches) at digit width ``m`` when
+    a random OT costs ``cot_bytes``; with a silent source (``cot_bytes < 4``) a chosen
+    leaf choice costs one more bit (derandomisation)."""
+    nbits, m = _check(nbits, m)
+    q = -(-nbits // m)
+    ots = nbits + 2 * (q - 1)
+    opened = 2 * sum(3 * p - 1 for p in tree_levels(q)) / 8
+    derand = nbits / 8 if cot_bytes < 4 else 0.0
+    return cot_bytes * ots + _mk.leaf_bits_per_element(nbits, m) / 8 + opened + derand
+
+
+def best_digit(nbits: int, cot_bytes: float = 16.0) -> int:
+    """The digit width in 3..5 that moves the fewest bytes (ties: fewer tree levels);
+    both parties compute it from public values."""
+    return min((3, 4, 5), key=lambda m: (round(pair_bytes(nbits, m, cot_bytes), 6),
+                                         len(tree_levels(-(-nbits // m)))))
 
 
 def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:

@@ -35,10 +35,10 @@ import weakref
 import numpy as np
 
 from ..arith.tensor import ArithTensor
-from .millionaire import DIGIT, millionaire_costs, millionaire_gt
+from .millionaire import best_digit, millionaire_costs, millionaire_gt
 from .sign import CompareEngine, check_bits
 
-__all__ = ["OtCompare", "msb_shares", "trunc", "trunc_shares", "extend", "prime_silent", "default_digit"]
+__all__ = ["OtCompare", "msb_shares", "trunc", "trunc_shares", "extend", "prime_silent", "digit_for", "is_silent"]
 
 U64 = np.uint64
 
@@ -47,8 +47,9 @@ def _mask(k: int) -> U64:
     return U64((1 << k) - 1) if k < 64 else U64(0xFFFFFFFFFFFFFFFF)
 
 
-def msb_shares(s, share, bits: int, m: int = DIGIT, step: str = "cmp.msb") -> np.ndarray:
-    """XOR shares (uint8, shape of ``share``) of bit ``bits - 1`` of the shared value."""
+def msb_shares(s, share, bits: int, m: int | None = None, step: str = "cmp.msb") -> np.ndarray:
+    """XOR shares (uint8, shape of ``share``) of bit ``bits - 1`` of the shared value
+    (``m``: leaf digit width, default :func:`digit_for`)."""
     l = check_bits(bits)
     a = np.ascontiguousarray(share, dtype=U64)
     flat = a.reshape(-1)
@@ -58,17 +59,25 @@ def msb_shares(s, share, bits: int, m: int = DIGIT, step: str = "cmp.msb") -> np
     nb = l - 1
     low = flat & _mask(nb)
     val = low if s.role == 0 else _mask(nb) - low
-    carry = millionaire_gt(s, val, nb, step, m=m)
+    carry = millionaire_gt(s, val, nb, step, m=m or digit_for(s, nb))
     return (top ^ carry).reshape(a.shape)
 
 
-def default_digit(s) -> int:
-    """Leaf digit width for the session's OT source: 4 when a random OT costs 16 bytes
-    (IKNP: fewer tree nodes pay), 3 with silent OT (Ferret), where OTs are almost free
-    and the 2^m-entry leaf tables dominate (at 63 bits: 41 instead of 60 table bytes
-    for 10 more triples and one more tree level)."""
-    silent = getattr(s.ot, "cot_bytes", 16) < 4          # CotSource.cot_bytes: IKNP 16, Ferret ~1
-    return 3 if silent else DIGIT
+def _cot_bytes(s) -> float:
+    return float(getattr(s.ot, "cot_bytes", 16))            # CotSource.cot_bytes: IKNP 16, Ferret ~1
+
+
+def is_silent(s) -> bool:
+    """Whether the session's OT source is a silent one (random COTs almost free)."""
+    return _cot_bytes(s) < 4
+
+
+def digit_for(s, nbits: int) -> int:
+    """Leaf digit width for an ``nbits`` comparison over the session's OT source: the one
+    of 3, 4, 5 that moves the fewest bytes (:func:`~.millionaire.best_digit`).  Over IKNP
+    (16 bytes a random OT) that is 5 at 63 bits (1,494 bytes per comparison against
+    1,558 at 4); over silent OT 3 (the 2^m-entry tables dominate)."""
+    return best_digit(nbits, _cot_bytes(s))
 
 
 PRIME_COTS = 1 << 21     # one request this large moves Ferret from its setup to its main parameter set
@@ -82,7 +91,7 @@ def prime_silent(s) -> None:
     The drawn COTs are discarded (about a fifth of one main iteration).  No-op for
     other sources."""
     ot = s.ot
-    if default_digit(s) != 3 or not hasattr(ot, "send_rcot") or ot in _PRIMED:
+    if not is_silent(s) or not hasattr(ot, "send_rcot") or ot in _PRIMED:
         return
     _PRIMED.add(ot)
     with s.phase("ot_base"):
@@ -96,19 +105,13 @@ def prime_silent(s) -> None:
 class OtCompare(CompareEngine):
     """Comparison engine "ot" (``Session(..., compare="ot")``): the sign bit through the
     OT-based millionaires' protocol.  ``m``: digit width of the leaves (1..5; default
-    :func:`default_digit`, chosen when first used)."""
+    per call :func:`digit_for`)."""
 
     name = "ot"
 
     def __init__(self, session, m: int | None = None):
         super().__init__(session)
-        self._m = None if m is None else int(m)
-
-    @property
-    def m(self) -> int:
-        if self._m is None:
-            self._m = default_digit(self.session)
-        return self._m
+        self.m = None if m is None else int(m)
 
     def setup(self) -> None:
         """Base OTs of both directions, and a silent source primed (:func:`prime_silent`)."""
@@ -125,11 +128,11 @@ class OtCompare(CompareEngine):
         :func:`~.millionaire.millionaire_costs`)."""
         l = check_bits(bits)
         if l == 1:
-            return millionaire_costs(0, 1, self.m)
-        return millionaire_costs(n, l - 1, self.m)
+            return millionaire_costs(0, 1)
+        return millionaire_costs(n, l - 1, self.m or digit_for(self.session, l - 1))
 
     def __repr__(self):
-        return f"<OtCompare m={self.m} P{self.session.role}>"
+        return f"<OtCompare m={self.m or 'auto'} P{self.session.role}>"
 
 
 # ---------------------------------------------------------------------- truncation
@@ -142,7 +145,7 @@ def _acot_bits(s, c_p0: np.ndarray, choice_p1: np.ndarray, widths) -> np.ndarray
     return np.asarray(s.ot.recv_acot(choice_p1, bits=widths), dtype=U64)
 
 
-def trunc_shares(s, share, f: int, exact: bool = True, m: int = DIGIT, step: str = "cmp.trunc", *,
+def trunc_shares(s, share, f: int, exact: bool = True, m: int | None = None, step: str = "cmp.trunc", *,
                  known_msb: bool = True) -> np.ndarray:
     """``floor(x / 2^f)`` (``exact``) or it minus at most one (Cheetah's one-bit error) of a
     shared signed ``x``; shares of the same shape.  ``known_msb`` (default): ``|x| < 2^62``
@@ -171,14 +174,14 @@ def trunc_shares(s, share, f: int, exact: bool = True, m: int = DIGIT, step: str
         # x' = x + 2^63 read as unsigned; w = [x'0 + x'1 >= 2^64] = [x'0 > 2^64 - 1 - x'1],
         # c = [l0 + l1 >= 2^f]: 2n comparisons of 64 bits in one run
         mine = np.concatenate([xs, lo]) if s.role == 0 else np.concatenate([~xs, _mask(f) - lo])
-        bits = millionaire_gt(s, mine, 64, step + ".wrap", m=m)
+        bits = millionaire_gt(s, mine, 64, step + ".wrap", m=m or digit_for(s, 64))
         corr = U64(0) - U64(2) * bits.astype(U64)
         prod = _acot_bits(s, corr if s.role == 0 else None, bits, np.concatenate([wf, np.full(n, 64, np.uint8)]))
         w = bits[:n].astype(U64) + prod[:n]
         c = bits[n:].astype(U64) + prod[n:]
     elif exact:
         mb = (xs >> U64(63)).astype(np.uint8)
-        c_bool = millionaire_gt(s, lo if s.role == 0 else _mask(f) - lo, f, step + ".carry", m=m)
+        c_bool = millionaire_gt(s, lo if s.role == 0 else _mask(f) - lo, f, step + ".carry", m=m or digit_for(s, f))
         # one additive-COT batch: w = m0 + m1 - m0 m1 (mod 2^f) and c = c0 + c1 - 2 c0 c1 (mod 2^64)
         corr = np.concatenate([mb.astype(U64), U64(0) - U64(2) * c_bool.astype(U64)])
         widths = np.concatenate([wf, np.full(n, 64, np.uint8)])
@@ -207,7 +210,7 @@ def trunc(x: ArithTensor, f: int | None = None, exact: bool = True) -> ArithTens
     return ArithTensor(s, out, x.scale - f)
 
 
-def extend(s, share, l: int, m: int = DIGIT, step: str = "cmp.ext") -> np.ndarray:
+def extend(s, share, l: int, m: int | None = None, step: str = "cmp.ext") -> np.ndarray:
     """Signed extension: shares mod 2^l of a value ``x`` in ``[-2^(l-1), 2^(l-1))`` ->
     shares of the same ``x`` mod 2^64 (uint64, same shape)."""
     l = check_bits(l)
@@ -220,7 +223,7 @@ def extend(s, share, l: int, m: int = DIGIT, step: str = "cmp.ext") -> np.ndarra
         return a.copy()
     if s.role == 0:
         xs = (xs + U64(1 << (l - 1))) & _mask(l)         # x' = x + 2^(l-1) in [0, 2^l)
-    wrap = millionaire_gt(s, xs if s.role == 0 else _mask(l) - xs, l, step, m=m)
+    wrap = millionaire_gt(s, xs if s.role == 0 else _mask(l) - xs, l, step, m=m or digit_for(s, l))
     # x' = x'0 + x'1 - 2^l w over the integers; w arithmetic mod 2^(64-l) is enough
     wl = np.full(n, 64 - l, np.uint8)
     prod = _acot_bits(s, (U64(0) - U64(2) * wrap.astype(U64)) if s.role == 0 else None, wrap, wl)
