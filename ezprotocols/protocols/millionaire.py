@@ -43,7 +43,8 @@ the shares, 2 bits per digit, outlive a chunk).
 Costs (:func:`millionaire_costs`): ``nbits`` leaf ROTs + ``2 (q - 1)`` triple ROTs per
 pair, ``sum_j c_j 2^w_j`` leaf message bits (``c_0 = 1``, else 2) and
 ``2 (3 (q - 1) - L)`` opened bits (``L`` = levels) per pair.  With IKNP a ROT
-costs 16 bytes: at ``nbits = 63, m = 4`` that is 1008 + 480 + 60 + 11 = 1559 bytes.
+costs 16 bytes: at ``nbits = 63`` that is 1008 + 480 + 60 + 10 = 1558 bytes with ``m = 4`` and
+1008 + 384 + 94 + 8 = 1494 with ``m = 5`` (:func:`best_digit` picks the cheaper).
 
 Security (semi-honest, simulatable views): R receives the leaf table, every entry
 of which except the chosen one is masked by a key bit pair of a random OT it did
