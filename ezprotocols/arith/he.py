@@ -1,0 +1,585 @@
+"""Homomorphic cross products (RLWE, coefficient encoding): one party's private
+matrix/tensor times the other party's, as additive shares in Z_2^64.
+
+Following Cheetah (Huang, Lu, Hong, Chen, Ding, eprint 2022/207, sections 3-4):
+the *sender* encrypts its operand under its own secret key, the *evaluator*
+multiplies by its plaintext polynomials (coefficient encodings in which one
+coefficient of the product is an inner product: no rotations, no key
+switching), adds a fresh uniform mask, re-randomizes and floods the noise,
+modulus-switches down and returns only the coefficients that carry results
+(plus the ``a`` part decryption needs).  Two messages, one round trip.
+
+Scheme (own kernels, :mod:`ezprotocols._ext.he`): symmetric BFV with plaintext
+modulus ``t = 2^64`` so results land directly in the library's ring; ring
+``R_Q = Z_Q[X]/(X^N + 1)``, ``N = 8192``, ``Q`` a product of ``L`` NTT primes
+(:data:`PRIMES`), secret ``s`` uniform ternary, errors centered binomial
+CBD(21) (standard deviation 3.24, support [-21, 21]; the standard's tables assume
+a discrete Gaussian of sigma 3.2: CBD of the same variance is the usual
+substitute, as in Kyber).  ``m`` in Z_2^64 is encoded as ``round(Q m / 2^64)``
+("precise" BFV encoding): a product with a plaintext integer polynomial ``w``
+wraps modulo ``t`` without an error term proportional to ``Q mod t``.
+
+* ``Enc(x) = (b, a)``, ``a`` uniform (expanded from a 16-byte seed, so only ``b``
+  is sent: ``L`` residues per coefficient), ``b = -a s + e + round(Q x / t)``.
+* The evaluator computes ``sum_k ct_k * w_k``, adds ``(b_pk u + e1, a_pk u + e2)``
+  (an encryption of zero under the sender's public key ``pk = (b_pk = -a_pk s
+  + e_pk, a_pk)``, ``u`` ternary), ``round(Q r / t)`` for its mask ``r`` and a
+  uniform flooding term in ``[-2^f, 2^f)``; then it drops primes down to ``q' =
+  q0 q1`` (~2^81) by RNS rounding and sends ``a'`` (all ``N`` coefficients) and
+  ``b'`` at the result positions only.  Its share is ``-r``.
+* The sender decrypts ``round(2^64 (b' + a' s) / q') mod 2^64 = x w + r``.
+
+Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
+218`` for ``N = 8192`` in the homomorphicencryption.org standard's table
+(Albrecht et al., "Homomorphic Encryption Standard", 2018, table 1, classical
+128-bit security, ternary secrets): :data:`HE_STANDARD_128`.  The chain is
+two ~40.5-bit primes (the final modulus) and three ~45.7-bit primes; a call uses
+the fewest primes (3, 4 or 5) whose product clears its noise bound.
+
+Noise (worst case, every term has bounded support so decryption is exact, not
+just likely): let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
+coefficients (signed), ``nnz`` the non-zeros of one plaintext polynomial and
+``K`` the products summed per output.  The weight-dependent noise is
+``|sum_k (e_k + eps_k) w_k| <= B_w = K * nnz * (21 + 1/2) * W``.  Flooding adds
+``U[-2^f, 2^f)`` with ``2^f >= 2^40 * n_rev * B_w`` (``n_rev`` = coefficients
+returned), re-randomization adds at most ``(2N + 1) * 21``, the mask encoding
+1/2.  ``Q`` is chosen with ``|noise| < Q / 2^66``; after switching to ``q'`` the
+noise is below ``q'/2^66 + (N + 1)/2 * 1.001 < q' / 2^65``, so rounding recovers
+``x w + r`` exactly.
+
+What each party sees (semi-honest, simulatable):
+
+* Evaluator: the public key and the ``b`` parts of fresh symmetric encryptions
+  under ``s``: pseudorandom under RLWE (``N = 8192``, ``log Q <= 218``).
+* Sender: ``(b', a')``.  ``a' = a w + a_pk u + e2`` where ``a_pk u + e2`` is an
+  RLWE sample with the fresh secret ``u``: pseudorandom, so ``a'`` hides ``a w``
+  (circuit privacy of the ``a`` part).  Given ``a'`` and ``s``, ``b'`` is fixed by
+  the decryption equation: the message ``x w + r`` is uniform in Z_2^64 at each
+  returned position (fresh mask ``r``), and the noise is ``n_w + n_fixed + F`` with
+  ``n_w`` the only weight-dependent term, ``|n_w| <= B_w``.  Flooding ``F`` uniform on
+  ``2^(f+1)`` values hides it: statistical distance ``<= n_rev * B_w / 2^(f+1) <=
+  2^-41`` (sigma = 40).  Modulus switching is a public post-processing.  So the
+  sender's view is simulated from its own output share.
+* Neither learns anything else: the shapes, ``wbits`` and the encoding parameters
+  are public (computed by both from public shapes).
+
+Coefficient encoding gives products of *polynomials*, not elementwise products:
+elementwise Beaver triples through this scheme would waste a whole ciphertext
+per product (or need SIMD batching with a prime ``t``, not ``2^64``), so they stay
+with OT (:mod:`ezprotocols.arith.ot_source`).  A per-channel scale (BatchNorm)
+*is* covered: it is a block-diagonal matmul (:func:`cross_scale`).
+
+Costs (:func:`matmul_costs`, :func:`conv2d_costs`, :func:`scale_costs`) are
+computed by both parties from public shapes and pick the encoding block sizes
+that move the fewest bytes; ``None`` means infeasible (the noise bound does not
+fit the largest modulus).
+"""
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .._ext import he as K
+from .._ext.crypto import Prg
+from ..errors import ProtocolError
+from .conv import Conv2dGeom
+
+__all__ = ["N", "PRIMES", "HE_STANDARD_128", "SIGMA", "check_parameters", "matmul_costs",
+           "conv2d_costs", "scale_costs", "cross_matmul", "cross_conv2d", "cross_scale",
+           "matmul_plan", "conv2d_plan", "level_for"]
+
+U64 = np.uint64
+N = 8192
+LOG_N = 13
+ETA = 21                    # CBD(21): sigma = sqrt(10.5) = 3.24
+SIGMA = 40                  # statistical security of the flooding
+T_BITS = 64
+FINAL_LIMBS = 2
+MIN_LIMBS, MAX_LIMBS = 3, 5
+#: homomorphicencryption.org standard, table 1: max log2(Q) for 128-bit classical security,
+#: uniform ternary secret, error sigma 3.2.
+HE_STANDARD_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
+
+
+# ------------------------------------------------------------------ parameters
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        r += 1
+    for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):   # deterministic below 3.3e24
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _primes_below(bound: int, count: int, step: int) -> list:
+    out = []
+    c = (bound - 1) // step * step + 1
+    while len(out) < count:
+        if c < bound and _is_prime(c):
+            out.append(c)
+        c -= step
+    return out
+
+
+def _root(q: int, n2: int) -> int:
+    """A primitive ``n2``-th root of unity mod ``q`` (n2 a power of two dividing q - 1)."""
+    for g in range(2, 1000):
+        r = pow(g, (q - 1) // n2, q)
+        if pow(r, n2 // 2, q) == q - 1:
+            return r
+    raise ValueError("no root")
+
+
+@lru_cache(maxsize=None)
+def _chain():
+    step = 2 * N
+    low = _primes_below(int(2 ** 40.5), 2, step)
+    rest_bits = (HE_STANDARD_128[N] - math.log2(low[0] * low[1])) / 3
+    high = _primes_below(int(2 ** rest_bits), 3, step)
+    primes = low + high
+    return tuple(primes), tuple(_root(q, step) for q in primes)
+
+
+PRIMES = _chain()[0]
+WIDTHS = tuple(q.bit_length() for q in PRIMES)
+
+
+def check_parameters() -> dict:
+    """The parameter set and its security check against :data:`HE_STANDARD_128`."""
+    Q = math.prod(PRIMES)
+    ok = (Q.bit_length() <= HE_STANDARD_128[N] and all((q - 1) % (2 * N) == 0 and _is_prime(q) for q in PRIMES))
+    return {"N": N, "primes": PRIMES, "log2_Q": math.log2(Q), "log2_Q_bits": Q.bit_length(),
+            "max_log2_Q_128": HE_STANDARD_128[N], "final_log2_q": math.log2(PRIMES[0] * PRIMES[1]),
+            "eta": ETA, "secret": "uniform ternary", "ok": ok}
+
+
+@lru_cache(maxsize=None)
+def _tables():
+    primes, roots = _chain()
+    return K.NttTables(N, primes, roots)
+
+
+@dataclass(frozen=True)
+class _Level:
+    L: int
+    primes: np.ndarray
+    delta: np.ndarray
+    qlow: int
+    qinv: tuple          # qinv[i]: inverses for dropping prime L-1-i (from level L-i)
+
+
+@lru_cache(maxsize=None)
+def _level(L: int) -> _Level:
+    ps = PRIMES[:L]
+    Q = math.prod(ps)
+    delta = np.array([(Q >> 64) % q for q in ps], dtype=U64)
+    qinv = []
+    for top in range(L - 1, FINAL_LIMBS - 1, -1):
+        qinv.append(np.array([pow(ps[top], -1, ps[l]) for l in range(top)], dtype=U64))
+    return _Level(L, np.array(ps, dtype=U64), delta, Q & ((1 << 64) - 1), tuple(qinv))
+
+
+def level_for(wbits: int, nK: int, nnz: int, n_rev: int):
+    """``(limbs, f)`` for a product: the fewest primes whose modulus clears the noise
+    bound (module docstring), and the flooding exponent; ``None`` if none does."""
+    B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 1) * (1 << (wbits - 1)) // 2 + 1
+    f = B_w.bit_length() + SIGMA + max(n_rev, 1).bit_length()
+    bound = (1 << f) + B_w + (2 * N + 1) * ETA + 1
+    for L in range(MIN_LIMBS, MAX_LIMBS + 1):
+        if bound * (1 << (T_BITS + 2)) < math.prod(PRIMES[:L]):
+            return L, f
+    return None
+
+
+def _final_ok() -> bool:
+    qf = PRIMES[0] * PRIMES[1]
+    return (qf >> (T_BITS + 2)) > (N + 1) // 2 * 1001 // 1000 + 2
+
+
+assert _final_ok()
+
+
+def _in_bytes(n_ct: int, L: int) -> int:
+    return K.packed_size(n_ct, N, WIDTHS[:L]) + 16
+
+
+def _out_bytes(n_ct: int, npos: int) -> int:
+    return n_ct * (K.packed_size(1, N + npos, WIDTHS[:FINAL_LIMBS]))
+
+
+# ------------------------------------------------------------------ keys (per session)
+
+class _Keys:
+    """The sender's secret key / the evaluator's copy of the peer's public key."""
+
+    def __init__(self):
+        self.s_ntt = None
+        self.s_ntt_p = None
+        self.pk = None          # [2, L, N] NTT: (b_pk, a_pk)
+        self.pk_p = None
+
+
+def _state(s) -> dict:
+    st = s.__dict__.get("_he_keys")
+    if st is None:
+        st = {}
+        s.__dict__["_he_keys"] = st
+    return st
+
+
+def _setup(s, sender: int):
+    """Key generation (once per session and direction): the sender samples ``s`` and
+    sends ``b_pk`` (``a_pk`` from a seed)."""
+    st = _state(s)
+    key = ("send" if s.role == sender else "eval", sender)
+    if key in st:
+        return st[key]
+    tb = _tables()
+    qs = np.array(PRIMES, dtype=U64)
+    step = f"he.setup.P{sender}"
+    ks = _Keys()
+    with s.phase("he.setup"):
+        if s.role == sender:
+            sk = K.ternary(s.prg.random_uint64(N))
+            s_r = K.to_rns(sk.reshape(1, N), qs)
+            tb.forward(s_r)
+            ks.s_ntt = s_r[0]
+            ks.s_ntt_p = K.shoup(ks.s_ntt, qs)
+            seed = secrets.token_bytes(16)
+            a_pk = K.uniform_mod(Prg(seed).random_uint64(2 * MAX_LIMBS * N), qs, (1, MAX_LIMBS, N))[0]
+            e = K.to_rns(K.cbd(s.prg.random_uint64((1, N)), ETA), qs)
+            tb.forward(e)
+            b_pk = e[0]
+            neg = np.zeros((1, MAX_LIMBS, N), U64)
+            K.mul_acc(neg, a_pk.reshape(1, 1, MAX_LIMBS, N), ks.s_ntt.reshape(1, MAX_LIMBS, N),
+                      ks.s_ntt_p.reshape(1, MAX_LIMBS, N), qs)
+            b_pk = (b_pk + (qs[:, None] - neg[0])) % qs[:, None]
+            s.channel.send(step, np.frombuffer(seed, np.uint8))
+            s.channel.send(step, K.pack(b_pk.reshape(1, MAX_LIMBS, N), WIDTHS))
+        else:
+            seed = s.channel.recv_array(step, np.uint8, (16,)).tobytes()
+            data = s.channel.recv_array(step, np.uint8, (K.packed_size(1, N, WIDTHS),))
+            b_pk, ok = K.unpack(data, (1, MAX_LIMBS, N), WIDTHS, qs)
+            if not ok:
+                raise ProtocolError(f"{step}: public key residues out of range")
+            a_pk = K.uniform_mod(Prg(seed).random_uint64(2 * MAX_LIMBS * N), qs, (1, MAX_LIMBS, N))[0]
+            ks.pk = np.ascontiguousarray(np.stack([b_pk[0], a_pk]))
+            ks.pk_p = K.shoup(ks.pk, qs)
+    st[key] = ks
+    return ks
+
+
+# ------------------------------------------------------------------ the core product
+
+def _neg_mod(x: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    q = qs.reshape((-1,) + (1,) * 1)
+    return np.where(x == 0, x, q - x)
+
+
+def _add_signed(x: np.ndarray, v: np.ndarray, qs: np.ndarray) -> None:
+    """``x[cnt, L, n] += v[cnt, n]`` (int64) mod q_l in place."""
+    r = K.to_rns(np.ascontiguousarray(v, dtype=np.int64), qs)
+    x += r
+    x %= qs[:, None]
+
+
+def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits: int, nnz: int,
+            nsum: int | None = None, X=None, pt_fn=None, step: str = "he.product") -> np.ndarray:
+    """Shares ``uint64[nI, nJ, len(pos)]`` of the coefficients ``pos`` of
+    ``sum_k X[i, k] * W[k, j]`` (negacyclic products in ``Z_2^64[X]/(X^N+1)``).
+
+    The sender passes ``X`` (``uint64[nI, nK, N]``); the evaluator ``pt_fn(j) -> (w, kidx)``
+    with ``w int64[nP, N]`` (``|w| <= 2^(wbits-1)``, at most ``nnz`` non-zeros per polynomial)
+    and ``kidx int64[nP]`` (the ``k`` they multiply; ``nP <= nsum``, default ``nK``)."""
+    pos = np.ascontiguousarray(pos, dtype=np.int64)
+    npos = pos.shape[0]
+    if nI * nJ * npos == 0:
+        return np.zeros((nI, nJ, npos), U64)
+    nsum = nK if nsum is None else int(nsum)
+    lv = level_for(wbits, nsum, nnz, nI * nJ * npos)
+    if lv is None:
+        raise ValueError(f"{step}: the noise bound does not fit the largest modulus "
+                         f"(wbits={wbits}, {nsum} blocks); use the OT backend")
+    L, f = lv
+    lev = _level(L)
+    qs = lev.primes
+    tb = _tables()
+    ks = _setup(s, sender)
+    n_in = nI * nK
+    in_shape = (n_in, L, N)
+    resp_bytes = K.packed_size(nI, N + npos, WIDTHS[:FINAL_LIMBS])
+    q2 = np.array(PRIMES[:FINAL_LIMBS], dtype=U64)
+    if s.role == sender:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != (nI, nK, N):
+            raise ValueError(f"{step}: X has shape {X.shape}, expected {(nI, nK, N)}")
+        seed = secrets.token_bytes(16)
+        a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
+        b = np.zeros(in_shape, U64)
+        if n_in:
+            K.mul_acc(b, a.reshape(n_in, 1, L, N), ks.s_ntt[:L].reshape(1, L, N),
+                      ks.s_ntt_p[:L].reshape(1, L, N), qs)
+        tb.inverse(b)
+        b = _neg_mod(b, qs)
+        _add_signed(b, K.cbd(s.prg.random_uint64((n_in, N)), ETA), qs)
+        K.add_delta(b, X.reshape(n_in, N), qs, lev.delta, lev.qlow)
+        s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
+        s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
+        out = np.empty((nI, nJ, npos), U64)
+        sq = ks.s_ntt[:FINAL_LIMBS]
+        sqp = ks.s_ntt_p[:FINAL_LIMBS]
+        for j in range(nJ):
+            data = s.channel.recv_array(step + ".resp", np.uint8, (resp_bytes,))
+            both, ok = K.unpack(data, (nI, FINAL_LIMBS, N + npos), WIDTHS[:FINAL_LIMBS], q2)
+            if not ok:
+                raise ProtocolError(f"{step}.resp: residues out of range")
+            ap = np.ascontiguousarray(both[:, :, :N])
+            bp = both[:, :, N:]
+            tb.forward(ap)
+            acc = np.zeros((nI, FINAL_LIMBS, N), U64)
+            K.mul_acc(acc, ap.reshape(nI, 1, FINAL_LIMBS, N), sq.reshape(1, FINAL_LIMBS, N),
+                      sqp.reshape(1, FINAL_LIMBS, N), q2)
+            tb.inverse(acc)
+            x = (acc[:, :, pos] + bp) % q2[:, None]
+            out[:, j, :] = K.decrypt2(np.ascontiguousarray(x), PRIMES[0], PRIMES[1],
+                                      pow(PRIMES[0], -1, PRIMES[1]))
+        return out
+    # ---- evaluator
+    if pt_fn is None:
+        raise ValueError(f"{step}: the evaluator must pass pt_fn")
+    seed = s.channel.recv_array(step + ".ct", np.uint8, (16,)).tobytes()
+    data = s.channel.recv_array(step + ".ct", np.uint8, (K.packed_size(n_in, N, WIDTHS[:L]),))
+    b, ok = K.unpack(data, in_shape, WIDTHS[:L], qs)
+    if not ok:
+        raise ProtocolError(f"{step}.ct: ciphertext residues out of range")
+    tb.forward(b)
+    a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
+    cb = b.reshape(nI, nK, L, N)
+    ca = a.reshape(nI, nK, L, N)
+    pk = np.ascontiguousarray(ks.pk[:, :L])
+    pkp = np.ascontiguousarray(ks.pk_p[:, :L])
+    share = np.empty((nI, nJ, npos), U64)
+    for j in range(nJ):
+        w, kidx = pt_fn(j)
+        w = np.ascontiguousarray(w, dtype=np.int64)
+        kidx = np.ascontiguousarray(kidx, dtype=np.int64)
+        if w.ndim != 2 or w.shape[1] != N or kidx.shape != (w.shape[0],) or w.shape[0] > nsum:
+            raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
+        wr = K.to_rns(w, qs)
+        tb.forward(wr)
+        wp = K.shoup(wr, qs)
+        acc_b = np.zeros((nI, L, N), U64)
+        acc_a = np.zeros((nI, L, N), U64)
+        K.mul_acc(acc_b, cb, wr, wp, qs, kidx)
+        K.mul_acc(acc_a, ca, wr, wp, qs, kidx)
+        # re-randomize with an encryption of zero under pk
+        u = K.to_rns(K.ternary(s.prg.random_uint64((nI, N))), qs)
+        tb.forward(u)
+        K.mul_acc(acc_b, u.reshape(nI, 1, L, N), pk[0:1], pkp[0:1], qs)
+        K.mul_acc(acc_a, u.reshape(nI, 1, L, N), pk[1:2], pkp[1:2], qs)
+        tb.inverse(acc_b)
+        tb.inverse(acc_a)
+        _add_signed(acc_a, K.cbd(s.prg.random_uint64((nI, N)), ETA), qs)
+        bsel = np.ascontiguousarray(acc_b[:, :, pos])
+        _add_signed(bsel, K.cbd(s.prg.random_uint64((nI, npos)), ETA), qs)
+        K.add_flood(bsel, s.prg.random_uint64((nI, npos, 3)), qs, f)
+        r = s.prg.random_uint64((nI, npos))
+        K.add_delta(bsel, r, qs, lev.delta, lev.qlow)
+        both = np.concatenate([acc_a, bsel], axis=2)
+        for i, top in enumerate(range(L - 1, FINAL_LIMBS - 1, -1)):
+            both = K.rescale(np.ascontiguousarray(both), qs[:top + 1], lev.qinv[i])
+        s.channel.send(step + ".resp", K.pack(np.ascontiguousarray(both), WIDTHS[:FINAL_LIMBS]))
+        share[:, j, :] = np.uint64(0) - r
+    return share
+
+
+# ------------------------------------------------------------------ matmul encoding
+
+def _cands(d: int, cap: int) -> list:
+    """Block sizes worth trying for a dimension ``d``: balanced splits into 1, 2, 3, ... blocks
+    (distinct values), capped at ``cap``."""
+    out = set()
+    if d <= 0:
+        return [1]
+    nb = 1
+    while True:
+        b = -(-d // nb)
+        if b <= cap:
+            out.add(b)
+        if b == 1:
+            break
+        nb = max(nb + 1, -(-d // (b - 1))) if b > 1 else nb + 1
+    return sorted(out)
+
+
+@lru_cache(maxsize=4096)
+def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False):
+    """Block sizes ``(mw, kw, nw)`` (``mw kw nw <= N``) for ``X[m, k] @ W[k, n]`` with ``X``
+    encrypted (Cheetah's matmul encoding: ``X[i, t]`` at ``i kw nw + t``, ``W[t, j]`` at
+    ``j kw + kw - 1 - t``, results at ``i kw nw + j kw + kw - 1``) that move the fewest bytes;
+    ``diag``: ``W`` is diagonal (``k == n``, a per-column scale; then ``kw == nw`` and only the
+    diagonal blocks are multiplied).  ``None`` if no block size fits the noise bound."""
+    best = None
+    if m == 0 or k == 0 or n == 0:
+        return {"mw": 1, "kw": 1, "nw": 1, "nI": 0, "nK": 0, "nJ": 0, "L": MIN_LIMBS, "f": 0,
+                "bytes": 0, "in_bytes": 0, "out_bytes": 0, "rounds": 0}
+    for mw in _cands(m, N):
+        if diag:
+            pairs = [(c, c) for c in _cands(k, int(math.isqrt(N // mw)))]
+        else:
+            pairs = []
+            for nw in _cands(n, N // mw):
+                kmax = N // (mw * nw)
+                if kmax >= 1:
+                    pairs.append((_cands(k, kmax)[-1], nw))
+        for kw, nw in pairs:
+            if mw * kw * nw > N:
+                continue
+            nI, nK, nJ = -(-m // mw), -(-k // kw), -(-n // nw)
+            npos = mw * nw
+            nsum = 1 if diag else nK
+            nnz = nw if diag else kw * nw
+            lv = level_for(wbits, nsum, nnz, nI * nJ * npos)
+            if lv is None:
+                continue
+            ib = _in_bytes(nI * nK, lv[0])
+            ob = _out_bytes(nI * nJ, npos)
+            key = (ib + ob, nI * nK + nI * nJ)
+            if best is None or key < best[0]:
+                best = (key, {"mw": mw, "kw": kw, "nw": nw, "nI": nI, "nK": nK, "nJ": nJ, "L": lv[0],
+                              "f": lv[1], "bytes": ib + ob, "in_bytes": ib, "out_bytes": ob, "rounds": 1})
+    return None if best is None else best[1]
+
+
+def _matmul_core(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbits: int = 64,
+                 diag: bool = False, step: str = "he.matmul") -> np.ndarray:
+    """Shares of ``X @ W`` (``uint64[m, n]``), ``X[m, k]`` at ``sender``, ``W`` at the other party
+    (``W[k, n]``, or ``W[k]`` the diagonal when ``diag``)."""
+    plan = matmul_plan(m, k, n, wbits, diag)
+    if plan is None:
+        raise ValueError(f"{step}: no HE parameters fit {m}x{k}x{n} at {wbits}-bit plaintexts")
+    mw, kw, nw, nI, nK, nJ = (plan[x] for x in ("mw", "kw", "nw", "nI", "nK", "nJ"))
+    if m * n == 0:
+        return np.zeros((m, n), U64)
+    if k == 0:
+        return np.zeros((m, n), U64)
+    ii, jj = np.meshgrid(np.arange(mw), np.arange(nw), indexing="ij")
+    pos = (ii * kw * nw + jj * kw + kw - 1).reshape(-1)
+    Xp = None
+    pt_fn = None
+    if s.role == sender:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != (m, k):
+            raise ValueError(f"{step}: X has shape {X.shape}, expected {(m, k)}")
+        buf = np.zeros((nI * mw, nK * kw), U64)
+        buf[:m, :k] = X
+        blk = buf.reshape(nI, mw, nK, kw).transpose(0, 2, 1, 3)
+        poly = np.zeros((nI, nK, mw, kw * nw), U64)
+        poly[..., :kw] = blk
+        Xp = np.zeros((nI, nK, N), U64)
+        Xp[:, :, :mw * kw * nw] = poly.reshape(nI, nK, -1)
+    else:
+        Wa = np.ascontiguousarray(W, dtype=U64).view(np.int64)
+        if diag:
+            if Wa.shape != (k,) or k != n:
+                raise ValueError(f"{step}: diagonal of shape {Wa.shape}, expected {(k,)}")
+            dpad = np.zeros(nK * kw, np.int64)
+            dpad[:k] = Wa
+        else:
+            if Wa.shape != (k, n):
+                raise ValueError(f"{step}: W has shape {Wa.shape}, expected {(k, n)}")
+            Wp = np.zeros((nK * kw, nJ * nw), np.int64)
+            Wp[:k, :n] = Wa
+
+        def pt_fn(j):
+            if diag:
+                poly = np.zeros((1, N), np.int64)
+                t = np.arange(kw)
+                poly[0, t * kw + kw - 1 - t] = dpad[j * kw:(j + 1) * kw]
+                return poly, np.array([j])
+            blk = Wp[:, j * nw:(j + 1) * nw].reshape(nK, kw, nw)[:, ::-1, :].transpose(0, 2, 1)
+            poly = np.zeros((nK, N), np.int64)
+            poly[:, :kw * nw] = blk.reshape(nK, -1)
+            return poly, np.arange(nK)
+    sh = product(s, sender=sender, nI=nI, nK=nK, nJ=nJ, pos=pos, wbits=wbits,
+                 nnz=nw if diag else kw * nw, nsum=1 if diag else nK, X=Xp, pt_fn=pt_fn, step=step)
+    out = sh.reshape(nI, nJ, mw, nw).transpose(0, 2, 1, 3).reshape(nI * mw, nJ * nw)
+    return np.ascontiguousarray(out[:m, :n])
+
+
+def matmul_costs(m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64) -> dict:
+    """Bytes (both directions) of :func:`cross_matmul` encrypting ``L`` (``"L"``: ``R`` is the
+    plaintext, ``nbits_r`` signed bits) or ``R`` (``"R"``); ``None`` where infeasible."""
+    pl = matmul_plan(m, k, n, nbits_r)
+    pr = matmul_plan(n, k, m, nbits_l)
+    return {"L": None if pl is None else pl["bytes"], "R": None if pr is None else pr["bytes"]}
+
+
+def cross_matmul(s, *, l_owner: int, m: int, k: int, n: int, L=None, R=None, nbits_l: int = 64,
+                 nbits_r: int = 64, encrypt: str = "auto", step: str = "he.cross_matmul") -> np.ndarray:
+    """This party's share of ``L @ R`` (``uint64[m, n]``), ``L[m, k]`` at ``l_owner``, ``R[k, n]``
+    at the other party.  ``nbits_*``: the operands' signed bit widths (64: any ring element).
+    ``encrypt``: which operand is encrypted (``"L"``, ``"R"`` or ``"auto"``: fewer bytes)."""
+    if encrypt == "auto":
+        c = matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r)
+        opts = [x for x in ("L", "R") if c[x] is not None]
+        if not opts:
+            raise ValueError(f"{step}: no HE parameters fit this product")
+        encrypt = min(opts, key=lambda x: c[x])
+    mine_l = s.role == l_owner
+    if encrypt == "L":
+        return _matmul_core(s, sender=l_owner, m=m, k=k, n=n, X=L if mine_l else None,
+                            W=None if mine_l else R, wbits=nbits_r, step=step)
+    if encrypt != "R":
+        raise ValueError(f"{step}: encrypt must be 'L', 'R' or 'auto'")
+    Xt = None if mine_l else np.ascontiguousarray(np.asarray(R, dtype=U64).T)
+    Wt = np.ascontiguousarray(np.asarray(L, dtype=U64).T) if mine_l else None
+    out = _matmul_core(s, sender=1 - l_owner, m=n, k=k, n=m, X=Xt, W=Wt, wbits=nbits_l, step=step)
+    return np.ascontiguousarray(out.T)
+
+
+def scale_costs(x_shape, *, nbits: int = 64) -> dict:
+    """Bytes of :func:`cross_scale` (``{"he": bytes or None}``)."""
+    C = int(x_shape[1]) if len(x_shape) > 1 else 1
+    m = int(np.prod(x_shape, dtype=np.int64)) // max(C, 1)
+    p = matmul_plan(m, C, C, nbits, True)
+    return {"he": None if p is None else p["bytes"]}
+
+
+def cross_scale(s, *, x_owner: int, x_shape, X=None, gamma=None, nbits: int = 64,
+                step: str = "he.cross_scale") -> np.ndarray:
+    """Shares of ``X * gamma[c]`` per channel (axis 1 of ``x_shape``; a 1-D ``x_shape`` is one
+    channel): ``X`` at ``x_owner``, ``gamma uint64[C]`` (signed ``nbits``) at the other party."""
+    x_shape = tuple(int(v) for v in x_shape)
+    C = x_shape[1] if len(x_shape) > 1 else 1
+    perm = (0,) + tuple(range(2, len(x_shape))) + (1,) if len(x_shape) > 1 else (0,)
+    m = int(np.prod(x_shape, dtype=np.int64)) // max(C, 1)
+    Xm = None
+    if s.role == x_owner:
+        X = np.asarray(X, dtype=U64)
+        if X.shape != x_shape:
+            raise ValueError(f"{step}: X has shape {X.shape}, expected {x_shape}")
+        Xm = np.ascontiguousarray(X.transpose(perm).reshape(m, C))
+    g = None if s.role == x_owner else np.asarray(gamma, dtype=U64).reshape(-1)
+    out = _matmul_core(s, sender=x_owner, m=m, k=C, n=C, X=Xm, W=g, wbits=nbits, diag=True, step=step)
+    shp = tuple(x_shape[i] for i in perm)
+    return np.ascontiguousarray(out.reshape(shp).transpose(np.argsort(perm)))
