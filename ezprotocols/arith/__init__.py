@@ -18,7 +18,7 @@ from ..session import register_engine, register_method
 from .context import ArithContext
 from .conv import Conv2dGeom
 from .fixed import decode, encode
-from .private import PrivateConv2d, PrivateLinear, conv2d_p0, conv2d_private, linear, linear_p0
+from .private import PrivateConv2d, PrivateLinear, PrivateScale, conv2d_p0, conv2d_private, linear, linear_p0
 from .tensor import ArithTensor, concatenate, from_public, reveal, share_input, stack, where_public
 from .triples import TripleEngine
 from .trunc import trunc_faithful, trunc_local
@@ -42,7 +42,7 @@ register_method("reveal", reveal)
 register_method("from_public", from_public)
 
 __all__ = [
-    "ArithTensor", "ArithContext", "TripleEngine", "PrivateLinear", "PrivateConv2d", "Conv2dGeom",
+    "ArithTensor", "ArithContext", "TripleEngine", "PrivateLinear", "PrivateConv2d", "PrivateScale", "Conv2dGeom",
     "linear", "conv2d_private", "linear_p0", "conv2d_p0", "truncate", "concatenate", "stack", "where_public", "from_public",
     "share_input", "reveal", "encode", "decode", "trunc_local", "trunc_faithful",
 ]

@@ -583,3 +583,186 @@ def cross_scale(s, *, x_owner: int, x_shape, X=None, gamma=None, nbits: int = 64
     out = _matmul_core(s, sender=x_owner, m=m, k=C, n=C, X=Xm, W=g, wbits=nbits, diag=True, step=step)
     shp = tuple(x_shape[i] for i in perm)
     return np.ascontiguousarray(out.reshape(shp).transpose(np.argsort(perm)))
+
+
+# ------------------------------------------------------------------ conv2d encoding
+
+def _tile_cands(Hs: int, kh: int, sh: int, cap: int) -> list:
+    """Input tile heights: the stride-1 output rows per tile are a multiple of the stride,
+    balanced over 1, 2, ... tiles (distinct values), tile <= cap."""
+    out = set()
+    for nt in range(1, Hs + 1):
+        ho = -(-Hs // nt)
+        ho = -(-ho // sh) * sh
+        ht = ho + kh - 1
+        if ht <= cap:
+            out.add(ht)
+        if ho <= sh:
+            break
+    return sorted(out)
+
+
+@lru_cache(maxsize=4096)
+def conv2d_plan(geom: Conv2dGeom, wbits: int):
+    """Tiling of Cheetah's convolution encoding for ``geom`` (input encrypted, kernel plaintext)
+    that moves the fewest bytes, or ``None``.
+
+    The (explicitly padded) input is cut into overlapping tiles of ``Ht x Wt`` pixels and
+    ``Cw`` channels (``Cw Ht Wt <= N``); ``x[c, i, j]`` sits at ``c Ht Wt + i Wt + j``, the
+    (dilated) kernel ``k[c, u, v]`` at ``O - c Ht Wt - u Wt - v`` with ``O = (Cw-1) Ht Wt +
+    (kh-1) Wt + kw - 1``; the stride-1 output ``(i, j)`` of the tile is coefficient ``O + i Wt
+    + j`` (no other product term lands there, wrapped terms land below ``O``).  Strides keep
+    every ``sh``-th row/column (tiles are aligned to the stride); groups restrict the
+    channel blocks an output channel sums over."""
+    Nb, C, H, W = geom.x_shape
+    O, Cg, KH, KW = geom.w_shape
+    G = geom.groups
+    if Nb * O * C == 0:
+        return {"Ht": 1, "Wt": 1, "Cw": 1, "nI": 0, "nK": 0, "nJ": 0, "bytes": 0, "in_bytes": 0,
+                "out_bytes": 0, "rounds": 0, "L": MIN_LIMBS, "f": 0}
+    dh, dw = geom.dilation
+    sh, sw = geom.stride
+    kh, kw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
+    Hp, Wp = geom.padded_hw
+    Hs, Ws = Hp - kh + 1, Wp - kw + 1
+    ho, wo = geom.out_hw
+    best = None
+    for Ht in _tile_cands(Hs, kh, sh, N):
+        for Wt in _tile_cands(Ws, kw, sw, N // Ht):
+            cmax = N // (Ht * Wt)
+            if cmax < 1:
+                continue
+            nkg = -(-Cg // cmax)
+            Cw = -(-Cg // nkg)
+            hot, wot = Ht - kh + 1, Wt - kw + 1
+            nth, ntw = -(-Hs // hot), -(-Ws // wot)
+            rows = -(-hot // sh)
+            cols = -(-wot // sw)
+            npos = rows * cols
+            nI = Nb * nth * ntw
+            nK = G * nkg
+            nnz = Cw * KH * KW
+            lv = level_for(wbits, nkg, nnz, nI * O * npos)
+            if lv is None:
+                continue
+            ib = _in_bytes(nI * nK, lv[0])
+            ob = _out_bytes(nI * O, npos)
+            key = (ib + ob, nI * (nK + O))
+            if best is None or key < best[0]:
+                best = (key, {"Ht": Ht, "Wt": Wt, "Cw": Cw, "nkg": nkg, "nth": nth, "ntw": ntw,
+                              "rows": rows, "cols": cols, "nI": nI, "nK": nK, "nJ": O, "L": lv[0],
+                              "f": lv[1], "bytes": ib + ob, "in_bytes": ib, "out_bytes": ob, "rounds": 1})
+    return None if best is None else best[1]
+
+
+def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64) -> dict:
+    """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted)."""
+    p = conv2d_plan(geom, nbits)
+    return {"X": None if p is None else p["bytes"]}
+
+
+def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
+                 step: str = "he.cross_conv2d") -> np.ndarray:
+    """This party's share of ``conv2d(X, K)`` (``uint64[N, O, HO, WO]``): ``X`` at ``x_owner``
+    (encrypted), ``K`` (signed ``nbits``-bit entries) at the other party."""
+    plan = conv2d_plan(geom, nbits)
+    if plan is None:
+        raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
+    Nb, C, H, W = geom.x_shape
+    O, Cg, KH, KW = geom.w_shape
+    G = geom.groups
+    Og = O // G
+    ho, wo = geom.out_hw
+    if Nb * O * ho * wo == 0:
+        return np.zeros(geom.out_shape, U64)
+    if C == 0:
+        return np.zeros(geom.out_shape, U64)
+    dh, dw = geom.dilation
+    sh, sw = geom.stride
+    kh, kw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
+    Ht, Wt, Cw, nkg, nth, ntw = (plan[x] for x in ("Ht", "Wt", "Cw", "nkg", "nth", "ntw"))
+    hot, wot = Ht - kh + 1, Wt - kw + 1
+    rows, cols = plan["rows"], plan["cols"]
+    nI, nK = plan["nI"], plan["nK"]
+    off = (Cw - 1) * Ht * Wt + (kh - 1) * Wt + (kw - 1)
+    ri, ci = np.meshgrid(np.arange(rows) * sh, np.arange(cols) * sw, indexing="ij")
+    pos = (off + ri * Wt + ci).reshape(-1)
+    Xp = None
+    pt_fn = None
+    if s.role == x_owner:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != geom.x_shape:
+            raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+        t, l, _, _ = geom.padding
+        # padded input big enough for every tile: rows nth*hot + kh - 1
+        HH, WW = nth * hot + kh - 1, ntw * wot + kw - 1
+        buf = np.zeros((Nb, G, nkg * Cw, HH, WW), U64)
+        Hp, Wp = geom.padded_hw
+        hh, ww = min(H, HH - t), min(W, WW - l)
+        buf[:, :, :Cg, t:t + hh, l:l + ww] = X.reshape(Nb, G, Cg, H, W)[:, :, :, :hh, :ww]
+        # tiles: [Nb, nth, ntw, G, nkg, Cw, Ht, Wt]
+        iy = (np.arange(nth) * hot)[:, None] + np.arange(Ht)[None, :]          # [nth, Ht]
+        ix = (np.arange(ntw) * wot)[:, None] + np.arange(Wt)[None, :]          # [ntw, Wt]
+        b5 = buf.reshape(Nb, G, nkg, Cw, HH, WW)
+        tiles = b5[:, :, :, :, iy[:, None, :, None], ix[None, :, None, :]]    # [Nb,G,nkg,Cw,nth,ntw,Ht,Wt]
+        tiles = tiles.transpose(0, 4, 5, 1, 2, 3, 6, 7).reshape(nI, nK, Cw * Ht * Wt)
+        Xp = np.zeros((nI, nK, N), U64)
+        Xp[:, :, :Cw * Ht * Wt] = tiles
+    else:
+        Ka = np.ascontiguousarray(K, dtype=U64).view(np.int64)
+        if Ka.shape != geom.w_shape:
+            raise ValueError(f"{step}: kernel shape {Ka.shape}, expected {geom.w_shape}")
+        Kd = np.zeros((O, nkg * Cw, kh, kw), np.int64)
+        Kd[:, :Cg, ::dh, ::dw] = Ka
+        cc, uu, vv = np.meshgrid(np.arange(Cw), np.arange(kh), np.arange(kw), indexing="ij")
+        kpos = (off - cc * Ht * Wt - uu * Wt - vv).reshape(-1)
+
+        def pt_fn(o):
+            g = o // Og
+            poly = np.zeros((nkg, N), np.int64)
+            poly[:, kpos] = Kd[o].reshape(nkg, Cw * kh * kw)
+            return poly, g * nkg + np.arange(nkg)
+    sh_ = product(s, sender=x_owner, nI=nI, nK=nK, nJ=O, pos=pos, wbits=nbits, nnz=Cw * KH * KW,
+                  nsum=nkg, X=Xp, pt_fn=pt_fn, step=step)
+    # [nI=(Nb, nth, ntw), O, rows, cols] -> [Nb, O, nth*rows, ntw*cols] -> crop
+    y = sh_.reshape(Nb, nth, ntw, O, rows, cols).transpose(0, 3, 1, 4, 2, 5).reshape(Nb, O, nth * rows, ntw * cols)
+    return np.ascontiguousarray(y[:, :, :ho, :wo])
+
+
+# ------------------------------------------------------------------ shared x shared
+
+def shared_matmul(s, X: np.ndarray, Y: np.ndarray, step: str = "he.shared_matmul") -> np.ndarray:
+    """Shares of ``X @ Y`` for shared ``X[m, k]``, ``Y[k, n]`` (this party's shares): the local
+    product plus the two cross terms ``X0 Y1`` and ``X1 Y0`` computed homomorphically (no Beaver
+    opening, no triple)."""
+    X = np.ascontiguousarray(X, dtype=U64)
+    Y = np.ascontiguousarray(Y, dtype=U64)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[0]:
+        raise ValueError(f"{step}: shapes {X.shape} and {Y.shape} do not align")
+    from .._ext import ring
+    m, k = X.shape
+    n = Y.shape[1]
+    out = ring.matmul(X, Y) if X.size and Y.size else np.zeros((m, n), U64)
+    for l_owner in (0, 1):
+        mine = s.role == l_owner
+        out += cross_matmul(s, l_owner=l_owner, m=m, k=k, n=n, L=X if mine else None,
+                            R=None if mine else Y, step=f"{step}.{l_owner}")
+    return out
+
+
+def shared_conv2d(s, X: np.ndarray, Wk: np.ndarray, geom: Conv2dGeom,
+                  step: str = "he.shared_conv2d") -> np.ndarray:
+    """Shares of ``conv2d(X, W)`` for a shared input and a shared kernel (cross terms by HE)."""
+    from .conv import conv2d_ring
+    out = conv2d_ring(X, Wk, geom)
+    for x_owner in (0, 1):
+        mine = s.role == x_owner
+        out += cross_conv2d(s, x_owner=x_owner, geom=geom, X=X if mine else None,
+                            K=None if mine else Wk, step=f"{step}.{x_owner}")
+    return out
+
+
+def shared_matmul_costs(m: int, k: int, n: int) -> dict:
+    c = matmul_costs(m, k, n)
+    opts = [v for v in c.values() if v is not None]
+    return {"bytes": 2 * min(opts) if opts else None, "rounds": 2}

@@ -33,12 +33,13 @@ import numpy as np
 
 from .._ext import ring
 from ..errors import ProtocolError
+from . import he
 from .conv import Conv2dGeom, conv2d_ring
 from .cross import conv2d_costs, cross_conv2d, cross_matmul, matmul_costs
 from .fixed import encode, encode_int, is_float_like, to_signed
 from .tensor import ArithTensor
 
-__all__ = ["PrivateLinear", "PrivateConv2d", "linear", "conv2d_private", "linear_p0", "conv2d_p0"]
+__all__ = ["PrivateLinear", "PrivateConv2d", "PrivateScale", "linear", "conv2d_private", "linear_p0", "conv2d_p0"]
 
 U64 = np.uint64
 
@@ -63,8 +64,8 @@ class _PrivateOp:
     def __init__(self, s, W, shape, owner: int, bias, weight_bits, fixed, decompose):
         if owner not in (0, 1):
             raise ValueError(f"owner must be 0 or 1, not {owner!r}")
-        if decompose not in ("auto", "mask", "weights"):
-            raise ValueError("decompose must be 'auto', 'mask' or 'weights'")
+        if decompose not in ("auto", "mask", "weights", "he"):
+            raise ValueError("decompose must be 'auto', 'mask', 'weights' or 'he'")
         self.s = s
         self.owner = owner
         self.decompose = decompose
@@ -131,12 +132,19 @@ class _PrivateOp:
         raise NotImplementedError
 
     # ---- public API
+    def _choose(self, c: dict) -> str:
+        if self.decompose != "auto":
+            if c.get(self.decompose) is None:
+                raise ValueError(f"{self.kind}: decompose={self.decompose!r} is not feasible for this shape")
+            return self.decompose
+        return min((k for k in c if c[k] is not None), key=lambda k: c[k])
+
     def costs(self, x_shape) -> dict:
-        """Bytes of the offline OT step for each decomposition, the choice, and the online bytes."""
+        """Bytes of the offline step for each method (OT decompositions ``mask``/``weights``,
+        homomorphic ``he``; ``None``: not feasible), the choice, and the online bytes."""
         geom = self._geom(tuple(x_shape))
         c = self._costs(geom)
-        choice = self.decompose if self.decompose != "auto" else min(c, key=lambda k: c[k])
-        return {"mask": c["mask"], "weights": c["weights"], "chosen": choice,
+        return {"mask": c["mask"], "weights": c["weights"], "he": c.get("he"), "chosen": self._choose(c),
                 "online": int(np.prod(geom_in_shape(geom), dtype=np.int64)) * 8,
                 "weight_bits": self.weight_bits}
 
@@ -158,8 +166,7 @@ class _PrivateOp:
                 tr.generated[f"private_{self.kind}"] += 1
                 return R, Z
             R = None if self.is_owner else s.prg.random_uint64(geom_in_shape(geom))
-            c = self._costs(geom)
-            which = self.decompose if self.decompose != "auto" else min(c, key=lambda k: c[k])
+            which = self._choose(self._costs(geom))
             Z = self._cross(R, geom, which)
             tr.generated[f"private_{self.kind}"] += 1
             return R, Z
@@ -253,10 +260,15 @@ class PrivateLinear(_PrivateOp):
     def _costs(self, geom):
         (M, k), (_, n) = geom.x_shape, geom.out_shape
         c = matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits, ot_bytes=self.s.arith.ot_bytes)
-        return {"mask": c["L"], "weights": c["R"]}
+        h = he.matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits)
+        hb = [v for v in h.values() if v is not None]
+        return {"mask": c["L"], "weights": c["R"], "he": min(hb) if hb else None}
 
     def _cross(self, R, geom, which):
         (M, k), (_, n) = geom.x_shape, geom.out_shape
+        if which == "he":
+            return he.cross_matmul(self.s, l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W,
+                                   nbits_l=64, nbits_r=self.weight_bits, step="arith.linear.he")
         if which == "mask":
             return cross_matmul(self.s, l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W,
                                 decompose="L", nbits=64, step="arith.linear.ole")
@@ -290,14 +302,90 @@ class PrivateConv2d(_PrivateOp):
 
     def _costs(self, geom):
         c = conv2d_costs(geom, nbits_x=64, nbits_k=self.weight_bits, ot_bytes=self.s.arith.ot_bytes)
-        return {"mask": c["X"], "weights": c["K"]}
+        return {"mask": c["X"], "weights": c["K"], "he": he.conv2d_costs(geom, nbits=self.weight_bits)["X"]}
 
     def _cross(self, R, geom, which):
+        if which == "he":
+            return he.cross_conv2d(self.s, x_owner=1 - self.owner, geom=geom, X=R, K=self.W,
+                                   nbits=self.weight_bits, step="arith.conv2d.he")
         if which == "mask":
             return cross_conv2d(self.s, x_owner=1 - self.owner, geom=geom, X=R, K=self.W,
                                 decompose="X", nbits=64, step="arith.conv2d.ole")
         return cross_conv2d(self.s, x_owner=1 - self.owner, geom=geom, X=R, K=self.W,
                             decompose="K", nbits=self.weight_bits, signed=True, step="arith.conv2d.ole")
+
+
+class PrivateScale(_PrivateOp):
+    """``y = x * W[c] (+ bias[c])`` per channel (axis 1 of ``x``: ``[N, C, ...]``) with the scale
+    ``W[C]`` known to ``owner`` only: BatchNorm that cannot be folded into a preceding layer.
+
+    The cross term is a block-diagonal homomorphic matmul (``decompose="he"``,
+    :func:`ezprotocols.arith.he.cross_scale`, about 5x the input share in bytes when the
+    channels are large) or a depthwise 1x1 convolution by OT (``"weights"``/``"mask"``); both
+    costs are in :meth:`costs` and ``"auto"`` takes the fewer bytes."""
+
+    kind = "scale"
+
+    def __init__(self, s, W=None, *, shape=None, owner: int = 0, bias=None, weight_bits=None,
+                 fixed=None, decompose: str = "auto"):
+        super().__init__(s, W, shape, owner, bias, weight_bits, fixed, decompose)
+        if len(self.w_shape) != 1:
+            raise ValueError(f"scale: the scale must be 1-D [C], got {self.w_shape}")
+
+    def _geom(self, x_shape):
+        if len(x_shape) < 2 or x_shape[1] != self.w_shape[0]:
+            raise ValueError(f"scale: input shape {x_shape} does not have {self.w_shape[0]} channels on axis 1")
+        return _ScaleGeom(tuple(x_shape))
+
+    def _shape_out(self, y, x_shape, geom):
+        return y
+
+    def _bshape(self, nd):
+        return (1, -1) + (1,) * (nd - 2)
+
+    def _apply(self, x, geom):
+        return x * self.W.reshape(self._bshape(x.ndim))
+
+    def _bias_shape(self, enc):
+        return enc.reshape(self._bshape(len(self._last_nd)))
+
+    def _conv_geom(self, geom):
+        xs = geom.x_shape
+        C = xs[1]
+        hw = int(np.prod(xs[2:], dtype=np.int64)) if len(xs) > 2 else 1
+        return Conv2dGeom.make((xs[0], C, hw, 1), (C, 1, 1, 1), groups=C)
+
+    def _costs(self, geom):
+        cg = self._conv_geom(geom)
+        c = conv2d_costs(cg, nbits_x=64, nbits_k=self.weight_bits, ot_bytes=self.s.arith.ot_bytes)
+        return {"mask": c["X"], "weights": c["K"], "he": he.scale_costs(geom.x_shape, nbits=self.weight_bits)["he"]}
+
+    def _cross(self, R, geom, which):
+        if which == "he":
+            return he.cross_scale(self.s, x_owner=1 - self.owner, x_shape=geom.x_shape, X=R, gamma=self.W,
+                                  nbits=self.weight_bits, step="arith.scale.he")
+        cg = self._conv_geom(geom)
+        Rc = None if R is None else R.reshape(cg.x_shape)
+        Wc = None if self.W is None else self.W.reshape(cg.w_shape)
+        if which == "mask":
+            out = cross_conv2d(self.s, x_owner=1 - self.owner, geom=cg, X=Rc, K=Wc,
+                               decompose="X", nbits=64, step="arith.scale.ole")
+        else:
+            out = cross_conv2d(self.s, x_owner=1 - self.owner, geom=cg, X=Rc, K=Wc,
+                               decompose="K", nbits=self.weight_bits, signed=True, step="arith.scale.ole")
+        return out.reshape(geom.x_shape)
+
+    def __call__(self, x, method=None, truncate: bool = True):
+        self._last_nd = x.shape
+        return super().__call__(x, method=method, truncate=truncate)
+
+
+class _ScaleGeom:
+    __slots__ = ("x_shape", "out_shape")
+
+    def __init__(self, x_shape):
+        self.x_shape = x_shape
+        self.out_shape = x_shape
 
 
 def linear(x: ArithTensor, W=None, *, shape=None, owner: int = 0, bias=None, weight_bits=None,
