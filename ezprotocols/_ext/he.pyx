@@ -32,6 +32,10 @@ cdef extern from "ezp_he.h" nogil:
                      const uint64_t *qinv, uint64_t *out)
     void ezp_decrypt2(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, uint64_t q1,
                       uint64_t q0inv_mod_q1, uint64_t *out)
+    void ezp_crt2_drop(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, uint64_t q1,
+                       uint64_t q0inv_mod_q1, int d, uint64_t *out)
+    void ezp_crt2_expand(const uint64_t *y, size_t cnt, size_t n, uint64_t q0, uint64_t q1, int d,
+                         uint64_t *out)
     void ezp_pack(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint8_t *w, uint8_t *out,
                   size_t nbytes)
     int ezp_unpack(const uint8_t *inp, size_t cnt, size_t L, size_t n, const uint8_t *w,
@@ -323,6 +327,40 @@ def decrypt2(x, uint64_t q0, uint64_t q1, uint64_t q0inv):
     return out
 
 
+def crt2_drop(x, uint64_t q0, uint64_t q1, uint64_t q0inv, int d):
+    """Residues ``uint64[cnt, 2, n]`` mod ``(q0, q1)`` -> ``round(x / 2^d)`` as ``(lo, hi)`` words
+    ``uint64[cnt, 2, n]``."""
+    X = _arr(x, U64, "x")
+    if X.ndim != 3 or X.shape[1] != 2 or not 0 <= d <= 60:
+        raise ValueError("crt2_drop: x must be uint64[cnt, 2, n], 0 <= d <= 60")
+    out = np.empty_like(X)
+    if X.size == 0:
+        return out
+    cdef const uint64_t[::1] Xv = X.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef size_t cnt = X.shape[0], n = X.shape[2]
+    with nogil:
+        ezp_crt2_drop(&Xv[0], cnt, n, q0, q1, q0inv, d, &O[0])
+    return out
+
+
+def crt2_expand(y, uint64_t q0, uint64_t q1, int d):
+    """Inverse of :func:`crt2_drop` up to the rounding: ``(lo, hi) 2^d`` -> residues (``hi``
+    is read modulo 2^16)."""
+    Y = _arr(y, U64, "y")
+    if Y.ndim != 3 or Y.shape[1] != 2 or not 0 <= d <= 60:
+        raise ValueError("crt2_expand: y must be uint64[cnt, 2, n], 0 <= d <= 60")
+    out = np.empty_like(Y)
+    if Y.size == 0:
+        return out
+    cdef const uint64_t[::1] Yv = Y.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef size_t cnt = Y.shape[0], n = Y.shape[2]
+    with nogil:
+        ezp_crt2_expand(&Yv[0], cnt, n, q0, q1, d, &O[0])
+    return out
+
+
 def packed_size(size_t cnt, size_t n, widths):
     return (cnt * n * sum(int(w) for w in widths) + 7) // 8
 
@@ -348,7 +386,7 @@ def pack(x, widths):
 
 def unpack(data, shape, widths, primes):
     """Inverse of :func:`pack`; returns ``(x uint64[cnt, L, n], ok)`` where ``ok`` is false
-    when some residue is not below its prime."""
+    when some residue is not below its prime (a prime 0: no check)."""
     cnt, L, n = (int(v) for v in shape)
     w = np.ascontiguousarray(widths, dtype=np.uint8)
     qa = np.ascontiguousarray(primes, dtype=U64)

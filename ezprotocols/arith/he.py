@@ -26,7 +26,8 @@ wraps modulo ``t`` without an error term proportional to ``Q mod t``.
   + e_pk, a_pk)``, ``u`` ternary), ``round(Q r / t)`` for its mask ``r`` and a
   uniform flooding term in ``[-2^f, 2^f)``; then it drops primes down to ``q' =
   q0 q1`` (~2^81) by RNS rounding and sends ``a'`` (all ``N`` coefficients) and
-  ``b'`` at the result positions only.  Its share is ``-r``.
+  ``b'`` at the result positions only, without its 15 low bits (they are below the
+  decryption margin).  Its share is ``-r``.
 * The sender decrypts ``round(2^64 (b' + a' s) / q') mod 2^64 = x w + r``.
 
 Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
@@ -44,8 +45,8 @@ coefficients (signed), ``nnz`` the non-zeros of one plaintext polynomial and
 ``U[-2^f, 2^f)`` with ``2^f >= 2^40 * n_rev * B_w`` (``n_rev`` = coefficients
 returned), re-randomization adds at most ``(2N + 1) * 21``, the mask encoding
 1/2.  ``Q`` is chosen with ``|noise| < Q / 2^66``; after switching to ``q'`` the
-noise is below ``q'/2^66 + (N + 1)/2 * 1.001 < q' / 2^65``, so rounding recovers
-``x w + r`` exactly.
+noise is below ``q'/2^66 + (N + 1)/2 * 1.001 + 2^14 < q' / 2^65`` (the last term: the
+dropped bits of ``b'``), so rounding recovers ``x w + r`` exactly.
 
 What each party sees (semi-honest, simulatable):
 
@@ -210,9 +211,18 @@ def level_for(wbits: int, nK: int, nnz: int, n_rev: int):
     return None
 
 
+QF = PRIMES[0] * PRIMES[1]
+DROP = 15                                        # low bits of b' not sent
+B_HI = ((QF + (1 << (DROP - 1))) >> DROP).bit_length() - 64
+B_WIDTHS = (64, B_HI)
+Q0INV = pow(PRIMES[0], -1, PRIMES[1])
+
+
 def _final_ok() -> bool:
-    qf = PRIMES[0] * PRIMES[1]
-    return (qf >> (T_BITS + 2)) > (N + 1) // 2 * 1001 // 1000 + 2
+    """After switching to ``q'``: the flooded noise (< q'/2^66), the switching rounding (at most
+    (N+1)/2 * 1.001) and the dropped bits of b' (at most 2^(DROP-1)) stay below q'/2^65."""
+    room = (QF >> (T_BITS + 1)) - (QF >> (T_BITS + 2)) - 2
+    return room > (N + 1) * 1001 // 2000 + 1 + (1 << (DROP - 1))
 
 
 assert _final_ok()
@@ -222,8 +232,12 @@ def _in_bytes(n_ct: int, L: int) -> int:
     return K.packed_size(n_ct, N, WIDTHS[:L]) + 16
 
 
+def _resp_bytes(n_ct: int, npos: int) -> int:
+    return K.packed_size(n_ct, N, WIDTHS[:FINAL_LIMBS]) + K.packed_size(n_ct, npos, B_WIDTHS)
+
+
 def _out_bytes(n_ct: int, npos: int) -> int:
-    return n_ct * (K.packed_size(1, N + npos, WIDTHS[:FINAL_LIMBS]))
+    return n_ct * (K.packed_size(1, N, WIDTHS[:FINAL_LIMBS]) + K.packed_size(1, npos, B_WIDTHS))
 
 
 # ------------------------------------------------------------------ keys (per session)
@@ -326,7 +340,8 @@ def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits
     ks = _setup(s, sender)
     n_in = nI * nK
     in_shape = (n_in, L, N)
-    resp_bytes = K.packed_size(nI, N + npos, WIDTHS[:FINAL_LIMBS])
+    a_bytes = K.packed_size(nI, N, WIDTHS[:FINAL_LIMBS])
+    resp_bytes = _resp_bytes(nI, npos)
     q2 = np.array(PRIMES[:FINAL_LIMBS], dtype=U64)
     if s.role == sender:
         X = np.ascontiguousarray(X, dtype=U64)
@@ -349,19 +364,18 @@ def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits
         sqp = ks.s_ntt_p[:FINAL_LIMBS]
         for j in range(nJ):
             data = s.channel.recv_array(step + ".resp", np.uint8, (resp_bytes,))
-            both, ok = K.unpack(data, (nI, FINAL_LIMBS, N + npos), WIDTHS[:FINAL_LIMBS], q2)
+            ap, ok = K.unpack(data[:a_bytes], (nI, FINAL_LIMBS, N), WIDTHS[:FINAL_LIMBS], q2)
             if not ok:
                 raise ProtocolError(f"{step}.resp: residues out of range")
-            ap = np.ascontiguousarray(both[:, :, :N])
-            bp = both[:, :, N:]
+            bc, _ = K.unpack(data[a_bytes:], (nI, 2, npos), B_WIDTHS, np.zeros(2, U64))
+            bp = K.crt2_expand(bc, PRIMES[0], PRIMES[1], DROP)
             tb.forward(ap)
             acc = np.zeros((nI, FINAL_LIMBS, N), U64)
             K.mul_acc(acc, ap.reshape(nI, 1, FINAL_LIMBS, N), sq.reshape(1, FINAL_LIMBS, N),
                       sqp.reshape(1, FINAL_LIMBS, N), q2)
             tb.inverse(acc)
             x = (acc[:, :, pos] + bp) % q2[:, None]
-            out[:, j, :] = K.decrypt2(np.ascontiguousarray(x), PRIMES[0], PRIMES[1],
-                                      pow(PRIMES[0], -1, PRIMES[1]))
+            out[:, j, :] = K.decrypt2(np.ascontiguousarray(x), PRIMES[0], PRIMES[1], Q0INV)
         return out
     # ---- evaluator
     if pt_fn is None:
@@ -407,7 +421,10 @@ def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits
         both = np.concatenate([acc_a, bsel], axis=2)
         for i, top in enumerate(range(L - 1, FINAL_LIMBS - 1, -1)):
             both = K.rescale(np.ascontiguousarray(both), qs[:top + 1], lev.qinv[i])
-        s.channel.send(step + ".resp", K.pack(np.ascontiguousarray(both), WIDTHS[:FINAL_LIMBS]))
+        both = np.ascontiguousarray(both)
+        bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
+        s.channel.send(step + ".resp", np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]),
+                                                              WIDTHS[:FINAL_LIMBS]), K.pack(bc, B_WIDTHS)]))
         share[:, j, :] = np.uint64(0) - r
     return share
 

@@ -218,6 +218,38 @@ static void ezp_decrypt2(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, u
     }
 }
 
+/* Compression of the returned b' values: x given by residues mod (q0, q1) -> the integer
+ * round(x / 2^d) as lo/hi words (out[cnt][2][n]); and back: y 2^d -> residues. */
+static void ezp_crt2_drop(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, uint64_t q1,
+                          uint64_t q0inv_mod_q1, int d, uint64_t *out) {
+    uint64_t ivp = ezp_shoup_pre(q0inv_mod_q1, q1);
+    for (size_t c = 0; c < cnt; c++) {
+        const uint64_t *x0 = x + c * 2 * n, *x1 = x0 + n;
+        uint64_t *lo = out + c * 2 * n, *hi = lo + n;
+        for (size_t j = 0; j < n; j++) {
+            uint64_t v0 = x0[j];
+            uint64_t v1 = ezp_mul_shoup(ezp_sub_mod(x1[j], v0 % q1, q1), q0inv_mod_q1, ivp, q1);
+            ezp_u128 v = (ezp_u128)v1 * q0 + v0;
+            if (d > 0) v = (v + ((ezp_u128)1 << (d - 1))) >> d;
+            lo[j] = (uint64_t)v;
+            hi[j] = (uint64_t)(v >> 64);
+        }
+    }
+}
+
+static void ezp_crt2_expand(const uint64_t *y, size_t cnt, size_t n, uint64_t q0, uint64_t q1, int d,
+                            uint64_t *out) {
+    for (size_t c = 0; c < cnt; c++) {
+        const uint64_t *lo = y + c * 2 * n, *hi = lo + n;
+        uint64_t *o0 = out + c * 2 * n, *o1 = o0 + n;
+        for (size_t j = 0; j < n; j++) {
+            ezp_u128 v = (((ezp_u128)(hi[j] & 0xFFFFull) << 64) | lo[j]) << d;
+            o0[j] = (uint64_t)(v % q0);
+            o1[j] = (uint64_t)(v % q1);
+        }
+    }
+}
+
 /* Pack x[cnt][L][n] at widths w[l] (bits) into a little-endian bit stream. */
 static void ezp_pack(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint8_t *w, uint8_t *out,
                      size_t nbytes) {
@@ -263,7 +295,7 @@ static int ezp_unpack(const uint8_t *in, size_t cnt, size_t L, size_t n, const u
                     done += take;
                     bit += take;
                 }
-                bad |= v >= q;
+                bad |= q != 0 && v >= q;
                 dst[j] = v;
             }
         }
