@@ -159,7 +159,14 @@ CONV_CASES = [
     ((2, 3, 5, 5), (2, 3, 5, 5), 1, 0, 1, 1),                        # kernel = input
     ((1, 3, 100, 90), (2, 3, 3, 3), 1, 1, 1, 1),                     # several spatial tiles
     ((0, 3, 5, 5), (2, 3, 3, 3), 1, 1, 1, 1),                        # empty batch
+    ((8, 2, 6, 5), (3, 2, 3, 3), 2, (1, 0, 2, 1), 1, 1),             # batch stacked into one image
+    ((16, 2, 7, 7), (4, 1, 3, 3), 3, 1, (2, 2), 2),
 ]
+
+
+def test_batch_stacking_is_used():
+    for xs, ws, st, pd, dl, g in CONV_CASES[-2:]:
+        assert he._conv_choice(Conv2dGeom.make(xs, ws, st, pd, dl, g), 18)[0]
 
 
 @pytest.mark.parametrize("case", CONV_CASES)

@@ -672,16 +672,66 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int):
     return None if best is None else best[1]
 
 
+def _stacked(geom: Conv2dGeom):
+    """The batch stacked into one tall image: each (explicitly padded) image takes ``Hb`` rows,
+    ``Hp`` rounded up to the stride, so the strided outputs of image ``b`` are rows
+    ``b Hb / sh + [0, HO)`` of the stacked convolution.  ``None`` for a batch of one."""
+    Nb, C, H, W = geom.x_shape
+    if Nb <= 1:
+        return None
+    Hp, Wp = geom.padded_hw
+    Hb = -(-Hp // geom.stride[0]) * geom.stride[0]
+    return Conv2dGeom.make((1, C, Nb * Hb, Wp), geom.w_shape, geom.stride, 0, geom.dilation, geom.groups), Hb
+
+
+@lru_cache(maxsize=4096)
+def _conv_choice(geom: Conv2dGeom, nbits: int):
+    """``(stacked, plan)``: the cheaper of the per-image and the stacked-batch encodings."""
+    p = conv2d_plan(geom, nbits)
+    st = _stacked(geom)
+    if st is not None:
+        ps = conv2d_plan(st[0], nbits)
+        if ps is not None and (p is None or ps["bytes"] < p["bytes"]):
+            return True, ps
+    return False, p
+
+
 def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64) -> dict:
     """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted)."""
-    p = conv2d_plan(geom, nbits)
+    p = _conv_choice(geom, nbits)[1]
     return {"X": None if p is None else p["bytes"]}
 
 
 def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
                  step: str = "he.cross_conv2d") -> np.ndarray:
     """This party's share of ``conv2d(X, K)`` (``uint64[N, O, HO, WO]``): ``X`` at ``x_owner``
-    (encrypted), ``K`` (signed ``nbits``-bit entries) at the other party."""
+    (encrypted), ``K`` (signed ``nbits``-bit entries) at the other party.  A batch is stacked
+    into one tall image when that moves fewer bytes (small images)."""
+    stacked, plan = _conv_choice(geom, nbits)
+    if plan is None:
+        raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
+    if not stacked:
+        return _conv_core(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step)
+    gst, Hb = _stacked(geom)
+    Nb, C, H, W = geom.x_shape
+    Xs = None
+    if s.role == x_owner:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != geom.x_shape:
+            raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+        t, l, b, r = geom.padding
+        Hp, Wp = geom.padded_hw
+        buf = np.zeros((Nb, C, Hb, Wp), U64)
+        buf[:, :, t:t + H, l:l + W] = X
+        Xs = np.ascontiguousarray(buf.transpose(1, 0, 2, 3).reshape(1, C, Nb * Hb, Wp))
+    y = _conv_core(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step)
+    ho, wo = geom.out_hw
+    rows = (np.arange(Nb) * (Hb // geom.stride[0]))[:, None] + np.arange(ho)[None, :]
+    return np.ascontiguousarray(y[0][:, rows, :wo].transpose(1, 0, 2, 3))
+
+
+def _conv_core(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
+               step: str = "he.cross_conv2d") -> np.ndarray:
     plan = conv2d_plan(geom, nbits)
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")

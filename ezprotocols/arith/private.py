@@ -180,16 +180,27 @@ class _PrivateOp:
         x_shape = x.shape
         geom = self._geom(x_shape)
         q = self._pool.get(x_shape)
+        xin = np.ascontiguousarray(self._flat_in(x.share, geom))
+        if not q and self.s.triples.source != "dealer" and self._choose(self._costs(geom)) == "he":
+            # nothing prepared: the product runs on the non-owner's share itself (Cheetah):
+            # one round trip, no masked-input message
+            with s.phase(f"{self.kind}.he"):
+                Z = self._cross(None if self.is_owner else xin, geom, "he")
+            y = self._apply(xin, geom) + Z if self.is_owner else Z
+            return self._finish(y, x, geom, method, truncate)
         R, Z = q.popleft() if q else self._make_mask(geom)
         step = f"arith.{self.kind}.open"
-        xin = np.ascontiguousarray(self._flat_in(x.share, geom))
         if self.is_owner:
             E = s.channel.recv_array(step, U64, xin.shape)
             y = self._apply(xin + E, geom) + Z
         else:
             s.channel.send(step, xin - R)
             y = Z
-        y = self._shape_out(y, x_shape, geom)
+        return self._finish(y, x, geom, method, truncate)
+
+    def _finish(self, y, x, geom, method, truncate):
+        s = self.s
+        y = self._shape_out(y, x.shape, geom)
         out = ArithTensor(s, y, x.scale + self.w_scale)
         if self.is_owner and self.bias is not None:
             b = np.asarray(self.bias)
