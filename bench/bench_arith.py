@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ezprotocols._ext import ring
-from ezprotocols.testing import run_pair
+from ezprotocols.runner import run_pair
 
 N_MUL = 10 ** 6
 MM = (128, 784, 128)

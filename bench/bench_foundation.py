@@ -9,7 +9,7 @@ import numpy as np
 
 from ezprotocols import Prg
 from ezprotocols._ext import crypto
-from ezprotocols.testing import run_pair
+from ezprotocols.runner import run_pair
 
 
 class Kernels:

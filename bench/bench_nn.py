@@ -102,7 +102,7 @@ def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp",
     pays the session's one-time costs such as the base OTs; the others are warm)."""
     from ezprotocols.nn import load_onnx
     from ezprotocols.nn.secure import query_session, serve_session
-    from ezprotocols.testing import run_pair
+    from ezprotocols.runner import run_pair
     plan = load_onnx(MODELS[model]().SerializeToString())
     rng = np.random.default_rng(3)                   # benchmark data only
     x = rng.random((batch,) + plan.input_shape)

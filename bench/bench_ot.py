@@ -11,7 +11,7 @@ import numpy as np
 
 import ezprotocols.ot  # noqa: F401  (registers session.ot)
 from ezprotocols._ext import ot as K
-from ezprotocols.testing import run_pair
+from ezprotocols.runner import run_pair
 
 FLAVOURS = ("cot", "rot", "chosen", "acot")
 

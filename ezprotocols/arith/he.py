@@ -833,3 +833,107 @@ def shared_matmul_costs(m: int, k: int, n: int) -> dict:
     c = matmul_costs(m, k, n)
     opts = [v for v in c.values() if v is not None]
     return {"bytes": 2 * min(opts) if opts else None, "rounds": 2}
+
+
+# ------------------------------------------------------------------ engines (backends "he")
+
+from .ot_source import OtTriples      # noqa: E402  (engine classes below build on the interfaces)
+from .products import Products, cheapest  # noqa: E402
+
+HE_ROUNDS = 2          # message flights of one product: ciphertexts out, responses back
+
+
+class HeProducts(Products):
+    """The product engine ``"he"`` (``Session(..., linear="he")``, the default): every
+    product offers the homomorphic option ``"he"`` next to the OT options of
+    :class:`~ezprotocols.arith.products.OtProducts`, and ``decompose="auto"`` takes the one
+    that moves the fewest bytes (tiny products stay with OT).  Elementwise products
+    (``cross_mul``) are OT only: coefficient encoding has no elementwise products.
+    Extras: per-channel scales (``scale_costs``/``cross_scale``) and shared x shared
+    products on the actual shares (``shared_matmul``/``shared_conv2d``)."""
+
+    @property
+    def ot(self):
+        return self.session.engine("linear", "ot")
+
+    def setup(self) -> None:
+        _setup(self.session, 0)
+        _setup(self.session, 1)
+
+    @staticmethod
+    def _he(b):
+        return {"he": {"bytes": b, "rounds": HE_ROUNDS}} if b is not None else {}
+
+    def matmul_costs(self, m, k, n, *, nbits_l=64, nbits_r=64) -> dict:
+        h = [v for v in matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r).values() if v is not None]
+        return {**self.ot.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r), **self._he(min(h) if h else None)}
+
+    def cross_matmul(self, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, decompose="auto",
+                     step="arith.cross_matmul"):
+        if decompose == "auto":
+            decompose = cheapest(self.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r))
+        if decompose == "he":
+            return cross_matmul(self.session, l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, nbits_l=nbits_l,
+                                nbits_r=nbits_r, step=step + ".he")
+        return self.ot.cross_matmul(l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, nbits_l=nbits_l, nbits_r=nbits_r,
+                                    decompose=decompose, step=step)
+
+    def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64) -> dict:
+        return {**self.ot.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k),
+                **self._he(conv2d_costs(geom, nbits=nbits_k)["X"])}
+
+    def cross_conv2d(self, *, x_owner, geom, X=None, K=None, nbits_x=64, nbits_k=64, decompose="auto",
+                     step="arith.cross_conv2d"):
+        if decompose == "auto":
+            decompose = cheapest(self.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k))
+        if decompose == "he":
+            return cross_conv2d(self.session, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits_k, step=step + ".he")
+        return self.ot.cross_conv2d(x_owner=x_owner, geom=geom, X=X, K=K, nbits_x=nbits_x, nbits_k=nbits_k,
+                                    decompose=decompose, step=step)
+
+    def mul_costs(self, n: int) -> dict:
+        return self.ot.mul_costs(n)
+
+    def cross_mul(self, *, owner, n, a=None, b=None, step="arith.cross_mul"):
+        return self.ot.cross_mul(owner=owner, n=n, a=a, b=b, step=step)
+
+    def scale_costs(self, x_shape, *, nbits: int = 64) -> dict:
+        return self._he(scale_costs(x_shape, nbits=nbits)["he"])
+
+    def cross_scale(self, *, x_owner, x_shape, X=None, gamma=None, nbits=64, step="arith.cross_scale"):
+        return cross_scale(self.session, x_owner=x_owner, x_shape=x_shape, X=X, gamma=gamma, nbits=nbits,
+                           step=step + ".he")
+
+    def shared_matmul(self, X, Y, step: str = "arith.shared_matmul") -> np.ndarray:
+        """Shares of ``X @ Y`` for shared operands: the local product plus both cross terms
+        (each by the cheapest option), no opening."""
+        from .._ext import ring
+        X = np.ascontiguousarray(X, dtype=U64)
+        Y = np.ascontiguousarray(Y, dtype=U64)
+        m, k = X.shape
+        n = Y.shape[1]
+        out = ring.matmul(X, Y) if X.size and Y.size else np.zeros((m, n), U64)
+        for l_owner in (0, 1):
+            mine = self.session.role == l_owner
+            out += self.cross_matmul(l_owner=l_owner, m=m, k=k, n=n, L=X if mine else None,
+                                     R=None if mine else Y, step=f"{step}.{l_owner}")
+        return out
+
+    def shared_conv2d(self, X, Wk, geom, step: str = "arith.shared_conv2d") -> np.ndarray:
+        from .conv import conv2d_ring
+        out = conv2d_ring(X, Wk, geom)
+        for x_owner in (0, 1):
+            mine = self.session.role == x_owner
+            out += self.cross_conv2d(x_owner=x_owner, geom=geom, X=X if mine else None,
+                                     K=None if mine else Wk, step=f"{step}.{x_owner}")
+        return out
+
+
+class HeTriples(OtTriples):
+    """The triple source ``"he"`` (the default): matrix and convolution triples through
+    :class:`HeProducts` (the cheaper of HE and OT per shape), elementwise triples through OT
+    (coefficient encoding gives no elementwise products)."""
+
+    @property
+    def products(self):
+        return self.session.engine("linear", "he")

@@ -6,23 +6,26 @@ Protocol (the MiniONN/SecureML-style offline/online split, eprint 2017/452 and
 the other party)
 
 * offline: ``m`` draws a random mask ``R`` shaped like ``X``; the parties obtain
-  additive shares ``Z_o + Z_m = op(R, W)`` with OT (:mod:`ezprotocols.arith.cross`);
+  additive shares ``Z_o + Z_m = op(R, W)`` with the session's product engine
+  (``s.linear``, :mod:`ezprotocols.arith.products`; OT by default);
 * online: ``m`` sends ``E = X_m - R`` (one message, ``|X|`` ring elements, one way);
   the owner outputs ``op(X_o + E, W) + Z_o`` (+ its private bias), ``m`` outputs ``Z_m``.
   Their sum is ``op(X, W)`` by linearity; ``E`` is uniformly random to the owner.
 
-The OT step decomposes either the mask (64 OTs per mask entry, the weights'
-rows as vector correlations) or the weights (fixed-point weights are small:
-``weight_bits`` OTs per weight, offset to non-negative, the mask's rows as
-vector correlations).  Both parties compute both costs from public shapes and
-pick the fewer bytes; :meth:`PrivateLinear.costs` shows them.
+With the OT products the offline step decomposes either the mask (64 OTs per
+mask entry, the weights' rows as vector correlations) or the weights (fixed-point
+weights are small: ``weight_bits`` OTs per weight, offset to non-negative, the
+mask's rows as vector correlations).  Both parties compute both costs from public
+shapes and pick the fewer bytes; :meth:`PrivateLinear.costs` shows them.
 
 ``weight_bits`` is public: the bit length of the signed fixed-point weights
 (``|W| * 2^f < 2^(weight_bits - 1)``).  Pass it on both sides, or leave it to the
 owner, who then announces the smallest that fits (this reveals ``ceil(log2
 max|W|)``, a coarse scale of the weights, like the fixed-point format itself).
 
-With ``Session(..., triples="dealer")`` the masks come from the trusted dealer
+The masks come from the session's triple source
+(:meth:`~ezprotocols.arith.triples.TripleSource.private_mask`): through ``s.linear``
+by default; with ``Session(..., triples="dealer")`` from the trusted dealer
 (:mod:`ezprotocols.arith.dealer`, research comparisons only, insecure).
 """
 from __future__ import annotations
@@ -33,9 +36,7 @@ import numpy as np
 
 from .._ext import ring
 from ..errors import ProtocolError
-from . import he
 from .conv import Conv2dGeom, conv2d_ring
-from .cross import conv2d_costs, cross_conv2d, cross_matmul, matmul_costs
 from .fixed import encode, encode_int, is_float_like, to_signed
 from .tensor import ArithTensor
 
@@ -60,6 +61,8 @@ class _PrivateOp:
     """Shared machinery: weights at the owner, announcement, mask pools, online step."""
 
     kind = "linear"
+    #: the product engine's option names, as this layer calls them
+    OPTION_NAMES: dict = {}
 
     def __init__(self, s, W, shape, owner: int, bias, weight_bits, fixed, decompose):
         if owner not in (0, 1):
@@ -122,30 +125,53 @@ class _PrivateOp:
     def _geom(self, x_shape):
         raise NotImplementedError
 
-    def _apply(self, x, geom):
+    def apply(self, x, geom):
+        """The layer on ring elements ``x`` (owner only: needs the weights)."""
         raise NotImplementedError
+
+    def _engine_costs(self, geom) -> dict:
+        raise NotImplementedError
+
+    def _engine_cross(self, R, geom, option):
+        raise NotImplementedError
+
+    # ---- the offline step through the product engine
+    @staticmethod
+    def in_shape(geom):
+        return geom.x_shape
+
+    @staticmethod
+    def out_shape(geom):
+        return geom.out_shape
 
     def _costs(self, geom) -> dict:
-        raise NotImplementedError
+        c = {self.OPTION_NAMES.get(o, o): v["bytes"] for o, v in self._engine_costs(geom).items()}
+        return dict(sorted(c.items(), key=lambda kv: kv[0] != "mask"))        # ties: the mask
 
-    def _cross(self, R, geom, which):
-        raise NotImplementedError
+    def _choice(self, geom) -> str:
+        c = self._costs(geom)
+        if self.decompose != "auto":
+            if self.decompose not in c:
+                raise ValueError(f"{self.kind}: option {self.decompose!r} is not offered by the product engine "
+                                 f"{type(self.s.linear).__name__} for this shape (options: {sorted(c)})")
+            return self.decompose
+        return min(c, key=lambda k: c[k])
+
+    def cross(self, R, geom):
+        """This party's share of the layer applied to the non-owner's mask ``R`` (``None``
+        at the owner), through ``s.linear`` with the cheapest (or the chosen) option."""
+        which = self._choice(geom)
+        option = {v: k for k, v in self.OPTION_NAMES.items()}.get(which, which)
+        return self._engine_cross(R, geom, option)
 
     # ---- public API
-    def _choose(self, c: dict) -> str:
-        if self.decompose != "auto":
-            if c.get(self.decompose) is None:
-                raise ValueError(f"{self.kind}: decompose={self.decompose!r} is not feasible for this shape")
-            return self.decompose
-        return min((k for k in c if c[k] is not None), key=lambda k: c[k])
-
     def costs(self, x_shape) -> dict:
-        """Bytes of the offline step for each method (OT decompositions ``mask``/``weights``,
-        homomorphic ``he``; ``None``: not feasible), the choice, and the online bytes."""
+        """Bytes of the offline step for each option of the product engine (OT: ``mask``,
+        ``weights``; HE: ``he``, which runs online on the share when nothing is prepared),
+        the choice, and the online bytes of the masked-input step."""
         geom = self._geom(tuple(x_shape))
-        c = self._costs(geom)
-        return {"mask": c["mask"], "weights": c["weights"], "he": c.get("he"), "chosen": self._choose(c),
-                "online": int(np.prod(geom_in_shape(geom), dtype=np.int64)) * 8,
+        return {**self._costs(geom), "chosen": self._choice(geom),
+                "online": int(np.prod(self.in_shape(geom), dtype=np.int64)) * 8,
                 "weight_bits": self.weight_bits}
 
     def prepare(self, x_shape, count: int = 1) -> None:
@@ -157,17 +183,9 @@ class _PrivateOp:
             self.prepared += 1
 
     def _make_mask(self, geom):
-        s = self.s
-        tr = s.triples
+        tr = self.s.triples
         with tr.phase():
-            if tr.source == "dealer":
-                apply = (lambda R: self._apply(R, geom)) if self.is_owner else None
-                R, Z = tr.dealer().private_mask(self.owner, geom_in_shape(geom), geom_out_shape(geom), apply)
-                tr.generated[f"private_{self.kind}"] += 1
-                return R, Z
-            R = None if self.is_owner else s.prg.random_uint64(geom_in_shape(geom))
-            which = self._choose(self._costs(geom))
-            Z = self._cross(R, geom, which)
+            R, Z = tr.impl.private_mask(self, geom)
             tr.generated[f"private_{self.kind}"] += 1
             return R, Z
 
@@ -181,26 +199,22 @@ class _PrivateOp:
         geom = self._geom(x_shape)
         q = self._pool.get(x_shape)
         xin = np.ascontiguousarray(self._flat_in(x.share, geom))
-        if not q and self.s.triples.source != "dealer" and self._choose(self._costs(geom)) == "he":
-            # nothing prepared: the product runs on the non-owner's share itself (Cheetah):
-            # one round trip, no masked-input message
+        if not q and not s.triples.impl.trusted_dealer and self._choice(geom) == "he":
+            # nothing prepared and the homomorphic product is the cheapest: it runs on the
+            # non-owner's share itself (Cheetah), one round trip, no masked-input message
             with s.phase(f"{self.kind}.he"):
-                Z = self._cross(None if self.is_owner else xin, geom, "he")
-            y = self._apply(xin, geom) + Z if self.is_owner else Z
-            return self._finish(y, x, geom, method, truncate)
-        R, Z = q.popleft() if q else self._make_mask(geom)
-        step = f"arith.{self.kind}.open"
-        if self.is_owner:
-            E = s.channel.recv_array(step, U64, xin.shape)
-            y = self._apply(xin + E, geom) + Z
+                Z = self._engine_cross(None if self.is_owner else xin, geom, "he")
+            y = self.apply(xin, geom) + Z if self.is_owner else Z
         else:
-            s.channel.send(step, xin - R)
-            y = Z
-        return self._finish(y, x, geom, method, truncate)
-
-    def _finish(self, y, x, geom, method, truncate):
-        s = self.s
-        y = self._shape_out(y, x.shape, geom)
+            R, Z = q.popleft() if q else self._make_mask(geom)
+            step = f"arith.{self.kind}.open"
+            if self.is_owner:
+                E = s.channel.recv_array(step, U64, xin.shape)
+                y = self.apply(xin + E, geom) + Z
+            else:
+                s.channel.send(step, xin - R)
+                y = Z
+        y = self._shape_out(y, x_shape, geom)
         out = ArithTensor(s, y, x.scale + self.w_scale)
         if self.is_owner and self.bias is not None:
             b = np.asarray(self.bias)
@@ -229,14 +243,6 @@ class _LinGeom:
         self.out_shape = (M, n)
 
 
-def geom_in_shape(geom):
-    return geom.x_shape
-
-
-def geom_out_shape(geom):
-    return geom.out_shape
-
-
 class PrivateLinear(_PrivateOp):
     """``y = x @ W (+ bias)`` with ``W[k, n]`` (and ``bias[n]``) known to ``owner`` only.
 
@@ -245,6 +251,7 @@ class PrivateLinear(_PrivateOp):
     truncation, at the product's scale); the other party passes ``shape=(k, n)``."""
 
     kind = "linear"
+    OPTION_NAMES = {"L": "mask", "R": "weights"}
 
     def __init__(self, s, W=None, *, shape=None, owner: int = 0, bias=None, weight_bits=None,
                  fixed=None, decompose: str = "auto"):
@@ -265,32 +272,24 @@ class PrivateLinear(_PrivateOp):
     def _shape_out(self, y, x_shape, geom):
         return y.reshape(tuple(x_shape[:-1]) + (self.w_shape[1],))
 
-    def _apply(self, x, geom):
+    def apply(self, x, geom):
         return ring.matmul(x, self.W)
 
-    def _costs(self, geom):
+    def _engine_costs(self, geom):
         (M, k), (_, n) = geom.x_shape, geom.out_shape
-        c = matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits, ot_bytes=self.s.arith.ot_bytes)
-        h = he.matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits)
-        hb = [v for v in h.values() if v is not None]
-        return {"mask": c["L"], "weights": c["R"], "he": min(hb) if hb else None}
+        return self.s.linear.matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits)
 
-    def _cross(self, R, geom, which):
+    def _engine_cross(self, R, geom, option):
         (M, k), (_, n) = geom.x_shape, geom.out_shape
-        if which == "he":
-            return he.cross_matmul(self.s, l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W,
-                                   nbits_l=64, nbits_r=self.weight_bits, step="arith.linear.he")
-        if which == "mask":
-            return cross_matmul(self.s, l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W,
-                                decompose="L", nbits=64, step="arith.linear.ole")
-        return cross_matmul(self.s, l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W,
-                            decompose="R", nbits=self.weight_bits, signed=True, step="arith.linear.ole")
+        return self.s.linear.cross_matmul(l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W, nbits_l=64,
+                                          nbits_r=self.weight_bits, decompose=option, step="arith.linear.ole")
 
 
 class PrivateConv2d(_PrivateOp):
     """``y = conv2d(x, W) (+ bias)`` with ``W[O, C/groups, KH, KW]`` known to ``owner`` only."""
 
     kind = "conv2d"
+    OPTION_NAMES = {"X": "mask", "K": "weights"}
 
     def __init__(self, s, W=None, *, shape=None, owner: int = 0, bias=None, stride=1, padding=0,
                  dilation=1, groups=1, weight_bits=None, fixed=None, decompose: str = "auto"):
@@ -305,90 +304,79 @@ class PrivateConv2d(_PrivateOp):
     def _shape_out(self, y, x_shape, geom):
         return y
 
-    def _apply(self, x, geom):
+    def apply(self, x, geom):
         return conv2d_ring(x, self.W, geom)
 
     def _bias_shape(self, enc):
         return enc.reshape(1, -1, 1, 1)
 
-    def _costs(self, geom):
-        c = conv2d_costs(geom, nbits_x=64, nbits_k=self.weight_bits, ot_bytes=self.s.arith.ot_bytes)
-        return {"mask": c["X"], "weights": c["K"], "he": he.conv2d_costs(geom, nbits=self.weight_bits)["X"]}
+    def _engine_costs(self, geom):
+        return self.s.linear.conv2d_costs(geom, nbits_x=64, nbits_k=self.weight_bits)
 
-    def _cross(self, R, geom, which):
-        if which == "he":
-            return he.cross_conv2d(self.s, x_owner=1 - self.owner, geom=geom, X=R, K=self.W,
-                                   nbits=self.weight_bits, step="arith.conv2d.he")
-        if which == "mask":
-            return cross_conv2d(self.s, x_owner=1 - self.owner, geom=geom, X=R, K=self.W,
-                                decompose="X", nbits=64, step="arith.conv2d.ole")
-        return cross_conv2d(self.s, x_owner=1 - self.owner, geom=geom, X=R, K=self.W,
-                            decompose="K", nbits=self.weight_bits, signed=True, step="arith.conv2d.ole")
+    def _engine_cross(self, R, geom, option):
+        return self.s.linear.cross_conv2d(x_owner=1 - self.owner, geom=geom, X=R, K=self.W, nbits_x=64,
+                                          nbits_k=self.weight_bits, decompose=option, step="arith.conv2d.ole")
 
 
 class PrivateScale(_PrivateOp):
     """``y = x * W[c] (+ bias[c])`` per channel (axis 1 of ``x``: ``[N, C, ...]``) with the scale
     ``W[C]`` known to ``owner`` only: BatchNorm that cannot be folded into a preceding layer.
 
-    The cross term is a block-diagonal homomorphic matmul (``decompose="he"``,
-    :func:`ezprotocols.arith.he.cross_scale`, about 5x the input share in bytes when the
-    channels are large) or a depthwise 1x1 convolution by OT (``"weights"``/``"mask"``); both
-    costs are in :meth:`costs` and ``"auto"`` takes the fewer bytes."""
+    Options: ``"he"`` when the session's product engine offers per-channel scales
+    (:meth:`ezprotocols.arith.he.HeProducts.scale_costs`: a block-diagonal homomorphic
+    matmul, a few times the input share in bytes when the channels are large), else a
+    depthwise 1x1 convolution through ``s.linear`` (``"mask"``/``"weights"``); ``"auto"``
+    takes the fewest bytes (:meth:`costs` shows all)."""
 
     kind = "scale"
+    OPTION_NAMES = {"X": "mask", "K": "weights"}
 
     def __init__(self, s, W=None, *, shape=None, owner: int = 0, bias=None, weight_bits=None,
                  fixed=None, decompose: str = "auto"):
         super().__init__(s, W, shape, owner, bias, weight_bits, fixed, decompose)
         if len(self.w_shape) != 1:
             raise ValueError(f"scale: the scale must be 1-D [C], got {self.w_shape}")
+        self._nd = 2
 
     def _geom(self, x_shape):
         if len(x_shape) < 2 or x_shape[1] != self.w_shape[0]:
             raise ValueError(f"scale: input shape {x_shape} does not have {self.w_shape[0]} channels on axis 1")
+        self._nd = len(x_shape)
         return _ScaleGeom(tuple(x_shape))
 
     def _shape_out(self, y, x_shape, geom):
         return y
 
-    def _bshape(self, nd):
-        return (1, -1) + (1,) * (nd - 2)
-
-    def _apply(self, x, geom):
-        return x * self.W.reshape(self._bshape(x.ndim))
+    def apply(self, x, geom):
+        return x * self.W.reshape((1, -1) + (1,) * (x.ndim - 2))
 
     def _bias_shape(self, enc):
-        return enc.reshape(self._bshape(len(self._last_nd)))
+        return enc.reshape((1, -1) + (1,) * (self._nd - 2))
 
-    def _conv_geom(self, geom):
+    @staticmethod
+    def _conv_geom(geom):
         xs = geom.x_shape
-        C = xs[1]
         hw = int(np.prod(xs[2:], dtype=np.int64)) if len(xs) > 2 else 1
-        return Conv2dGeom.make((xs[0], C, hw, 1), (C, 1, 1, 1), groups=C)
+        return Conv2dGeom.make((xs[0], xs[1], hw, 1), (xs[1], 1, 1, 1), groups=xs[1])
 
-    def _costs(self, geom):
-        cg = self._conv_geom(geom)
-        c = conv2d_costs(cg, nbits_x=64, nbits_k=self.weight_bits, ot_bytes=self.s.arith.ot_bytes)
-        return {"mask": c["X"], "weights": c["K"], "he": he.scale_costs(geom.x_shape, nbits=self.weight_bits)["he"]}
+    def _engine_costs(self, geom):
+        lin = self.s.linear
+        c = {o: v for o, v in lin.conv2d_costs(self._conv_geom(geom), nbits_x=64, nbits_k=self.weight_bits).items()
+             if o in self.OPTION_NAMES}
+        if hasattr(lin, "scale_costs"):
+            c.update(lin.scale_costs(geom.x_shape, nbits=self.weight_bits))
+        return c
 
-    def _cross(self, R, geom, which):
-        if which == "he":
-            return he.cross_scale(self.s, x_owner=1 - self.owner, x_shape=geom.x_shape, X=R, gamma=self.W,
-                                  nbits=self.weight_bits, step="arith.scale.he")
+    def _engine_cross(self, R, geom, option):
+        lin = self.s.linear
+        if option == "he":
+            return lin.cross_scale(x_owner=1 - self.owner, x_shape=geom.x_shape, X=R, gamma=self.W,
+                                   nbits=self.weight_bits, step="arith.scale.he")
         cg = self._conv_geom(geom)
-        Rc = None if R is None else R.reshape(cg.x_shape)
-        Wc = None if self.W is None else self.W.reshape(cg.w_shape)
-        if which == "mask":
-            out = cross_conv2d(self.s, x_owner=1 - self.owner, geom=cg, X=Rc, K=Wc,
-                               decompose="X", nbits=64, step="arith.scale.ole")
-        else:
-            out = cross_conv2d(self.s, x_owner=1 - self.owner, geom=cg, X=Rc, K=Wc,
-                               decompose="K", nbits=self.weight_bits, signed=True, step="arith.scale.ole")
+        out = lin.cross_conv2d(x_owner=1 - self.owner, geom=cg, X=None if R is None else R.reshape(cg.x_shape),
+                               K=None if self.W is None else self.W.reshape(cg.w_shape), nbits_x=64,
+                               nbits_k=self.weight_bits, decompose=option, step="arith.scale.ole")
         return out.reshape(geom.x_shape)
-
-    def __call__(self, x, method=None, truncate: bool = True):
-        self._last_nd = x.shape
-        return super().__call__(x, method=method, truncate=truncate)
 
 
 class _ScaleGeom:

@@ -14,13 +14,16 @@ at the session's ``frac_bits``; ints are exact integers (scale 0).
 Interactive: ``x * y`` of two tensors (Beaver multiplication with elementwise
 triples), ``x @ y`` (matrix triples, SecureML eprint 2017/396), ``conv2d`` with
 a shared kernel (convolution triples), and truncation when it is not local.
+Comparisons ``x > y``, ``x < y``, ``x >= y``, ``x <= y`` give XOR-shared bits
+(:class:`~ezprotocols.protocols.BoolTensor`) through the session's comparison
+engine (:func:`ezprotocols.protocols.compare`, one layer up).
 
 Scales: ``x + y`` brings both to the larger scale (multiplying the other share
 by a power of two, exact); a product has scale ``sa + sb`` and is truncated by
 ``min(sa, sb)`` (so fixed x fixed stays at ``f``, int x fixed needs no
 truncation).
 
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> import numpy as np, ezprotocols
 >>> def party(s):
 ...     x = s.input(np.array([1.5, -2.0]) if s.role == 0 else None, owner=0, shape=(2,))
@@ -408,6 +411,23 @@ class ArithTensor:
         sums, _ = avg_pool_sum_ring(self.share, (kh, kw), stride, padding)
         return self._new(sums)
 
+    # -- comparisons: XOR-shared bits, exact in the fixed-point range (see protocols.comparison)
+    def __gt__(self, other):
+        from ..protocols.comparison import compare
+        return compare(self, other)
+
+    def __lt__(self, other):
+        from ..protocols.comparison import compare
+        return compare(other, self)
+
+    def __ge__(self, other):
+        from ..protocols.comparison import compare
+        return ~compare(other, self)
+
+    def __le__(self, other):
+        from ..protocols.comparison import compare
+        return ~compare(self, other)
+
 
 # ---------------------------------------------------------------------- Beaver protocols
 
@@ -451,7 +471,11 @@ def beaver_matmul(s, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     m, k = X.shape[-2:]
     n = Y.shape[-1]
     out = np.empty(batch + (m, n), dtype=U64)
+    direct = _direct(s, "shared_matmul", "matmul", (m, k, n))
     for idx in np.ndindex(*batch) if batch else [()]:
+        if direct is not None:
+            out[idx] = direct(Xb[idx], Yb[idx])
+            continue
         A, B, C = s.triples.matmul(m, k, n)
         E, F = _open(s, "arith.matmul.open", [Xb[idx] - A, Yb[idx] - B])
         Z = C + ring.matmul(E, B) + ring.matmul(A, F)
@@ -465,8 +489,21 @@ def beaver_matmul(s, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
+def _direct(s, method: str, kind: str, key):
+    """The product engine's direct shared x shared product (cross terms of the actual shares,
+    no triple, no opening: :class:`ezprotocols.arith.he.HeProducts`) when it has one, the
+    triple source is not the dealer and no triple of this shape was prepared; else None."""
+    fn = getattr(s.linear, method, None)
+    if fn is None or s.triples.trusted_dealer or s.triples.available()[kind].get(key):
+        return None
+    return fn
+
+
 def beaver_conv2d(s, x: np.ndarray, w: np.ndarray, geom: Conv2dGeom) -> np.ndarray:
-    """Shares of ``conv2d(x, w)`` with a convolution triple."""
+    """Shares of ``conv2d(x, w)`` with a convolution triple (or the engine's direct product)."""
+    direct = _direct(s, "shared_conv2d", "conv2d", geom.out_shape)
+    if direct is not None:
+        return direct(x, w, geom)
     A, B, C = s.triples.conv2d(geom)
     E, F = _open(s, "arith.conv2d.open", [x - A, w - B])
     colsE = geom.im2col(E)
