@@ -13,12 +13,20 @@ from libc.stdint cimport uint8_t, uint64_t, int64_t
 cnp.import_array()
 
 cdef extern from "ezp_he.h" nogil:
+    int ezp_he_have_ifma
+    void ezp_he_init()
+    void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip,
+                          const uint64_t *psip52)
+    void ezp_ntt_inv_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
+                          const uint64_t *ipsip52, uint64_t ninv, uint64_t ninvp, uint64_t ninvp52)
+    void ezp_mul_acc_fp_v(uint64_t *out, const uint64_t *a, const uint64_t *w, size_t n, uint64_t q)
     uint64_t ezp_shoup_pre(uint64_t w, uint64_t q)
     void ezp_ntt_fwd(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip)
     void ezp_ntt_inv(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
                      uint64_t ninv, uint64_t ninvp)
     void ezp_mul_acc(uint64_t *out, const uint64_t *a, const uint64_t *w, const uint64_t *wp,
                      size_t n, uint64_t q)
+    void ezp_mul_acc_fp(uint64_t *out, const uint64_t *a, const uint64_t *w, size_t n, uint64_t q)
     void ezp_uniform_mod(const uint64_t *words, size_t n, uint64_t q, uint64_t *out)
     void ezp_cbd(const uint64_t *words, size_t n, int eta, int64_t *out)
     void ezp_ternary(const uint64_t *words, size_t n, int64_t *out)
@@ -44,6 +52,18 @@ cdef extern from "ezp_he.h" nogil:
 U64 = np.dtype(np.uint64)
 I64 = np.dtype(np.int64)
 
+ezp_he_init()
+
+
+def ifma_enabled():
+    """True when the AVX-512 IFMA NTT and product kernels are in use (``EZP_NO_AVX512=1``
+    forces the scalar ones)."""
+    return bool(ezp_he_have_ifma)
+
+
+def _shoup52(w, qs):
+    return ((w.astype(object) << 52) // np.asarray(qs, dtype=object).reshape(-1, 1)).astype(U64)
+
 
 cdef object _arr(object a, object dtype, str name):
     arr = np.asarray(a)
@@ -58,7 +78,8 @@ cdef class NttTables:
     """Twiddle tables of the negacyclic NTT for ``N`` and a chain of primes
     (``roots[l]``: a primitive ``2N``-th root of unity modulo ``primes[l]``)."""
     cdef readonly size_t N, L
-    cdef readonly object primes, psi, psip, ipsi, ipsip, ninv, ninvp
+    cdef readonly object primes, psi, psip, ipsi, ipsip, ninv, ninvp, psip52, ipsip52, ninvp52
+    cdef readonly int use_ifma
 
     def __init__(self, size_t N, primes, roots):
         self.N = N
@@ -85,6 +106,10 @@ cdef class NttTables:
         self.psip = shoup(psi, self.primes)
         self.ipsip = shoup(ipsi, self.primes)
         self.ninvp = np.array([ezp_shoup_pre(int(ninv[l]), int(self.primes[l])) for l in range(self.L)], U64)
+        self.use_ifma = 1 if (ezp_he_have_ifma and max(int(q) for q in primes) < (1 << 50) and N >= 16) else 0
+        self.psip52 = _shoup52(psi, self.primes)
+        self.ipsip52 = _shoup52(ipsi, self.primes)
+        self.ninvp52 = _shoup52(ninv.reshape(-1, 1), self.primes).reshape(-1)
 
     def forward(self, a):
         """In-place forward NTT of ``uint64[..., L, N]`` (``L`` <= the chain length)."""
@@ -108,12 +133,21 @@ cdef class NttTables:
         cdef const uint64_t[::1] qs = self.primes
         cdef const uint64_t[::1] ni = self.ninv
         cdef const uint64_t[::1] nip = self.ninvp
+        cdef const uint64_t[:, ::1] PP52 = self.psip52
+        cdef const uint64_t[:, ::1] IPP52 = self.ipsip52
+        cdef const uint64_t[::1] nip52 = self.ninvp52
         cdef size_t c, l, N = self.N
+        cdef int v = self.use_ifma
         with nogil:
             for c in range(cnt):
                 for l in range(L):
-                    if inv:
+                    if inv and v:
+                        ezp_ntt_inv_ifma(&flat[(c * L + l) * N], N, qs[l], &IP[l, 0], &IPP[l, 0], &IPP52[l, 0],
+                                         ni[l], nip[l], nip52[l])
+                    elif inv:
                         ezp_ntt_inv(&flat[(c * L + l) * N], N, qs[l], &IP[l, 0], &IPP[l, 0], ni[l], nip[l])
+                    elif v:
+                        ezp_ntt_fwd_ifma(&flat[(c * L + l) * N], N, qs[l], &P[l, 0], &PP[l, 0], &PP52[l, 0])
                     else:
                         ezp_ntt_fwd(&flat[(c * L + l) * N], N, qs[l], &P[l, 0], &PP[l, 0])
 
@@ -143,12 +177,15 @@ def shoup(w, primes):
 def mul_acc(out, cts, pts, ptsp, primes, kidx=None):
     """``out[i] += sum_p cts[i, kidx[p]] (.) pts[p]`` (NTT domain).
 
-    ``out uint64[nI, L, n]``, ``cts uint64[nI, nK, L, n]``, ``pts``/``ptsp`` (Shoup)
+    ``out uint64[nI, L, n]``, ``cts uint64[nI, nK, L, n]``, ``pts``/``ptsp`` (Shoup quotients,
+    or None: a floating-point quotient estimate, no precomputation; primes < 2^50)
     ``uint64[nP, L, n]``; ``kidx`` (``int64[nP]``, default ``arange(nK)``) must be in range."""
     o = _arr(out, U64, "out")
     c = _arr(cts, U64, "cts")
     p = _arr(pts, U64, "pts")
-    pp = _arr(ptsp, U64, "ptsp")
+    cdef int fp = ptsp is None
+    cdef int vec = 0
+    pp = p if fp else _arr(ptsp, U64, "ptsp")
     if c.ndim != 4 or o.ndim != 3 or p.ndim != 3 or pp.shape != p.shape:
         raise ValueError("mul_acc: bad ranks")
     cdef size_t nI = c.shape[0], nK = c.shape[1], L = c.shape[2], n = c.shape[3]
@@ -158,6 +195,8 @@ def mul_acc(out, cts, pts, ptsp, primes, kidx=None):
     qa = np.ascontiguousarray(primes, dtype=U64)
     if qa.shape[0] < L:
         raise ValueError("mul_acc: more limbs than primes")
+    if fp and ezp_he_have_ifma and int(qa[:L].max()) < (1 << 50):
+        vec = 1
     ki = np.arange(nK, dtype=np.int64) if kidx is None else np.ascontiguousarray(kidx, dtype=np.int64)
     if ki.shape != (nP,) or (nP and (int(ki.min()) < 0 or int(ki.max()) >= <Py_ssize_t>nK)):
         raise ValueError("mul_acc: kidx must be int64[nP] with values in [0, nK)")
@@ -175,8 +214,15 @@ def mul_acc(out, cts, pts, ptsp, primes, kidx=None):
             for pi in range(nP):
                 k = <size_t>KI[pi]
                 for l in range(L):
-                    ezp_mul_acc(&O[(i * L + l) * n], &C[((i * nK + k) * L + l) * n],
-                                &Pw[(pi * L + l) * n], &Pp[(pi * L + l) * n], n, qs[l])
+                    if vec:
+                        ezp_mul_acc_fp_v(&O[(i * L + l) * n], &C[((i * nK + k) * L + l) * n],
+                                         &Pw[(pi * L + l) * n], n, qs[l])
+                    elif fp:
+                        ezp_mul_acc_fp(&O[(i * L + l) * n], &C[((i * nK + k) * L + l) * n],
+                                       &Pw[(pi * L + l) * n], n, qs[l])
+                    else:
+                        ezp_mul_acc(&O[(i * L + l) * n], &C[((i * nK + k) * L + l) * n],
+                                    &Pw[(pi * L + l) * n], &Pp[(pi * L + l) * n], n, qs[l])
 
 
 def uniform_mod(words, primes, shape):

@@ -400,7 +400,7 @@ def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits
             raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
         wr = K.to_rns(w, qs)
         tb.forward(wr)
-        wp = K.shoup(wr, qs)
+        wp = None                       # used once per i: no Shoup precomputation
         acc_b = np.zeros((nI, L, N), U64)
         acc_a = np.zeros((nI, L, N), U64)
         K.mul_acc(acc_b, cb, wr, wp, qs, kidx)

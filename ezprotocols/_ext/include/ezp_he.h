@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <stdlib.h>
 
 typedef unsigned __int128 ezp_u128;
 
@@ -98,6 +99,25 @@ static void ezp_mul_acc(uint64_t *out, const uint64_t *a, const uint64_t *w, con
     for (size_t j = 0; j < n; j++) out[j] = ezp_add_mod(out[j], ezp_mul_shoup(a[j], w[j], wp[j], q), q);
 }
 
+/* a * b mod q for a, b < q < 2^50 with a floating-point quotient estimate (|error| <= 2),
+ * no precomputation: qinv = 1.0 / q. */
+static inline uint64_t ezp_mul_fp(uint64_t a, uint64_t b, uint64_t q, double qinv) {
+    uint64_t qh = (uint64_t)((double)a * (double)b * qinv);
+    int64_t r = (int64_t)(a * b - qh * q);
+    r += (r >> 63) & (int64_t)q;
+    r += (r >> 63) & (int64_t)q;
+    r -= (int64_t)q;
+    r += (r >> 63) & (int64_t)q;
+    r -= (int64_t)q;
+    r += (r >> 63) & (int64_t)q;
+    return (uint64_t)r;
+}
+
+static void ezp_mul_acc_fp(uint64_t *out, const uint64_t *a, const uint64_t *w, size_t n, uint64_t q) {
+    double qinv = 1.0 / (double)q;
+    for (size_t j = 0; j < n; j++) out[j] = ezp_add_mod(out[j], ezp_mul_fp(a[j], w[j], q, qinv), q);
+}
+
 static void ezp_uniform_mod(const uint64_t *words, size_t n, uint64_t q, uint64_t *out) {
     for (size_t j = 0; j < n; j++) {
         uint64_t r0 = words[2 * j], r1 = words[2 * j + 1];
@@ -120,6 +140,8 @@ static void ezp_ternary(const uint64_t *words, size_t n, int64_t *out) {
 }
 
 static inline uint64_t ezp_reduce_signed(int64_t v, uint64_t q) {
+    if (v >= 0 && (uint64_t)v < q) return (uint64_t)v;
+    if (v < 0 && (uint64_t)(-(v + 1)) < q - 1) return (uint64_t)((int64_t)q + v);
     if (v >= 0) return (uint64_t)v % q;
     uint64_t r = (uint64_t)(-(v + 1)) % q;     /* -(v) - 1 without overflow */
     return q - 1 - r;
@@ -300,6 +322,127 @@ static int ezp_unpack(const uint8_t *in, size_t cnt, size_t L, size_t n, const u
             }
         }
     return bad;
+}
+
+/* ==================================================================== AVX-512 IFMA
+ * Shoup multiplication with 52-bit quotients (w' = floor(w 2^52 / q), q < 2^50):
+ * qh = hi52(a w'), r = lo52(a w) - lo52(qh q) mod 2^52 in [0, 2q).  Butterfly stages with
+ * a span >= 8 run 8 lanes at a time; the three stages with spans 1, 2, 4 stay scalar. */
+#include <immintrin.h>
+
+static int ezp_he_have_ifma = 0;
+
+static inline void ezp_he_init(void) {
+    const char *no = getenv("EZP_NO_AVX512");
+    __builtin_cpu_init();
+    ezp_he_have_ifma = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma")
+                       && __builtin_cpu_supports("avx512dq") && !(no && no[0] && no[0] != '0');
+}
+
+#define EZP_IFMA __attribute__((target("avx512f,avx512dq,avx512ifma,avx512vl")))
+
+EZP_IFMA static inline __m512i ezp_v_mul52(__m512i a, __m512i w, __m512i wp, __m512i q, __m512i m52) {
+    __m512i z = _mm512_setzero_si512();
+    __m512i qh = _mm512_madd52hi_epu64(z, a, wp);
+    __m512i r = _mm512_sub_epi64(_mm512_madd52lo_epu64(z, a, w), _mm512_madd52lo_epu64(z, qh, q));
+    r = _mm512_and_si512(r, m52);
+    return _mm512_min_epu64(r, _mm512_sub_epi64(r, q));
+}
+
+EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip,
+                                      const uint64_t *psip52) {
+    __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    size_t t = N, m = 1;
+    for (; m < N; m <<= 1) {
+        t >>= 1;
+        if (t < 8) break;
+        for (size_t i = 0; i < m; i++) {
+            __m512i S = _mm512_set1_epi64((long long)psi[m + i]), Sp = _mm512_set1_epi64((long long)psip52[m + i]);
+            uint64_t *x = a + 2 * i * t, *y = x + t;
+            for (size_t j = 0; j < t; j += 8) {
+                __m512i U = _mm512_loadu_si512(x + j);
+                __m512i V = ezp_v_mul52(_mm512_loadu_si512(y + j), S, Sp, vq, m52);
+                __m512i s1 = _mm512_add_epi64(U, V);
+                __m512i d1 = _mm512_sub_epi64(U, V);
+                _mm512_storeu_si512(x + j, _mm512_min_epu64(s1, _mm512_sub_epi64(s1, vq)));
+                _mm512_storeu_si512(y + j, _mm512_min_epu64(d1, _mm512_add_epi64(d1, vq)));
+            }
+        }
+    }
+    for (; m < N; m <<= 1) {                     /* t = 4, 2, 1: scalar */
+        for (size_t i = 0; i < m; i++) {
+            uint64_t S = psi[m + i], Sp = psip[m + i];
+            uint64_t *x = a + 2 * i * t, *y = x + t;
+            for (size_t j = 0; j < t; j++) {
+                uint64_t U = x[j], V = ezp_mul_shoup(y[j], S, Sp, q);
+                x[j] = ezp_add_mod(U, V, q);
+                y[j] = ezp_sub_mod(U, V, q);
+            }
+        }
+        t >>= 1;
+    }
+}
+
+EZP_IFMA static void ezp_ntt_inv_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
+                                      const uint64_t *ipsip52, uint64_t ninv, uint64_t ninvp, uint64_t ninvp52) {
+    __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    size_t t = 1;
+    for (size_t m = N; m > 1; m >>= 1) {
+        size_t h = m >> 1, j1 = 0;
+        if (t < 8) {
+            for (size_t i = 0; i < h; i++) {
+                uint64_t S = ipsi[h + i], Sp = ipsip[h + i];
+                uint64_t *x = a + j1, *y = a + j1 + t;
+                for (size_t j = 0; j < t; j++) {
+                    uint64_t U = x[j], V = y[j];
+                    x[j] = ezp_add_mod(U, V, q);
+                    y[j] = ezp_mul_shoup(ezp_sub_mod(U, V, q), S, Sp, q);
+                }
+                j1 += 2 * t;
+            }
+        } else {
+            for (size_t i = 0; i < h; i++) {
+                __m512i S = _mm512_set1_epi64((long long)ipsi[h + i]);
+                __m512i Sp = _mm512_set1_epi64((long long)ipsip52[h + i]);
+                uint64_t *x = a + j1, *y = a + j1 + t;
+                for (size_t j = 0; j < t; j += 8) {
+                    __m512i U = _mm512_loadu_si512(x + j), V = _mm512_loadu_si512(y + j);
+                    __m512i s1 = _mm512_add_epi64(U, V);
+                    __m512i d1 = _mm512_sub_epi64(U, V);
+                    d1 = _mm512_min_epu64(d1, _mm512_add_epi64(d1, vq));
+                    _mm512_storeu_si512(x + j, _mm512_min_epu64(s1, _mm512_sub_epi64(s1, vq)));
+                    _mm512_storeu_si512(y + j, ezp_v_mul52(d1, S, Sp, vq, m52));
+                }
+                j1 += 2 * t;
+            }
+        }
+        t <<= 1;
+    }
+    __m512i W = _mm512_set1_epi64((long long)ninv), Wp = _mm512_set1_epi64((long long)ninvp52);
+    size_t j = 0;
+    for (; j + 8 <= N; j += 8)
+        _mm512_storeu_si512(a + j, ezp_v_mul52(_mm512_loadu_si512(a + j), W, Wp, vq, m52));
+    for (; j < N; j++) a[j] = ezp_mul_shoup(a[j], ninv, ninvp, q);
+}
+
+/* out += a (.) w, floating-point quotient (see ezp_mul_fp), 8 lanes */
+EZP_IFMA static void ezp_mul_acc_fp_v(uint64_t *out, const uint64_t *a, const uint64_t *w, size_t n, uint64_t q) {
+    __m512i vq = _mm512_set1_epi64((long long)q), z = _mm512_setzero_si512();
+    __m512d qi = _mm512_set1_pd(1.0 / (double)q);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m512i A = _mm512_loadu_si512(a + j), B = _mm512_loadu_si512(w + j);
+        __m512d p = _mm512_mul_pd(_mm512_mul_pd(_mm512_cvtepu64_pd(A), _mm512_cvtepu64_pd(B)), qi);
+        __m512i qh = _mm512_cvttpd_epu64(p);
+        __m512i r = _mm512_sub_epi64(_mm512_mullo_epi64(A, B), _mm512_mullo_epi64(qh, vq));
+        /* r in [-q, 2q): bring to [0, q) */
+        r = _mm512_mask_add_epi64(r, _mm512_cmplt_epi64_mask(r, z), r, vq);
+        r = _mm512_min_epu64(r, _mm512_sub_epi64(r, vq));
+        __m512i o = _mm512_add_epi64(_mm512_loadu_si512(out + j), r);
+        _mm512_storeu_si512(out + j, _mm512_min_epu64(o, _mm512_sub_epi64(o, vq)));
+    }
+    double qinv = 1.0 / (double)q;
+    for (; j < n; j++) out[j] = ezp_add_mod(out[j], ezp_mul_fp(a[j], w[j], q, qinv), q);
 }
 
 #endif
