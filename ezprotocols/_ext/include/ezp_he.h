@@ -74,21 +74,26 @@ static void ezp_ntt_fwd(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, 
     }
 }
 
+/* one Gentleman-Sande stage: h groups of span t */
+static void ezp__inv_stage(uint64_t *a, size_t h, size_t t, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip) {
+    size_t j1 = 0;
+    for (size_t i = 0; i < h; i++) {
+        uint64_t S = ipsi[h + i], Sp = ipsip[h + i];
+        uint64_t *x = a + j1, *y = a + j1 + t;
+        for (size_t j = 0; j < t; j++) {
+            uint64_t U = x[j], V = y[j];
+            x[j] = ezp_add_mod(U, V, q);
+            y[j] = ezp_mul_shoup(ezp_sub_mod(U, V, q), S, Sp, q);
+        }
+        j1 += 2 * t;
+    }
+}
+
 static void ezp_ntt_inv(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
                         uint64_t ninv, uint64_t ninvp) {
     size_t t = 1;
     for (size_t m = N; m > 1; m >>= 1) {
-        size_t h = m >> 1, j1 = 0;
-        for (size_t i = 0; i < h; i++) {
-            uint64_t S = ipsi[h + i], Sp = ipsip[h + i];
-            uint64_t *x = a + j1, *y = a + j1 + t;
-            for (size_t j = 0; j < t; j++) {
-                uint64_t U = x[j], V = y[j];
-                x[j] = ezp_add_mod(U, V, q);
-                y[j] = ezp_mul_shoup(ezp_sub_mod(U, V, q), S, Sp, q);
-            }
-            j1 += 2 * t;
-        }
+        ezp__inv_stage(a, m >> 1, t, q, ipsi, ipsip);
         t <<= 1;
     }
     for (size_t j = 0; j < N; j++) a[j] = ezp_mul_shoup(a[j], ninv, ninvp, q);
@@ -390,16 +395,7 @@ EZP_IFMA static void ezp_ntt_inv_ifma(uint64_t *a, size_t N, uint64_t q, const u
     for (size_t m = N; m > 1; m >>= 1) {
         size_t h = m >> 1, j1 = 0;
         if (t < 8) {
-            for (size_t i = 0; i < h; i++) {
-                uint64_t S = ipsi[h + i], Sp = ipsip[h + i];
-                uint64_t *x = a + j1, *y = a + j1 + t;
-                for (size_t j = 0; j < t; j++) {
-                    uint64_t U = x[j], V = y[j];
-                    x[j] = ezp_add_mod(U, V, q);
-                    y[j] = ezp_mul_shoup(ezp_sub_mod(U, V, q), S, Sp, q);
-                }
-                j1 += 2 * t;
-            }
+            ezp__inv_stage(a, h, t, q, ipsi, ipsip);
         } else {
             for (size_t i = 0; i < h; i++) {
                 __m512i S = _mm512_set1_epi64((long long)ipsi[h + i]);
