@@ -1,7 +1,7 @@
 """asv suite for the foundation: PRG, hashes, transpose, channel throughput.
 
 Run: ``asv run --python=same --quick --bench bench_foundation`` (or the figures
-script ``python bench/figures_foundation.py`` for the issue's table).
+script ``python bench/figures_foundation.py`` for the table).
 """
 import time
 

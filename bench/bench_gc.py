@@ -1,8 +1,8 @@
-"""asv suite for the garbled-circuit layer (issue 4): Bristol parsing, the garbling
+"""asv suite for the garbled-circuit layer: Bristol parsing, the garbling
 kernels in one process, and the two-party Yao protocol over TCP loopback.
 
 Run: ``asv run --python=same --quick --bench bench_gc`` (or ``python
-bench/figures_gc.py`` for the issue's table, with the OpenSSL yardstick measured in
+bench/figures_gc.py`` for the table, with the OpenSSL yardstick measured in
 the same run).
 
 Two-party figures (two processes over tcp://127.0.0.1):

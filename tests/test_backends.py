@@ -114,3 +114,33 @@ def test_a_plugged_ot_source_runs_the_hybrid_protocols(rng):
     (r0, name), (r1, _) = run_pair(f, f, ot="test-cot-only")
     assert name == "CotOnly" and np.array_equal(r0, r1)
     assert np.allclose(r0, np.maximum(x * x - 100.0, 0), atol=2e-3)
+
+
+def test_product_costs_match_the_traffic(rng):
+    """The costs both parties compute from public shapes are the measured payload (plus
+    the 32-byte OT header and the padding of the u matrix and corrections to whole
+    bytes: below 192 bytes) and rounds."""
+    n, (m, k, nn) = 1000, (7, 9, 5)
+    a = rng.integers(0, 2**64, n, dtype=np.uint64)
+    L = rng.integers(0, 2**64, (m, k), dtype=np.uint64)
+    R = rng.integers(-100, 100, (k, nn)).astype(np.uint64)
+
+    def f(s):
+        s.ot.setup()
+        mine = s.role == 0
+        out = {}
+        with s.phase("mul"):
+            z = s.linear.cross_mul(owner=0, n=n, a=a if mine else None, b=None if mine else a)
+        out["mul"] = (s.stats()["mul"], s.linear.mul_costs(n)["acot"], z)
+        for dec in ("L", "R"):
+            with s.phase(dec):
+                z = s.linear.cross_matmul(l_owner=0, m=m, k=k, n=nn, L=L if mine else None,
+                                          R=None if mine else R, nbits_r=9, decompose=dec)
+            out[dec] = (s.stats()[dec], s.linear.matmul_costs(m, k, nn, nbits_r=9)[dec], z)
+        return out
+
+    r0, r1 = run_pair(f, f)
+    for key, want in (("mul", a * a), ("L", L @ R), ("R", L @ R)):
+        (st, cost, z0), (_, cost1, z1) = r0[key], r1[key]
+        assert cost == cost1 and np.array_equal(z0 + z1, want)
+        assert cost["bytes"] <= st["bytes"] < cost["bytes"] + 192 and st["rounds"] == cost["rounds"]

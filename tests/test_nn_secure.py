@@ -70,7 +70,7 @@ def test_validation_dataflow(rng):
 
 
 def _skl_string_classifier():
-    skl2onnx = pytest.importorskip("skl2onnx")
+    import skl2onnx
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -42,7 +42,6 @@ import numpy as np
 from .._ext.crypto import cond_xor_blocks
 from ..arith.tensor import ArithTensor
 from ..gc import CircuitBuilder, YaoTensor
-from ..gc.builder import ZERO
 from .boolean import BoolTensor, b2a_bits
 
 __all__ = ["b2a_bits", "b2a", "mux", "a2y", "y2b", "b2y", "y2a", "a2b", "word_bits", "private_labels", "share_inputs",
@@ -123,7 +122,7 @@ def carry_circuit(width: int):
     b = CircuitBuilder()
     x = b.input(width)
     y = b.input(width)
-    b.output(b._carry_out(x, y, ZERO))
+    b.output(b.carry_out(x, y))
     return b.build()
 
 

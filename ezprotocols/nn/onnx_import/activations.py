@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import OnnxImportError, _Act
+from .common import OnnxImportError, Act
 
 
 class ActivationOps:
@@ -22,7 +22,7 @@ class ActivationOps:
             lo = ins[1]
         if len(ins) > 2 and ins[2] is not None:
             hi = ins[2]
-        if isinstance(lo, _Act) or isinstance(hi, _Act):
+        if isinstance(lo, Act) or isinstance(hi, Act):
             self.fail(node, "the bounds must be constants")
         lo = None if lo is None else float(np.asarray(lo).reshape(-1)[0])
         hi = None if hi is None else float(np.asarray(hi).reshape(-1)[0])

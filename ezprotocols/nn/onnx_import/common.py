@@ -7,7 +7,7 @@ import onnx
 MIN_OPSET = 6
 
 
-_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
+FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
 
 
 
@@ -28,7 +28,7 @@ class UnsupportedOp(OnnxImportError):
 
 
 
-class _Act:
+class Act:
     __slots__ = ("v",)
 
     def __init__(self, v):
@@ -36,7 +36,7 @@ class _Act:
 
 
 
-class _Post:
+class Post:
     """A final, monotone op (softmax, logsoftmax, sigmoid, argmax...) of the
     activation ``src``: evaluated as an argmax when only the class is revealed,
     in the clear by P1 on revealed logits otherwise.  ``op_type``/``node``: the
@@ -50,10 +50,10 @@ class _Post:
 
 
 #: post kinds whose argmax along their axis is the argmax of the logits
-_MONOTONE = ("softmax", "logsoftmax", "sigmoid", "sigmoid_l1")
+MONOTONE = ("softmax", "logsoftmax", "sigmoid", "sigmoid_l1")
 #: ops (default domain) that only pass a value through
-_PASS = ("Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten")
+PASS_THROUGH = ("Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten")
 
 
-def _node_name(node, idx):
+def node_name(node, idx):
     return node.name or f"#{idx}"

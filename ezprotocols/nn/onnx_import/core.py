@@ -10,7 +10,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..plan import Op, Plan, infer_shape
-from .common import _FLOAT_TYPES, _MONOTONE, _PASS, MIN_OPSET, OnnxImportError, UnsupportedOp, _Act, _Post, _node_name
+from .common import FLOAT_TYPES, MONOTONE, PASS_THROUGH, MIN_OPSET, OnnxImportError, UnsupportedOp, Act, Post, node_name
 
 
 class ImporterCore:
@@ -26,7 +26,7 @@ class ImporterCore:
         self.ops: list[Op] = []
         self.consts: list[np.ndarray] = []
         self.env: dict[str, object] = {}
-        self.acts: dict[str, _Act] = {}
+        self.acts: dict[str, Act] = {}
 
     # ------------------------------------------------------------------ checks
     def check_model(self):
@@ -52,7 +52,7 @@ class ImporterCore:
                                   f"{[i.name for i in ins]}")
         self.inp = ins[0]
         tt = self.inp.type.tensor_type
-        if tt.elem_type not in _FLOAT_TYPES:
+        if tt.elem_type not in FLOAT_TYPES:
             raise OnnxImportError(f"input {self.inp.name!r} must be a float tensor")
         dims = list(tt.shape.dim)
         if not dims:
@@ -94,7 +94,7 @@ class ImporterCore:
         (LinearClassifier's label output, or skl2onnx's ArgMax + ArrayFeatureExtractor),
         returns ``(T, classes, argmax axis)``; else None."""
         n = producer.get(name)
-        while n is not None and n.domain in ("", "ai.onnx") and n.op_type in _PASS:
+        while n is not None and n.domain in ("", "ai.onnx") and n.op_type in PASS_THROUGH:
             name = n.input[0]
             n = producer.get(name)
         if n is None or n.domain != "ai.onnx.ml":
@@ -110,7 +110,7 @@ class ImporterCore:
             if classes is None or classes.ndim != 1:
                 return None
             idx = producer.get(n.input[1])
-            while idx is not None and idx.domain in ("", "ai.onnx") and idx.op_type in _PASS:
+            while idx is not None and idx.domain in ("", "ai.onnx") and idx.op_type in PASS_THROUGH:
                 idx = producer.get(idx.input[0])
             if idx is None or idx.op_type != "ArgMax" or idx.domain not in ("", "ai.onnx"):
                 return None
@@ -154,7 +154,7 @@ class ImporterCore:
                 a = {x.name: onnx.helper.get_attribute_value(x) for x in zm.attribute}
                 cl = a.get("classlabels_int64s", a.get("classlabels_strings"))
                 kinds[o.name] = ("float", zm.input[0], (zm.input[0], list(cl), -1) if cl else None)
-            elif o.type.HasField("tensor_type") and o.type.tensor_type.elem_type in _FLOAT_TYPES:
+            elif o.type.HasField("tensor_type") and o.type.tensor_type.elem_type in FLOAT_TYPES:
                 kinds[o.name] = ("float", o.name, None)
             else:
                 lab = self._label_of(o.name, producer)
@@ -212,26 +212,26 @@ class ImporterCore:
         raise UnsupportedOp(node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}",
                             self.cur_name, reason)
 
-    def act_shape(self, a: _Act) -> tuple:
+    def act_shape(self, a: Act) -> tuple:
         return self.input_ps if a.v == 0 else self.ops[a.v - 1].shape
 
-    def full(self, a: _Act) -> tuple:
+    def full(self, a: Act) -> tuple:
         return (self.B,) + self.act_shape(a)
 
     def add_const(self, arr) -> int:
         self.consts.append(np.asarray(arr, dtype=np.float64))
         return len(self.consts) - 1
 
-    def emit(self, kind, inputs, consts=(), attrs=None, **_) -> _Act:
+    def emit(self, kind, inputs, consts=(), attrs=None, **_) -> Act:
         attrs = dict(attrs or {})
-        ins = [self.act_shape(_Act(v)) for v in inputs]
+        ins = [self.act_shape(Act(v)) for v in inputs]
         cs = [self.consts[c].shape for c in consts]
         try:
             shape = infer_shape(kind, ins, cs, attrs, err=OnnxImportError)
         except OnnxImportError as e:
             raise OnnxImportError(f"node {self.cur_name}: {e}") from None
         self.ops.append(Op(kind, list(inputs), list(consts), attrs, shape, self.cur_name))
-        return _Act(len(self.ops))
+        return Act(len(self.ops))
 
     def const_per_sample(self, node, c: np.ndarray, rank_full: int) -> np.ndarray:
         """A constant broadcast against an activation of full rank ``rank_full``,
@@ -258,7 +258,7 @@ class ImporterCore:
         self.check_model()
         g = self.model.graph
         self.input_ps = self.input_full[1:]
-        self.env[self.inp.name] = _Act(0)
+        self.env[self.inp.name] = Act(0)
         for t in g.initializer:
             self.env[t.name] = numpy_helper.to_array(t)
         # prune: nodes the chosen output depends on
@@ -280,7 +280,7 @@ class ImporterCore:
         for idx, node in enumerate(g.node):
             if idx not in need:
                 continue
-            self.cur_name = _node_name(node, idx)
+            self.cur_name = node_name(node, idx)
             self.node(node)
         res = self.get_final()
         self.class_labels = self.check_labels(res)
@@ -312,7 +312,7 @@ class ImporterCore:
                 continue
             if not self.supported(node):
                 op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-                raise UnsupportedOp(op, _node_name(node, idx))
+                raise UnsupportedOp(op, node_name(node, idx))
             live.update(o for o in node.output if o)
 
     def check_labels(self, res):
@@ -324,10 +324,10 @@ class ImporterCore:
         T, classes, axis = cand
 
         def key(v):
-            if isinstance(v, _Post) and v.kind in _MONOTONE:
+            if isinstance(v, Post) and v.kind in MONOTONE:
                 a = v.axis
                 return (v.src.v, a, len(self.full(v.src)))
-            if isinstance(v, _Act):
+            if isinstance(v, Act):
                 r = len(self.full(v))
                 return (v.v, r - 1, r)
             return None
@@ -363,10 +363,10 @@ class ImporterCore:
             self.fail(node)
         ins = [self.get(i) for i in node.input]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if any(isinstance(x, _Post) for x in ins):
+        if any(isinstance(x, Post) for x in ins):
             out = self.after_post(node, ins, attrs)
             if out is None:
-                p = next(x for x in ins if isinstance(x, _Post))
+                p = next(x for x in ins if isinstance(x, Post))
                 why = ("Sigmoid is supported only as the last op (the post-transform of a classifier)"
                        if p.op_type == "Sigmoid" else "Softmax/LogSoftmax/ArgMax must be the last op")
                 raise UnsupportedOp(p.op_type, p.node, f"{why}; it is followed by {op} at node {self.cur_name}")
@@ -375,7 +375,7 @@ class ImporterCore:
         if op == "Constant" and node.domain in ("", "ai.onnx"):
             self.env[node.output[0]] = self.constant(node, attrs)
             return
-        if op in ("Shape", "Size") and node.domain in ("", "ai.onnx") and isinstance(ins[0], _Act):
+        if op in ("Shape", "Size") and node.domain in ("", "ai.onnx") and isinstance(ins[0], Act):
             full = np.array(self.full(ins[0]), dtype=np.int64)
             if op == "Size":
                 self.env[node.output[0]] = np.array(math.prod(full), dtype=np.int64)
@@ -399,7 +399,7 @@ class ImporterCore:
         if out is None:                       # the handler set its outputs itself
             return
         self.env[node.output[0]] = out
-        if isinstance(out, _Act) and out.v > 0:
+        if isinstance(out, Act) and out.v > 0:
             self.acts[node.output[0]] = out
 
     def after_post(self, node, ins, a):
@@ -407,28 +407,28 @@ class ImporterCore:
         builds class probabilities from sigmoids (1 - p, concatenation, L1 normalisation)."""
         op, P = node.op_type, ins[0]
         if node.domain in ("", "ai.onnx"):
-            if op in ("Identity", "Cast") and isinstance(P, _Post):
-                if op == "Cast" and P.kind != "argmax" and a.get("to") not in _FLOAT_TYPES:
+            if op in ("Identity", "Cast") and isinstance(P, Post):
+                if op == "Cast" and P.kind != "argmax" and a.get("to") not in FLOAT_TYPES:
                     return None                   # a class index may be cast to any type, not a probability
                 return P
-            if op == "ArgMax" and isinstance(P, _Post):
+            if op == "ArgMax" and isinstance(P, Post):
                 return self.op_ArgMax(node, ins, a)
-            if op == "Sub" and isinstance(ins[0], np.ndarray) and isinstance(ins[1], _Post) and \
+            if op == "Sub" and isinstance(ins[0], np.ndarray) and isinstance(ins[1], Post) and \
                     ins[1].kind == "sigmoid" and ins[0].size >= 1 and np.all(np.asarray(ins[0]) == 1):
                 q = ins[1]                                   # 1 - sigmoid(z) = sigmoid(-z)
                 shp = np.broadcast_shapes(np.shape(ins[0]), self.full(q.src))
                 if shp != self.full(q.src):
                     return None
-                return _Post("sigmoid", self.emit("neg", [q.src.v]), q.axis, op_type=q.op_type, node=q.node)
-            if op == "Concat" and all(isinstance(x, _Post) and x.kind == "sigmoid" for x in ins):
+                return Post("sigmoid", self.emit("neg", [q.src.v]), q.axis, op_type=q.op_type, node=q.node)
+            if op == "Concat" and all(isinstance(x, Post) and x.kind == "sigmoid" for x in ins):
                 r = len(self.full(ins[0].src))
                 ax = a["axis"] + r if a["axis"] < 0 else a["axis"]
                 if ax == 0:
                     return None
                 c = self.op_Concat(node, [x.src for x in ins], a)
-                return _Post("sigmoid", c, r - 1, op_type=ins[0].op_type, node=ins[0].node)
+                return Post("sigmoid", c, r - 1, op_type=ins[0].op_type, node=ins[0].node)
             return None
-        if node.domain == "ai.onnx.ml" and op == "Normalizer" and isinstance(P, _Post):
+        if node.domain == "ai.onnx.ml" and op == "Normalizer" and isinstance(P, Post):
             norm = a.get("norm", b"MAX")
             norm = norm.decode() if isinstance(norm, bytes) else norm
             r = len(self.full(P.src))
@@ -437,7 +437,7 @@ class ImporterCore:
             if P.kind == "softmax":
                 return P                                     # already sums to one
             if P.kind == "sigmoid":
-                return _Post("sigmoid_l1", P.src, 1, op_type=P.op_type, node=P.node)
+                return Post("sigmoid_l1", P.src, 1, op_type=P.op_type, node=P.node)
         return None
 
     def check_inferred(self, name, a):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import OnnxImportError, _Act
+from .common import OnnxImportError, Act
 
 
 class LinearOps:
@@ -13,7 +13,7 @@ class LinearOps:
         A, Bm = ins[0], ins[1]
         C = ins[2] if len(ins) > 2 else None
         alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
-        if not isinstance(A, _Act) or not isinstance(Bm, np.ndarray):
+        if not isinstance(A, Act) or not isinstance(Bm, np.ndarray):
             self.fail(node, "only activation x constant weights are supported (the right operand is secret)")
         if a.get("transA", 0):
             self.fail(node, "transA=1 on an activation would move the batch axis")
@@ -34,7 +34,7 @@ class LinearOps:
         out = self.emit("matmul", [A.v], consts)
         if post is not None:
             out = self.emit("add_const", [out.v], [self.add_const(post)])
-        if isinstance(C, _Act):
+        if isinstance(C, Act):
             if beta != 1.0:
                 C = self.emit("mul_const", [C.v], [self.add_const(np.full((1,) * len(self.act_shape(C)), beta))])
             out = self.emit("add", [out.v, C.v])
@@ -42,7 +42,7 @@ class LinearOps:
 
     def op_MatMul(self, node, ins, a):
         A, Bm = ins
-        if not isinstance(A, _Act) or not isinstance(Bm, np.ndarray):
+        if not isinstance(A, Act) or not isinstance(Bm, np.ndarray):
             self.fail(node, "only activation x constant weights are supported (the right operand is secret)")
         if Bm.ndim != 2 or len(self.full(A)) < 2:
             self.fail(node, "the weight must be 2-D and the activation at least 2-D")
@@ -68,7 +68,7 @@ class LinearOps:
     def op_Conv(self, node, ins, a):
         X, W = ins[0], ins[1]
         Bv = ins[2] if len(ins) > 2 else None
-        if not isinstance(X, _Act) or not isinstance(W, np.ndarray) or isinstance(Bv, _Act):
+        if not isinstance(X, Act) or not isinstance(W, np.ndarray) or isinstance(Bv, Act):
             self.fail(node, "weights and bias must be constants")
         nd = W.ndim - 2
         if nd not in (1, 2):
@@ -102,13 +102,13 @@ class LinearOps:
     # -- elementwise
     def binary(self, node, ins, kind):
         A, Bx = ins
-        if isinstance(A, _Act) and isinstance(Bx, _Act):
+        if isinstance(A, Act) and isinstance(Bx, Act):
             if kind == "div":
                 self.fail(node, "division by an activation")
             if len(self.act_shape(A)) != len(self.act_shape(Bx)):
                 self.fail(node, "operands of different ranks")
             return self.emit(kind, [A.v, Bx.v])
-        act, c, rev = (A, Bx, False) if isinstance(A, _Act) else (Bx, A, True)
+        act, c, rev = (A, Bx, False) if isinstance(A, Act) else (Bx, A, True)
         c = self.const_per_sample(node, c, len(self.full(act)))
         if kind == "add":
             return self.emit("add_const", [act.v], [self.add_const(c)])

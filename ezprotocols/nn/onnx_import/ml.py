@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import OnnxImportError, _Act, _Post
+from .common import OnnxImportError, Act, Post
 
 
 class MlOps:
     # -- ai.onnx.ml (scikit-learn models converted by skl2onnx)
     def _ml_linear(self, node, X, coef, intercepts, n_out):
-        if not isinstance(X, _Act) or len(self.full(X)) != 2:
+        if not isinstance(X, Act) or len(self.full(X)) != 2:
             self.fail(node, "the input must be a 2-D activation")
         K = self.act_shape(X)[0]
         coef = np.asarray(coef, np.float64)
@@ -48,9 +48,9 @@ class MlOps:
         if pt == "NONE":
             out = z
         elif pt == "LOGISTIC":
-            out = _Post("sigmoid", z, 1, op_type="ai.onnx.ml.LinearClassifier", node=self.cur_name)
+            out = Post("sigmoid", z, 1, op_type="ai.onnx.ml.LinearClassifier", node=self.cur_name)
         elif pt == "SOFTMAX":
-            out = _Post("softmax", z, 1, op_type="ai.onnx.ml.LinearClassifier", node=self.cur_name)
+            out = Post("softmax", z, 1, op_type="ai.onnx.ml.LinearClassifier", node=self.cur_name)
         else:
             self.fail(node, f"post_transform={pt} (NONE, LOGISTIC and SOFTMAX are supported)")
         self.env[node.output[1]] = out
@@ -68,7 +68,7 @@ class MlOps:
     def ml_Scaler(self, node, ins, a):
         """(x - offset) * scale, per feature or one value for all."""
         X = ins[0]
-        if not isinstance(X, _Act) or len(self.full(X)) != 2:
+        if not isinstance(X, Act) or len(self.full(X)) != 2:
             self.fail(node, "the input must be a 2-D activation")
         K = self.act_shape(X)[0]
         vals = {}

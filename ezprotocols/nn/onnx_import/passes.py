@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plan import Op, Plan
-from .common import OnnxImportError, _Act, _Post
+from ..plan import Op, Plan, check_plan
+from .common import OnnxImportError, Act, Post
 
 
 class Passes:
     # ------------------------------------------------------------------ finish
     def finish(self, res, encode) -> Plan:
-        if isinstance(res, _Post):
+        if isinstance(res, Post):
             post, axis, keep, last = res.kind, res.axis, res.keepdims, res.src
         else:
             post, axis, keep, last = "logits", -1, False, res
-        if not isinstance(last, _Act):
+        if not isinstance(last, Act):
             raise OnnxImportError("the model's final op is not applied to an activation")
         self.fold_linear()
         self.fold_affine()
@@ -25,8 +25,7 @@ class Passes:
         plan = Plan(input_shape=self.input_ps, ops=ops, const_shapes=[c.shape for c in consts], consts=consts,
                     frac_bits=self.f, post=post, post_axis=axis, post_keepdims=keep,
                     input_name=self.inp.name, output_name=self.out_name, class_labels=self.class_labels)
-        from ..plan import _check_plan
-        _check_plan(plan, OnnxImportError)
+        check_plan(plan, OnnxImportError)
         return plan.encode() if encode else plan
 
     def fold_linear(self):
@@ -126,7 +125,7 @@ class Passes:
                     continue
                 op = self.ops[lin.inputs[0] - 1]
                 if op.kind not in ("affine", "mul_const", "add_const") or \
-                        op.shape != self.act_shape(_Act(op.inputs[0])):
+                        op.shape != self.act_shape(Act(op.inputs[0])):
                     continue
                 W = self.consts[lin.consts[0]]
                 K = W.shape[0]

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .common import _FLOAT_TYPES, OnnxImportError, _Act
+from .common import FLOAT_TYPES, OnnxImportError, Act
 
 
 class ShapeOps:
@@ -28,7 +28,7 @@ class ShapeOps:
             any(o.name == name for o in self.model.graph.output)
 
     def op_Cast(self, node, ins, a):
-        if a.get("to") not in _FLOAT_TYPES:
+        if a.get("to") not in FLOAT_TYPES:
             self.fail(node, "only casts between floating-point types are supported")
         return ins[0]
 
@@ -181,7 +181,7 @@ class ShapeOps:
         return self.emit("transpose", [X.v], attrs={"perm": tuple(perm)})
 
     def op_Concat(self, node, ins, a):
-        if not all(isinstance(x, _Act) for x in ins):
+        if not all(isinstance(x, Act) for x in ins):
             self.fail(node, "concatenating an activation with a constant")
         r = len(self.full(ins[0]))
         ax = a["axis"] + r if a["axis"] < 0 else a["axis"]
