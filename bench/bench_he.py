@@ -1,9 +1,9 @@
-"""asv suite for the homomorphic linear layers (issue 14, ``ezprotocols.arith.he``): time and
+"""asv suite for the homomorphic linear layers (``ezprotocols.arith.he``): time and
 bytes of the 128x784 by 784x128 matmul with P0's weights and shared by shared, and of the
 ResNet-stage convolution with P0's weights, two parties over loopback TCP.
 
 Run: ``asv run --python=same --quick --bench bench_he`` (or ``python bench/figures_he.py
---spu`` for the issue's table with SPU cheetah in the same run).
+--spu`` for the table with SPU cheetah in the same run).
 """
 import functools
 

@@ -1,4 +1,4 @@
-"""Figures for issue 14 (homomorphic linear layers, ``ezprotocols.arith.he``).
+"""Figures of the homomorphic linear layers (``ezprotocols.arith.he``).
 
     python bench/figures_he.py [--transport tcp|local] [--spu] [--skip-lenet] [--json]
 

@@ -392,7 +392,8 @@ def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits
     pk = np.ascontiguousarray(ks.pk[:, :L])
     pkp = np.ascontiguousarray(ks.pk_p[:, :L])
     share = np.empty((nI, nJ, npos), U64)
-    for j in range(nJ):
+
+    def respond(j, rnd):
         w, kidx = pt_fn(j)
         w = np.ascontiguousarray(w, dtype=np.int64)
         kidx = np.ascontiguousarray(kidx, dtype=np.int64)
@@ -400,33 +401,61 @@ def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits
             raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
         wr = K.to_rns(w, qs)
         tb.forward(wr)
-        wp = None                       # used once per i: no Shoup precomputation
         acc_b = np.zeros((nI, L, N), U64)
         acc_a = np.zeros((nI, L, N), U64)
-        K.mul_acc(acc_b, cb, wr, wp, qs, kidx)
-        K.mul_acc(acc_a, ca, wr, wp, qs, kidx)
+        K.mul_acc(acc_b, cb, wr, None, qs, kidx)      # used once per i: no Shoup precomputation
+        K.mul_acc(acc_a, ca, wr, None, qs, kidx)
         # re-randomize with an encryption of zero under pk
-        u = K.to_rns(K.ternary(s.prg.random_uint64((nI, N))), qs)
+        u = K.to_rns(K.ternary(rnd["u"]), qs)
         tb.forward(u)
         K.mul_acc(acc_b, u.reshape(nI, 1, L, N), pk[0:1], pkp[0:1], qs)
         K.mul_acc(acc_a, u.reshape(nI, 1, L, N), pk[1:2], pkp[1:2], qs)
         tb.inverse(acc_b)
         tb.inverse(acc_a)
-        _add_signed(acc_a, K.cbd(s.prg.random_uint64((nI, N)), ETA), qs)
+        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), qs)
         bsel = np.ascontiguousarray(acc_b[:, :, pos])
-        _add_signed(bsel, K.cbd(s.prg.random_uint64((nI, npos)), ETA), qs)
-        K.add_flood(bsel, s.prg.random_uint64((nI, npos, 3)), qs, f)
-        r = s.prg.random_uint64((nI, npos))
-        K.add_delta(bsel, r, qs, lev.delta, lev.qlow)
+        _add_signed(bsel, K.cbd(rnd["e1"], ETA), qs)
+        K.add_flood(bsel, rnd["flood"], qs, f)
+        K.add_delta(bsel, rnd["r"], qs, lev.delta, lev.qlow)
         both = np.concatenate([acc_a, bsel], axis=2)
         for i, top in enumerate(range(L - 1, FINAL_LIMBS - 1, -1)):
             both = K.rescale(np.ascontiguousarray(both), qs[:top + 1], lev.qinv[i])
         both = np.ascontiguousarray(both)
         bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
-        s.channel.send(step + ".resp", np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]),
-                                                              WIDTHS[:FINAL_LIMBS]), K.pack(bc, B_WIDTHS)]))
-        share[:, j, :] = np.uint64(0) - r
+        return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
+                               K.pack(bc, B_WIDTHS)])
+
+    # the responses are independent: computed on both cores (the kernels release the GIL),
+    # drawn from the session PRG in order, sent in order
+    pending = []
+    pool = _pool()
+    for j in range(nJ + 1):
+        if j < nJ:
+            rnd = {"u": s.prg.random_uint64((nI, N)), "e2": s.prg.random_uint64((nI, N)),
+                   "e1": s.prg.random_uint64((nI, npos)), "flood": s.prg.random_uint64((nI, npos, 3)),
+                   "r": s.prg.random_uint64((nI, npos))}
+            share[:, j, :] = np.uint64(0) - rnd["r"]
+            pending.append(pool.submit(respond, j, rnd) if pool else respond(j, rnd))
+        while pending and (j == nJ or len(pending) > 2 or pool is None):
+            fut = pending.pop(0)
+            s.channel.send(step + ".resp", fut.result() if pool else fut)
     return share
+
+
+_POOL = []
+
+
+def _pool():
+    """A two-thread pool for the evaluator's responses (None on a single core or with
+    ``EZP_HE_THREADS=1``)."""
+    import os
+    n = int(os.environ.get("EZP_HE_THREADS", min(2, os.cpu_count() or 1)))
+    if n <= 1:
+        return None
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="ezp-he"))
+    return _POOL[0]
 
 
 # ------------------------------------------------------------------ matmul encoding
