@@ -303,3 +303,22 @@ def test_cost_model_matches_measured_bytes(rng):
     c = he.matmul_costs(20, 50, 30, nbits_r=18)
     assert st["mm"]["bytes"] == min(c.values())
     assert st["cv"]["bytes"] == he.conv2d_costs(geom, nbits=18)["X"]
+
+
+def test_shared_product_runs_both_directions_at_once(rng):
+    X0, X1 = rng.integers(0, 2**64, size=(2, 30, 40), dtype=U64)
+    Y0, Y1 = rng.integers(0, 2**64, size=(2, 40, 20), dtype=U64)
+
+    def f(X, Y):
+        def run(s):
+            s.linear.setup()
+            with s.phase("ss"):
+                z = s.linear.shared_matmul(X, Y)
+            return z, s.stats()["ss"]
+        return run
+    (z0, st0), (z1, st1) = run_pair(f(X0, Y0), f(X1, Y1))
+    assert np.array_equal((z0 + z1).astype(object), mm(X0 + X1, Y0 + Y1))
+    # each party: send its ciphertexts, receive the peer's, respond, receive the responses (the
+    # two flights of each direction overlap; the counter sees four same-direction runs)
+    assert st0["rounds"] == 4 and st1["rounds"] == 4
+    assert st0["bytes"] == 2 * min(he.matmul_costs(30, 40, 20).values())

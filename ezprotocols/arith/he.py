@@ -316,9 +316,47 @@ def _add_signed(x: np.ndarray, v: np.ndarray, qs: np.ndarray) -> None:
     x %= qs[:, None]
 
 
-def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits: int, nnz: int,
-            nsum: int | None = None, X=None, pt_fn=None, step: str = "he.product") -> np.ndarray:
-    """Shares ``uint64[nI, nJ, len(pos)]`` of the coefficients ``pos`` of
+def _drive(g):
+    """Run a protocol generator (see :func:`product_gen`) to its end; its return value."""
+    try:
+        while True:
+            next(g)
+    except StopIteration as e:
+        return e.value
+
+
+def run_concurrent(items) -> list:
+    """Run several protocol generators ``[(this party is the sender, generator), ...]`` with
+    overlapping messages: every sender first sends its ciphertexts, then every evaluator
+    answers, then the senders decrypt.  Both parties pass the products in the same order, so
+    the two directions of a shared x shared product take two message flights, not four, and
+    the two evaluators work at the same time."""
+    res = [None] * len(items)
+    started = []
+    for i, (snd, g) in enumerate(items):
+        if snd:
+            try:
+                next(g)
+                started.append(i)
+            except StopIteration as e:
+                res[i] = e.value
+    for i, (snd, g) in enumerate(items):
+        if not snd:
+            res[i] = _drive(g)
+    for i in started:
+        res[i] = _drive(items[i][1])
+    return res
+
+
+def product(s, **kw) -> np.ndarray:
+    """The HE product (:func:`product_gen`) run to its end."""
+    return _drive(product_gen(s, **kw))
+
+
+def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits: int, nnz: int,
+                nsum: int | None = None, X=None, pt_fn=None, step: str = "he.product"):
+    """A generator (yields once at the sender, after its ciphertexts are sent) returning the
+    shares ``uint64[nI, nJ, len(pos)]`` of the coefficients ``pos`` of
     ``sum_k X[i, k] * W[k, j]`` (negacyclic products in ``Z_2^64[X]/(X^N+1)``).
 
     The sender passes ``X`` (``uint64[nI, nK, N]``); the evaluator ``pt_fn(j) -> (w, kidx)``
@@ -359,6 +397,7 @@ def product(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits
         K.add_delta(b, X.reshape(n_in, N), qs, lev.delta, lev.qlow)
         s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
         s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
+        yield "sent"
         out = np.empty((nI, nJ, npos), U64)
         sq = ks.s_ntt[:FINAL_LIMBS]
         sqp = ks.s_ntt_p[:FINAL_LIMBS]
@@ -516,8 +555,12 @@ def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False):
     return None if best is None else best[1]
 
 
-def _matmul_core(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbits: int = 64,
-                 diag: bool = False, step: str = "he.matmul") -> np.ndarray:
+def _matmul_core(s, **kw) -> np.ndarray:
+    return _drive(_matmul_gen(s, **kw))
+
+
+def _matmul_gen(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbits: int = 64,
+                diag: bool = False, step: str = "he.matmul"):
     """Shares of ``X @ W`` (``uint64[m, n]``), ``X[m, k]`` at ``sender``, ``W`` at the other party
     (``W[k, n]``, or ``W[k]`` the diagonal when ``diag``)."""
     plan = matmul_plan(m, k, n, wbits, diag)
@@ -566,8 +609,8 @@ def _matmul_core(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbit
             poly = np.zeros((nK, N), np.int64)
             poly[:, :kw * nw] = blk.reshape(nK, -1)
             return poly, np.arange(nK)
-    sh = product(s, sender=sender, nI=nI, nK=nK, nJ=nJ, pos=pos, wbits=wbits,
-                 nnz=nw if diag else kw * nw, nsum=1 if diag else nK, X=Xp, pt_fn=pt_fn, step=step)
+    sh = yield from product_gen(s, sender=sender, nI=nI, nK=nK, nJ=nJ, pos=pos, wbits=wbits,
+                                nnz=nw if diag else kw * nw, nsum=1 if diag else nK, X=Xp, pt_fn=pt_fn, step=step)
     out = sh.reshape(nI, nJ, mw, nw).transpose(0, 2, 1, 3).reshape(nI * mw, nJ * nw)
     return np.ascontiguousarray(out[:m, :n])
 
@@ -580,27 +623,42 @@ def matmul_costs(m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64
     return {"L": None if pl is None else pl["bytes"], "R": None if pr is None else pr["bytes"]}
 
 
-def cross_matmul(s, *, l_owner: int, m: int, k: int, n: int, L=None, R=None, nbits_l: int = 64,
-                 nbits_r: int = 64, encrypt: str = "auto", step: str = "he.cross_matmul") -> np.ndarray:
-    """This party's share of ``L @ R`` (``uint64[m, n]``), ``L[m, k]`` at ``l_owner``, ``R[k, n]``
-    at the other party.  ``nbits_*``: the operands' signed bit widths (64: any ring element).
-    ``encrypt``: which operand is encrypted (``"L"``, ``"R"`` or ``"auto"``: fewer bytes)."""
+def _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step):
     if encrypt == "auto":
         c = matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r)
         opts = [x for x in ("L", "R") if c[x] is not None]
         if not opts:
             raise ValueError(f"{step}: no HE parameters fit this product")
         encrypt = min(opts, key=lambda x: c[x])
+    if encrypt not in ("L", "R"):
+        raise ValueError(f"{step}: encrypt must be 'L', 'R' or 'auto'")
+    return encrypt
+
+
+def cross_matmul(s, *, l_owner: int, m: int, k: int, n: int, L=None, R=None, nbits_l: int = 64,
+                 nbits_r: int = 64, encrypt: str = "auto", step: str = "he.cross_matmul") -> np.ndarray:
+    """This party's share of ``L @ R`` (``uint64[m, n]``), ``L[m, k]`` at ``l_owner``, ``R[k, n]``
+    at the other party.  ``nbits_*``: the operands' signed bit widths (64: any ring element).
+    ``encrypt``: which operand is encrypted (``"L"``, ``"R"`` or ``"auto"``: fewer bytes)."""
+    return _drive(cross_matmul_gen(s, l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, nbits_l=nbits_l,
+                                   nbits_r=nbits_r, encrypt=encrypt, step=step)[1])
+
+
+def cross_matmul_gen(s, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, encrypt="auto",
+                     step="he.cross_matmul"):
+    """``(sender, generator)`` of :func:`cross_matmul` (for :func:`run_concurrent`)."""
+    encrypt = _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step)
     mine_l = s.role == l_owner
     if encrypt == "L":
-        return _matmul_core(s, sender=l_owner, m=m, k=k, n=n, X=L if mine_l else None,
-                            W=None if mine_l else R, wbits=nbits_r, step=step)
-    if encrypt != "R":
-        raise ValueError(f"{step}: encrypt must be 'L', 'R' or 'auto'")
-    Xt = None if mine_l else np.ascontiguousarray(np.asarray(R, dtype=U64).T)
-    Wt = np.ascontiguousarray(np.asarray(L, dtype=U64).T) if mine_l else None
-    out = _matmul_core(s, sender=1 - l_owner, m=n, k=k, n=m, X=Xt, W=Wt, wbits=nbits_l, step=step)
-    return np.ascontiguousarray(out.T)
+        return l_owner, _matmul_gen(s, sender=l_owner, m=m, k=k, n=n, X=L if mine_l else None,
+                                    W=None if mine_l else R, wbits=nbits_r, step=step)
+
+    def transposed():
+        Xt = None if mine_l else np.ascontiguousarray(np.asarray(R, dtype=U64).T)
+        Wt = np.ascontiguousarray(np.asarray(L, dtype=U64).T) if mine_l else None
+        out = yield from _matmul_gen(s, sender=1 - l_owner, m=n, k=k, n=m, X=Xt, W=Wt, wbits=nbits_l, step=step)
+        return np.ascontiguousarray(out.T)
+    return 1 - l_owner, transposed()
 
 
 def scale_costs(x_shape, *, nbits: int = 64) -> dict:
@@ -736,11 +794,16 @@ def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: in
     """This party's share of ``conv2d(X, K)`` (``uint64[N, O, HO, WO]``): ``X`` at ``x_owner``
     (encrypted), ``K`` (signed ``nbits``-bit entries) at the other party.  A batch is stacked
     into one tall image when that moves fewer bytes (small images)."""
+    return _drive(cross_conv2d_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
+
+
+def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cross_conv2d"):
+    """Generator form of :func:`cross_conv2d` (the sender is ``x_owner``)."""
     stacked, plan = _conv_choice(geom, nbits)
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
     if not stacked:
-        return _conv_core(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step)
+        return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
     gst, Hb = _stacked(geom)
     Nb, C, H, W = geom.x_shape
     Xs = None
@@ -753,14 +816,14 @@ def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: in
         buf = np.zeros((Nb, C, Hb, Wp), U64)
         buf[:, :, t:t + H, l:l + W] = X
         Xs = np.ascontiguousarray(buf.transpose(1, 0, 2, 3).reshape(1, C, Nb * Hb, Wp))
-    y = _conv_core(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step)
+    y = yield from _conv_gen(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step)
     ho, wo = geom.out_hw
     rows = (np.arange(Nb) * (Hb // geom.stride[0]))[:, None] + np.arange(ho)[None, :]
     return np.ascontiguousarray(y[0][:, rows, :wo].transpose(1, 0, 2, 3))
 
 
-def _conv_core(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
-               step: str = "he.cross_conv2d") -> np.ndarray:
+def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
+              step: str = "he.cross_conv2d"):
     plan = conv2d_plan(geom, nbits)
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
@@ -818,8 +881,8 @@ def _conv_core(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int 
             poly = np.zeros((nkg, N), np.int64)
             poly[:, kpos] = Kd[o].reshape(nkg, Cw * kh * kw)
             return poly, g * nkg + np.arange(nkg)
-    sh_ = product(s, sender=x_owner, nI=nI, nK=nK, nJ=O, pos=pos, wbits=nbits, nnz=Cw * KH * KW,
-                  nsum=nkg, X=Xp, pt_fn=pt_fn, step=step)
+    sh_ = yield from product_gen(s, sender=x_owner, nI=nI, nK=nK, nJ=O, pos=pos, wbits=nbits, nnz=Cw * KH * KW,
+                                 nsum=nkg, X=Xp, pt_fn=pt_fn, step=step)
     # [nI=(Nb, nth, ntw), O, rows, cols] -> [Nb, O, nth*rows, ntw*cols] -> crop
     y = sh_.reshape(Nb, nth, ntw, O, rows, cols).transpose(0, 3, 1, 4, 2, 5).reshape(Nb, O, nth * rows, ntw * cols)
     return np.ascontiguousarray(y[:, :, :ho, :wo])
@@ -829,8 +892,8 @@ def _conv_core(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int 
 
 def shared_matmul(s, X: np.ndarray, Y: np.ndarray, step: str = "he.shared_matmul") -> np.ndarray:
     """Shares of ``X @ Y`` for shared ``X[m, k]``, ``Y[k, n]`` (this party's shares): the local
-    product plus the two cross terms ``X0 Y1`` and ``X1 Y0`` computed homomorphically (no Beaver
-    opening, no triple)."""
+    product plus the two cross terms ``X0 Y1`` and ``X1 Y0`` computed homomorphically, both
+    directions at once (no Beaver opening, no triple)."""
     X = np.ascontiguousarray(X, dtype=U64)
     Y = np.ascontiguousarray(Y, dtype=U64)
     if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[0]:
@@ -839,22 +902,30 @@ def shared_matmul(s, X: np.ndarray, Y: np.ndarray, step: str = "he.shared_matmul
     m, k = X.shape
     n = Y.shape[1]
     out = ring.matmul(X, Y) if X.size and Y.size else np.zeros((m, n), U64)
+    items = []
     for l_owner in (0, 1):
         mine = s.role == l_owner
-        out += cross_matmul(s, l_owner=l_owner, m=m, k=k, n=n, L=X if mine else None,
-                            R=None if mine else Y, step=f"{step}.{l_owner}")
+        snd, g = cross_matmul_gen(s, l_owner=l_owner, m=m, k=k, n=n, L=X if mine else None,
+                                  R=None if mine else Y, step=f"{step}.{l_owner}")
+        items.append((s.role == snd, g))
+    for z in run_concurrent(items):
+        out += z
     return out
 
 
 def shared_conv2d(s, X: np.ndarray, Wk: np.ndarray, geom: Conv2dGeom,
                   step: str = "he.shared_conv2d") -> np.ndarray:
-    """Shares of ``conv2d(X, W)`` for a shared input and a shared kernel (cross terms by HE)."""
+    """Shares of ``conv2d(X, W)`` for a shared input and a shared kernel (cross terms by HE,
+    both directions at once)."""
     from .conv import conv2d_ring
     out = conv2d_ring(X, Wk, geom)
+    items = []
     for x_owner in (0, 1):
         mine = s.role == x_owner
-        out += cross_conv2d(s, x_owner=x_owner, geom=geom, X=X if mine else None,
-                            K=None if mine else Wk, step=f"{step}.{x_owner}")
+        items.append((mine, cross_conv2d_gen(s, x_owner=x_owner, geom=geom, X=X if mine else None,
+                                             K=None if mine else Wk, step=f"{step}.{x_owner}")))
+    for z in run_concurrent(items):
+        out += z
     return out
 
 
@@ -934,13 +1005,15 @@ class HeProducts(Products):
                            step=step + ".he")
 
     def shared_matmul(self, X, Y, step: str = "arith.shared_matmul") -> np.ndarray:
-        """Shares of ``X @ Y`` for shared operands: the local product plus both cross terms
-        (each by the cheapest option), no opening."""
-        from .._ext import ring
+        """Shares of ``X @ Y`` for shared operands: the local product plus both cross terms,
+        no opening (HE in both directions at once when it is the cheapest, else OT)."""
         X = np.ascontiguousarray(X, dtype=U64)
         Y = np.ascontiguousarray(Y, dtype=U64)
         m, k = X.shape
         n = Y.shape[1]
+        if cheapest(self.matmul_costs(m, k, n)) == "he":
+            return shared_matmul(self.session, X, Y, step=step + ".he")
+        from .._ext import ring
         out = ring.matmul(X, Y) if X.size and Y.size else np.zeros((m, n), U64)
         for l_owner in (0, 1):
             mine = self.session.role == l_owner
@@ -949,6 +1022,8 @@ class HeProducts(Products):
         return out
 
     def shared_conv2d(self, X, Wk, geom, step: str = "arith.shared_conv2d") -> np.ndarray:
+        if cheapest(self.conv2d_costs(geom)) == "he":
+            return shared_conv2d(self.session, X, Wk, geom, step=step + ".he")
         from .conv import conv2d_ring
         out = conv2d_ring(X, Wk, geom)
         for x_owner in (0, 1):
