@@ -55,7 +55,8 @@ def test_ntt_negacyclic_product_matches_schoolbook(rng):
     tb = he._tables()
     n = he.N
     qs = np.array(he.PRIMES, dtype=U64)
-    a = (rng.integers(0, 2**62, size=(1, 5, n), dtype=U64) % qs[:, None]).astype(U64)
+    L = len(he.PRIMES)
+    a = (rng.integers(0, 2**62, size=(1, L, n), dtype=U64) % qs[:, None]).astype(U64)
     w = np.zeros((1, n), np.int64)
     w[0, [0, 1, n - 1, 77]] = [3, -1, 5, -(2**40)]
     wr = K.to_rns(w, qs)
@@ -65,8 +66,11 @@ def test_ntt_negacyclic_product_matches_schoolbook(rng):
     tb.inverse(B)
     assert np.array_equal(B, a)                          # round trip
     tb.forward(wr)
-    out = np.zeros((1, 5, n), U64)
-    K.mul_acc(out, A.reshape(1, 1, 5, n), wr, K.shoup(wr, qs), qs)
+    out = np.zeros((1, L, n), U64)
+    K.mul_acc(out, A.reshape(1, 1, L, n), wr, K.shoup(wr, qs), qs)
+    out2 = np.zeros((1, L, n), U64)
+    K.mul_acc(out2, A.reshape(1, 1, L, n), wr, None, qs)        # floating-point quotient path
+    assert np.array_equal(out, out2)
     tb.inverse(out)
     for li, q in enumerate(he.PRIMES):
         exp = np.zeros(n, dtype=object)

@@ -34,8 +34,9 @@ Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
 218`` for ``N = 8192`` in the homomorphicencryption.org standard's table
 (Albrecht et al., "Homomorphic Encryption Standard", 2018, table 1, classical
 128-bit security, ternary secrets): :data:`HE_STANDARD_128`.  The chain is
-two ~40.5-bit primes (the final modulus) and three ~45.7-bit primes; a call uses
-the fewest primes (3, 4 or 5) whose product clears its noise bound.
+two ~40.5-bit primes (the final modulus), then primes of ~45.6, ~28.5, ~45.6 and ~17
+bits; a call uses the shortest prefix (3 to 6 primes: ~126.6, ~155.1, ~200.7 or 218
+bits) whose product clears its noise bound.
 
 Noise (worst case, every term has bounded support so decryption is exact, not
 just likely): let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
@@ -100,7 +101,7 @@ ETA = 21                    # CBD(21): sigma = sqrt(10.5) = 3.24
 SIGMA = 40                  # statistical security of the flooding
 T_BITS = 64
 FINAL_LIMBS = 2
-MIN_LIMBS, MAX_LIMBS = 3, 5
+MIN_LIMBS, MAX_LIMBS = 3, 6
 #: homomorphicencryption.org standard, table 1: max log2(Q) for 128-bit classical security,
 #: uniform ternary secret, error sigma 3.2.
 HE_STANDARD_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
@@ -152,11 +153,17 @@ def _root(q: int, n2: int) -> int:
 
 @lru_cache(maxsize=None)
 def _chain():
+    """Two ~40.5-bit primes (the final modulus ~2^81), then a ~45.6-, a ~28.5-, a ~45.6- and
+    a ~17-bit prime: the levels (products of the first 3, 4, 5, 6) are ~126.6, ~155.1,
+    ~200.7 and 218 bits, spaced so that typical noise bounds waste few bits (fixed-point
+    weights need ~150-155 bits, 64-bit operands ~195-218)."""
     step = 2 * N
     low = _primes_below(int(2 ** 40.5), 2, step)
-    rest_bits = (HE_STANDARD_128[N] - math.log2(low[0] * low[1])) / 3
-    high = _primes_below(int(2 ** rest_bits), 3, step)
-    primes = low + high
+    mid = _primes_below(int(2 ** 28.5), 1, step)
+    tiny = _primes_below(1 << 17, 1, step)
+    rest_bits = (HE_STANDARD_128[N] - math.log2(low[0] * low[1] * mid[0] * tiny[0])) / 2
+    high = _primes_below(int(2 ** rest_bits), 2, step)
+    primes = low + [high[0], mid[0], high[1], tiny[0]]
     return tuple(primes), tuple(_root(q, step) for q in primes)
 
 
