@@ -12,6 +12,12 @@ the other party)
   the owner outputs ``op(X_o + E, W) + Z_o`` (+ its private bias), ``m`` outputs ``Z_m``.
   Their sum is ``op(X, W)`` by linearity; ``E`` is uniformly random to the owner.
 
+With the default product engine (``linear="he"``, :mod:`ezprotocols.arith.he`) the
+layer may also use homomorphic encryption (option ``"he"``, Cheetah, eprint 2022/207):
+when it is the cheapest option and nothing was prepared for the call, the product runs
+on the non-owner's share itself (one round trip, no masked-input message); prepared
+masks use it like any other option.
+
 With the OT products the offline step decomposes either the mask (64 OTs per
 mask entry, the weights' rows as vector correlations) or the weights (fixed-point
 weights are small: ``weight_bits`` OTs per weight, offset to non-negative, the
