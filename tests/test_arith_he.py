@@ -326,3 +326,14 @@ def test_shared_product_runs_both_directions_at_once(rng):
     # two flights of each direction overlap; the counter sees four same-direction runs)
     assert st0["rounds"] == 4 and st1["rounds"] == 4
     assert st0["bytes"] == 2 * min(he.matmul_costs(30, 40, 20).values())
+
+
+def test_forked_parties_after_threads_were_used():
+    """The response pool is per process: parties forked after the parent used it still work."""
+    L = np.ones((3, 4), U64)
+    R = np.ones((4, 2), U64)
+    f = (lambda s: he.cross_matmul(s, l_owner=0, m=3, k=4, n=2, L=L if s.role == 0 else None,
+                                   R=None if s.role == 0 else R, encrypt="L"))
+    run_pair(f, f)                                        # threads in this process
+    r0, r1 = run_pair(f, f, transport="tcp", timeout=120)
+    assert np.array_equal(r0 + r1, L @ R)

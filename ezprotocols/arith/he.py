@@ -488,20 +488,23 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
     return share
 
 
-_POOL = []
+_POOL: dict = {}
 
 
 def _pool():
     """A two-thread pool for the evaluator's responses (None on a single core or with
-    ``EZP_HE_THREADS=1``)."""
+    ``EZP_HE_THREADS=1``).  One per process: a pool inherited through ``fork`` has no
+    threads, so a forked child makes its own."""
     import os
     n = int(os.environ.get("EZP_HE_THREADS", min(2, os.cpu_count() or 1)))
     if n <= 1:
         return None
-    if not _POOL:
+    pid = os.getpid()
+    if _POOL.get("pid") != pid:
         from concurrent.futures import ThreadPoolExecutor
-        _POOL.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="ezp-he"))
-    return _POOL[0]
+        _POOL["pid"] = pid
+        _POOL["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="ezp-he")
+    return _POOL["pool"]
 
 
 # ------------------------------------------------------------------ matmul encoding
