@@ -35,7 +35,7 @@ Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
 (Albrecht et al., "Homomorphic Encryption Standard", 2018, table 1, classical
 128-bit security, ternary secrets): :data:`HE_STANDARD_128`.  The chain is
 two ~40.5-bit primes (the final modulus), then primes of ~45.6, ~28.5, ~45.6 and ~17
-bits; a call uses the shortest prefix (3 to 6 primes: ~126.6, ~155.1, ~200.7 or 218
+bits; a call uses the shortest prefix (3 to 6 primes: ~126.9, ~155.4, ~201.2 or 218.0
 bits) whose product clears its noise bound.
 
 Noise (worst case, every term has bounded support so decryption is exact, not
@@ -74,7 +74,25 @@ with OT (:mod:`ezprotocols.arith.ot_source`).  A per-channel scale (BatchNorm)
 Costs (:func:`matmul_costs`, :func:`conv2d_costs`, :func:`scale_costs`) are
 computed by both parties from public shapes and pick the encoding block sizes
 that move the fewest bytes; ``None`` means infeasible (the noise bound does not
-fit the largest modulus).
+fit the largest modulus).  :class:`HeProducts` (``linear="he"``, the default) offers
+this next to the OT options and takes the fewest bytes per product.
+
+Randomness: the secret key, errors, ``u``, masks and flooding come from the session's
+AES-CTR PRG (``s.prg``) as 64-bit words turned into samples in C (ternary:
+``floor(3 r / 2^64)``; CBD(21): two popcounts); the public ``a`` polynomials expand a
+fresh 16-byte ``secrets`` seed with the AES PRG, 128 bits per residue
+(``floor(r q / 2^128)``: statistical distance ``q / 2^128`` from uniform).
+
+Why own kernels and t = 2^64 (measured, see DESIGN.md): SEAL's BFV caps the plaintext
+modulus at 60 bits, so Z_2^64 shares would need a narrower activation ring with exact
+extension/truncation protocols at every layer boundary (Cheetah's route); with
+``t = 2^64`` and the precise encoding the results are shares of the library's ring as
+they are.  The negacyclic NTT uses Shoup multiplication, AVX-512 IFMA (52-bit) when
+present (``_ext/include/ezp_he.h``), and the evaluator's independent responses run on
+two threads.  What dominates the bytes at small batch sizes is the ``a`` part of each
+returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); packing the results of
+several ciphertexts into one (PackLWEs, eprint 2020/015, with Galois keys) is not
+implemented.
 """
 from __future__ import annotations
 
@@ -92,7 +110,8 @@ from .conv import Conv2dGeom
 
 __all__ = ["N", "PRIMES", "HE_STANDARD_128", "SIGMA", "check_parameters", "matmul_costs",
            "conv2d_costs", "scale_costs", "cross_matmul", "cross_conv2d", "cross_scale",
-           "matmul_plan", "conv2d_plan", "level_for"]
+           "shared_matmul", "shared_conv2d", "run_concurrent", "matmul_plan", "conv2d_plan",
+           "level_for", "HeProducts", "HeTriples"]
 
 U64 = np.uint64
 N = 8192
@@ -172,7 +191,12 @@ WIDTHS = tuple(q.bit_length() for q in PRIMES)
 
 
 def check_parameters() -> dict:
-    """The parameter set and its security check against :data:`HE_STANDARD_128`."""
+    """The parameter set and its security check against :data:`HE_STANDARD_128`.
+
+    >>> p = check_parameters()
+    >>> p["ok"], p["N"], p["log2_Q_bits"] <= HE_STANDARD_128[p["N"]]
+    (True, 8192, True)
+    """
     Q = math.prod(PRIMES)
     ok = (Q.bit_length() <= HE_STANDARD_128[N] and all((q - 1) % (2 * N) == 0 and _is_prime(q) for q in PRIMES))
     return {"N": N, "primes": PRIMES, "log2_Q": math.log2(Q), "log2_Q_bits": Q.bit_length(),
