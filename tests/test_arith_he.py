@@ -165,12 +165,20 @@ CONV_CASES = [
     ((0, 3, 5, 5), (2, 3, 3, 3), 1, 1, 1, 1),                        # empty batch
     ((8, 2, 6, 5), (3, 2, 3, 3), 2, (1, 0, 2, 1), 1, 1),             # batch stacked into one image
     ((16, 2, 7, 7), (4, 1, 3, 3), 3, 1, (2, 2), 2),
+    ((1, 3, 100, 100), (4, 3, 7, 7), 2, 3, 1, 1),                    # strided: polyphase form (stem-like)
+    ((1, 2, 90, 90), (4, 1, 3, 3), 2, 1, 1, 2),
+    ((1, 4, 64, 63), (4, 4, 3, 2), (2, 3), (1, 0, 2, 1), (1, 2), 1),
 ]
 
 
-def test_batch_stacking_is_used():
-    for xs, ws, st, pd, dl, g in CONV_CASES[-2:]:
+def test_polyphase_is_used_for_strides():
+    for xs, ws, st, pd, dl, g in CONV_CASES[-3:]:
         assert he._conv_choice(Conv2dGeom.make(xs, ws, st, pd, dl, g), 18)[0]
+
+
+def test_batch_stacking_is_used():
+    for xs, ws, st, pd, dl, g in CONV_CASES[-5:-3]:
+        assert he._conv_choice(Conv2dGeom.make(xs, ws, st, pd, dl, g), 18)[1]
 
 
 @pytest.mark.parametrize("case", CONV_CASES)

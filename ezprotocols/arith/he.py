@@ -805,21 +805,70 @@ def _stacked(geom: Conv2dGeom):
     return Conv2dGeom.make((1, C, Nb * Hb, Wp), geom.w_shape, geom.stride, 0, geom.dilation, geom.groups), Hb
 
 
+def _polyphase(geom: Conv2dGeom):
+    """A strided convolution as a stride-1 one (polyphase decomposition): input phase
+    ``(pu, pv)`` of channel ``c`` (rows ``s i + pu``, columns ``s j + pv`` of the padded input)
+    becomes channel ``c sh sw + pu sw + pv``, the (dilated) kernel splits the same way into
+    ``ceil(kh / sh) x ceil(kw / sw)`` taps; the output is exactly ``[N, O, HO, WO]``.  Only
+    the outputs that are kept are computed, so the result ciphertexts are not wasted on
+    the skipped positions.  ``None`` without a stride."""
+    sh, sw = geom.stride
+    if sh == 1 and sw == 1:
+        return None
+    Nb, C, H, W = geom.x_shape
+    O, Cg, KH, KW = geom.w_shape
+    dh, dw = geom.dilation
+    kh2, kw2 = -(-((KH - 1) * dh + 1) // sh), -(-((KW - 1) * dw + 1) // sw)
+    ho, wo = geom.out_hw
+    return Conv2dGeom.make((Nb, C * sh * sw, ho - 1 + kh2, wo - 1 + kw2), (O, Cg * sh * sw, kh2, kw2),
+                           1, 0, 1, geom.groups)
+
+
+def _poly_x(X, geom: Conv2dGeom, g2: Conv2dGeom) -> np.ndarray:
+    Nb, C, H, W = geom.x_shape
+    sh, sw = geom.stride
+    t, l, _, _ = geom.padding
+    H2, W2 = sh * g2.x_shape[2], sw * g2.x_shape[3]
+    buf = np.zeros((Nb, C, H2, W2), U64)
+    hh, ww = max(0, min(H, H2 - t)), max(0, min(W, W2 - l))
+    buf[:, :, t:t + hh, l:l + ww] = X[:, :, :hh, :ww]
+    return np.ascontiguousarray(buf.reshape(Nb, C, H2 // sh, sh, W2 // sw, sw).transpose(0, 1, 3, 5, 2, 4)
+                                .reshape(g2.x_shape))
+
+
+def _poly_k(Kr, geom: Conv2dGeom, g2: Conv2dGeom) -> np.ndarray:
+    O, Cg, KH, KW = geom.w_shape
+    sh, sw = geom.stride
+    dh, dw = geom.dilation
+    kh2, kw2 = g2.w_shape[2:]
+    kd = np.zeros((O, Cg, kh2 * sh, kw2 * sw), U64)
+    kd[:, :, :(KH - 1) * dh + 1:dh, :(KW - 1) * dw + 1:dw] = Kr
+    return np.ascontiguousarray(kd.reshape(O, Cg, kh2, sh, kw2, sw).transpose(0, 1, 3, 5, 2, 4)
+                                .reshape(g2.w_shape))
+
+
 @lru_cache(maxsize=4096)
 def _conv_choice(geom: Conv2dGeom, nbits: int):
-    """``(stacked, plan)``: the cheaper of the per-image and the stacked-batch encodings."""
-    p = conv2d_plan(geom, nbits)
-    st = _stacked(geom)
-    if st is not None:
-        ps = conv2d_plan(st[0], nbits)
-        if ps is not None and (p is None or ps["bytes"] < p["bytes"]):
-            return True, ps
-    return False, p
+    """``(polyphase, stacked, plan)``: the cheapest of the per-image and stacked-batch
+    encodings, of the convolution itself or (strided) of its polyphase form."""
+    best = (False, False, None)
+    g2 = _polyphase(geom)
+    for poly, g in ((False, geom), (True, g2)):
+        if g is None:
+            continue
+        st = _stacked(g)
+        for stacked, gg in ((False, g), (True, None if st is None else st[0])):
+            if gg is None:
+                continue
+            p = conv2d_plan(gg, nbits)
+            if p is not None and (best[2] is None or p["bytes"] < best[2]["bytes"]):
+                best = (poly, stacked, p)
+    return best
 
 
 def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64) -> dict:
     """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted)."""
-    p = _conv_choice(geom, nbits)[1]
+    p = _conv_choice(geom, nbits)[2]
     return {"X": None if p is None else p["bytes"]}
 
 
@@ -833,9 +882,22 @@ def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: in
 
 def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cross_conv2d"):
     """Generator form of :func:`cross_conv2d` (the sender is ``x_owner``)."""
-    stacked, plan = _conv_choice(geom, nbits)
+    poly, stacked, plan = _conv_choice(geom, nbits)
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
+    if s.role == x_owner:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != geom.x_shape:
+            raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+    else:
+        K = np.ascontiguousarray(K, dtype=U64)
+        if K.shape != geom.w_shape:
+            raise ValueError(f"{step}: kernel shape {K.shape}, expected {geom.w_shape}")
+    if poly:
+        g2 = _polyphase(geom)
+        X = _poly_x(X, geom, g2) if s.role == x_owner else None
+        K = None if s.role == x_owner else _poly_k(K, geom, g2)
+        geom = g2
     if not stacked:
         return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
     gst, Hb = _stacked(geom)
