@@ -876,7 +876,8 @@ def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: in
                  step: str = "he.cross_conv2d") -> np.ndarray:
     """This party's share of ``conv2d(X, K)`` (``uint64[N, O, HO, WO]``): ``X`` at ``x_owner``
     (encrypted), ``K`` (signed ``nbits``-bit entries) at the other party.  A batch is stacked
-    into one tall image when that moves fewer bytes (small images)."""
+    into one tall image, and a strided convolution takes its polyphase form, when that moves
+    fewer bytes (:func:`_conv_choice`)."""
     return _drive(cross_conv2d_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
 
 
