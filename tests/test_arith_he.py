@@ -345,3 +345,13 @@ def test_forked_parties_after_threads_were_used():
     run_pair(f, f)                                        # threads in this process
     r0, r1 = run_pair(f, f, transport="tcp", timeout=120)
     assert np.array_equal(r0 + r1, L @ R)
+
+
+def test_plaintexts_wider_than_declared_are_refused():
+    L = np.ones((2, 3), U64)
+    R = np.full((3, 2), 1 << 10, U64)                     # needs 12 signed bits
+    f = (lambda s: he.cross_matmul(s, l_owner=0, m=2, k=3, n=2, L=L if s.role == 0 else None,
+                                   R=None if s.role == 0 else R, nbits_r=10, encrypt="L"))
+    with pytest.raises(ValueError, match="exceed 10 signed bits"):
+        run_pair(f, f)
+    assert he.level_for(2, 1, 1, 1)[1] >= ((2 * he.N + 1) * he.ETA).bit_length() + he.SIGMA

@@ -42,10 +42,10 @@ Noise (worst case, every term has bounded support so decryption is exact, not
 just likely): let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
 coefficients (signed), ``nnz`` the non-zeros of one plaintext polynomial and
 ``K`` the products summed per output.  The weight-dependent noise is
-``|sum_k (e_k + eps_k) w_k| <= B_w = K * nnz * (21 + 1/2) * W``.  Flooding adds
-``U[-2^f, 2^f)`` with ``2^f >= 2^40 * n_rev * B_w`` (``n_rev`` = coefficients
-returned), re-randomization adds at most ``(2N + 1) * 21``, the mask encoding
-1/2.  ``Q`` is chosen with ``|noise| < Q / 2^66``; after switching to ``q'`` the
+``|sum_k (e_k + eps_k) w_k| <= B_w = K * nnz * (21 + 1/2) * W``, re-randomization adds
+at most ``(2N + 1) * 21`` (it depends on ``u``), the mask encoding 1/2: ``B = B_w +
+(2N + 1) 21 + 1``.  Flooding adds ``U[-2^f, 2^f)`` with ``2^f >= 2^40 * n_rev * B``
+(``n_rev`` = coefficients returned).  ``Q`` is chosen with ``|noise| < Q / 2^66``; after switching to ``q'`` the
 noise is below ``q'/2^66 + (N + 1)/2 * 1.001 + 2^14 < q' / 2^65`` (the last term: the
 dropped bits of ``b'``), so rounding recovers ``x w + r`` exactly.
 
@@ -57,11 +57,12 @@ What each party sees (semi-honest, simulatable):
   RLWE sample with the fresh secret ``u``: pseudorandom, so ``a'`` hides ``a w``
   (circuit privacy of the ``a`` part).  Given ``a'`` and ``s``, ``b'`` is fixed by
   the decryption equation: the message ``x w + r`` is uniform in Z_2^64 at each
-  returned position (fresh mask ``r``), and the noise is ``n_w + n_fixed + F`` with
-  ``n_w`` the only weight-dependent term, ``|n_w| <= B_w``.  Flooding ``F`` uniform on
-  ``2^(f+1)`` values hides it: statistical distance ``<= n_rev * B_w / 2^(f+1) <=
-  2^-41`` (sigma = 40).  Modulus switching is a public post-processing.  So the
-  sender's view is simulated from its own output share.
+  returned position (fresh mask ``r``), and the noise is ``n_w + n_u + F`` with ``n_w``
+  the weight-dependent term and ``n_u`` the re-randomization term, ``|n_w + n_u| <= B``.
+  Flooding ``F`` uniform on ``2^(f+1)`` values hides both: statistical distance ``<= n_rev
+  * B / 2^(f+1) <= 2^-41`` per product call (sigma = 40 per call; a session of ``c``
+  products is within ``c 2^-41``).  Modulus switching is a public post-processing.  So
+  the sender's view is simulated from its own output share.
 * Neither learns anything else: the shapes, ``wbits`` and the encoding parameters
   are public (computed by both from public shapes).
 
@@ -234,8 +235,11 @@ def level_for(wbits: int, nK: int, nnz: int, n_rev: int):
     """``(limbs, f)`` for a product: the fewest primes whose modulus clears the noise
     bound (module docstring), and the flooding exponent; ``None`` if none does."""
     B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 1) * (1 << (wbits - 1)) // 2 + 1
-    f = B_w.bit_length() + SIGMA + max(n_rev, 1).bit_length()
-    bound = (1 << f) + B_w + (2 * N + 1) * ETA + 1
+    # flooded: the weight-dependent noise and the re-randomization noise (it depends on u,
+    # the RLWE secret hiding a w in a'), both visible to the key owner after decryption
+    B = B_w + (2 * N + 1) * ETA + 1
+    f = B.bit_length() + SIGMA + max(n_rev, 1).bit_length()
+    bound = (1 << f) + B
     for L in range(MIN_LIMBS, MAX_LIMBS + 1):
         if bound * (1 << (T_BITS + 2)) < math.prod(PRIMES[:L]):
             return L, f
@@ -469,6 +473,10 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
         kidx = np.ascontiguousarray(kidx, dtype=np.int64)
         if w.ndim != 2 or w.shape[1] != N or kidx.shape != (w.shape[0],) or w.shape[0] > nsum:
             raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
+        if wbits < 64 and w.size:
+            lim = 1 << (wbits - 1)      # the noise bound and the flooding assume |w| <= 2^(wbits-1)
+            if int(w.max()) > lim or int(w.min()) < -lim:
+                raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
         wr = K.to_rns(w, qs)
         tb.forward(wr)
         acc_b = np.zeros((nI, L, N), U64)
