@@ -12,8 +12,8 @@ kind     interface                                       implementations        
 ======== =============================================== ============================== =========
 ot       :class:`ezprotocols.ot.source.CotSource`         ``iknp``, ``iknp-modp``,       ``iknp``
                                                          ``ferret``
-triples  :class:`ezprotocols.arith.triples.TripleSource`  ``ot``, ``dealer`` (insecure)  ``ot``
-linear   :class:`ezprotocols.arith.products.Products`     ``ot``                         ``ot``
+triples  :class:`ezprotocols.arith.triples.TripleSource`  ``he``, ``ot``, ``dealer``     ``he``
+linear   :class:`ezprotocols.arith.products.Products`     ``he``, ``ot``                 ``he``
 compare  :class:`ezprotocols.protocols.sign.CompareEngine` ``gc``, ``ot``                 ``ot``
 ======== =============================================== ============================== =========
 
@@ -25,7 +25,7 @@ module imports no protocol code.  Out-of-tree implementations are added with
 >>> backends.DEFAULTS["ot"]
 'iknp'
 >>> sorted(backends.names("triples"))
-['dealer', 'ot']
+['dealer', 'he', 'ot']
 >>> backends.resolve("compare", "gc").__name__
 'GcCompare'
 >>> backends.check("ot", "nope")
@@ -45,8 +45,10 @@ KINDS: dict[str, dict[str, Any]] = {
            "iknp-modp": "ezprotocols.ot.engine:IknpModpSource",
            "ferret": "ezprotocols.ot.ferret:Ferret"},
     "triples": {"ot": "ezprotocols.arith.ot_source:OtTriples",
+                "he": "ezprotocols.arith.he:HeTriples",
                 "dealer": "ezprotocols.arith.dealer:DealerSource"},
-    "linear": {"ot": "ezprotocols.arith.products:OtProducts"},
+    "linear": {"ot": "ezprotocols.arith.products:OtProducts",
+               "he": "ezprotocols.arith.he:HeProducts"},
     "compare": {"gc": "ezprotocols.protocols.sign:GcCompare",
                 "ot": "ezprotocols.protocols.otcmp:OtCompare"},
 }
@@ -54,7 +56,7 @@ KINDS: dict[str, dict[str, Any]] = {
 _RESOLVED: dict[tuple, Any] = {}
 
 #: The cheapest secure implementation of each kind.
-DEFAULTS: dict[str, str] = {"ot": "iknp", "triples": "ot", "linear": "ot", "compare": "ot"}
+DEFAULTS: dict[str, str] = {"ot": "iknp", "triples": "he", "linear": "he", "compare": "ot"}
 
 
 def register(kind: str, name: str, target) -> None:

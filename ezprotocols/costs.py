@@ -1,6 +1,7 @@
 """Cost table of the hybrid operations, measured by running them.
 
     python -m ezprotocols.costs [--n 1200] [--json] [--markdown] [--compare gc|ot]
+    python -m ezprotocols.costs --linear densenet121|lenet [--batch B] [--hw 224] [--weight-bits 18]
 
 Both parties run each operation on ``n`` random elements (in-process channel).
 The OT engine and the garbled-circuit engine are instrumented to count the
@@ -205,7 +206,14 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", action="store_true", help="a markdown table")
     ap.add_argument("--compare", choices=("gc", "ot"), default="gc",
                     help="comparison engine: garbled carry (gc, default) or OT millionaires (ot)")
+    ap.add_argument("--linear", metavar="NET", help="plan-level bytes of NET's linear layers, OT vs HE "
+                    "(densenet121, lenet; see ezprotocols.arith.plan_costs)")
+    ap.add_argument("--batch", type=int, default=None, help="with --linear: batch size")
+    ap.add_argument("--hw", type=int, default=224, help="with --linear densenet121: image size")
+    ap.add_argument("--weight-bits", type=int, default=18, help="with --linear: signed bits of the weights")
     args = ap.parse_args(argv)
+    if args.linear:
+        return _linear_main(args, ap)
     if args.n < 400 or args.n % 400:
         ap.error(f"--n must be a positive multiple of 400, got {args.n}")
     rows = measure(args.n, args.compare)
@@ -216,6 +224,28 @@ def main(argv=None) -> int:
               f"(measured on {args.n} inputs each; "
               "bytes are payload bytes, rounds are for the whole batch):")
         print(_table(rows, args.markdown))
+    return 0
+
+
+def _linear_main(args, ap) -> int:
+    from .arith.plan_costs import NETWORKS, plan_bytes
+    if args.linear not in NETWORKS:
+        ap.error(f"--linear must be one of {sorted(NETWORKS)}")
+    if (args.batch is not None and args.batch < 1) or args.hw < 32 or not 2 <= args.weight_bits <= 64:
+        ap.error("--batch must be >= 1, --hw >= 32, --weight-bits in [2, 64]")
+    kw = {} if args.batch is None else {"batch": args.batch}
+    if args.linear == "densenet121":
+        kw["hw"] = args.hw
+    res = plan_bytes(NETWORKS[args.linear](**kw), args.weight_bits)
+    if args.json:
+        print(json.dumps(res, indent=1, default=str))
+        return 0
+    print(f"{args.linear} {kw}: linear-layer bytes (both directions, weights at {args.weight_bits} bits; "
+          "HE key set-up and non-linear layers excluded)")
+    for kind, d in res["by_kind"].items():
+        print(f"  {kind:7s} x{d['layers']:3d}  OT {d['ot'] / 1e9:10.3f} GB   HE {d['he'] / 1e9:10.3f} GB")
+    print(f"  total         OT {res['ot'] / 1e9:10.3f} GB   HE {res['he'] / 1e9:10.3f} GB   "
+          f"({res['ot'] / max(res['he'], 1):.0f}x fewer)")
     return 0
 
 
