@@ -13,6 +13,7 @@ layers -> online inference revealing the class to P1.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -64,14 +65,25 @@ def lenet_model():
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-MODELS = {"mlp": mlp_model, "lenet": lenet_model}
+def lenet_demo_model():
+    """The shipped demo model (ezprotocols/nn/data/lenet_mnist.onnx, trained; same
+    layer shapes as :func:`lenet_model`)."""
+    import onnx
+    from ezprotocols.nn import demo
+    path = os.path.join(os.path.dirname(os.path.abspath(demo.__file__)), "data", "lenet_mnist.onnx")
+    return onnx.load(path)
 
 
-def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp"):
+MODELS = {"mlp": mlp_model, "lenet": lenet_model, "lenet_demo": lenet_demo_model}
+
+
+def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp", **session_kwargs):
     """Secure inference of ``batch`` random samples, ``reps + 1`` times in one session
     pair; returns per-run dicts ``{offline, online, total}`` (seconds: max over the two
     parties), bytes (offline, online, total) and ``cold`` (the first run, which also
-    pays the session's one-time costs such as the base OTs; the others are warm)."""
+    pays the session's one-time costs such as the base OTs; the others are warm).
+    ``session_kwargs`` (``ot=``, ``linear=``, ``triples=``, ``compare=``) go to both
+    parties' :class:`~ezprotocols.Session`."""
     from ezprotocols.nn import load_onnx
     from ezprotocols.nn.secure import query_session, serve_session
     from ezprotocols.runner import run_pair
@@ -94,16 +106,19 @@ def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp")
                 out.append({"offline": res["offline"]["seconds"], "online": res["online"]["seconds"],
                             "wall": wall, "bytes_offline": res["offline"]["bytes"],
                             "bytes_online": res["online"]["bytes"], "bytes": res["total"]["bytes"],
-                            "rounds_online": res["online"]["rounds"]})
+                            "rounds_online": res["online"]["rounds"],
+                            "rounds_offline": res["offline"]["rounds"], "rounds": res["total"]["rounds"],
+                            "per_op": res.get("per_op", {})})
             return out
         return f
 
-    r0, r1 = run_pair(party(0), party(1), transport=transport, timeout=3600)
+    r0, r1 = run_pair(party(0), party(1), transport=transport, timeout=3600, **session_kwargs)
     runs = []
     for k, (a, b) in enumerate(zip(r0, r1)):
         runs.append({"offline": max(a["offline"], b["offline"]), "online": max(a["online"], b["online"]),
                      "total": max(a["wall"], b["wall"]), "bytes_offline": a["bytes_offline"],
                      "bytes_online": a["bytes_online"], "bytes": a["bytes"], "rounds_online": a["rounds_online"],
+                     "rounds_offline": a["rounds_offline"], "rounds": a["rounds"], "per_op": a["per_op"],
                      "cold": k == 0})
     return runs
 
