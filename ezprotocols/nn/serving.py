@@ -130,6 +130,11 @@ def serve_forever(address: str, handle, *, workers: int = 1, sessions: int = 0, 
         slots.acquire()
         try:
             lobby = _listen_retry(address, timeout=timeout, accept_timeout=accept_timeout, **keys)
+        except PeerTimeout:
+            slots.release()
+            if stop is not None:               # idle: look at the stop flag, listen again
+                continue
+            raise
         except BaseException:
             slots.release()
             raise
@@ -171,11 +176,22 @@ def serve_forever(address: str, handle, *, workers: int = 1, sessions: int = 0, 
 
 
 def open_client(address: str, timeout: float = 120.0, *, curve_server_key=None, curve_keypair=None,
-                connect_timeout: float | None = None):
+                connect_timeout: float | None = None, attempt_timeout: float = 2.0):
     """Connect to a :func:`serve_forever` server and return the session channel
-    (following a redirect to a session socket)."""
-    ch = net.connect(address, timeout=timeout, connect_timeout=connect_timeout,
-                     curve_server_key=curve_server_key, curve_keypair=curve_keypair)
+    (following a redirect to a session socket).  The lobby is tried with fresh
+    sockets every ``attempt_timeout`` seconds until ``connect_timeout`` (default
+    ``timeout``): a hello that reached a lobby socket just as it closed is lost,
+    and a busy server does not listen until a worker is free."""
+    deadline = time.monotonic() + (timeout if connect_timeout is None else connect_timeout)
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            ch = net.connect(address, timeout=timeout, connect_timeout=max(0.1, min(attempt_timeout, left)),
+                             curve_server_key=curve_server_key, curve_keypair=curve_keypair)
+            break
+        except PeerTimeout:
+            if time.monotonic() >= deadline:
+                raise
     try:
         h = ch.recv_array("serve.hello", U64, (4,))
     except BaseException:
