@@ -8,7 +8,7 @@ import pytest
 from ezprotocols.nn import load_onnx, run_fixed, encode
 from ezprotocols.nn import metrics
 from ezprotocols.nn.plaintext import class_scores
-from ezprotocols.nn.secure import missing_layers, query_session, serve_session, validate_session
+from ezprotocols.nn.secure import query_session, serve_session, validate_session
 from ezprotocols.testing import run_pair
 
 from _nn_clear_backend import ClearBackend
@@ -110,7 +110,6 @@ def test_t_point_approximation_error():
     assert worst < 0.003
 
 
-@pytest.mark.skipif(bool(missing_layers()), reason="secure layers not available")
 def test_secure_multilabel_auroc_real_protocols(rng):
     """The real protocol layers: decisions and ROC counts equal the plaintext ones
     (inputs chosen away from the thresholds, where a 1-ulp truncation could flip)."""

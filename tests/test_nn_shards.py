@@ -8,7 +8,7 @@ import pytest
 
 from ezprotocols.errors import ProtocolError
 from ezprotocols.nn import load_onnx
-from ezprotocols.nn.secure import missing_layers, serve_session, validate_session
+from ezprotocols.nn.secure import serve_session, validate_session
 from ezprotocols.nn.serving import open_client, serve_forever
 from ezprotocols.nn.shards import ShardStore, sharded_validate, split
 from ezprotocols.session import Session
@@ -16,7 +16,6 @@ from ezprotocols.testing import free_tcp_port, run_pair
 
 from _nn_models import multilabel_mlp
 
-pytestmark = pytest.mark.skipif(bool(missing_layers()), reason="secure layers not available")
 
 
 class Server:
