@@ -87,6 +87,7 @@ def serve_forever(address: str, handle, *, workers: int = 1, sessions: int = 0, 
     slots = threading.Semaphore(workers)
     lock = threading.Lock()
     done = [0]
+    ended = [0]
     threads = []
     keys = {"curve_keypair": curve_keypair, "allowed_clients": allowed_clients}
 
@@ -96,13 +97,16 @@ def serve_forever(address: str, handle, *, workers: int = 1, sessions: int = 0, 
         except Exception as e:  # noqa: BLE001 - one failed session never stops the server
             if on_error:
                 on_error(e)
-            return
+            return False
         finally:
+            with lock:
+                ended[0] += 1
             slots.release()
         with lock:
             done[0] += 1
         if on_result:
             on_result(res)
+        return True
 
     def run_here(ch):
         try:
@@ -119,6 +123,8 @@ def serve_forever(address: str, handle, *, workers: int = 1, sessions: int = 0, 
                             on_bound=lambda ep: ready.put(ep), **keys)
         except BaseException as e:  # noqa: BLE001 - reported, the slot is freed
             ready.put(e)
+            with lock:
+                ended[0] += 1
             slots.release()
             if on_error and isinstance(e, EzpError):
                 on_error(e)
@@ -126,8 +132,19 @@ def serve_forever(address: str, handle, *, workers: int = 1, sessions: int = 0, 
         finish(run_here, ch)
 
     started = 0
-    while (sessions == 0 or started < sessions) and not (stop is not None and stop.is_set()):
+    def more():
+        # completed sessions plus those still running may reach ``sessions``; failed ones do not count
+        with lock:
+            return sessions == 0 or done[0] + (started - ended[0]) < sessions
+
+    while not (stop is not None and stop.is_set()):
         slots.acquire()
+        if not more():
+            slots.release()
+            if started == ended[0]:
+                break
+            time.sleep(0.05)
+            continue
         try:
             lobby = _listen_retry(address, timeout=timeout, accept_timeout=accept_timeout, **keys)
         except PeerTimeout:
@@ -146,12 +163,15 @@ def serve_forever(address: str, handle, *, workers: int = 1, sessions: int = 0, 
             try:
                 lobby.send("serve.hello", np.array([HELLO_MAGIC, HERE, 0, 0], U64))
             except EzpError as e:
+                with lock:
+                    ended[0] += 1
                 slots.release()
                 lobby.close()
                 if on_error:
                     on_error(e)
                 continue
-            finish(run_here, lobby)
+            if not finish(run_here, lobby):
+                time.sleep(1.5)     # let the failed client's socket go (it would reconnect to the next listener)
             continue
         ready: queue.Queue = queue.Queue()
         t = threading.Thread(target=run_redirected, args=(ready,), daemon=True, name=f"ezp-serve-{started}")
