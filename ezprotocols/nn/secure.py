@@ -167,12 +167,32 @@ class Backend:
     def prepare(self, plan: Plan, batch: int, count: int = 1) -> None:
         """Offline phase for ``count`` runs of a known plan at a batch size: the masks of
         every layer with P0-known weights (OT), before any input is known."""
-        p0 = self.s.role == 0
         for i, op in enumerate(plan.ops):
-            if op.kind in ("matmul", "conv"):
-                W = plan.consts[op.consts[0]] if p0 else None
+            lin = linear_form(plan, op, self.s.role == 0)
+            if lin is not None:
                 x_shape = (batch,) + tuple(plan.value_shape(op.inputs[0]))
-                self.prepare_linear(i, op.kind, W, plan.const_shapes[op.consts[0]], op.attrs, x_shape, count)
+                with self.s.phase(op.kind):
+                    self.prepare_linear(i, *lin, x_shape, count)
+
+
+def linear_form(plan: Plan, op, p0: bool):
+    """``(kind, W, wshape, attrs)`` of an op that runs as a layer with P0's weights:
+    matmul, conv, and a per-channel affine map (x * s + t with s of shape (C, 1, 1),
+    a BatchNormalization that could not be folded, e.g. after a concatenation in
+    DenseNet) as a depthwise 1x1 convolution: its offline material is made by the
+    linear engine like a conv's, and online it costs one masked message instead of
+    a Beaver product per element.  None for other ops."""
+    if op.kind in ("matmul", "conv"):
+        return op.kind, (plan.consts[op.consts[0]] if p0 else None), plan.const_shapes[op.consts[0]], op.attrs
+    if op.kind == "affine":
+        xs = plan.value_shape(op.inputs[0])
+        ss = plan.const_shapes[op.consts[0]]
+        if len(xs) == 3 and tuple(ss) == (xs[0], 1, 1) and tuple(op.shape) == tuple(xs):
+            C = xs[0]
+            W = plan.consts[op.consts[0]].reshape(C, 1, 1, 1) if p0 else None
+            return "conv", W, (C, 1, 1, 1), {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1),
+                                             "group": C}
+    return None
 
 
 # ---------------------------------------------------------------------- executor
@@ -201,14 +221,43 @@ class _Exec:
             return share + np.asarray(c, dtype=np.int64).view(U64)
         return np.broadcast_to(share, np.broadcast_shapes(share.shape, np.shape(c))).copy()
 
-    def run(self, x: np.ndarray, N: int) -> np.ndarray:
-        """``x``: this party's share of the input (uint64, (N,) + input_shape)."""
+    def run(self, x: np.ndarray, N: int, jit: bool = False) -> np.ndarray:
+        """``x``: this party's share of the input (uint64, (N,) + input_shape).
+
+        Memory stays bounded by the live activations: a value is dropped after its
+        last use.  With ``jit`` the offline material of each layer with P0's weights
+        is made just before that layer runs (phase ``offline/<kind>``), not for the
+        whole model ahead of time (see :func:`offline_bytes`); ``self.t_prep`` is
+        the time spent in it."""
         vals = [x]
-        f = self.f
-        for i, op in enumerate(self.plan.ops):
-            with self.s.phase(op.kind):
-                vals.append(self.op(op, [vals[j] for j in op.inputs], N))
+        last = self.last_use()
+        self.t_prep = 0.0
+        s, plan = self.s, self.plan
+        for i, op in enumerate(plan.ops):
+            lin = linear_form(plan, op, self.p0) if jit else None
+            if lin is not None:
+                t = time.perf_counter()
+                with s.phase("offline"):
+                    with s.phase(op.kind):
+                        self.b.prepare_linear(i, *lin, (N,) + tuple(plan.value_shape(op.inputs[0])), 1)
+                self.t_prep += time.perf_counter() - t
+            with s.phase("online"):
+                with s.phase(op.kind):
+                    vals.append(self.op(op, [vals[j] for j in op.inputs], N))
+            if OP_PROBE is not None:
+                OP_PROBE(op.kind)
+            for j in set(op.inputs):
+                if last[j] == i:
+                    vals[j] = None
         return vals[-1]
+
+    def last_use(self) -> list:
+        """Per value, the index of the last op that reads it (-1: never read)."""
+        last = [-1] * (len(self.plan.ops) + 1)
+        for i, op in enumerate(self.plan.ops):
+            for j in op.inputs:
+                last[j] = i
+        return last
 
     def op(self, op, a, N):
         k, at, f, b = op.kind, op.attrs, self.f, self.b
@@ -231,6 +280,11 @@ class _Exec:
             return self.p0_add(a[0], self.c(op.consts[0]) if self.p0 else np.zeros(cs[0], np.int64))
         if k == "mul_const":
             return b.trunc(b.mul_p0(a[0], self.c(op.consts[0]), cs[0]), f)
+        if k == "affine" and linear_form(self.plan, op, False) is not None:
+            kind, W, wshape, attrs = linear_form(self.plan, op, self.p0)
+            y = b.linear(a[0], kind, W, wshape, attrs, key=self.key(op))
+            y = self.p0_add(y, self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64))
+            return b.trunc(y, f)
         if k == "affine":
             y = b.mul_p0(a[0], self.c(op.consts[0]), cs[0])
             y = self.p0_add(y, self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64))
@@ -422,15 +476,16 @@ def _costs(session, t_off, t_on):
         c["bytes"] = c["bytes_sent"] + c["bytes_recv"]
         return c
 
-    phases = {}
+    phases, off_phases = {}, {}
     for k, v in st.items():
-        if k.startswith("online/") and k.count("/") == 1:
-            phases[k[7:]] = {"bytes": v["bytes_sent"] + v["bytes_recv"], "rounds": v["rounds"],
-                             "seconds": v["seconds"]}
+        for pre, d in (("online/", phases), ("offline/", off_phases)):
+            if k.startswith(pre) and k.count("/") == 1:
+                d[k[len(pre):]] = {"bytes": v["bytes_sent"] + v["bytes_recv"], "rounds": v["rounds"],
+                                   "seconds": v["seconds"]}
     off, on = agg("offline"), agg("online")
     off["seconds"], on["seconds"] = t_off, t_on
     tot = st["total"]
-    return {"offline": off, "online": on, "per_op": phases,
+    return {"offline": off, "online": on, "per_op": phases, "offline_per_op": off_phases,
             "total": {"bytes": tot["bytes_sent"] + tot["bytes_recv"], "rounds": tot["rounds"],
                       "seconds": t_off + t_on}}
 
@@ -463,16 +518,55 @@ def _batches(n, batch):
     return [(i, min(n, i + batch)) for i in range(0, n, batch)]
 
 
+#: Benchmarks only: called with the op kind after each op of the secure executor
+#: (e.g. to sample the resident memory per layer kind).
+OP_PROBE = None
+
+#: Offline material (masks and their products, both parties) prepared ahead for
+#: a whole group of batches when it fits in this many bytes; beyond, each layer's
+#: material is made just before the layer runs (e.g. DenseNet-121 at 224x224).
+OFFLINE_BUDGET = 256 << 20
+
+
+def offline_bytes(plan: Plan, batch: int) -> int:
+    """Memory of the offline material of one run at this batch size (public: both
+    parties compute the same): per layer with P0's weights, the input mask and the
+    output shares, 8 bytes per ring element."""
+    tot = 0
+    for i, op in enumerate(plan.ops):
+        if linear_form(plan, op, False) is not None:
+            tot += 8 * batch * (math.prod(plan.value_shape(op.inputs[0])) + math.prod(op.shape))
+    return tot
+
+
 def _run_batches(session, plan, backend, n, batch, feed, consume, progress, label, group: int = 8):
     """Shared loop over groups of ``group`` batches: the offline phase prepares the
     correlated randomness of the whole group (before any of its inputs is shared),
-    then the group's batches run online.  Memory stays bounded by one group."""
+    then the group's batches run online.  Memory stays bounded by one group; when
+    one group's material exceeds :data:`OFFLINE_BUDGET`, each layer's material is
+    made just ahead of that layer instead (one batch at a time)."""
     ex = _Exec(session, plan, backend)
     t_off = 0.0
     t_on = 0.0
     bar = _Progress(n, progress, label)
     bar.update(0)
     todo = _batches(n, batch)
+    jit = offline_bytes(plan, batch) * min(group, len(todo)) > OFFLINE_BUDGET
+    if jit:
+        for lo, hi in todo:
+            t = time.perf_counter()
+            with session.phase("online"):
+                with session.phase("input"):
+                    x = feed(lo, hi)
+            logits = ex.run(x, hi - lo, jit=True)
+            with session.phase("online"):
+                with session.phase("output"):
+                    consume(lo, hi, logits)
+            el = time.perf_counter() - t
+            t_off += ex.t_prep
+            t_on += el - ex.t_prep
+            bar.update(hi)
+        return t_off, t_on
     for g in range(0, len(todo), group):
         chunk = todo[g:g + group]
         sizes = {}
@@ -489,7 +583,8 @@ def _run_batches(session, plan, backend, n, batch, feed, consume, progress, labe
             with session.phase("online"):
                 with session.phase("input"):
                     x = feed(lo, hi)
-                logits = ex.run(x, m)
+            logits = ex.run(x, m)
+            with session.phase("online"):
                 with session.phase("output"):
                     consume(lo, hi, logits)
             t_on += time.perf_counter() - t
