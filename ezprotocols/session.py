@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ._ext.crypto import Prg
-from .errors import ProtocolError
+from .errors import ProtocolError, abort_note
 from .net import Channel
 
 __all__ = ["Session", "register_engine", "register_method", "TRIPLE_SOURCES"]
@@ -118,7 +118,7 @@ class Session:
 
     def __exit__(self, et, ev, tb):
         if et is not None:
-            self.channel.abort(f"{et.__name__}: {ev}")
+            self.channel.abort(abort_note(ev) if ev is not None else et.__name__)
         else:
             self.channel.close()
 
