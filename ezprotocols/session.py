@@ -67,11 +67,17 @@ class Session:
         self.triples_source = triples
         self._shared_prg: Prg | None = None
         if check_roles:
-            with self.phase("setup"):
-                self.channel.send("setup.role", np.array([role], dtype=np.uint8))
-                peer = int(self.channel.recv_array("setup.role", np.uint8, (1,))[0])
-            if peer != self.peer:
-                raise ProtocolError(f"setup.role: both parties claim role {role}")
+            try:
+                with self.phase("setup"):
+                    self.channel.send("setup.role", np.array([role], dtype=np.uint8))
+                    peer = int(self.channel.recv_array("setup.role", np.uint8, (1,))[0])
+                if peer != self.peer:
+                    raise ProtocolError(f"setup.role: both parties claim role {role}")
+            except BaseException as e:
+                # no ``with`` block owns the channel yet: tell the peer and release it here
+                # (else the peer waits its whole timeout and the socket leaks)
+                self.channel.abort(abort_note(e))
+                raise
 
     # ------------------------------------------------------------- engines
     def __getattr__(self, name: str):
