@@ -1,10 +1,10 @@
-"""asv suite for the arithmetic layer (issue 5): exact ring GEMM against numpy float64
+"""asv suite for the arithmetic layer: exact ring GEMM against numpy float64
 matmul, 64-bit elementwise triples/s, the 10^6 elementwise multiply, and the
 128x784 by 784x128 matmul (shared by shared, and with P0-known weights); time and
 bytes, offline and online, OT triples (default) and the trusted dealer.
 
 Run: ``asv run --python=same --quick --bench bench_arith`` (or the figures script
-``python bench/figures_arith.py`` for the issue's table).
+``python bench/figures_arith.py`` for the table).
 
 :func:`measure` is shared with the figures script: both parties run the workload
 ``reps`` times in one session (base OTs and inputs outside the timing); each
@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ezprotocols._ext import ring
-from ezprotocols.testing import run_pair
+from ezprotocols.runner import run_pair
 
 N_MUL = 10 ** 6
 MM = (128, 784, 128)
@@ -27,7 +27,6 @@ def _barrier(s, tag):
 
 def _party(workload, n, reps):
     def run(s):
-        import ezprotocols  # noqa: F401  (registers the layers in a fresh process)
         from ezprotocols.arith import PrivateLinear
         rng = np.random.default_rng(7)           # test data only
         m, k, nn = MM
@@ -151,7 +150,7 @@ class RingGemm:
 
 
 class Protocols:
-    """Offline/online seconds and bytes of the issue's workloads."""
+    """Offline/online seconds and bytes of the reference workloads."""
     params = [["mul", "matmul_ss", "matmul_p0w"], ["ot", "dealer"], ["local", "tcp"]]
     param_names = ["workload", "source", "transport"]
     timeout = 1800

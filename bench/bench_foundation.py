@@ -1,7 +1,7 @@
 """asv suite for the foundation: PRG, hashes, transpose, channel throughput.
 
 Run: ``asv run --python=same --quick --bench bench_foundation`` (or the figures
-script ``python bench/figures_foundation.py`` for the issue's table).
+script ``python bench/figures_foundation.py`` for the table).
 """
 import time
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from ezprotocols import Prg
 from ezprotocols._ext import crypto
-from ezprotocols.testing import run_pair
+from ezprotocols.runner import run_pair
 
 
 class Kernels:

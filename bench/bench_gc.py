@@ -1,8 +1,8 @@
-"""asv suite for the garbled-circuit layer (issue 4): Bristol parsing, the garbling
+"""asv suite for the garbled-circuit layer: Bristol parsing, the garbling
 kernels in one process, and the two-party Yao protocol over TCP loopback.
 
 Run: ``asv run --python=same --quick --bench bench_gc`` (or ``python
-bench/figures_gc.py`` for the issue's table, with the OpenSSL yardstick measured in
+bench/figures_gc.py`` for the table, with the OpenSSL yardstick measured in
 the same run).
 
 Two-party figures (two processes over tcp://127.0.0.1):
@@ -51,7 +51,7 @@ def aes_e2e(batch: int = 10_000, reps: int = 3, transport: str = "tcp"):
     batch, plus P0's byte counters of the last run."""
     from ezprotocols.gc import Circuit
     from ezprotocols.gc import halfgates as hg
-    from ezprotocols.testing import run_pair
+    from ezprotocols.runner import run_pair
     circ = Circuit.from_bristol(AES_PATH)
     rng = np.random.default_rng(1)              # benchmark data only
     key = rng.integers(0, 2, (batch, 128), dtype=np.uint8)
@@ -83,7 +83,7 @@ def aes_e2e(batch: int = 10_000, reps: int = 3, transport: str = "tcp"):
 
 def and_layer(total_log2: int = 26, k: int = 64, reps: int = 3, transport: str = "tcp"):
     """Per-repetition wall times of ``s.gc.run`` on a bare AND layer of 2^total_log2 gates."""
-    from ezprotocols.testing import run_pair
+    from ezprotocols.runner import run_pair
     circ = and_layer_circuit(k)
     batch = (1 << total_log2) // circ.n_and
     rng = np.random.default_rng(2)

@@ -1,21 +1,15 @@
-"""asv suite for secure inference (issue 7): MLP 784-128-128-10 and LeNet (conv 5x5
+"""asv suite for secure inference: MLP 784-128-128-10 and LeNet (conv 5x5
 1->6, relu, maxpool 2, conv 5x5 6->16, relu, maxpool 2, fc 256->100, relu, fc
 100->10) at batch 1 and 64, both parties over TCP loopback: offline time, online
 time, bytes (P0's payload bytes sent + received = all traffic).
 
 Run: ``asv run --python=same --quick --bench bench_nn`` or ``python
-bench/figures_nn.py`` for the issue's table with the references.
+bench/figures_nn.py`` for the table with the references.
 
 The models are built here with ``onnx.helper`` (random He-initialised weights,
 seeded; benchmark data only) and go through the whole product path:
 ``load_onnx`` -> architecture exchange -> offline preparation of the P0-weight
 layers -> online inference revealing the class to P1.
-
-Until the hybrid layer (issue 6: ``ezprotocols.relu/max/argmax``) exists,
-``mode="linear-only"`` measures everything except the non-linear ops, with a
-stand-in that keeps the shares' shapes but computes no comparison (it reveals
-nothing, and its predictions are meaningless): the figures script labels such
-rows.
 """
 from __future__ import annotations
 
@@ -73,40 +67,17 @@ def lenet_model():
 MODELS = {"mlp": mlp_model, "lenet": lenet_model}
 
 
-def _linear_only_backend(session):
-    from ezprotocols.nn.secure import Backend
-
-    class LinearOnly(Backend):
-        """Benchmark stand-in for the missing hybrid layer: correct shapes, no
-        comparison, nothing opened (the values it returns are meaningless)."""
-
-        def __init__(self, s):
-            super().__init__(s, hybrid=False)
-
-        def relu(self, x):
-            return x
-
-        def max(self, x, axis=-1):
-            return np.take(x, 0, axis=axis)
-
-        def argmax(self, x):
-            return np.zeros(x.shape[:-1], np.uint64)
-
-    return LinearOnly(session)
-
-
-def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp", mode: str = "secure"):
+def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp"):
     """Secure inference of ``batch`` random samples, ``reps + 1`` times in one session
     pair; returns per-run dicts ``{offline, online, total}`` (seconds: max over the two
     parties), bytes (offline, online, total) and ``cold`` (the first run, which also
     pays the session's one-time costs such as the base OTs; the others are warm)."""
     from ezprotocols.nn import load_onnx
     from ezprotocols.nn.secure import query_session, serve_session
-    from ezprotocols.testing import run_pair
+    from ezprotocols.runner import run_pair
     plan = load_onnx(MODELS[model]().SerializeToString())
     rng = np.random.default_rng(3)                   # benchmark data only
     x = rng.random((batch,) + plan.input_shape)
-    factory = _linear_only_backend if mode == "linear-only" else (lambda s: None)
 
     def party(role):
         def f(s):
@@ -116,9 +87,9 @@ def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp",
                 s.channel.stats.reset()
                 t = time.perf_counter()
                 if role == 0:
-                    res = serve_session(s, plan, backend=factory(s))
+                    res = serve_session(s, plan)
                 else:
-                    res = query_session(s, x, backend=factory(s))
+                    res = query_session(s, x)
                 wall = time.perf_counter() - t
                 out.append({"offline": res["offline"]["seconds"], "online": res["online"]["seconds"],
                             "wall": wall, "bytes_offline": res["offline"]["bytes"],
@@ -137,11 +108,6 @@ def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp",
     return runs
 
 
-def _mode():
-    from ezprotocols.nn.secure import layers_available
-    return "secure" if layers_available() else "linear-only"
-
-
 class SecureInference:
     """Total time (offline + online, max over the parties) and bytes per inference."""
     timeout = 3600
@@ -149,7 +115,7 @@ class SecureInference:
     param_names = ["model", "batch"]
 
     def setup(self, model, batch):
-        self.runs = [r for r in run_inference(model, batch, reps=1, mode=_mode()) if not r["cold"]]
+        self.runs = [r for r in run_inference(model, batch, reps=1) if not r["cold"]]
 
     def track_total_seconds(self, model, batch):
         return min(r["total"] for r in self.runs)

@@ -1,17 +1,16 @@
-"""asv suite for the OT layer (issue 3): base OT, IKNP extension (COT, random OT,
+"""asv suite for the OT layer: base OT, IKNP extension (COT, random OT,
 chosen-message OT with 16-byte messages, additive OT) between two processes over
 tcp loopback, and the extension kernels in one process.
 
 Run: ``asv run --python=same --quick --bench bench_ot`` (or the figures script
-``python bench/figures_ot.py`` for the issue's table).
+``python bench/figures_ot.py`` for the table).
 """
 import time
 
 import numpy as np
 
-import ezprotocols.ot  # noqa: F401  (registers session.ot)
 from ezprotocols._ext import ot as K
-from ezprotocols.testing import run_pair
+from ezprotocols.runner import run_pair
 
 FLAVOURS = ("cot", "rot", "chosen", "acot")
 

@@ -7,7 +7,7 @@ import numpy as np
 import ezprotocols as ez
 from ezprotocols.arith import ArithTensor
 from ezprotocols.protocols import setup
-from ezprotocols.testing import run_pair
+from ezprotocols.runner import run_pair
 
 
 

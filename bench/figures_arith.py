@@ -1,4 +1,4 @@
-"""Figures for issue 5 (arithmetic sharing), with the references of the issue.
+"""Figures of the arithmetic-sharing layer, with their references.
 
     python bench/figures_arith.py [--repeat R] [--transports local,tcp] [--spu] [--skip-ss-ot] [--json]
 
@@ -13,7 +13,7 @@
   ``local`` = two threads over an in-process channel, ``tcp`` = two processes over
   loopback TCP.  Each row: best and median of R repetitions in one session (a repetition's
   time is the slower party's; bytes are payload bytes in both directions).
-* References (issue 5, both parties local): CrypTen 0.4.1 (trusted first party), SPU 0.9.5
+* References (both parties local): CrypTen 0.4.1 (trusted first party), SPU 0.9.5
   cheetah (no trusted party).  ``--spu`` also measures SPU in this run
   (``bench/reference``; needs the SPU venv).
 """
@@ -29,7 +29,7 @@ from bench.bench_arith import gemm_gmacs, measure  # noqa: E402
 from bench.common import openssl_aes_ecb  # noqa: E402
 from ezprotocols._ext import ring  # noqa: E402
 
-REF = {  # issue 5: (seconds, bytes)
+REF = {  # (seconds, bytes)
     "crypten": {"mul": (0.10, 32e6), "matmul_ss": (0.014, 3.2e6), "matmul_p0w": (0.014, 3.2e6)},
     "spu_cheetah": {"mul": (3.8, 226e6), "matmul_ss": (1.35, 5.9e6), "matmul_p0w": (1.35, 5.9e6)},
 }
@@ -143,7 +143,7 @@ def _print(res, a, transports):
             c = s["costs"]
             print(f"{'':38s}   OT decomposition for P0's weights: mask bits {c['mask'] / 1e6:.1f} MB, "
                   f"weight bits ({c['weight_bits']} b) {c['weights'] / 1e6:.1f} MB -> {c['chosen']}")
-    print("\nAgainst the references (issue 5, both parties local; ours: best total time, local if measured)")
+    print("\nAgainst the references (both parties local; ours: best total time, local if measured)")
     tr0 = "local" if "local" in transports else transports[0]
     for wl in ("mul", "matmul_ss", "matmul_p0w"):
         ot = res["protocols"].get(f"{wl}/ot/{tr0}")

@@ -1,4 +1,4 @@
-"""Figures for the foundation issue: PRG bytes/s, hash blocks/s, transpose bytes/s
+"""Figures of the foundation (kernels): PRG bytes/s, hash blocks/s, transpose bytes/s
 and 1 GiB loopback channel throughput, each beside ``openssl speed -evp
 aes-128-ecb`` measured in the same run.
 

@@ -1,4 +1,4 @@
-"""Figures for the garbled-circuit issue (4): end-to-end AND gates/s of the Yao
+"""Figures of the garbled-circuit layer: end-to-end AND gates/s of the Yao
 protocol over TCP loopback on AES-128 x 10,000 blocks in one batch and on a bare
 layer of 2^26 independent ANDs, bytes per AND, the kernels alone, Bristol parsing;
 each rate also as a ratio to ``openssl speed -evp aes-128-ecb`` blocks/s measured in

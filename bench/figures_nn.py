@@ -1,12 +1,9 @@
-"""Print the issue-7 figures: secure inference of MLP 784-128-128-10 and LeNet at batch
+"""Print the figures of secure inference of MLP 784-128-128-10 and LeNet at batch
 1 and 64 (two processes over TCP loopback), offline / online / total time (best and
 median of the runs, max over the two parties) and bytes, beside the references
-measured on this machine kind (issue 7) and the targets.
+measured on this machine kind and the targets.
 
     python bench/figures_nn.py [--reps 3] [--json]
-
-Rows marked "linear-only" were measured before the hybrid layer existed: every op
-except ReLU / max-pool / argmax (see bench_nn.py); they are a lower bound.
 """
 from __future__ import annotations
 
@@ -18,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_nn import _mode, run_inference  # noqa: E402
+from bench_nn import run_inference  # noqa: E402
 
 REFS = {  # (model, batch): {name: (seconds, MB or None)}
     ("mlp", 1): {"SPU cheetah": (0.50, None), "CrypTen (TTP)": (0.36, None)},
@@ -34,15 +31,14 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    mode = _mode()
     rows = []
     for model, batch in (("mlp", 1), ("lenet", 1), ("mlp", 64), ("lenet", 64)):
-        allruns = run_inference(model, batch, reps=args.reps, mode=mode)
+        allruns = run_inference(model, batch, reps=args.reps)
         cold = allruns[0]["total"]
         runs = [r for r in allruns if not r["cold"]]
         tot = [r["total"] for r in runs]
         best = min(runs, key=lambda r: r["total"])
-        rows.append({"model": model, "batch": batch, "mode": mode, "reps": len(runs),
+        rows.append({"model": model, "batch": batch, "reps": len(runs),
                      "total_best": min(tot), "total_median": statistics.median(tot), "total_cold": cold,
                      "offline_best": best["offline"], "online_best": best["online"],
                      "mb_offline": best["bytes_offline"] / 1e6, "mb_online": best["bytes_online"] / 1e6,
@@ -52,7 +48,7 @@ def main(argv=None):
         print(json.dumps(rows, indent=1))
         return
     print(f"secure inference, both parties on this machine over tcp loopback, triples from OT (no trusted party); "
-          f"mode: {mode}; best and median of {args.reps} warm runs (cold: first run of the session, with base OTs)")
+          f"best and median of {args.reps} warm runs (cold: first run of the session, with base OTs)")
     hdr = f"{'model':6} {'b':>3} {'offline s':>10} {'online s':>9} {'total s':>8} {'median':>8} " \
           f"{'cold':>7} {'MB off':>9} {'MB on':>8} {'rounds':>6}  target   references"
     print(hdr)

@@ -1,4 +1,4 @@
-"""Figures for issue 3 (OT): two processes over tcp loopback (``run_pair(transport=
+"""Figures of the OT layer: two processes over tcp loopback (``run_pair(transport=
 "tcp")``), 2^24 OTs per batch, base OTs timed separately; COT/s, random OT/s,
 chosen OT/s (16-byte messages), additive OT/s (64-bit), bytes per OT, each also as
 a ratio to ``openssl speed -evp aes-128-ecb`` blocks/s (16384-byte column)
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.bench_ot import measure, measure_base_ot  # noqa: E402
 from ezprotocols._ext import ot as K  # noqa: E402
 
-EMP = {"cot": 64e6, "rot": 41e6, "chosen": 30e6, "base_ot_s": 0.010}     # emp-toolkit 0.3, the issue
+EMP = {"cot": 64e6, "rot": 41e6, "chosen": 30e6, "base_ot_s": 0.010}     # emp-toolkit 0.3
 TARGET = {"cot": 96e6, "chosen": 45e6}
 
 

@@ -1,4 +1,4 @@
-"""Figures for the hybrid-protocol issue, two processes over TCP loopback, beside SPU
+"""Figures of the hybrid protocols, two processes over TCP loopback, beside SPU
 0.9.5 (cheetah, no trusted party; semi2k for ReLU 1e5) measured in the same run.
 
     python bench/figures_protocols.py [--no-spu] [--json]

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from .protocols import setup
-from .testing import run_pair
+from .runner import run_pair
 
 __all__ = ["measure", "OPS", "main"]
 

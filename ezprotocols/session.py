@@ -1,42 +1,34 @@
 """A two-party session: this party's role, the channel to the peer, a PRG, and the
-protocol engines (OT extension in both directions, triple source, Yao engine),
-created lazily on first use.
+protocol engines, created on first use.
 
-Engines and session methods live in the layers above (``ot``, ``arith``, ``gc``,
-...); they register themselves here with :func:`register_engine` and
-:func:`register_method`, so this module imports nothing above the channel.
+Engines are attributes defined here (cached on first access): ``s.ot`` (correlated
+OT source), ``s.gc`` (garbled circuits), ``s.triples`` (Beaver triple pools over a
+triple source), ``s.linear`` (products of one party's operand with the other's),
+``s.compare`` (sign-bit protocol) and ``s.arith`` (arithmetic-layer settings).
+Which implementation backs ``ot``, ``triples``, ``linear`` and ``compare`` is a
+session option (see :mod:`ezprotocols.backends`).  The engine classes live in the
+layers above and are imported inside the properties, so importing this module
+imports nothing above the channel.
 
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> run_pair(lambda s: s.role, lambda s: s.role)
 (0, 1)
+>>> run_pair(lambda s: type(s.ot).__name__, lambda s: s.backends["compare"])
+('IknpSource', 'gc')
 """
 from __future__ import annotations
 
 import secrets
-from typing import Callable
+from functools import cached_property
 
 import numpy as np
 
+from . import backends as _backends
 from ._ext.crypto import Prg
 from .errors import ProtocolError, abort_note
 from .net import Channel
 
-__all__ = ["Session", "register_engine", "register_method", "TRIPLE_SOURCES"]
-
-_ENGINES: dict[str, Callable[["Session"], object]] = {}
-TRIPLE_SOURCES = ("ot", "dealer")
-
-
-def register_engine(name: str, factory: Callable[["Session"], object]) -> None:
-    """Make ``session.<name>`` an engine built by ``factory(session)`` on first access."""
-    _ENGINES[name] = factory
-
-
-def register_method(name: str, fn: Callable) -> None:
-    """Add a method ``session.<name>(...)`` (``fn(session, ...)``)."""
-    if name in Session.__dict__ and getattr(Session, name) is not fn:
-        raise ValueError(f"Session.{name} is already defined")
-    setattr(Session, name, fn)
+__all__ = ["Session"]
 
 
 class Session:
@@ -44,27 +36,33 @@ class Session:
     data owner, evaluator by default).
 
     Options: ``prg`` (default: seeded from :mod:`secrets`), ``frac_bits`` (fixed-point
-    fractional bits, default 16), ``triples`` (``"ot"``, the default, or ``"dealer"``:
-    a trusted dealer for research comparisons only), ``check_roles`` (exchange roles
-    once to catch two parties claiming the same one; default True).
+    fractional bits, default 16), ``check_roles`` (exchange roles once to catch two
+    parties claiming the same one; default True), and the implementation of each
+    pluggable engine (``None``: the default of :data:`ezprotocols.backends.DEFAULTS`):
+    ``ot`` (``"iknp"``), ``triples`` (``"ot"``; ``"dealer"`` is a trusted dealer for
+    research comparisons only), ``linear`` (``"ot"``), ``compare`` (``"gc"``).  Both
+    parties must choose the same implementations.
     """
 
     def __init__(self, role: int, channel: Channel, *, prg: Prg | None = None, frac_bits: int = 16,
-                 triples: str = "ot", check_roles: bool = True):
+                 ot: str | None = None, triples: str | None = None, linear: str | None = None,
+                 compare: str | None = None, check_roles: bool = True):
         if role not in (0, 1):
             raise ValueError(f"role must be 0 or 1, not {role!r}")
         if not isinstance(channel, Channel):
             raise TypeError("channel must be an ezprotocols.net.Channel")
         if not (0 <= int(frac_bits) <= 62):
             raise ValueError("frac_bits must be in [0, 62]")
-        if triples not in TRIPLE_SOURCES:
-            raise ValueError(f"triples must be one of {TRIPLE_SOURCES}, not {triples!r}")
+        #: the implementation name chosen for each engine kind
+        self.backends = {kind: _backends.check(kind, name) for kind, name in
+                         (("ot", ot), ("triples", triples), ("linear", linear), ("compare", compare))}
         self.role = role
         self.peer = 1 - role
         self.channel = channel
         self.prg = prg if prg is not None else Prg()
         self.frac_bits = int(frac_bits)
-        self.triples_source = triples
+        self.triples_source = self.backends["triples"]
+        self._engines: dict[tuple, object] = {}
         self._shared_prg: Prg | None = None
         if check_roles:
             try:
@@ -80,13 +78,79 @@ class Session:
                 raise
 
     # ------------------------------------------------------------- engines
-    def __getattr__(self, name: str):
-        factory = _ENGINES.get(name)
-        if factory is None:
-            raise AttributeError(f"'Session' object has no attribute {name!r}")
-        engine = factory(self)
-        self.__dict__[name] = engine
-        return engine
+    def engine(self, kind: str, name: str | None = None):
+        """This session's instance of implementation ``name`` of engine ``kind`` (default:
+        the one the session chose), created on first use, one per (kind, name).  A
+        component that needs a specific implementation (the OT triple source needs
+        the OT products whatever ``linear`` is) asks for it by name."""
+        name = self.backends[kind] if name is None else _backends.check(kind, name)
+        key = (kind, name)
+        eng = self._engines.get(key)
+        if eng is None:
+            eng = self._engines[key] = _backends.create(kind, name, self)
+        return eng
+
+    @cached_property
+    def ot(self):
+        """The correlated-OT source (:class:`~ezprotocols.ot.source.CotSource`)."""
+        return self.engine("ot")
+
+    @cached_property
+    def linear(self):
+        """Products of one party's operand with the other's
+        (:class:`~ezprotocols.arith.products.Products`)."""
+        return self.engine("linear")
+
+    @cached_property
+    def compare(self):
+        """The sign-bit protocol (:class:`~ezprotocols.protocols.sign.CompareEngine`)."""
+        return self.engine("compare")
+
+    @cached_property
+    def triples(self):
+        """Beaver triple pools over the chosen source (:class:`~ezprotocols.arith.triples.TripleEngine`)."""
+        from .arith.triples import TripleEngine
+        return TripleEngine(self)
+
+    @cached_property
+    def gc(self):
+        """Garbled-circuit steps (:class:`~ezprotocols.gc.yao.YaoEngine`)."""
+        from .gc.yao import YaoEngine
+        return YaoEngine(self)
+
+    @cached_property
+    def arith(self):
+        """Arithmetic-layer settings (:class:`~ezprotocols.arith.context.ArithContext`)."""
+        from .arith.context import ArithContext
+        return ArithContext(self)
+
+    # ------------------------------------------------------------- sharing
+    def input(self, x, owner: int, shape=None, fixed: bool | None = None, raw: bool = False):
+        """Share a value owned by ``owner`` (see :func:`ezprotocols.arith.tensor.share_input`)."""
+        from .arith.tensor import share_input
+        return share_input(self, x, owner, shape=shape, fixed=fixed, raw=raw)
+
+    def reveal(self, t, to=None, raw: bool = False):
+        """Open an :class:`~ezprotocols.arith.ArithTensor` (see
+        :func:`ezprotocols.arith.tensor.reveal`) or a :class:`~ezprotocols.protocols.BoolTensor`
+        (to its bits, uint8 0/1) to both parties or to party ``to``."""
+        from .protocols.boolean import BoolTensor
+        if isinstance(t, BoolTensor):
+            return t.reveal(to)
+        from .arith.tensor import reveal
+        return reveal(self, t, to=to, raw=raw)
+
+    def from_public(self, value, fixed: bool | None = None):
+        """A public value as shares (see :func:`ezprotocols.arith.tensor.from_public`)."""
+        from .arith.tensor import from_public
+        return from_public(self, value, fixed=fixed)
+
+    def yao(self, circuit, inputs, owners, reveal_to="both", *, garbler: int = 0, batch: int | None = None,
+            chunk_bytes: int | None = None):
+        """Yao's protocol on plaintext bits (see :func:`ezprotocols.gc.yao.yao`)."""
+        from .gc.yao import yao
+        kw = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
+        return yao(self, circuit, inputs, owners, reveal_to, garbler=garbler, batch=batch, **kw)
 
     # ------------------------------------------------------------- statistics
     def phase(self, name: str):

@@ -1,13 +1,7 @@
 """Helpers for the arithmetic-layer tests: run both parties, reconstruct, reference math."""
 import numpy as np
 
-import ezprotocols.arith  # noqa: F401  (registers s.input, s.reveal, s.triples, s.arith)
 from ezprotocols.testing import run_pair
-
-try:                                            # the OT layer registers s.ot
-    import ezprotocols.ot  # noqa: F401
-except ImportError:                             # pragma: no cover
-    pass
 
 U64 = np.uint64
 F = 16

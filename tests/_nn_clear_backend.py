@@ -97,7 +97,7 @@ class ArithClearNonlinBackend(Backend):
     of the arithmetic layer be tested before the hybrid layer exists."""
 
     def __init__(self, session):
-        super().__init__(session, hybrid=False)
+        super().__init__(session)
         self.prg = session.shared_prg()
         self.n = 0
 

@@ -7,7 +7,7 @@ import pytest
 from _arith_helpers import U64, pair
 from ezprotocols.arith import cross, dealer, ot_source
 from ezprotocols.arith.conv import Conv2dGeom, conv2d_ring
-from ezprotocols.arith.vole import ole_accumulate, ole_bytes
+from ezprotocols.arith.ole import ole_accumulate, ole_bytes
 
 
 @pytest.mark.parametrize("source", ["ot", "dealer"])

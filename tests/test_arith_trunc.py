@@ -7,7 +7,7 @@ import pytest
 
 from _arith_helpers import F, U64, pair, raw
 from ezprotocols.arith import ArithTensor
-from ezprotocols.arith.trunc import b2a_bits, millionaire_gt
+from ezprotocols.protocols.boolean import BoolTensor, b2a_bits, millionaire_gt
 
 
 def share_raw(s, owner, v):
@@ -105,7 +105,7 @@ def test_b2a(rng):
     b1 = rng.integers(0, 2, 1000).astype(np.uint8)
 
     def fn(s):
-        return b2a_bits(s, b0 if s.role == 0 else b1)
+        return b2a_bits(BoolTensor(s, b0 if s.role == 0 else b1)).share
 
     a0, a1 = pair(fn)
     assert np.array_equal(a0 + a1, (b0 ^ b1).astype(U64))

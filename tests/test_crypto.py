@@ -2,12 +2,11 @@
 correlation-robust hashes against their definitions, the bit transpose."""
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ezprotocols import Prg
 from ezprotocols._ext import crypto as c
 
-cryptography = pytest.importorskip("cryptography")
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
 
 FIXED_KEY = bytes.fromhex("243f6a8885a308d313198a2e03707344")
 

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper, TensorProto
 
@@ -19,8 +20,6 @@ from ezprotocols.nn import (OnnxImportError, UnsupportedOp, error_bound, load_on
                             run_plaintext, demo_model_path, demo_validation_set)
 
 from _nn_bound import assert_same_decisions, check_model
-
-ort = pytest.importorskip("onnxruntime")
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 ONNX_DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")

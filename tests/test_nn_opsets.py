@@ -3,12 +3,11 @@ versions (attributes that became inputs: Squeeze/Unsqueeze, Reduce*, Split, Slic
 Pad, Clip, Resize/Upsample...; Softmax's axis semantics), both when P0 folds them
 on constants and when they act on the activation, against onnxruntime."""
 import numpy as np
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from ezprotocols.nn import load_onnx, run_plaintext
-
-ort = pytest.importorskip("onnxruntime")
 
 OPSETS = list(range(9, 21))
 F = TensorProto.FLOAT

@@ -32,10 +32,7 @@ def test_demo_runs_as_module():
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    if "secure" in res:
-        assert res["secure"]["correct"] == res["plaintext"]["correct"]
-    else:                                          # fallback until the secure layers exist
-        assert res["result"] == 42 and res["agree"]
+    assert res["secure"]["correct"] == res["plaintext"]["correct"]
 
 
 def test_serve_rejects_unsupported_model(tmp_path, capsys):
@@ -124,7 +121,7 @@ def test_demo_samples_clamped_with_a_note():
     assert r.returncode == 0, r.stderr
     assert "--samples 100000 clamped to the 500 shipped digits" in r.stderr
     res = json.loads(r.stdout)
-    assert res.get("samples", 500) == 500
+    assert res["samples"] == 500
 
 
 @pytest.mark.parametrize("cmd", ["serve", "query", "validate"])
@@ -159,7 +156,6 @@ def clear_backend(monkeypatch):
     from _nn_clear_backend import ClearBackend
     import ezprotocols.nn.secure as sec
     monkeypatch.setattr(sec, "Backend", ClearBackend)
-    monkeypatch.setattr(sec, "missing_layers", lambda: [])
 
 
 def _serve(args):
@@ -208,9 +204,6 @@ def test_bad_input_files(tmp_path, capsys):
 
 def test_cli_secure_end_to_end_processes(tmp_path):
     """serve / query / validate as three processes over TCP with the real protocol layers."""
-    from ezprotocols.nn.secure import missing_layers
-    if missing_layers():
-        pytest.skip("secure layers not available: " + ", ".join(missing_layers()))
     x, y = demo_validation_set(10)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
@@ -247,9 +240,6 @@ def test_cli_secure_end_to_end_processes(tmp_path):
 def test_cli_curve_keys_end_to_end(tmp_path):
     """keygen, then serve with CurveZMQ and a client allow-list; an allowed client queries,
     a client without the server key cannot connect."""
-    from ezprotocols.nn.secure import missing_layers
-    if missing_layers():
-        pytest.skip("secure layers not available: " + ", ".join(missing_layers()))
     exe = [sys.executable, "-m", "ezprotocols.party"]
     keys = {}
     for who in ("server", "client"):

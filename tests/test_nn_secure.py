@@ -1,7 +1,7 @@
 """Secure executor: data flow (with a test-only clear backend standing in for
 the protocol layers), architecture exchange and request checks, errors at the
-other side; and, once the arithmetic and hybrid layers exist, end-to-end
-secure inference and validation against the plaintext executor."""
+other side; and end-to-end secure inference and validation against the
+plaintext executor."""
 import os
 
 import numpy as np
@@ -11,7 +11,7 @@ from ezprotocols.errors import ProtocolError
 from ezprotocols.nn import demo_model_path, demo_validation_set, load_onnx, predict_classes, run_fixed, encode
 from ezprotocols.nn import error_bound, run_float
 from ezprotocols.nn.plaintext import decode
-from ezprotocols.nn.secure import (missing_layers, query_session, recv_architecture, send_architecture,
+from ezprotocols.nn.secure import (query_session, recv_architecture, send_architecture,
                                    serve_session, validate_session)
 from ezprotocols.testing import run_pair
 
@@ -70,7 +70,7 @@ def test_validation_dataflow(rng):
 
 
 def _skl_string_classifier():
-    skl2onnx = pytest.importorskip("skl2onnx")
+    import skl2onnx
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -162,12 +162,6 @@ def test_frac_bits_mismatch():
 
 
 # ---------------------------------------------------------------------- with the real arithmetic layer
-_missing_arith = missing_layers(hybrid=False)
-needs_arith = pytest.mark.skipif(bool(_missing_arith), reason="arithmetic layer not available: "
-                                 + ", ".join(_missing_arith))
-
-
-@needs_arith
 @pytest.mark.parametrize("name", MODELS)
 def test_arith_layer_linear_ops_match_plaintext(name, rng):
     """Real arithmetic layer for every linear op (P0-weight layers through OT, Beaver
@@ -182,7 +176,6 @@ def test_arith_layer_linear_ops_match_plaintext(name, rng):
     assert r1["offline"]["bytes"] > 0          # P0-weight layers prepared offline
 
 
-@needs_arith
 def test_arith_layer_validation_counts():
     plan = load_onnx(demo_model_path())
     x, y = demo_validation_set(24)
@@ -197,11 +190,6 @@ def test_arith_layer_validation_counts():
 
 
 # ---------------------------------------------------------------------- with the real protocol layers
-_missing = missing_layers()
-needs_layers = pytest.mark.skipif(bool(_missing), reason="secure layers not available yet: " + ", ".join(_missing))
-
-
-@needs_layers
 @pytest.mark.parametrize("name", MODELS)
 def test_secure_query_matches_plaintext(name, rng):
     plan = load_onnx(os.path.join(DATA, name))
@@ -213,7 +201,6 @@ def test_secure_query_matches_plaintext(name, rng):
     assert set(r0) >= {"mode", "samples"} and "logits" not in r0 and "classes" not in r0
 
 
-@needs_layers
 def test_secure_with_an_activation_bound(rng):
     plan = load_onnx(os.path.join(DATA, "torch_cnn_bn.onnx"), act_bits=36)
     x = rng.standard_normal((3,) + plan.input_shape)
@@ -222,7 +209,6 @@ def test_secure_with_an_activation_bound(rng):
     _within_bound(os.path.join(DATA, "torch_cnn_bn.onnx"), plan, x, r1["logits"])
 
 
-@needs_layers
 def test_secure_query_reveals_the_class_over_tcp(rng):
     plan = load_onnx(demo_model_path())
     x, _ = demo_validation_set(5)
@@ -233,7 +219,6 @@ def test_secure_query_reveals_the_class_over_tcp(rng):
     assert "classes" not in r0 and r0["samples"] == 5
 
 
-@needs_layers
 def test_secure_edge_inputs():
     """Zeros, negative and large-magnitude inputs, a single sample.  (Ties of the
     argmax are the hybrid layer's tests: truncation noise makes model-level ties random.)"""
@@ -247,7 +232,6 @@ def test_secure_edge_inputs():
 
 
 
-@needs_layers
 def test_secure_validation_equals_plaintext_on_demo_set():
     plan = load_onnx(demo_model_path())
     x, y = demo_validation_set(64)
@@ -256,7 +240,6 @@ def test_secure_validation_equals_plaintext_on_demo_set():
     assert r0["correct"] == r1["correct"] == int((pred == y).sum())
 
 
-@needs_layers
 def test_secure_class_labels_and_binary_sigmoid(rng):
     plan, X, y = _skl_string_classifier()
     pred = predict_classes(plan, decode(run_fixed(plan, encode(X, plan.frac_bits)), plan.frac_bits))

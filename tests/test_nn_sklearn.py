@@ -5,7 +5,9 @@ regression values within the documented bound (tests/_nn_bound.py)."""
 import warnings
 
 import numpy as np
+import onnxruntime as ort
 import pytest
+import skl2onnx
 from onnx import TensorProto, helper
 
 from ezprotocols.nn import (OnnxImportError, UnsupportedOp, class_labels, error_bound, load_onnx, predict_classes,
@@ -13,9 +15,6 @@ from ezprotocols.nn import (OnnxImportError, UnsupportedOp, class_labels, error_
 
 from _nn_bound import assert_same_decisions, check_model
 
-ort = pytest.importorskip("onnxruntime")
-skl2onnx = pytest.importorskip("skl2onnx")
-sklearn = pytest.importorskip("sklearn")
 
 
 def _ort_all(model, x):

@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-import ezprotocols.ot  # noqa: F401  (registers session.ot)
+from ezprotocols.ot.checks import check_widths
 from ezprotocols._ext import ot as K
 from ezprotocols.errors import ProtocolError
 from ezprotocols.ot import iknp
@@ -669,4 +669,4 @@ def test_docstring_examples():
 
 def test_widths_checksum_is_crc32(rng):
     w = np.array([8, 64, 1], np.uint8)
-    assert iknp._check_widths(w, 3)[3] == zlib.crc32(w.tobytes())
+    assert check_widths(w, 3)[3] == zlib.crc32(w.tobytes())

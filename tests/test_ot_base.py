@@ -3,7 +3,6 @@ import gmpy2
 import numpy as np
 import pytest
 
-import ezprotocols.ot  # noqa: F401  (registers session.ot)
 from ezprotocols.errors import ProtocolError
 from ezprotocols.ot import base
 from ezprotocols.testing import run_pair

@@ -215,7 +215,7 @@ def test_view_of_p1_in_relu_does_not_depend_on_p0_share(rng):
 def test_garbling_tweaks_never_repeat_across_chunks(rng, monkeypatch):
     """Every (AND gate, copy, half) gets a fresh tweak under one delta: the label-free
     garbler inputs rely on it (review note W1)."""
-    import ezprotocols.protocols.comparison as C
+    import ezprotocols.protocols.sign as C
     monkeypatch.setattr(C, "CHUNK", 64)
     n, bits = 200, 20
     x = rng.integers(-(2**18), 2**18, size=n, dtype=np.int64)

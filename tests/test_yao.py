@@ -196,14 +196,6 @@ def test_wrong_labels_decode_wrong(rng):
 
 # ---------------------------------------------------------------------- two parties
 
-try:
-    import ezprotocols.ot  # noqa: F401  (registers session.ot)
-    HAVE_OT = True
-except ImportError:          # pragma: no cover - the OT layer is a separate issue
-    HAVE_OT = False
-needs_ot = pytest.mark.skipif(not HAVE_OT, reason="ezprotocols.ot (issue 3) not available")
-
-
 def split(inputs, owners):
     return ({i: x for i, x in enumerate(inputs) if owners[i] == 0},
             {i: x for i, x in enumerate(inputs) if owners[i] == 1})
@@ -215,7 +207,6 @@ def yao_pair(circ, inputs, owners, reveal_to="both", transport="local", **kw):
                     lambda s: s.yao(circ, in1, owners, reveal_to, **kw), transport=transport)
 
 
-@needs_ot
 def test_known_answers_two_party():
     """Every circuit and vector; input values split both ways and wholly owned by one
     party; each vector alone and all vectors in one batch; P0 and P1 garbling."""
@@ -253,7 +244,6 @@ def test_known_answers_two_party():
                     assert np.array_equal(a[j], e[exp_rows]) and np.array_equal(b[j], e[exp_rows])
 
 
-@needs_ot
 @pytest.mark.parametrize("garbler", [0, 1])
 def test_reveal_modes(rng, garbler):
     c = load("mult64")
@@ -280,7 +270,6 @@ def test_reveal_modes(rng, garbler):
     assert not np.array_equal(s0, exp)        # a share alone is not the output
 
 
-@needs_ot
 @pytest.mark.parametrize("garbler", [0, 1])
 def test_communication_is_exact(rng, garbler):
     """32 bytes per AND gate and copy, 16 per garbler input bit, nothing per XOR/INV,
@@ -321,7 +310,6 @@ def test_communication_is_exact(rng, garbler):
         assert re_[k] == (e_sent, g_sent), reveal
 
 
-@needs_ot
 def test_xor_inv_are_free():
     b = CircuitBuilder()
     x, y = b.input(64), b.input(64)
@@ -344,7 +332,6 @@ def test_xor_inv_are_free():
     assert sent0 == HEADER_BYTES + 16 * 10 * 64 and sent1 == HEADER_BYTES
 
 
-@needs_ot
 def test_tcp_batched_aes(rng):
     name = "aes_128"
     c = load(name)
@@ -355,7 +342,6 @@ def test_tcp_batched_aes(rng):
     assert np.array_equal(r0[0], np.tile(outs[0], (rep, 1))) and np.array_equal(r1[0], r0[0])
 
 
-@needs_ot
 def test_many_inputs_and_outputs_and_eq_gates():
     """A circuit with several input values of odd widths, constants, EQW copies and MAND."""
     text = """9 19
@@ -382,7 +368,6 @@ def test_many_inputs_and_outputs_and_eq_gates():
             assert np.array_equal(r0[j], e) and np.array_equal(r1[j], e)
 
 
-@needs_ot
 def test_empty_batch_and_no_input_circuit():
     c = load("adder64")
     z = np.zeros((0, 64), np.uint8)
@@ -397,7 +382,6 @@ def test_empty_batch_and_no_input_circuit():
     assert (r0[0] ^ r1[0]).tolist() == [[1, 1, 0, 1]] * 2
 
 
-@needs_ot
 def test_batch_known_only_to_owner():
     c = load("neg64")
     x = ints_to_bits(np.array([5, 0, 2**63], np.uint64), 64)
@@ -407,7 +391,6 @@ def test_batch_known_only_to_owner():
     assert np.array_equal(r0[0], exp) and np.array_equal(r1[0], exp)
 
 
-@needs_ot
 @pytest.mark.parametrize("what", ["batch", "circuit", "owners", "reveal", "garbler", "chunk"])
 def test_mismatch_raises_protocol_error(what):
     c = load("adder64")
@@ -432,7 +415,6 @@ def test_mismatch_raises_protocol_error(what):
                  timeout=30)
 
 
-@needs_ot
 def test_misuse_errors():
     c = load("adder64")
 
@@ -457,7 +439,6 @@ def test_misuse_errors():
 
 # ---------------------------------------------------------------------- composable label API
 
-@needs_ot
 def test_label_api_composition(rng):
     """x (P0) + y (P1) through the adder, then compare with z given as XOR shares, all
     without revealing the sum; reveal only the comparison.  Also xor_public/not_,
@@ -510,7 +491,6 @@ def test_label_api_composition(rng):
     assert np.array_equal(c0, np.concatenate([ints_to_bits(x[:5], 16), ints_to_bits(y[:5], 16)]))
 
 
-@needs_ot
 def test_label_api_garbler_p1_and_run_mismatch():
     bld = CircuitBuilder()
     a = bld.input(8)
@@ -541,7 +521,6 @@ def test_label_api_garbler_p1_and_run_mismatch():
         run_pair(bad(0), bad(1), timeout=30)
 
 
-@needs_ot
 def test_unusual_circuits():
     """Outputs that are input wires (no gates), a width-0 value, 40 one-bit values."""
     c = Circuit.from_bristol_bytes("0 3\n3 1 0 2\n2 2 1\n\n")
@@ -559,7 +538,6 @@ def test_unusual_circuits():
     assert r0[0][:, 0].tolist() == r1[0][:, 0].tolist() == [1, 0, 1]
 
 
-@needs_ot
 def test_evaluator_view_does_not_depend_on_garbler_input():
     """What P1 receives (P0's input labels, the garbled tables, the decoding bits of a
     'shares' run: none) looks the same whether P0's input is all zeros or all ones:

@@ -8,7 +8,7 @@ Runs with any Python (the ezprotocols venv is fine): each workload goes through
 invocation of ``spu_ref.py`` (one warm-up run + ``--reps`` timed runs); the table gives
 the median and the mean over all timed runs of all rounds, the median bytes, and the
 first (warm-up) run. ``--shared-variants`` adds the MLP/LeNet rows with every input
-secret-shared (``--shared-inputs``), the configuration the issue-quoted SPU numbers match.
+secret-shared (``--shared-inputs``), the configuration the quoted SPU numbers match.
 """
 from __future__ import annotations
 

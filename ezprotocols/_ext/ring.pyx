@@ -9,7 +9,7 @@
   as :func:`im2col` + one GEMM per group; :func:`col2im_add` is its adjoint.
 * :func:`vole_send` / :func:`vole_recv` -- Gilboa multiplication (OT-based
   vector OLE) with vector correlations and messages shortened to ``64 - shift``
-  bits, on top of random OT seeds (see ``ezprotocols.arith.vole``).
+  bits, on top of random OT seeds (see ``ezprotocols.arith.ole``).
 * :func:`shift_sum` -- ``out[j] = sum_i y[j, i] << i`` (Gilboa recombination).
 
 All functions release the GIL while they run.

@@ -4,7 +4,7 @@
 products: ``"local"`` (SecureML local truncation, no communication; the
 default) or ``"faithful"`` (exact ``floor(x / 2^f)`` through OT; see
 :mod:`ezprotocols.arith.trunc`).  ``session.arith.ot_bytes`` is the bytes per
-OT the cost model assumes (IKNP: 16).
+OT the cost model assumes: the OT source's ``cot_bytes`` (IKNP: 16) unless set.
 """
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ class ArithContext:
         self.session = session
         self._trunc = "local"
         self._tweak = 0
-        self.ot_bytes = 16
+        self._ot_bytes: int | None = None
+
+    @property
+    def ot_bytes(self) -> int:
+        return self.session.ot.cot_bytes if self._ot_bytes is None else self._ot_bytes
+
+    @ot_bytes.setter
+    def ot_bytes(self, value: int) -> None:
+        self._ot_bytes = int(value)
 
     @property
     def trunc(self) -> str:

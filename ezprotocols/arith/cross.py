@@ -1,5 +1,5 @@
 """Products of one party's private matrix (or kernel) with the other party's, as
-additive shares, through OT (:func:`ezprotocols.arith.vole.ole_accumulate`).
+additive shares, through OT (:func:`ezprotocols.arith.ole.ole_accumulate`).
 
 ``cross_matmul``: ``L @ R`` with ``L[m, k]`` held by ``l_owner`` and ``R[k, n]`` by
 the other party.  Two decompositions (Gilboa on the bits of one operand, the
@@ -26,7 +26,7 @@ non-negative and the offset's contribution is removed locally by the other
 party, so only ``nbits`` OTs per entry are needed.
 
 Both parties compute the same costs from public shapes (:func:`matmul_costs`,
-:func:`conv2d_costs`, bytes from :func:`ezprotocols.arith.vole.ole_bytes`) and
+:func:`conv2d_costs`, bytes from :func:`ezprotocols.arith.ole.ole_bytes`) and
 ``decompose="auto"`` picks the cheaper one.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import Conv2dGeom
-from .vole import OT_BYTES, ole_accumulate, ole_bytes
+from .ole import OT_BYTES, ole_accumulate, ole_bytes
 
 __all__ = ["cross_matmul", "cross_conv2d", "matmul_costs", "conv2d_costs", "pick", "offset_signed"]
 

@@ -19,26 +19,42 @@ import numpy as np
 from .._ext import ring
 from .._ext.crypto import Prg
 from .conv import Conv2dGeom, conv2d_ring
+from .triples import TripleSource
 
 __all__ = ["DealerSource"]
 
 U64 = np.uint64
 
 
-class DealerSource:
-    """P0 plays the dealer; see the module docstring.  Not secure against P0."""
+class DealerSource(TripleSource):
+    """P0 plays the dealer (``Session(..., triples="dealer")``); see the module
+    docstring.  Not secure against P0."""
 
     trusted_dealer = True
 
-    def __init__(self, s):
-        self.s = s
+    def __init__(self, session):
+        super().__init__(session)
+        self.s = session
+        self._p1: Prg | None = None
+
+    def setup(self) -> None:
+        """P0 sends P1 the seed of P1's triple shares (once, on first use)."""
+        if self._p1 is not None:
+            return
+        s = self.s
         with s.phase("dealer.setup"):
             if s.role == 0:
                 seed = s.prg.random_bytes(16)
                 s.channel.send("arith.dealer.seed", np.frombuffer(seed, dtype=np.uint8))
             else:
                 seed = s.channel.recv_array("arith.dealer.seed", np.uint8, (16,)).tobytes()
-        self.p1 = Prg(seed)          # P1's randomness, known to the dealer (P0)
+        self._p1 = Prg(seed)
+
+    @property
+    def p1(self) -> Prg:
+        """P1's randomness, known to the dealer (P0)."""
+        self.setup()
+        return self._p1
 
     def _correct(self, step: str, prod: np.ndarray | None, shape) -> np.ndarray:
         """P0: sends ``prod - c0`` to P1 and returns its share ``c0``; P1: receives ``c1``."""
@@ -80,17 +96,18 @@ class DealerSource:
         return A0, B0, self._correct("arith.dealer.conv2d", conv2d_ring(A0 + A1, B0 + B1, geom),
                                      geom.out_shape)
 
-    def private_mask(self, owner: int, x_shape, out_shape, apply):
-        """Mask for a layer whose weights ``owner`` knows: the non-owner's random mask ``R``
-        (input-shaped) and shares of ``apply(R)`` (the layer applied to ``R``).
+    def private_mask(self, layer, geom):
+        """Mask for a layer whose weights ``layer.owner`` knows: the non-owner's random mask
+        ``R`` (input-shaped) and shares of the layer applied to ``R``.
 
         ``R`` comes from the dealer stream, so *both* parties know it (this is the dealer
-        model: whoever plays the dealer sees the masks); the owner computes ``apply(R)``
-        and sends the non-owner its share.  Returns ``(R or None, share)``."""
+        model: whoever plays the dealer sees the masks); the owner computes the layer on
+        ``R`` and sends the non-owner its share.  Returns ``(R or None, share)``."""
         s = self.s
-        R = self.p1.random_uint64(x_shape)
+        owner, out_shape = layer.owner, layer.out_shape(geom)
+        R = self.p1.random_uint64(layer.in_shape(geom))
         if s.role == owner:
-            prod = apply(R)
+            prod = layer.apply(R, geom)
             z = s.prg.random_uint64(prod.shape)
             s.channel.send("arith.dealer.linear", prod - z)
             return None, z

@@ -6,7 +6,10 @@ A real ``x`` at scale ``f`` (``f`` fractional bits) is the ring element
 divides by ``2^f``.  Scale 0 means raw ring integers (no fractional bits).
 
 Encodable range: ``|x * 2^f| < 2^63``; :func:`encode` refuses larger magnitudes
-(and NaN/inf) instead of wrapping silently.  Products of two fixed-point values
+(and NaN/inf) instead of wrapping silently.  Callers that need headroom pass a
+smaller ``bound_bits`` (the nn executor uses 62, so that truncation is exact).
+This is the one fixed-point encoder of the package (the nn layer's
+``encode``/``decode`` and the plan's constants use it).  Products of two fixed-point values
 are at scale ``2f`` and must stay below ``2^62`` in magnitude for the
 truncation protocols (``|x y| < 2^(62 - 2f)``, i.e. below 2^30 = 1.07e9 at
 ``f = 16``).
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["encode", "decode", "encode_int", "to_signed", "MAX_ABS", "U64", "is_float_like"]
+__all__ = ["encode", "decode", "encode_int", "encode_signed", "to_signed", "MAX_ABS", "U64", "is_float_like"]
 
 U64 = np.dtype(np.uint64)
 MAX_ABS = float(2 ** 63)
@@ -49,11 +52,13 @@ def encode_int(x) -> np.ndarray:
     raise TypeError(f"expected integers, got dtype {a.dtype}")
 
 
-def encode(x, f: int) -> np.ndarray:
+def encode(x, f: int, *, bound_bits: int = 63, what: str = "value") -> np.ndarray:
     """Encode reals (or integers, as values) at scale ``f``: ``round(x * 2^f) mod 2^64``.
 
     Integers are scaled exactly (``v * 2^f``, refused when ``|v| >= 2^(63-f)``);
-    floats are rounded to nearest (ties to even, as numpy's ``rint``)."""
+    floats are rounded to nearest (ties to even, as numpy's ``rint``) and refused
+    when ``|round(x * 2^f)| >= 2^bound_bits`` or not finite (``what`` names the
+    value in the error)."""
     if not is_float_like(x):
         v = encode_int(x)
         if f == 0:
@@ -65,11 +70,18 @@ def encode(x, f: int) -> np.ndarray:
         return np.asarray(v << np.uint64(f), dtype=U64)
     a = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(a)):
-        raise ValueError("cannot encode NaN or infinity in fixed point")
+        raise ValueError(f"{what} has non-finite values (NaN or infinity cannot be encoded in fixed point)")
     y = np.rint(a * float(2 ** f))
-    if np.any(np.abs(y) >= MAX_ABS):
-        raise ValueError(f"value too large for fixed point with {f} fractional bits (|x| >= 2^{63 - f})")
+    if np.any(np.abs(y) >= float(2 ** bound_bits)):
+        raise ValueError(f"{what} too large for fixed point: outside the fixed-point range |x| < 2^{bound_bits - f} "
+                         f"at {f} fractional bits")
     return np.asarray(y.astype(np.int64).astype(U64))
+
+
+def encode_signed(x, f: int, *, bound_bits: int = 63, what: str = "value") -> np.ndarray:
+    """Reals at scale ``f`` as signed int64 fixed point (:func:`encode` read as two's
+    complement): the plaintext executor's form."""
+    return to_signed(encode(np.asarray(x, dtype=np.float64), f, bound_bits=bound_bits, what=what))
 
 
 def to_signed(v) -> np.ndarray:

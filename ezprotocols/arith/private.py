@@ -6,23 +6,26 @@ Protocol (the MiniONN/SecureML-style offline/online split, eprint 2017/452 and
 the other party)
 
 * offline: ``m`` draws a random mask ``R`` shaped like ``X``; the parties obtain
-  additive shares ``Z_o + Z_m = op(R, W)`` with OT (:mod:`ezprotocols.arith.cross`);
+  additive shares ``Z_o + Z_m = op(R, W)`` with the session's product engine
+  (``s.linear``, :mod:`ezprotocols.arith.products`; OT by default);
 * online: ``m`` sends ``E = X_m - R`` (one message, ``|X|`` ring elements, one way);
   the owner outputs ``op(X_o + E, W) + Z_o`` (+ its private bias), ``m`` outputs ``Z_m``.
   Their sum is ``op(X, W)`` by linearity; ``E`` is uniformly random to the owner.
 
-The OT step decomposes either the mask (64 OTs per mask entry, the weights'
-rows as vector correlations) or the weights (fixed-point weights are small:
-``weight_bits`` OTs per weight, offset to non-negative, the mask's rows as
-vector correlations).  Both parties compute both costs from public shapes and
-pick the fewer bytes; :meth:`PrivateLinear.costs` shows them.
+With the OT products the offline step decomposes either the mask (64 OTs per
+mask entry, the weights' rows as vector correlations) or the weights (fixed-point
+weights are small: ``weight_bits`` OTs per weight, offset to non-negative, the
+mask's rows as vector correlations).  Both parties compute both costs from public
+shapes and pick the fewer bytes; :meth:`PrivateLinear.costs` shows them.
 
 ``weight_bits`` is public: the bit length of the signed fixed-point weights
 (``|W| * 2^f < 2^(weight_bits - 1)``).  Pass it on both sides, or leave it to the
 owner, who then announces the smallest that fits (this reveals ``ceil(log2
 max|W|)``, a coarse scale of the weights, like the fixed-point format itself).
 
-With ``Session(..., triples="dealer")`` the masks come from the trusted dealer
+The masks come from the session's triple source
+(:meth:`~ezprotocols.arith.triples.TripleSource.private_mask`): through ``s.linear``
+by default; with ``Session(..., triples="dealer")`` from the trusted dealer
 (:mod:`ezprotocols.arith.dealer`, research comparisons only, insecure).
 """
 from __future__ import annotations
@@ -34,7 +37,6 @@ import numpy as np
 from .._ext import ring
 from ..errors import ProtocolError
 from .conv import Conv2dGeom, conv2d_ring
-from .cross import conv2d_costs, cross_conv2d, cross_matmul, matmul_costs
 from .fixed import encode, encode_int, is_float_like, to_signed
 from .tensor import ArithTensor
 
@@ -59,6 +61,8 @@ class _PrivateOp:
     """Shared machinery: weights at the owner, announcement, mask pools, online step."""
 
     kind = "linear"
+    #: the product engine's option names, as this layer calls them
+    OPTION_NAMES: dict = {}
 
     def __init__(self, s, W, shape, owner: int, bias, weight_bits, fixed, decompose):
         if owner not in (0, 1):
@@ -121,23 +125,46 @@ class _PrivateOp:
     def _geom(self, x_shape):
         raise NotImplementedError
 
-    def _apply(self, x, geom):
+    def apply(self, x, geom):
+        """The layer on ring elements ``x`` (owner only: needs the weights)."""
         raise NotImplementedError
+
+    def _engine_costs(self, geom) -> dict:
+        raise NotImplementedError
+
+    def _engine_cross(self, R, geom, option):
+        raise NotImplementedError
+
+    # ---- the offline step through the product engine
+    @staticmethod
+    def in_shape(geom):
+        return geom.x_shape
+
+    @staticmethod
+    def out_shape(geom):
+        return geom.out_shape
 
     def _costs(self, geom) -> dict:
-        raise NotImplementedError
+        c = {self.OPTION_NAMES.get(o, o): v["bytes"] for o, v in self._engine_costs(geom).items()}
+        return dict(sorted(c.items(), key=lambda kv: kv[0] != "mask"))        # ties: the mask
 
-    def _cross(self, R, geom, which):
-        raise NotImplementedError
+    def _choice(self, geom) -> str:
+        c = self._costs(geom)
+        return self.decompose if self.decompose != "auto" else min(c, key=lambda k: c[k])
+
+    def cross(self, R, geom):
+        """This party's share of the layer applied to the non-owner's mask ``R`` (``None``
+        at the owner), through ``s.linear`` with the cheapest (or the chosen) option."""
+        which = self._choice(geom)
+        option = {v: k for k, v in self.OPTION_NAMES.items()}.get(which, which)
+        return self._engine_cross(R, geom, option)
 
     # ---- public API
     def costs(self, x_shape) -> dict:
         """Bytes of the offline OT step for each decomposition, the choice, and the online bytes."""
         geom = self._geom(tuple(x_shape))
-        c = self._costs(geom)
-        choice = self.decompose if self.decompose != "auto" else min(c, key=lambda k: c[k])
-        return {"mask": c["mask"], "weights": c["weights"], "chosen": choice,
-                "online": int(np.prod(geom_in_shape(geom), dtype=np.int64)) * 8,
+        return {**self._costs(geom), "chosen": self._choice(geom),
+                "online": int(np.prod(self.in_shape(geom), dtype=np.int64)) * 8,
                 "weight_bits": self.weight_bits}
 
     def prepare(self, x_shape, count: int = 1) -> None:
@@ -149,18 +176,9 @@ class _PrivateOp:
             self.prepared += 1
 
     def _make_mask(self, geom):
-        s = self.s
-        tr = s.triples
+        tr = self.s.triples
         with tr.phase():
-            if tr.source == "dealer":
-                apply = (lambda R: self._apply(R, geom)) if self.is_owner else None
-                R, Z = tr.dealer().private_mask(self.owner, geom_in_shape(geom), geom_out_shape(geom), apply)
-                tr.generated[f"private_{self.kind}"] += 1
-                return R, Z
-            R = None if self.is_owner else s.prg.random_uint64(geom_in_shape(geom))
-            c = self._costs(geom)
-            which = self.decompose if self.decompose != "auto" else min(c, key=lambda k: c[k])
-            Z = self._cross(R, geom, which)
+            R, Z = tr.impl.private_mask(self, geom)
             tr.generated[f"private_{self.kind}"] += 1
             return R, Z
 
@@ -178,7 +196,7 @@ class _PrivateOp:
         xin = np.ascontiguousarray(self._flat_in(x.share, geom))
         if self.is_owner:
             E = s.channel.recv_array(step, U64, xin.shape)
-            y = self._apply(xin + E, geom) + Z
+            y = self.apply(xin + E, geom) + Z
         else:
             s.channel.send(step, xin - R)
             y = Z
@@ -211,14 +229,6 @@ class _LinGeom:
         self.out_shape = (M, n)
 
 
-def geom_in_shape(geom):
-    return geom.x_shape
-
-
-def geom_out_shape(geom):
-    return geom.out_shape
-
-
 class PrivateLinear(_PrivateOp):
     """``y = x @ W (+ bias)`` with ``W[k, n]`` (and ``bias[n]``) known to ``owner`` only.
 
@@ -227,6 +237,7 @@ class PrivateLinear(_PrivateOp):
     truncation, at the product's scale); the other party passes ``shape=(k, n)``."""
 
     kind = "linear"
+    OPTION_NAMES = {"L": "mask", "R": "weights"}
 
     def __init__(self, s, W=None, *, shape=None, owner: int = 0, bias=None, weight_bits=None,
                  fixed=None, decompose: str = "auto"):
@@ -247,27 +258,24 @@ class PrivateLinear(_PrivateOp):
     def _shape_out(self, y, x_shape, geom):
         return y.reshape(tuple(x_shape[:-1]) + (self.w_shape[1],))
 
-    def _apply(self, x, geom):
+    def apply(self, x, geom):
         return ring.matmul(x, self.W)
 
-    def _costs(self, geom):
+    def _engine_costs(self, geom):
         (M, k), (_, n) = geom.x_shape, geom.out_shape
-        c = matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits, ot_bytes=self.s.arith.ot_bytes)
-        return {"mask": c["L"], "weights": c["R"]}
+        return self.s.linear.matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits)
 
-    def _cross(self, R, geom, which):
+    def _engine_cross(self, R, geom, option):
         (M, k), (_, n) = geom.x_shape, geom.out_shape
-        if which == "mask":
-            return cross_matmul(self.s, l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W,
-                                decompose="L", nbits=64, step="arith.linear.ole")
-        return cross_matmul(self.s, l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W,
-                            decompose="R", nbits=self.weight_bits, signed=True, step="arith.linear.ole")
+        return self.s.linear.cross_matmul(l_owner=1 - self.owner, m=M, k=k, n=n, L=R, R=self.W, nbits_l=64,
+                                          nbits_r=self.weight_bits, decompose=option, step="arith.linear.ole")
 
 
 class PrivateConv2d(_PrivateOp):
     """``y = conv2d(x, W) (+ bias)`` with ``W[O, C/groups, KH, KW]`` known to ``owner`` only."""
 
     kind = "conv2d"
+    OPTION_NAMES = {"X": "mask", "K": "weights"}
 
     def __init__(self, s, W=None, *, shape=None, owner: int = 0, bias=None, stride=1, padding=0,
                  dilation=1, groups=1, weight_bits=None, fixed=None, decompose: str = "auto"):
@@ -282,22 +290,18 @@ class PrivateConv2d(_PrivateOp):
     def _shape_out(self, y, x_shape, geom):
         return y
 
-    def _apply(self, x, geom):
+    def apply(self, x, geom):
         return conv2d_ring(x, self.W, geom)
 
     def _bias_shape(self, enc):
         return enc.reshape(1, -1, 1, 1)
 
-    def _costs(self, geom):
-        c = conv2d_costs(geom, nbits_x=64, nbits_k=self.weight_bits, ot_bytes=self.s.arith.ot_bytes)
-        return {"mask": c["X"], "weights": c["K"]}
+    def _engine_costs(self, geom):
+        return self.s.linear.conv2d_costs(geom, nbits_x=64, nbits_k=self.weight_bits)
 
-    def _cross(self, R, geom, which):
-        if which == "mask":
-            return cross_conv2d(self.s, x_owner=1 - self.owner, geom=geom, X=R, K=self.W,
-                                decompose="X", nbits=64, step="arith.conv2d.ole")
-        return cross_conv2d(self.s, x_owner=1 - self.owner, geom=geom, X=R, K=self.W,
-                            decompose="K", nbits=self.weight_bits, signed=True, step="arith.conv2d.ole")
+    def _engine_cross(self, R, geom, option):
+        return self.s.linear.cross_conv2d(x_owner=1 - self.owner, geom=geom, X=R, K=self.W, nbits_x=64,
+                                          nbits_k=self.weight_bits, decompose=option, step="arith.conv2d.ole")
 
 
 def linear(x: ArithTensor, W=None, *, shape=None, owner: int = 0, bias=None, weight_bits=None,

@@ -14,13 +14,16 @@ at the session's ``frac_bits``; ints are exact integers (scale 0).
 Interactive: ``x * y`` of two tensors (Beaver multiplication with elementwise
 triples), ``x @ y`` (matrix triples, SecureML eprint 2017/396), ``conv2d`` with
 a shared kernel (convolution triples), and truncation when it is not local.
+Comparisons ``x > y``, ``x < y``, ``x >= y``, ``x <= y`` give XOR-shared bits
+(:class:`~ezprotocols.protocols.BoolTensor`) through the session's comparison
+engine (:func:`ezprotocols.protocols.compare`, one layer up).
 
 Scales: ``x + y`` brings both to the larger scale (multiplying the other share
 by a power of two, exact); a product has scale ``sa + sb`` and is truncated by
 ``min(sa, sb)`` (so fixed x fixed stays at ``f``, int x fixed needs no
 truncation).
 
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> import numpy as np, ezprotocols
 >>> def party(s):
 ...     x = s.input(np.array([1.5, -2.0]) if s.role == 0 else None, owner=0, shape=(2,))
@@ -407,6 +410,23 @@ class ArithTensor:
         stride = (kh, kw) if stride is None else stride
         sums, _ = avg_pool_sum_ring(self.share, (kh, kw), stride, padding)
         return self._new(sums)
+
+    # -- comparisons: XOR-shared bits, exact in the fixed-point range (see protocols.comparison)
+    def __gt__(self, other):
+        from ..protocols.comparison import compare
+        return compare(self, other)
+
+    def __lt__(self, other):
+        from ..protocols.comparison import compare
+        return compare(other, self)
+
+    def __ge__(self, other):
+        from ..protocols.comparison import compare
+        return ~compare(other, self)
+
+    def __le__(self, other):
+        from ..protocols.comparison import compare
+        return ~compare(self, other)
 
 
 # ---------------------------------------------------------------------- Beaver protocols

@@ -1,13 +1,14 @@
-"""The triple engine ``session.triples``: pluggable sources, pools, offline/online split.
+"""The triple engine ``session.triples``: pools and the offline/online split over a
+pluggable :class:`TripleSource`.
 
-Sources (``Session(..., triples=...)``):
+Sources (``Session(..., triples=...)``, see :mod:`ezprotocols.backends`):
 
 * ``"ot"`` (default): Beaver triples from oblivious transfer, no third party
-  (:mod:`ezprotocols.arith.ot_source`).
+  (:class:`ezprotocols.arith.ot_source.OtTriples`).
 * ``"dealer"``: a trusted dealer simulated by P0, for research comparisons only
-  (:mod:`ezprotocols.arith.dealer`; not secure against P0).  Never used unless
-  chosen; everything it does runs in phases named ``triples.dealer`` and
-  :meth:`TripleEngine.report` says ``trusted_dealer: True``.
+  (:class:`ezprotocols.arith.dealer.DealerSource`; not secure against P0).  Never
+  used unless chosen; everything it does runs in phases named ``triples.dealer``
+  and :meth:`TripleEngine.report` says ``trusted_dealer: True``.
 
 Offline/online: ``prepare_*`` (or :meth:`TripleEngine.prepare` with a plan)
 generates triples ahead, typically inside ``with s.phase("offline"):``; the
@@ -16,7 +17,7 @@ its pool empty generates what it needs on the spot (in a ``triples.<source>``
 sub-phase of whatever phase is current), so preparing is an optimisation, never
 a requirement.  Both parties must prepare and consume in the same order.
 
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> import ezprotocols.arith
 >>> def f(s):
 ...     s.triples.prepare_mul(10)
@@ -31,19 +32,54 @@ from collections import Counter, defaultdict, deque
 
 import numpy as np
 
-from . import ot_source
 from .conv import Conv2dGeom
 
-__all__ = ["TripleEngine"]
+__all__ = ["TripleEngine", "TripleSource"]
 
 U64 = np.uint64
+
+
+class TripleSource:
+    """Interface of the triple sources.  Every method is collective (both parties, same
+    order, same shapes) and returns this party's shares; the engine calls them inside
+    the phase ``triples.<source>``.  Constructing a source runs no protocol."""
+
+    #: True only for sources that are not secure against one of the parties
+    trusted_dealer = False
+
+    def __init__(self, session):
+        self.session = session
+
+    def mul_triples(self, n: int):
+        """``n`` elementwise triples ``(a, b, c)``, ``uint64[n]`` each, ``c = a b``."""
+        raise NotImplementedError
+
+    def matmul_triple(self, m: int, k: int, n: int):
+        """``A[m, k]``, ``B[k, n]``, ``C = A B``."""
+        raise NotImplementedError
+
+    def conv2d_triple(self, geom: Conv2dGeom):
+        """``A`` (input-shaped), ``B`` (kernel-shaped), ``C = conv2d(A, B)``."""
+        raise NotImplementedError
+
+    def private_mask(self, layer, geom):
+        """The offline mask of a layer whose weights one party owns
+        (:mod:`ezprotocols.arith.private`): ``(R, Z)`` with ``R`` the non-owner's random
+        input-shaped mask (``None`` at the owner) and ``Z`` this party's share of the
+        layer applied to ``R``.  By default through the session's product engine
+        (``s.linear``), which sees only ``R`` at the non-owner and the weights at the owner."""
+        R = None if layer.is_owner else self.session.prg.random_uint64(layer.in_shape(geom))
+        return R, layer.cross(R, geom)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} P{self.session.role}>"
 
 
 class TripleEngine:
     def __init__(self, s):
         self.s = s
         self.source = s.triples_source
-        self._dealer = None
+        self._impl = None
         self._mul: deque = deque()          # [a, b, c] chunks, consumed from the front
         self._mul_off = 0
         self._mul_avail = 0
@@ -54,8 +90,15 @@ class TripleEngine:
 
     # ------------------------------------------------------------------ sources
     @property
+    def impl(self) -> TripleSource:
+        """The source object (created on first use, without any traffic)."""
+        if self._impl is None:
+            self._impl = self.s.engine("triples", self.source)
+        return self._impl
+
+    @property
     def trusted_dealer(self) -> bool:
-        return self.source == "dealer"
+        return bool(self.impl.trusted_dealer)
 
     @property
     def phase_name(self) -> str:
@@ -68,37 +111,25 @@ class TripleEngine:
         """The dealer source; refuses unless the session chose ``triples="dealer"``."""
         if self.source != "dealer":
             raise RuntimeError("the trusted dealer is only available with Session(..., triples='dealer')")
-        if self._dealer is None:
-            from .dealer import DealerSource
-            self._dealer = DealerSource(self.s)
-        return self._dealer
+        return self.impl
 
     # ------------------------------------------------------------------ generation
     def _gen_mul(self, n: int):
         with self.phase():
-            if self.source == "ot":
-                t = ot_source.mul_triples(self.s, n)
-            else:
-                t = self.dealer().mul_triples(n)
+            t = self.impl.mul_triples(n)
         self.generated["mul"] += n
         return t
 
     def _gen_matmul(self, m: int, k: int, n: int):
         with self.phase():
-            if self.source == "ot":
-                t = ot_source.matmul_triple(self.s, m, k, n)
-            else:
-                t = self.dealer().matmul_triple(m, k, n)
+            t = self.impl.matmul_triple(m, k, n)
         self.generated["matmul"] += 1
         self.generated["matmul_macs"] += m * k * n
         return t
 
     def _gen_conv2d(self, geom: Conv2dGeom):
         with self.phase():
-            if self.source == "ot":
-                t = ot_source.conv2d_triple(self.s, geom)
-            else:
-                t = self.dealer().conv2d_triple(geom)
+            t = self.impl.conv2d_triple(geom)
         self.generated["conv2d"] += 1
         self.generated["conv2d_macs"] += geom.macs()
         return t

@@ -14,6 +14,7 @@ AND gates per operation on w-bit words (the garbling cost, 32 bytes each):
 operation             AND gates           construction
 ====================  ==================  =========================================
 add, sub              w - 1               ripple carry, c' = c ^ ((a^c) & (b^c))
+carry_out             w                   the carry of x + y + carry_in
 neg                   w - 2               0 - x with constant folding
 lt, gt, le, ge        w                   carry out of x + ~y + 1
 signed compare        w                   the same with the sign bits flipped
@@ -235,7 +236,7 @@ class CircuitBuilder:
                 c = self.xor(c, self.and_(axc, self.xor(b, c)))
         return out
 
-    def _carry_out(self, x, y, carry_in) -> np.ndarray:
+    def carry_out(self, x, y, carry_in=ZERO) -> np.ndarray:
         """carry out of x + y + carry_in (w ANDs)."""
         x, y = self._words(x, y)
         c = np.broadcast_to(self._ids(carry_in), x.shape[:-1])
@@ -264,7 +265,7 @@ class CircuitBuilder:
         x, y = self._words(x, y)
         if signed:
             x, y = self._flip_msb(x), self._flip_msb(y)
-        return self._carry_out(x, self.inv(y), ONE)
+        return self.carry_out(x, self.inv(y), ONE)
 
     def lt(self, x, y, signed: bool = False) -> np.ndarray:
         """x < y (w ANDs)."""

@@ -18,7 +18,7 @@ The garbler's free-XOR offset is its IKNP correlated-OT delta (``s.ot.delta``, l
 Two levels of API:
 
 ``s.yao(circuit, inputs, owners, reveal_to="both", garbler=0)``
-    The whole protocol on plaintext bits (registered as a session method).
+    The whole protocol on plaintext bits (also the session method ``Session.yao``).
 
 ``s.gc`` (a :class:`YaoEngine`): composable steps on :class:`YaoTensor` (garbler:
     zero-labels, evaluator: active labels): ``input``, ``input_shared`` (XOR
@@ -27,7 +27,7 @@ Two levels of API:
     both parties call it in the same order with matching arguments.
 
 >>> import numpy as np
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> from ezprotocols.gc import CircuitBuilder, ints_to_bits, bits_to_ints
 >>> b = CircuitBuilder(); x, y = b.input(32), b.input(32); b.output(b.lt(x, y)); c = b.build()
 >>> a0 = {0: ints_to_bits(np.array([5, 9], np.uint64), 32)}      # P0 owns value 0
@@ -162,10 +162,6 @@ class YaoEngine:
     state; both parties hold the same counters because every step is collective."""
 
     def __init__(self, session):
-        try:                                 # registers session.ot (the layer below)
-            from .. import ot  # noqa: F401
-        except ImportError as e:             # pragma: no cover - only without the OT layer
-            raise ImportError(f"garbled circuits need the OT layer (ezprotocols.ot): {e}") from e
         self.session = session
         self.tweak = 0                       # next unused tweak (low word), identical on both sides
         self._delta_ready = [False, False]

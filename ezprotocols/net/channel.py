@@ -348,9 +348,6 @@ class Channel:
         self.stats.record("r", n, hlen)
         return data
 
-    def recv_uint64(self, step: str, n: int) -> np.ndarray:
-        return self.recv_array(step, np.uint64, (n,))
-
     # ---------------------------------------------------------------- exchange helpers
     def exchange(self, step: str, data: np.ndarray) -> np.ndarray:
         """Send ``data`` and receive the peer's array of the same dtype and shape.

@@ -60,7 +60,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .plan import Plan, pool_out_size
+from ..arith import fixed
+from .plan import BOUND_BITS, Plan, pool_out_size
 
 __all__ = ["run_plaintext", "run_fixed", "run_float", "error_bound", "encode", "decode", "postprocess", "predict_classes", "class_scores",
            "class_labels",
@@ -70,19 +71,16 @@ __all__ = ["run_plaintext", "run_fixed", "run_float", "error_bound", "encode", "
 MIN_FIXED = -(1 << 62)
 
 
-def encode(x, f: int) -> np.ndarray:
-    """Fixed-point encoding: round(x * 2^f) as int64 (two's complement of Z_2^64)."""
-    x = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError("input has non-finite values")
-    v = np.rint(x * float(1 << f))
-    if v.size and np.max(np.abs(v)) >= 2.0 ** 62:
-        raise ValueError("input overflows the fixed-point range")
-    return v.astype(np.int64)
+def encode(x, f: int, what: str = "input") -> np.ndarray:
+    """Fixed-point encoding of reals, ``round(x * 2^f)``, as int64 (two's complement of
+    Z_2^64), with the executor's headroom ``|round(x * 2^f)| < 2^62`` (:data:`~ezprotocols.nn.plan.BOUND_BITS`)
+    (:func:`ezprotocols.arith.fixed.encode`)."""
+    return fixed.encode_signed(x, f, bound_bits=BOUND_BITS, what=what)
 
 
 def decode(v, f: int) -> np.ndarray:
-    return np.asarray(v).view(np.int64).astype(np.float64) / float(1 << f)
+    """Fixed-point values (int64 or ring elements) at scale ``f`` as float64."""
+    return fixed.to_signed(v).astype(np.float64) / float(1 << f)
 
 
 # ---------------------------------------------------------------------- geometry

@@ -39,14 +39,15 @@ import json
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from ..arith.fixed import encode_signed
 from ..errors import ProtocolError
 
 __all__ = ["Op", "Plan", "OP_KINDS", "POST_KINDS", "infer_shape", "parse_architecture",
            "ARCH_FORMAT", "LIMITS", "pool_out_size"]
 
 ARCH_FORMAT = "ezprotocols-plan/1"
+#: fixed-point values (weights, inputs) stay below 2^BOUND_BITS in magnitude: headroom for truncation
+BOUND_BITS = 62
 
 #: Bounds P1 enforces on an architecture received from P0.
 LIMITS = {
@@ -169,7 +170,7 @@ class Plan:
 
     def check(self) -> None:
         """Recompute every shape from the attributes; raise ValueError on any mismatch."""
-        _check_plan(self, ValueError)
+        check_plan(self, ValueError)
 
     # ------------------------------------------------------------------ weights
     def encode(self) -> "Plan":
@@ -188,13 +189,7 @@ class Plan:
         out = []
         for i, a in enumerate(self.consts):
             s = scale.get(i, f)
-            a = np.asarray(a, dtype=np.float64)
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"constant {i} has non-finite values")
-            v = np.rint(a * float(1 << s))
-            if v.size and np.max(np.abs(v)) >= 2.0 ** 62:
-                raise ValueError(f"constant {i} overflows the fixed-point range at scale 2^{s}")
-            out.append(v.astype(np.int64))
+            out.append(encode_signed(a, s, bound_bits=BOUND_BITS, what=f"constant {i}"))
         self.consts = out
         self.encoded = True
         return self
@@ -349,7 +344,7 @@ def infer_shape(kind: str, ins: list[tuple], cs: list[tuple], attrs: dict, err=V
     raise err(f"unknown op kind {kind!r}")
 
 
-def _check_plan(plan: Plan, err) -> None:
+def check_plan(plan: Plan, err) -> None:
     L = LIMITS
     if len(plan.ops) > L["max_ops"] or len(plan.const_shapes) > L["max_consts"]:
         raise err(f"more than {L['max_ops']} ops or {L['max_consts']} constants")
@@ -557,7 +552,7 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
         raise err("labels: a list of class labels expected")
     plan = Plan(input_shape=inp, ops=ops, const_shapes=cshapes, consts=None, frac_bits=fb, act_bits=ab,
                 post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"], class_labels=labels)
-    _check_plan(plan, err)
+    check_plan(plan, err)
     return plan, d["allow_logits"]
 
 

@@ -39,7 +39,7 @@ from .plaintext import (MIN_FIXED, class_labels, class_scores, encode, postproce
                         window_counts, window_view)
 
 __all__ = ["serve_session", "query_session", "validate_session", "send_architecture", "recv_architecture",
-           "Backend", "layers_available", "missing_layers", "SecureResult", "MAX_SAMPLES", "MAX_BATCH"]
+           "Backend", "SecureResult", "MAX_SAMPLES", "MAX_BATCH"]
 
 REQ_MAGIC = 0x455A504E4E310001          # "EZPNN1" + version
 MODE_QUERY, MODE_VALIDATE = 1, 2
@@ -50,48 +50,19 @@ U64 = np.uint64
 
 
 # ---------------------------------------------------------------------- backend
-def missing_layers(hybrid: bool = True) -> list[str]:
-    """Names of the protocol-layer entry points the secure executor needs and
-    that are not importable yet (``hybrid=False``: only the arithmetic layer)."""
-    import ezprotocols
-    out = []
-    try:
-        from ezprotocols import arith
-        for n in ("ArithTensor", "PrivateLinear", "PrivateConv2d", "truncate"):
-            if not hasattr(arith, n):
-                out.append(f"ezprotocols.arith.{n}")
-    except ImportError:
-        out.append("ezprotocols.arith")
-    if hybrid:
-        try:
-            from ezprotocols import protocols  # noqa: F401  (registers the hybrid ops)
-        except ImportError:
-            pass
-        out += [f"ezprotocols.{n}" for n in ("relu", "max", "argmax", "compare") if not hasattr(ezprotocols, n)]
-    return out
-
-
-def layers_available() -> bool:
-    return not missing_layers()
-
-
 class Backend:
     """The protocol layers as seen by the executor: additive shares are numpy
     uint64 arrays (this party's share) of integers at a scale the executor
     tracks (every ArithTensor handed to the layers is at scale 0: raw ring
     elements).
 
-    The default implementation uses :mod:`ezprotocols.arith` (issue 5: input,
-    reveal, Beaver products, truncation, layers with P0-known weights prepared
-    offline) and the hybrid ops ``ezprotocols.relu/max/argmax/compare`` (issue 6).
+    The default implementation uses :mod:`ezprotocols.arith` (input, reveal,
+    Beaver products, truncation, layers with P0-known weights prepared offline)
+    and the hybrid ops ``ezprotocols.relu/max/argmax/compare``.
     """
 
-    def __init__(self, session, hybrid: bool = True):
+    def __init__(self, session):
         self.s = session
-        missing = missing_layers(hybrid)
-        if missing:
-            raise RuntimeError("secure execution needs the arithmetic and hybrid layers; missing: "
-                               + ", ".join(missing))
         import ezprotocols
         from ezprotocols import arith
         self.ez = ezprotocols

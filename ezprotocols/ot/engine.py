@@ -1,4 +1,6 @@
-"""The session's OT engine: ``session.ot``.
+"""IKNP as the session's correlated-OT source (``Session(..., ot="iknp")``, the
+default): :class:`IknpSource`, an implementation of :class:`~ezprotocols.ot.source.CotSource`
+that overrides every flavour with the fused kernels of :mod:`ezprotocols.ot.iknp`.
 
 One IKNP extension per direction (this party as sender, this party as receiver),
 each set up lazily from 128 base OTs (:mod:`ezprotocols.ot.base`) the first time
@@ -25,7 +27,7 @@ uses it as its free-XOR offset, so an evaluator input bit costs one COT (garbler
 ``send_cot`` gives the zero labels; evaluator: ``recv_cot(bits)`` its active labels).
 
 >>> import numpy as np
->>> from ezprotocols.testing import run_pair
+>>> from ezprotocols.runner import run_pair
 >>> bits = np.array([0, 1, 1], np.uint8)
 >>> (q, d), t = run_pair(lambda s: s.ot.send_cot(3), lambda s: s.ot.recv_cot(bits))
 >>> bool((t == q ^ (bits[:, None] * d)).all()), int(d[0] & 1)
@@ -37,15 +39,18 @@ import numpy as np
 
 from .base import BaseOTReceiver, BaseOTSender, ELEMENT_BYTES
 from .iknp import KAPPA, IknpReceiver, IknpSender, random_s
+from .source import CotSource
 
-__all__ = ["OT"]
+__all__ = ["IknpSource", "OT"]
 
 
-class OT:
-    """OT engine of a :class:`~ezprotocols.Session` (``session.ot``)."""
+class IknpSource(CotSource):
+    """IKNP OT extension, one per direction (``session.ot`` by default)."""
+
+    cot_bytes = 16
 
     def __init__(self, session):
-        self.session = session
+        super().__init__(session)
         self._sender: IknpSender | None = None
         self._receiver: IknpReceiver | None = None
 
@@ -165,5 +170,9 @@ class OT:
         return self._rx().acot(self.session.channel, *args)
 
     def __repr__(self):
-        return (f"<OT engine P{self.session.role}: sender {'ready' if self._sender else 'not set up'}, "
+        return (f"<IknpSource P{self.session.role}: sender {'ready' if self._sender else 'not set up'}, "
                 f"receiver {'ready' if self._receiver else 'not set up'}>")
+
+
+#: the former name of :class:`IknpSource`
+OT = IknpSource

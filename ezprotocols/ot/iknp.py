@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import zlib
 from collections import deque
 
 import numpy as np
 
 from .._ext import ot as _k
 from ..errors import ProtocolError
+from .checks import check_c, check_len, check_msgs, check_n, check_widths, out_blocks
 
 __all__ = ["IknpSender", "IknpReceiver", "CHUNK", "CHUNK_2WAY", "LAG", "KAPPA", "FLAVOURS"]
 
@@ -173,7 +173,7 @@ class IknpReceiver:
     @staticmethod
     def prep_cot(bits, out=None):
         b, packed = _k.pack_bits(bits)
-        return b, packed, _out_blocks(out, b.shape[0], "out")
+        return b, packed, out_blocks(out, b.shape[0], "out")
 
     def cot(self, ch, b, packed, t):
         n = b.shape[0]
@@ -196,7 +196,7 @@ class IknpReceiver:
     def prep_chosen(bits, L, out=None):
         b, packed = _k.pack_bits(bits)
         n = b.shape[0]
-        L = _check_len(L)
+        L = check_len(L)
         if out is None:
             out = np.empty((n, L), np.uint8)
         elif not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != (n, L) \
@@ -230,7 +230,7 @@ class IknpReceiver:
     @staticmethod
     def prep_acot(bits, width):
         b, packed = _k.pack_bits(bits)
-        return (b, packed) + _check_widths(width, b.shape[0])
+        return (b, packed) + check_widths(width, b.shape[0])
 
     def acot(self, ch, b, packed, w, widths, param, check):
         n = b.shape[0]
@@ -337,8 +337,8 @@ class IknpSender:
     # ------------------------------------------------------------------ flavours
     @staticmethod
     def prep_cot(n, out=None):
-        n = _check_n(n)
-        return n, _out_blocks(out, n, "out")
+        n = check_n(n)
+        return n, out_blocks(out, n, "out")
 
     def cot(self, ch, n, q):
         ctr = self._expect(ch, n, "cot")
@@ -348,12 +348,12 @@ class IknpSender:
 
     @staticmethod
     def prep_rot(n, out=None):
-        n = _check_n(n)
+        n = check_n(n)
         if out is None:
             return n, np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise ValueError("out must be a pair (m0, m1) of uint8[n, 16] arrays")
-        return (n,) + tuple(_out_blocks(o, n, "out") for o in out)
+        return (n,) + tuple(out_blocks(o, n, "out") for o in out)
 
     def rot(self, ch, n, m0, m1):
         ctr = self._expect(ch, n, "rot")
@@ -364,7 +364,7 @@ class IknpSender:
 
     @staticmethod
     def prep_chosen(m0, m1):
-        return _check_msgs(m0, m1)
+        return check_msgs(m0, m1)
 
     def chosen(self, ch, m0, m1):
         n, L = m0.shape
@@ -380,8 +380,8 @@ class IknpSender:
 
     @staticmethod
     def prep_acot(c, width):
-        c = _check_c(c)
-        return (c,) + _check_widths(width, c.shape[0])
+        c = check_c(c)
+        return (c,) + check_widths(width, c.shape[0])
 
     def acot(self, ch, c, w, widths, param, check):
         n = c.shape[0]
@@ -397,71 +397,6 @@ class IknpSender:
             _k.acot_send(rows, self.delta, hi, 128 * ctr + off, c[off:off + m], wc, w, x[off:off + m], d)
             ch.send(step, d)
         return x
-
-
-# ---------------------------------------------------------------------- argument checks
-
-def _check_n(n) -> int:
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an int, not {type(n).__name__}")
-    n = int(n)
-    if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
-    return n
-
-
-def _check_len(L) -> int:
-    if isinstance(L, (bool, np.bool_)) or not isinstance(L, (int, np.integer)):
-        raise TypeError(f"L must be an int, not {type(L).__name__}")
-    if L < 0:
-        raise ValueError(f"message length L must be >= 0, got {L}")
-    return int(L)
-
-
-def _out_blocks(out, n, name) -> np.ndarray:
-    if out is None:
-        return np.empty((n, 16), np.uint8)
-    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != (n, 16) \
-            or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"{name} must be a writeable C-contiguous uint8[{n}, 16] array")
-    return out
-
-
-def _check_msgs(m0, m1):
-    a0, a1 = np.asarray(m0), np.asarray(m1)
-    for name, a in (("m0", a0), ("m1", a1)):
-        if a.dtype != np.uint8 or a.ndim != 2:
-            raise ValueError(f"{name} must be a uint8[n, L] array, got {a.dtype}{list(a.shape)}")
-    if a0.shape != a1.shape:
-        raise ValueError(f"m0 and m1 must have the same shape, got {a0.shape} and {a1.shape}")
-    return np.ascontiguousarray(a0), np.ascontiguousarray(a1)
-
-
-def _check_c(c) -> np.ndarray:
-    a = np.asarray(c)
-    if a.ndim != 1 or a.dtype.kind not in "iu":
-        raise ValueError(f"c must be a 1-d integer array (uint64[n]), got {a.dtype}{list(a.shape)}")
-    return np.ascontiguousarray(a.astype(np.uint64, copy=False))
-
-
-def _check_widths(width, n):
-    """-> (w, widths or None, header param, header check)."""
-    if isinstance(width, (bool, np.bool_)):
-        raise TypeError("bits must be an int in [1, 64] or a uint8 array of per-OT widths")
-    if isinstance(width, (int, np.integer)):
-        w = int(width)
-        if not 1 <= w <= 64:
-            raise ValueError(f"bits must be in [1, 64], got {w}")
-        return w, None, w, 0
-    a = np.asarray(width)
-    if a.ndim != 1 or a.dtype.kind not in "iu":
-        raise ValueError("bits must be an int in [1, 64] or a 1-d integer array of per-OT widths")
-    if a.shape[0] != n:
-        raise ValueError(f"bits (per-OT widths) must have one entry per OT: {a.shape[0]} != {n}")
-    if n and (a.min() < 1 or a.max() > 64):
-        raise ValueError("per-OT widths must be in [1, 64]")
-    a = np.ascontiguousarray(a.astype(np.uint8))
-    return 64, a, 0, zlib.crc32(a.data) if n else 0
 
 
 def random_s() -> np.ndarray:

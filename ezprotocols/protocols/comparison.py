@@ -1,13 +1,7 @@
-"""Sign bit, comparison and ReLU on arithmetic shares.
-
-The sign (most significant bit) of x = x0 + x1 mod 2^l is
-``x0[l-1] ^ x1[l-1] ^ carry(x0[0:l-1] + x1[0:l-1])``: only the carry needs a garbled
-circuit (l - 1 AND gates, P1's l - 1 low bits through one COT each, P0's bits free,
-see :mod:`.convert`); it leaves the circuit as XOR shares (label lsbs) and each party
-folds in its own top bit.  Large tensors go through in batches of ``CHUNK`` elements
-(a few more rounds, bounded memory).  ReLU multiplies x by the complemented sign bit with the
-OT multiplexer (two additive COTs), so only the sign bit ever leaves the garbled
-circuit.
+"""Sign bit, comparison and ReLU on arithmetic shares, on top of the session's
+comparison engine (``s.compare.msb``, :mod:`.sign`; garbled carry by default) and
+the OT multiplexer (:func:`.convert.mux`: two additive COTs per element), so only
+the sign bit ever leaves the comparison protocol.
 
 ``bits`` (default 64, exact on the whole ring) may be lowered when the caller knows
 |x| < 2^(bits-1) (in ring units): the sign of x is then bit bits-1 of the low
@@ -16,48 +10,31 @@ bound the result is wrong (not leaky): the bound is the caller's promise.
 
 Comparisons of two tensors use the sign of their difference, exact when both lie
 in the fixed-point range [-2^62, 2^62) (ring units), where a difference never wraps.
+``ArithTensor`` defines ``x > y`` etc. with :func:`compare`.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..arith.tensor import ArithTensor
 from .boolean import BoolTensor
-from .convert import _share_inputs, carry_circuit, mux, word_bits
+from .convert import mux
+from .sign import check_bits
 
 __all__ = ["msb", "ltz", "compare", "relu", "drelu", "FIXED_RANGE_BITS"]
 
 FIXED_RANGE_BITS = 63          # values in [-2^62, 2^62): differences never wrap mod 2^64
-CHUNK = 1 << 13                # elements per garbled batch: label arrays stay ~8 MiB and are reused
 
 
-def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= 64:
-        raise ValueError(f"bits must be an int in [1, 64], got {bits!r}")
-    return int(bits)
-
-
-def msb(x: ArithTensor, bits: int = 64, garbler: int = 0) -> BoolTensor:
+def msb(x: ArithTensor, bits: int = 64, garbler: int | None = None) -> BoolTensor:
     """XOR shares of bit ``bits - 1`` of x (the sign of x read as a ``bits``-bit
-    two's-complement number).  Costs per element: ``bits - 1`` COTs and AND gates."""
+    two's-complement number), through ``s.compare``.  ``garbler`` (0 or 1) asks the
+    garbled-circuit engine for that garbler explicitly."""
     if not isinstance(x, ArithTensor):
         raise TypeError("msb: x must be an ArithTensor")
-    l = _check_bits(bits)
+    l = check_bits(bits)
     s = x.session
-    n = x.size
-    top = ((x.share.reshape(-1) >> np.uint64(l - 1)) & np.uint64(1)).astype(np.uint8)
-    if l == 1 or n == 0:
-        return BoolTensor(s, top.reshape(x.shape))
-    flat = ArithTensor(s, x.share.reshape(-1), x.scale)
-    out = np.empty(n, np.uint8)
-    circ = carry_circuit(l - 1)
-    with s.phase("msb"):
-        for off in range(0, n, CHUNK):
-            part = flat[off:off + CHUNK]
-            A, B = _share_inputs(part, l - 1, garbler)
-            (carry,) = s.gc.run(circ, [A, B], batch=part.size)
-            out[off:off + part.size] = carry.share_bits()[:, 0]
-    return BoolTensor(s, (out ^ top).reshape(x.shape))
+    if garbler is None:
+        return BoolTensor(s, s.compare.msb(x.share, l))
+    return BoolTensor(s, s.engine("compare", "gc").msb(x.share, l, garbler=garbler))
 
 
 ltz = msb
@@ -96,19 +73,3 @@ def compare(x, y, arith: bool = False, bits: int = 64):
     with s.phase("compare"):
         b = msb(d, bits)
         return b.to_arith() if arith else b
-
-
-def _gt(self, other):
-    return compare(self, other)
-
-
-def _lt(self, other):
-    return compare(other, self)
-
-
-def _ge(self, other):
-    return ~compare(other, self)
-
-
-def _le(self, other):
-    return ~compare(self, other)

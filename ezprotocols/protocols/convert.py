@@ -4,8 +4,7 @@ label) sharings, and the OT multiplexer ``bit * value``.
 Constructions (ABY, Demmler, Schneider, Zohner, NDSS 2015; Gilboa, CRYPTO 1999
 for the OT products):
 
-``b2a_bits``   b = b0 + b1 - 2 b0 b1: one additive COT per bit, P0 sending the
-               correlation -2 b0, P1 choosing with b1 (16 + 8 bytes per bit).
+``b2a_bits``   b = b0 + b1 - 2 b0 b1 (:mod:`.boolean`, re-exported here).
 ``b2a``        l-bit words: x = sum_i 2^i (b0_i + b1_i - 2 b0_i b1_i); the product of
                bit i needs only 63 - i bits (widths 63..1, bit 63 vanishes mod 2^64):
                l - 1 additive COTs with shortened messages.
@@ -43,10 +42,9 @@ import numpy as np
 from .._ext.crypto import cond_xor_blocks
 from ..arith.tensor import ArithTensor
 from ..gc import CircuitBuilder, YaoTensor
-from ..gc.builder import ZERO
-from .boolean import BoolTensor
+from .boolean import BoolTensor, b2a_bits
 
-__all__ = ["b2a_bits", "b2a", "mux", "a2y", "y2b", "b2y", "y2a", "a2b", "word_bits", "private_labels",
+__all__ = ["b2a_bits", "b2a", "mux", "a2y", "y2b", "b2y", "y2a", "a2b", "word_bits", "private_labels", "share_inputs",
            "adder_circuit", "carry_circuit"]
 
 U64 = np.uint64
@@ -69,19 +67,6 @@ def bits_word(bits: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- bit x value
-
-def b2a_bits(b: BoolTensor) -> ArithTensor:
-    """0/1 arithmetic shares (scale 0) of XOR-shared bits: one additive COT per bit."""
-    s = b.session
-    bits = b.share.reshape(-1)
-    if s.role == 0:
-        x = s.ot.send_acot((U64(0) - U64(2) * bits.astype(U64)))
-        share = bits.astype(U64) - x
-    else:
-        y = s.ot.recv_acot(bits)
-        share = bits.astype(U64) + y
-    return ArithTensor(s, share.reshape(b.shape), 0)
-
 
 def b2a(b: BoolTensor, scale: int = 0) -> ArithTensor:
     """Arithmetic shares of XOR-shared words ``b`` (uint8[..., l], LSB first, l <= 64)
@@ -137,7 +122,7 @@ def carry_circuit(width: int):
     b = CircuitBuilder()
     x = b.input(width)
     y = b.input(width)
-    b.output(b._carry_out(x, y, ZERO))
+    b.output(b.carry_out(x, y))
     return b.build()
 
 
@@ -165,7 +150,7 @@ def private_labels(s, bits, garbler: int, shape) -> YaoTensor:
     return YaoTensor(r, garbler, s.role)
 
 
-def _share_inputs(x: ArithTensor, width: int, garbler: int):
+def share_inputs(x: ArithTensor, width: int, garbler: int):
     """Yao inputs (garbler's bits, evaluator's bits) of the low ``width`` bits of the
     shares, as (n, width) tensors: garbler's free, evaluator's one COT per bit."""
     s = x.session
@@ -183,7 +168,7 @@ def a2y(x: ArithTensor, width: int = 64, garbler: int = 0) -> YaoTensor:
     s = x.session
     if not 1 <= width <= 64:
         raise ValueError("a2y: width must be in [1, 64]")
-    A, B = _share_inputs(x, width, garbler)
+    A, B = share_inputs(x, width, garbler)
     (out,) = s.gc.run(adder_circuit(width), [A, B], batch=x.size)
     return out.reshape(x.shape + (width,))
 
