@@ -11,6 +11,12 @@ class ProtocolError(EzpError):
     names the step."""
 
 
+class RequestRefused(ProtocolError):
+    """A well-formed request that this party's policy refuses (the message says which
+    rule: a mode the owner does not serve, too few samples, too large a batch, the
+    memory budget).  Its text is sent to the peer."""
+
+
 class ChannelError(EzpError):
     """The channel to the peer failed."""
 

@@ -22,7 +22,8 @@ from ..errors import PeerTimeout
 from .channel import CHUNK, DEFAULT_TIMEOUT, INLINE_MAX, HDR_MAX, MONITOR_EVENTS, Channel
 from .stats import Counters, Stats
 
-__all__ = ["Channel", "Counters", "Stats", "listen", "connect", "local_pair", "curve_keypair", "DEFAULT_TIMEOUT"]
+__all__ = ["Channel", "Counters", "Stats", "listen", "connect", "local_pair", "curve_keypair", "DEFAULT_TIMEOUT",
+           "check_address", "is_loopback"]
 
 HWM = 64                        # queued messages per direction (each at most CHUNK bytes)
 MAX_FRAME = CHUNK + HDR_MAX + 64  # inbound frame cap: nothing larger is ever allocated
@@ -51,9 +52,26 @@ def _own_context() -> zmq.Context:
 _ADDRESS = re.compile(r"^(tcp://[^/\s]+:(\d{1,5}|\*)|ipc://\S+|inproc://\S+)$")
 
 
-def _check_address(address, what: str) -> None:
-    if not isinstance(address, str) or not _ADDRESS.match(address):
+def check_address(address, what: str = "address") -> None:
+    """Raise ValueError unless ``address`` is ``tcp://host:port`` (port 1..65535 or ``*``),
+    ``ipc:///path`` or ``inproc://name``."""
+    m = _ADDRESS.match(address) if isinstance(address, str) else None
+    if m is None:
         raise ValueError(f"{what}: bad address {address!r}: expected tcp://host:port, ipc:///path or inproc://name")
+    port = m.group(2)
+    if port is not None and port != "*" and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{what}: bad address {address!r}: port {int(port)} is not in 1..65535")
+
+
+_check_address = check_address
+
+
+def is_loopback(address: str) -> bool:
+    """True for addresses that never leave this machine (ipc, inproc, tcp to 127.x, ::1, localhost)."""
+    if not address.startswith("tcp://"):
+        return True
+    host = address[6:].rsplit(":", 1)[0].strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _discard(sock: zmq.Socket, mon: zmq.Socket | None) -> None:

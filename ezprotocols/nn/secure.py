@@ -28,18 +28,19 @@ Wire protocol of a session (P0 = server)::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 import sys
 import time
 
 import numpy as np
 
-from ..errors import ProtocolError
+from ..errors import ProtocolError, RequestRefused
 from .plan import LIMITS, Plan, parse_architecture
 from .plaintext import (MIN_FIXED, class_labels, class_scores, encode, postprocess, recip, slice_index,
                         window_counts, window_view)
 
 __all__ = ["serve_session", "query_session", "validate_session", "send_architecture", "recv_architecture",
-           "Backend", "SecureResult", "MAX_SAMPLES", "MAX_BATCH"]
+           "Backend", "SecureResult", "MAX_SAMPLES", "MAX_BATCH", "ServePolicy", "session_memory_estimate"]
 
 REQ_MAGIC = 0x455A504E4E310001          # "EZPNN1" + version
 MODE_QUERY, MODE_VALIDATE = 1, 2
@@ -305,16 +306,48 @@ def recv_architecture(session, adopt_frac_bits: bool = True) -> tuple[Plan, bool
     return plan, allow
 
 
+@dataclass(frozen=True)
+class ServePolicy:
+    """What a model owner agrees to answer (``serve --allow/--min-samples/--max-batch/
+    --memory-budget``), checked when the request arrives, before any computation.
+
+    ``allow``: the modes served (``"query"``, ``"validate"``).  ``min_samples``: the
+    fewest samples a validation may have, and the fewest samples a confusion-matrix
+    cell must hold to be revealed (cells with fewer are opened as -1: the comparison
+    is done in secret, so neither party learns more than "below the threshold").
+    ``max_batch``/``max_samples``: bounds on the request.  ``memory_bytes``: a
+    per-session budget, compared with :func:`session_memory_estimate`."""
+    allow: tuple = ("query", "validate")
+    min_samples: int = 1
+    max_batch: int = MAX_BATCH
+    max_samples: int = MAX_SAMPLES
+    memory_bytes: int | None = None
+
+
+#: bytes a secure activation element costs at its peak (garbled comparison on 64
+#: wires: labels, tables and OT blocks), for the memory estimate
+BYTES_PER_ELEMENT = 4096
+
+
+def session_memory_estimate(plan: Plan, batch: int) -> int:
+    """A coarse upper estimate of one session's peak memory at this batch size: the
+    largest per-sample activation times the batch times BYTES_PER_ELEMENT."""
+    peak = max([math.prod(plan.input_shape)] + [math.prod(op.shape) for op in plan.ops])
+    return int(batch) * int(peak) * BYTES_PER_ELEMENT
+
+
 def _send_request(session, mode, n, batch, flags, classes):
     with session.phase("setup"):
         session.channel.send("nn.request", np.array([REQ_MAGIC, mode, n, batch, flags, classes], dtype=U64))
         acc = session.channel.recv_array("nn.accept", U64, (2,))
-    if int(acc[0]) != REQ_MAGIC or int(acc[1]) & ~flags:
+    granted = int(acc[1])
+    if int(acc[0]) != REQ_MAGIC or (granted & 0xFF) & ~flags or (granted >> 8) > MAX_SAMPLES:
         raise ProtocolError("nn.accept: malformed answer from the model owner")
-    return int(acc[1])
+    return granted
 
 
-def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool):
+def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool,
+                  policy: ServePolicy | None = None):
     with session.phase("setup"):
         r = session.channel.recv_array("nn.request", U64, (6,))
     magic, mode, n, batch, flags, classes = (int(v) for v in r)
@@ -332,9 +365,23 @@ def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool
         raise ProtocolError("nn.request: the peer asks for the logits, which the model owner does not allow")
     if mode == MODE_QUERY and flags & FLAG_CONFUSION or mode == MODE_VALIDATE and flags & FLAG_LOGITS:
         raise ProtocolError("nn.request: flags do not fit the mode")
+    pol = policy or ServePolicy()
+    name = "query" if mode == MODE_QUERY else "validate"
+    if name not in pol.allow:
+        raise RequestRefused(f"nn.request: the model owner does not answer {name} requests "
+                             f"(it serves: {', '.join(pol.allow) or 'nothing'})")
+    if mode == MODE_VALIDATE and n < pol.min_samples:
+        raise RequestRefused(f"nn.request: a validation needs at least {pol.min_samples} samples, the peer has {n}")
+    if batch > pol.max_batch or n > pol.max_samples:
+        raise RequestRefused(f"nn.request: {n} samples in batches of {batch}; the model owner allows batches of "
+                             f"at most {pol.max_batch} and {pol.max_samples} samples")
+    if pol.memory_bytes is not None and session_memory_estimate(plan, batch) > pol.memory_bytes:
+        raise RequestRefused(f"nn.request: batches of {batch} would need about "
+                             f"{session_memory_estimate(plan, batch) >> 20} MiB, more than the model owner's "
+                             f"budget of {pol.memory_bytes >> 20} MiB per session; use smaller batches")
     granted = flags & FLAG_LOGITS
     if flags & FLAG_CONFUSION and allow_confusion:
-        granted |= FLAG_CONFUSION
+        granted |= FLAG_CONFUSION | (max(1, pol.min_samples) << 8)
     with session.phase("setup"):
         session.channel.send("nn.accept", np.array([REQ_MAGIC, granted], dtype=U64))
     return mode, n, batch, granted
@@ -434,14 +481,15 @@ def _run_batches(session, plan, backend, n, batch, feed, consume, progress, labe
 
 # ---------------------------------------------------------------------- P0: serve one session
 def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_confusion: bool = False,
-                  backend: Backend | None = None, progress: bool = False) -> SecureResult:
+                  backend: Backend | None = None, progress: bool = False,
+                  policy: ServePolicy | None = None) -> SecureResult:
     """P0's side of one client session (query or validation).  Returns what P0
     learns: for a validation the accuracy (and the confusion matrix if granted);
     for a query only the number of samples."""
     if not plan.encoded:
         raise ValueError("the plan's weights are not encoded")
     send_architecture(session, plan, allow_logits)
-    mode, n, batch, granted = _recv_request(session, plan, allow_logits, allow_confusion)
+    mode, n, batch, granted = _recv_request(session, plan, allow_logits, allow_confusion, policy)
     be = backend or Backend(session)
     C = n_classes(plan)
     in_shape = plan.input_shape
@@ -495,18 +543,37 @@ def _validate_batch(be, plan, logits, labels, m, acc, granted):
         acc["conf"] = acc["conf"] + be.matmul(np.ascontiguousarray(lab1.T), pred)       # [true, predicted]
 
 
+def _open_confusion(be, conf, n: int, min_cell: int) -> np.ndarray:
+    """Open the confusion matrix; with ``min_cell > 1`` a cell holding fewer samples
+    is opened as -1: ``keep = [cell - (min_cell - 1) > 0]`` is computed in secret and
+    only ``keep * cell`` and ``keep`` are opened (one comparison and one product per
+    cell), so a suppressed cell reveals only that it is below the threshold."""
+    if min_cell <= 1:
+        return be.reveal(conf, to=None).astype(np.int64)
+    one = U64(be.s.role == 0)
+    keep = be.gt_zero(conf - U64(min_cell - 1) * one, bits=max(4, (n + min_cell).bit_length() + 2))
+    shown = be.mul(conf, keep)
+    both = be.reveal(np.concatenate([shown.reshape(-1), keep.reshape(-1)]), to=None).astype(np.int64)
+    k = conf.size
+    vals, kept = both[:k].reshape(conf.shape), both[k:].reshape(conf.shape)
+    if not np.isin(kept, (0, 1)).all():
+        raise ProtocolError("nn.validate: the opened confusion-matrix mask is not 0/1")
+    return np.where(kept == 1, vals, -1)
+
+
 def _finish_validation(be, acc, granted, n, C):
     with be.s.phase("online"):
         with be.s.phase("output"):
             correct = int(be.reveal(acc["correct"], to=None)[0])
             conf = None
             if granted & FLAG_CONFUSION:
-                conf = be.reveal(acc["conf"], to=None).astype(np.int64)
+                conf = _open_confusion(be, acc["conf"], n, granted >> 8)
     if not 0 <= correct <= n:
         raise ProtocolError(f"nn.validate: opened {correct} correct predictions out of {n}")
     out = {"correct": correct, "accuracy": correct / n, "classes_count": C}
     if conf is not None:
-        if conf.min() < 0 or int(conf.sum()) != n:
+        shown = conf[conf >= 0]
+        if conf.min() < -1 or int(shown.sum()) > n or (shown.size == conf.size and int(shown.sum()) != n):
             raise ProtocolError("nn.validate: the opened confusion matrix is inconsistent")
         out["confusion"] = conf.tolist()
     return out

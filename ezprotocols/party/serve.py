@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .common import EXIT_FAIL, CliError, check_samples, fmt_bytes, jsonable, load_npy, read_keypair
+from .common import EXIT_FAIL, CliError, check_address, check_samples, fmt_bytes, jsonable, load_npy, read_keypair
 
 
 def _load_plan(path, frac_bits, output=None, act_bits=64):
@@ -42,8 +42,16 @@ def cmd_serve(args) -> int:
 
     from .. import net
     from ..errors import EzpError, PeerTimeout
-    from ..nn.secure import serve_session
+    from ..errors import peer_text
+    from ..nn.secure import ServePolicy, serve_session
     from ..session import Session
+    keypair = read_keypair(args.curve_key)
+    if args.allow_client and keypair is None:
+        raise CliError("--allow-client needs --curve-key")
+    check_address(args.listen, "--listen", args.insecure, keypair is not None)
+    policy = ServePolicy(allow=("query", "validate") if args.allow == "both" else (args.allow,),
+                         min_samples=args.min_samples, max_batch=args.max_batch,
+                         memory_bytes=None if args.memory_budget is None else args.memory_budget << 20)
     plan = _load_plan(args.model, args.frac_bits, args.output_name, args.act_bits)
     if args.error_bound:
         from ..nn import error_bound
@@ -59,9 +67,6 @@ def cmd_serve(args) -> int:
         else:
             print(f"fixed-point error bound of the logits on {eb['samples']} samples: max {eb['max']:.3g}, "
                   f"median {eb['median']:.3g} (rigorous; typical errors are far smaller)", file=sys.stderr)
-    keypair = read_keypair(args.curve_key)
-    if args.allow_client and keypair is None:
-        raise CliError("--allow-client needs --curve-key")
     if not args.json:
         print(f"serving {args.model} ({len(plan.ops)} secure ops, input {plan.input_shape}) on {args.listen}",
               file=sys.stderr)
@@ -88,10 +93,20 @@ def cmd_serve(args) -> int:
             continue
         try:
             with Session(0, ch, frac_bits=plan.frac_bits) as s:
-                res = serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion)
+                res = serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion,
+                                    policy=policy)
                 _await_close(s.channel)
-        except EzpError as e:
-            print(f"session failed: {type(e).__name__}: {e}", file=sys.stderr)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:   # noqa: BLE001 - one session's failure (MemoryError included) ends that session only
+            if not ch.closed:
+                ch.abort(f"{type(e).__name__} (details withheld)")
+            # the text may quote the peer: escaped and bounded
+            print(f"session failed: {type(e).__name__}: {peer_text(str(e), 300)}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"session_failed": type(e).__name__, "message": peer_text(str(e), 300)}),
+                      flush=True)
+            del e
             time.sleep(1.5)       # let the failed client's socket go (it would reconnect to the next listener)
             continue
         served += 1
