@@ -117,7 +117,7 @@ def measure(name: str, act_bits: int = ACT_BITS, transport: str = "tcp") -> dict
 
 
 def _chunks(n: int) -> int:
-    from ezprotocols.protocols.comparison import CHUNK
+    from ezprotocols.protocols.sign import CHUNK
     return max(1, math.ceil(n / CHUNK))
 
 

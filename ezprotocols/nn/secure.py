@@ -41,19 +41,21 @@ Wire protocol of a session (P0 = server)::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 import sys
 import time
 
 import numpy as np
 
-from ..errors import ProtocolError
+from ..errors import ProtocolError, RequestRefused
 from .plan import LIMITS, Plan, parse_architecture
 from . import metrics
 from .plaintext import (MIN_FIXED, class_labels, class_scores, encode, postprocess, recip, slice_index,
                         window_counts, window_view)
 
 __all__ = ["serve_session", "query_session", "validate_session", "aggregate_session", "check_labels",
-           "send_architecture", "recv_architecture", "Backend", "SecureResult", "MAX_SAMPLES", "MAX_BATCH"]
+           "send_architecture", "recv_architecture", "Backend", "SecureResult", "MAX_SAMPLES", "MAX_BATCH",
+           "ServePolicy", "session_memory_estimate"]
 
 REQ_MAGIC = 0x455A504E4E310001          # "EZPNN1" + version
 MODE_QUERY, MODE_VALIDATE, MODE_AGGREGATE = 1, 2, 3
@@ -374,6 +376,38 @@ def recv_architecture(session, adopt_frac_bits: bool = True) -> tuple[Plan, bool
     return plan, allow
 
 
+@dataclass(frozen=True)
+class ServePolicy:
+    """What a model owner agrees to answer (``serve --allow/--min-samples/--max-batch/
+    --memory-budget``), checked when the request arrives, before any computation.
+
+    ``allow``: the modes served (``"query"``, ``"validate"``).  ``min_samples``: the
+    fewest samples a validation may have, and the fewest samples a confusion-matrix
+    cell must hold to be revealed (cells with fewer are opened as -1: the comparison
+    is done in secret, so neither party learns more than "below the threshold").
+    ``max_batch``/``max_samples``: bounds on the request.  ``memory_bytes``: a
+    per-session budget, compared with :func:`session_memory_estimate`."""
+    allow: tuple = ("query", "validate")
+    min_samples: int = 1
+    max_batch: int = MAX_BATCH
+    max_samples: int = MAX_SAMPLES
+    memory_bytes: int | None = None
+
+
+#: bytes a secure activation element costs at its peak (garbled comparison on 64
+#: wires: labels, tables and OT blocks), for the memory estimate
+BYTES_PER_ELEMENT = 4096
+
+
+def session_memory_estimate(plan: Plan, batch: int) -> int:
+    """A coarse upper estimate of one session's peak memory at this batch size: the
+    largest per-sample activation times the batch times BYTES_PER_ELEMENT."""
+    peak = max([math.prod(plan.input_shape)] + [math.prod(op.shape) for op in plan.ops])
+    return int(batch) * int(peak) * BYTES_PER_ELEMENT
+
+
+
+
 class Request:
     """What P1 asked for (both sides hold the same after nn.accept)."""
 
@@ -406,12 +440,14 @@ def _send_request(session, mode, n, batch, flags, classes, T: int = 0, shard=Non
         if flags & FLAG_SHARD or mode == MODE_AGGREGATE:
             session.channel.send("nn.shard", _shard_words(shard))
         acc = session.channel.recv_array("nn.accept", U64, (2,))
-    if int(acc[0]) != REQ_MAGIC or int(acc[1]) & ~flags:
+    granted = int(acc[1])
+    if int(acc[0]) != REQ_MAGIC or (granted & 0xFF) & ~flags or (granted >> 8) > MAX_SAMPLES:
         raise ProtocolError("nn.accept: malformed answer from the model owner")
-    return int(acc[1])
+    return granted
 
 
-def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool, shards=None) -> Request:
+def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool,
+                  policy: ServePolicy | None = None, shards=None) -> Request:
     with session.phase("setup"):
         r = session.channel.recv_array("nn.request", U64, (6,))
     magic, mode, n, batch, flags, classes = (int(v) for v in r)
@@ -430,6 +466,20 @@ def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool
     if mode == MODE_QUERY and flags & (FLAG_CONFUSION | FLAG_AUROC | FLAG_SHARD) or \
             mode != MODE_QUERY and flags & FLAG_LOGITS or mode == MODE_AGGREGATE and flags & FLAG_SHARD:
         raise ProtocolError("nn.request: flags do not fit the mode")
+    pol = policy or ServePolicy()
+    name = "query" if mode == MODE_QUERY else "validate"
+    if name not in pol.allow:
+        raise RequestRefused(f"nn.request: the model owner does not answer {name} requests "
+                             f"(it serves: {', '.join(pol.allow) or 'nothing'})")
+    if (mode == MODE_VALIDATE and not flags & FLAG_SHARD or mode == MODE_AGGREGATE) and n < pol.min_samples:
+        raise RequestRefused(f"nn.request: a validation needs at least {pol.min_samples} samples, the peer has {n}")
+    if batch > pol.max_batch or n > pol.max_samples:
+        raise RequestRefused(f"nn.request: {n} samples in batches of {batch}; the model owner allows batches of "
+                             f"at most {pol.max_batch} and {pol.max_samples} samples")
+    if pol.memory_bytes is not None and session_memory_estimate(plan, batch) > pol.memory_bytes:
+        raise RequestRefused(f"nn.request: batches of {batch} would need about "
+                             f"{session_memory_estimate(plan, batch) >> 20} MiB, more than the model owner's "
+                             f"budget of {pol.memory_bytes >> 20} MiB per session; use smaller batches")
     T = 0
     if flags & FLAG_AUROC:
         with session.phase("setup"):
@@ -453,7 +503,7 @@ def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool
         raise ProtocolError("nn.request: validation needs a model with one class decision per sample")
     granted = flags & (FLAG_LOGITS | FLAG_AUROC | FLAG_SHARD)
     if flags & FLAG_CONFUSION and allow_confusion and not plan.multilabel:
-        granted |= FLAG_CONFUSION
+        granted |= FLAG_CONFUSION | (max(1, pol.min_samples) << 8)
     with session.phase("setup"):
         session.channel.send("nn.accept", np.array([REQ_MAGIC, granted], dtype=U64))
     return Request(mode, n, batch, granted, T, shard)
@@ -663,11 +713,22 @@ class _Validation:
             self.acc["pos"] = self.acc["pos"] + y.sum(axis=0).astype(np.int64).view(U64)
 
     def finish(self, be, share: np.ndarray, n: int) -> dict:
-        """Open the (summed) shares once and compute the report."""
+        """Open the (summed) shares once and compute the report (a confusion matrix
+        through :func:`_open_confusion`: cells below the owner's minimum show -1)."""
+        parts = self.unflat(np.ascontiguousarray(share, dtype=U64))
+        rest = [k for k, _ in self.layout if k != "conf"]
         with be.s.phase("online"):
             with be.s.phase("output"):
-                v = be.reveal(np.ascontiguousarray(share, dtype=U64), to=None).astype(np.int64)
-        return self.report(self.unflat(v), n)
+                v = be.reveal(np.concatenate([parts[k].reshape(-1) for k in rest]), to=None).astype(np.int64)
+                conf = _open_confusion(be, parts["conf"], n, self.granted >> 8) if "conf" in parts else None
+        o, off = {}, 0
+        for k, shp in self.layout:
+            if k == "conf":
+                o[k] = conf
+                continue
+            o[k] = v[off:off + math.prod(shp)].reshape(shp)
+            off += math.prod(shp)
+        return self.report(o, n)
 
     def report(self, o: dict, n: int) -> dict:
         out = {"classes_count": self.C}
@@ -678,7 +739,8 @@ class _Validation:
             out.update(correct=correct, accuracy=correct / n)
             if "conf" in o:
                 conf = o["conf"]
-                if conf.min() < 0 or int(conf.sum()) != n:
+                shown = conf[conf >= 0]
+                if conf.min() < -1 or int(shown.sum()) > n or (shown.size == conf.size and int(shown.sum()) != n):
                     raise ProtocolError("nn.validate: the opened confusion matrix is inconsistent")
                 out["confusion"] = conf.tolist()
         if self.thr is not None:
@@ -699,17 +761,19 @@ class _Validation:
 
 # ---------------------------------------------------------------------- P0: serve one session
 def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_confusion: bool = False,
-                  backend: Backend | None = None, progress: bool = False, shards=None) -> SecureResult:
+                  backend: Backend | None = None, progress: bool = False,
+                  policy: ServePolicy | None = None, shards=None) -> SecureResult:
     """P0's side of one client session (query, validation, shard of a validation, or
     the aggregation of a sharded validation).  Returns what P0 learns: for a
     validation the accuracy (and the confusion matrix if granted, the ROC counts
     and AUROC if asked); for a query only the number of samples; for a shard
-    nothing but its size.  ``shards``: a :class:`~ezprotocols.nn.shards.ShardStore`
-    keeping the shares of shard sessions (None: sharded validation refused)."""
+    nothing but its size.  ``policy``: what the owner answers (:class:`ServePolicy`);
+    ``shards``: a :class:`~ezprotocols.nn.shards.ShardStore` keeping the shares of
+    shard sessions (None: sharded validation refused)."""
     if not plan.encoded:
         raise ValueError("the plan's weights are not encoded")
     send_architecture(session, plan, allow_logits)
-    req = _recv_request(session, plan, allow_logits, allow_confusion, shards)
+    req = _recv_request(session, plan, allow_logits, allow_confusion, policy, shards)
     mode, n, batch, granted = req.mode, req.n, req.batch, req.granted
     be = backend or Backend(session)
     in_shape = plan.input_shape
@@ -821,6 +885,24 @@ def _validate_batch(be, plan, z, labels, m, acc, granted):
         pred = _is_zero(be, idx[:, None] - np.arange(C, dtype=U64)[None, :] * one, C)   # (m, C) one-hot
         lab1 = be.share_input(np.eye(C, dtype=np.int64)[labels] if p1 else None, 1, (m, C))
         acc["conf"] = acc["conf"] + be.matmul(np.ascontiguousarray(lab1.T), pred)       # [true, predicted]
+
+
+def _open_confusion(be, conf, n: int, min_cell: int) -> np.ndarray:
+    """Open the confusion matrix; with ``min_cell > 1`` a cell holding fewer samples
+    is opened as -1: ``keep = [cell - (min_cell - 1) > 0]`` is computed in secret and
+    only ``keep * cell`` and ``keep`` are opened (one comparison and one product per
+    cell), so a suppressed cell reveals only that it is below the threshold."""
+    if min_cell <= 1:
+        return be.reveal(conf, to=None).astype(np.int64)
+    one = U64(be.s.role == 0)
+    keep = be.gt_zero(conf - U64(min_cell - 1) * one, bits=max(4, (n + min_cell).bit_length() + 2))
+    shown = be.mul(conf, keep)
+    both = be.reveal(np.concatenate([shown.reshape(-1), keep.reshape(-1)]), to=None).astype(np.int64)
+    k = conf.size
+    vals, kept = both[:k].reshape(conf.shape), both[k:].reshape(conf.shape)
+    if not np.isin(kept, (0, 1)).all():
+        raise ProtocolError("nn.validate: the opened confusion-matrix mask is not 0/1")
+    return np.where(kept == 1, vals, -1)
 
 
 # ---------------------------------------------------------------------- P1: query / validate
@@ -990,10 +1072,10 @@ def aggregate_session(session, vid: bytes, entries, n: int, *, confusion: bool =
     C = n_classes(plan)
     flags = (FLAG_CONFUSION if confusion else 0) | (FLAG_AUROC if auroc else 0)
     if granted is not None:
-        flags = granted & ~FLAG_SHARD
+        flags = granted & 0xFF & ~FLAG_SHARD
     T = thresholds if flags & FLAG_AUROC else 0
     got = _send_request(session, MODE_AGGREGATE, n, 1, flags, C, T, (vid, 0, bytes(16)))
-    if got != flags:
+    if got & 0xFF != flags:
         raise ProtocolError("nn.accept: the model owner grants other flags than the shards had")
     be = backend or Backend(session)
     val = _Validation(plan, got, T)

@@ -7,17 +7,31 @@ import time
 
 import numpy as np
 
-from .common import CliError, check_samples, fmt_bytes, jsonable, load_npy, print_costs, read_keypair
+from .common import (CliError, check_address, check_samples, check_writable, fmt_bytes, jsonable, load_npy,
+                     print_costs, read_keypair)
 
 
-def _client(args, fn, attempts: int = 3):
+def _preflight(args) -> tuple | None:
+    """Everything the user gave, checked before connecting: the address (and CurveZMQ
+    for a non-loopback one), the server key, the key file.  Returns the key pair."""
+    if args.server_key is not None and len(args.server_key) != 40:
+        raise CliError("--server-key must be the model owner's 40-character CurveZMQ public key", kind="input")
+    keypair = read_keypair(args.curve_key)
+    if keypair is not None and args.server_key is None:
+        raise CliError("--curve-key needs --server-key", kind="usage")
+    check_address(args.connect, "--connect", args.insecure, args.server_key is not None)
+    return keypair
+
+
+def _client(args, fn, keypair, attempts: int = 3):
     """Connect and run ``fn(session)``; a connection lost while still receiving the
-    architecture (nothing of ours was sent yet) is retried."""
+    architecture (nothing of ours was sent yet) is retried.  A ValueError of ours
+    after connecting (our input does not fit the model) is a usage error (exit 2)."""
     from ..errors import PeerGone
     from ..nn.serving import open_client
     from ..session import Session
     for i in range(attempts):
-        ch = open_client(args.connect, **_connect_opts(args))
+        ch = open_client(args.connect, **_connect_opts(args, keypair))
         try:
             with Session(1, ch) as s:
                 return fn(s)
@@ -25,19 +39,22 @@ def _client(args, fn, attempts: int = 3):
             if i == attempts - 1 or not str(e).startswith(("nn.arch", "setup")):
                 raise
             time.sleep(0.2)
+        except ValueError as e:
+            raise CliError(str(e), kind="input") from None
 
 
-def _connect_opts(args) -> dict:
-    return {"timeout": args.timeout, "curve_server_key": args.server_key,
-            "curve_keypair": read_keypair(args.curve_key)}
+def _connect_opts(args, keypair) -> dict:
+    return {"timeout": args.timeout, "curve_server_key": args.server_key, "curve_keypair": keypair}
 
 
 def cmd_query(args) -> int:
     from ..nn.secure import query_session
+    keypair = _preflight(args)
+    check_writable(args.output, "--output")
     x = load_npy(args.input, "input")
     check_samples(x, "input")
     res = _client(args, lambda s: query_session(s, x, want_logits=args.logits, batch=args.batch,
-                                                  progress=not args.json))
+                                                  progress=not args.json), keypair)
     pred = res.get("labels", res["classes"])
     out = res.get("output", pred) if args.logits else pred
     if args.output:
@@ -85,6 +102,7 @@ def _check_scheduler(address):
 
 def cmd_validate(args) -> int:
     from ..nn.secure import validate_session
+    keypair = _preflight(args)
     x = load_npy(args.data, "data")
     y = load_npy(args.labels, "labels")
     check_samples(x, "data")
@@ -101,11 +119,11 @@ def cmd_validate(args) -> int:
         res = sharded_validate(args.connect, args.data, args.labels, shards=args.shards or args.workers,
                                workers=args.workers, scheduler=args.scheduler, checkpoint=args.checkpoint,
                                confusion=confusion, auroc=auroc, thresholds=args.thresholds, batch=args.batch,
-                               connect=_connect_opts(args))
+                               connect=_connect_opts(args, keypair))
     else:
         res = _client(args, lambda s: validate_session(s, x, y, confusion=confusion, batch=args.batch,
                                                          auroc=auroc, thresholds=args.thresholds,
-                                                         progress=not args.json))
+                                                         progress=not args.json), keypair)
     if args.json:
         print(json.dumps(jsonable(res)))
         return 0

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .common import EXIT_FAIL, CliError, check_samples, fmt_bytes, jsonable, load_npy, read_keypair
+from .common import EXIT_FAIL, CliError, check_address, check_samples, fmt_bytes, jsonable, load_npy, read_keypair
 
 
 def _load_plan(path, frac_bits, output=None, act_bits=64):
@@ -56,11 +56,20 @@ def _calibrate(args):
 def cmd_serve(args) -> int:
     import zmq
 
-    from ..errors import PeerTimeout
-    from ..nn.secure import serve_session
+    from ..errors import PeerTimeout, peer_text
+    from ..nn.secure import ServePolicy, serve_session
     from ..nn.serving import serve_forever
     from ..nn.shards import ShardStore
     from ..session import Session
+    keypair = read_keypair(args.curve_key)
+    if args.allow_client and keypair is None:
+        raise CliError("--allow-client needs --curve-key")
+    check_address(args.listen, "--listen", args.insecure, keypair is not None)
+    if args.workers > 1 and not args.listen.startswith("tcp://"):
+        raise CliError("--workers above 1 needs a tcp:// --listen address")
+    policy = ServePolicy(allow=("query", "validate") if args.allow == "both" else (args.allow,),
+                         min_samples=args.min_samples, max_batch=args.max_batch,
+                         memory_bytes=None if args.memory_budget is None else args.memory_budget << 20)
     frac, act = args.frac_bits, args.act_bits
     if args.calibrate:
         if not os.path.isfile(args.model):
@@ -85,11 +94,6 @@ def cmd_serve(args) -> int:
         else:
             print(f"fixed-point error bound of the logits on {eb['samples']} samples: max {eb['max']:.3g}, "
                   f"median {eb['median']:.3g} (rigorous; typical errors are far smaller)", file=sys.stderr)
-    keypair = read_keypair(args.curve_key)
-    if args.allow_client and keypair is None:
-        raise CliError("--allow-client needs --curve-key")
-    if args.workers > 1 and not args.listen.startswith("tcp://"):
-        raise CliError("--workers above 1 needs a tcp:// --listen address")
     store = ShardStore(args.shard_state)
     if not args.json:
         print(f"serving {args.model} ({len(plan.ops)} secure ops, input {plan.input_shape}) on {args.listen}"
@@ -99,7 +103,7 @@ def cmd_serve(args) -> int:
     def handle(ch):
         with Session(0, ch, frac_bits=plan.frac_bits) as s:
             return serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion,
-                                 shards=store)
+                                 shards=store, policy=policy)
 
     def on_result(res):
         served[0] += 1
@@ -116,7 +120,10 @@ def cmd_serve(args) -> int:
         print(line + f", {res['total']['seconds']:.2f} s, {fmt_bytes(res['total']['bytes'])}", flush=True)
 
     def on_error(e):
-        print(f"session failed: {type(e).__name__}: {e}", file=sys.stderr)
+        # one session's failure (MemoryError included) ends that session only; the text may quote the peer
+        print(f"session failed: {type(e).__name__}: {peer_text(str(e), 300)}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"session_failed": type(e).__name__, "message": peer_text(str(e), 300)}), flush=True)
 
     try:
         serve_forever(args.listen, handle, workers=args.workers, sessions=args.sessions, timeout=args.timeout,
