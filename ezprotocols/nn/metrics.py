@@ -14,9 +14,10 @@ All are linear in the logits, so each party computes its share of the scores
 locally.  Multi-class models (C > 2) have no single positive class: AUROC is
 refused for them.
 
-Secure ROC (what is computed).  For ``T`` public probability thresholds
-``t_j = j / (T + 1)`` (``j = 1..T``), fixed-point logit thresholds
-``c_j = round(ln(t_j / (1 - t_j)) 2^f)`` are public; per output k:
+Secure ROC (what is computed).  ``T`` public thresholds ``c_j`` on the logit
+scale (fixed point, :func:`logit_thresholds`): half of them uniform in
+probability (``t = i / (T/2 + 1)``, ``c = round(ln(t / (1 - t)) 2^f)``), half
+uniform in logit on [-16, 16]; per output k:
 
     D_k(j)  = sum_i [s_ik > c_j]            (predicted positive at t_j)
     TP_k(j) = sum_i [s_ik > c_j] y_ik       (y_ik: the data owner's 0/1 label)
@@ -50,14 +51,17 @@ fractions of positives and negatives in bin ``b``::
     |AUROC_T - AUROC_exact| <= (1/2) sum_b p_b q_b  <=  (1/2) max_b q_b
 
 (pairs in different bins are ordered the same way by both; a pair inside a bin
-counts 1/2 instead of 0 or 1).  The bound uses only
-the opened counts (``p_b = (TP(j-1) - TP(j)) / P`` ...), so :func:`roc_summary`
-reports it with every AUROC (``auroc_error_bound``): no extra leakage.  With
-scores spread over the probability range the bins hold ~1/(T+1) of each class
-and the error is about ``1 / (2 (T + 1))`` at worst, typically far smaller
-(measured in ``tests/test_nn_metrics.py``: below 0.003 at T = 100 for Gaussian
-score models); scores piled into one bin (a near-constant model) make the
-bound large, and the report says so.
+counts 1/2 instead of 0 or 1).  The bound uses only the opened counts
+(``p_b = (TP(j-1) - TP(j)) / P`` ...), so :func:`roc_summary` reports it with
+every AUROC (``auroc_error_bound``): no extra leakage.  Measured (20,000 scores,
+30 % positives, Gaussian logits of spread sd 0.3..8 and class separations 0.25..3
+sd, T = 100): the error is below 0.001 in 16 of 18 cases and at most 0.0072
+(separation 3, sd 8: most scores beyond |logit| 8).  Thresholds uniform in
+probability only (j / (T + 1)) were as good for sd <= 1.5 but reached 0.05
+(sd 4) to 0.13 (sd 8) for confident models, whose scores pile up in the two
+extreme bins; uniform in logit only lost up to 0.01 on concentrated scores.
+Scores piled into one bin (a near-constant model) make the bound large, and the
+report says so.
 """
 from __future__ import annotations
 
@@ -74,16 +78,29 @@ MAX_THRESHOLDS = 4096
 U64 = np.uint64
 
 
-def prob_thresholds(T: int) -> np.ndarray:
-    """The T public probability thresholds j / (T + 1), j = 1..T (increasing)."""
-    T = _check_T(T)
-    return np.arange(1, T + 1, dtype=np.float64) / (T + 1)
+#: the logit range covered by the logit-uniform half of the thresholds
+LOGIT_RANGE = 16.0
 
 
 def logit_thresholds(T: int, f: int) -> np.ndarray:
-    """Fixed-point logit thresholds (int64, increasing): round(ln(t / (1 - t)) 2^f)."""
-    t = prob_thresholds(T)
-    return np.rint(np.log(t / (1.0 - t)) * float(1 << f)).astype(np.int64)
+    """The public thresholds as fixed-point logits (int64, strictly increasing):
+    ``T // 2`` uniform in probability (``j / (T//2 + 1)``) and the other half
+    uniform in logit on [-16, 16] (confident models put most scores beyond the
+    probability-uniform ones); below 4 thresholds, probability-uniform only."""
+    T = _check_T(T)
+    if T < 4:
+        p = np.arange(1, T + 1, dtype=np.float64) / (T + 1)
+        z = np.log(p / (1.0 - p))
+    else:
+        a = T // 2
+        p = np.arange(1, a + 1, dtype=np.float64) / (a + 1)
+        z = np.concatenate([np.log(p / (1.0 - p)), np.linspace(-LOGIT_RANGE, LOGIT_RANGE, T - a)])
+    return np.unique(np.rint(z * float(1 << f)).astype(np.int64))
+
+
+def prob_thresholds(T: int, f: int = 16) -> np.ndarray:
+    """The thresholds of :func:`logit_thresholds` as probabilities (increasing)."""
+    return 1.0 / (1.0 + np.exp(-logit_thresholds(T, f) / float(1 << f)))
 
 
 def _check_T(T) -> int:

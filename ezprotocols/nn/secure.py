@@ -673,8 +673,9 @@ class _Validation:
             lay += [("d", (K, self.thr.size)), ("tp", (K, self.thr.size)), ("pos", (K,))]
         self.layout = lay
         self.acc = {k: np.zeros(shp, U64) for k, shp in lay}
-        # |score - threshold| < 2^(act_bits - 1) + |c| : one more bit is always enough
-        self.bits = min(64, plan.act_bits + 1)
+        # |score - threshold| < 2^(act_bits - 1) + max |c|
+        cmax = int(np.abs(self.thr).max()) if self.thr is not None and self.thr.size else 0
+        self.bits = min(64, max(plan.act_bits, cmax.bit_length() + 1) + 1)
 
     @property
     def size(self) -> int:
@@ -755,7 +756,8 @@ class _Validation:
                            outputs=self.K)
                 d, tp = d[:, 1:], tp[:, 1:]
             if self.granted & FLAG_AUROC:
-                out.update(metrics.roc_summary(tp, d - tp, pos, n, metrics.prob_thresholds(self.T)))
+                out.update(metrics.roc_summary(tp, d - tp, pos, n,
+                                               metrics.prob_thresholds(self.T, self.plan.frac_bits)))
         return out
 
 
