@@ -34,10 +34,14 @@ def _calibrate(args):
     except (ValueError, OverflowError) as e:
         raise CliError(f"calibration on {args.calibrate}: {e}", kind="input") from None
     if args.json:
-        print(json.dumps({"calibration": {k: v for k, v in rep.items() if k != "margins"}}), flush=True)
+        print(json.dumps({"calibration": rep}), flush=True)
     else:
         print(f"calibration on {rep['samples']} samples ({rep['decisions']} decisions): smallest decision margin "
               f"{rep['min_margin']:.3g} (median {rep['median_margin']:.3g})", file=sys.stderr)
+        m = np.asarray(rep["margins"])
+        low = np.argsort(m)[:5]
+        print("  smallest margins (decision index: margin): "
+              + ", ".join(f"{int(i)}: {m[i]:.3g}" for i in low), file=sys.stderr)
         print(f"  {'frac_bits':>9} {'max error':>10} {'median':>10} {'flipped':>8} {'act_bits':>8} {'bound':>10}",
               file=sys.stderr)
         for r in rep["candidates"]:
