@@ -108,3 +108,18 @@ def test_serve_calibrate_reports_and_picks(files, capsys):
     assert first["samples"] == 16 and first["decisions"] == 48 and first["safe"]
     assert first["frac_bits"] in [c["frac_bits"] for c in first["candidates"]]
     assert all(c["max_error"] <= c["error_bound"] for c in first["candidates"])
+
+
+def test_validate_on_an_existing_scheduler(files, capsys):
+    from dask.distributed import LocalCluster
+    addr = f"tcp://127.0.0.1:{free_tcp_port()}"
+    t, out = _serve(["serve", "--model", str(files / "m.onnx"), "--listen", addr, "--workers", "2", "--json",
+                     "--sessions", "3", "--timeout", "60"])
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cl:
+        assert party.main(["validate", "--connect", addr, "--data", str(files / "x.npy"), "--labels",
+                           str(files / "y.npy"), "--scheduler", cl.scheduler_address, "--shards", "2",
+                           "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["shards"] == 2 and len(res["accuracy_per_output"]) == 3
+    t.join(60)
+    assert out.get("rc") == 0
