@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--error-bound", default=None, metavar="X.npy",
                    help="print the fixed-point error bound of the logits on these sample inputs (the owner's own "
                         "data; see ezprotocols.nn.error_bound) before serving")
+    s.add_argument("--trunc", choices=("local", "faithful"), default="local",
+                   help="truncation of fixed-point products: local (no communication; fails with a small "
+                        "probability, printed with --error-bound) or faithful (exact, through OT; more traffic)")
+    s.add_argument("--input-range", type=float, default=None, metavar="R",
+                   help="publish |x| <= R as the input range the model was checked on; clients refuse inputs "
+                        "outside it (default: the largest |x| of --error-bound's samples, else none)")
     s.add_argument("--accept-timeout", type=_seconds, default=24 * 3600.0,
                    help="seconds to wait for a client (default one day)")
     s.set_defaults(func=cmd_serve)
