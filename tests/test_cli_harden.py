@@ -188,3 +188,72 @@ def test_confusion_cells_below_min_samples_are_hidden():
     np.add.at(full, (y, pred), 1)
     assert np.array_equal(conf, np.where(full >= 2, full, -1))
     assert r0["confusion"] == r1["confusion"]
+
+
+# ------------------------------------------------------------------ silently wrong results, truncation, start-up
+
+def test_error_bound_says_when_it_does_not_hold():
+    """Inputs scaled by 1e8 overflow the ring inside the network: the bound refuses
+    (was: a bound 100x below the real error, and wrong classes with exit 0)."""
+    from ezprotocols.nn import demo_model_path, demo_validation_set, error_bound, load_onnx
+    plan = load_onnx(demo_model_path())
+    x, _ = demo_validation_set(3)
+    assert error_bound(plan, x).max() < 5
+    with pytest.raises(OverflowError, match="does not hold"):
+        error_bound(plan, x * 1e8)
+
+
+def test_client_refuses_inputs_outside_the_published_range(tmp_path):
+    from ezprotocols.nn import load_onnx
+    from ezprotocols.nn.plaintext import encode
+    from ezprotocols.nn.secure import query_session, serve_session
+    from ezprotocols.testing import run_pair
+    plan = load_onnx(MLP)
+    plan.input_bound = int(encode(np.array([4.0]), plan.frac_bits)[0])
+    x = np.random.default_rng(1).uniform(-3, 3, (2,) + plan.input_shape)
+    r0, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: query_session(s, x), timeout=120)
+    assert len(r1["classes"]) == 2
+    with pytest.raises(ValueError, match="outside the range"):
+        run_pair(lambda s: serve_session(s, plan), lambda s: query_session(s, x * 1e8), timeout=60)
+
+
+def test_cli_input_range_published_and_enforced(tmp_path, x_npy):
+    x = np.load(x_npy)
+    np.save(tmp_path / "big.npy", x * 100)
+    addr = f"tcp://127.0.0.1:{free_tcp_port()}"
+    srv = subprocess.Popen(EXE + ["serve", "--model", MLP, "--listen", addr, "--sessions", "1",
+                                  "--input-range", str(float(np.abs(x).max()) * 2), "--trunc", "faithful"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        r = cli("query", "--connect", addr, "--input", str(tmp_path / "big.npy"), "--json", timeout=120)
+        assert r.returncode == 2 and "outside the range" in r.stderr, r.stderr
+        r = cli("query", "--connect", addr, "--input", x_npy, "--json", timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert len(json.loads(r.stdout)["classes"]) == 2
+        out, err = srv.communicate(timeout=60)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    assert srv.returncode == 0, err
+
+
+def test_faithful_truncation_is_published_and_followed():
+    from ezprotocols.nn import load_onnx, predict_classes, run_plaintext
+    from ezprotocols.nn.secure import query_session, serve_session
+    from ezprotocols.testing import run_pair
+    plan = load_onnx(MLP)
+    plan.trunc = "faithful"
+    x = np.random.default_rng(2).standard_normal((3,) + plan.input_shape)
+    r0, r1 = run_pair(lambda s: (serve_session(s, plan), s.arith.trunc)[1],
+                      lambda s: (query_session(s, x), s.arith.trunc), timeout=300)
+    res, t1 = r1
+    assert r0 == t1 == "faithful"
+    assert np.array_equal(res["classes"], predict_classes(plan, run_plaintext(plan, x, logits=True)))
+
+
+def test_client_start_up_imports_no_onnx():
+    code = ("import sys, ezprotocols.party, ezprotocols.party.client, ezprotocols.nn.secure; "
+            "assert 'onnx' not in sys.modules, 'onnx imported'; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr

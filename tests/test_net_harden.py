@@ -278,3 +278,46 @@ def test_hello_with_a_foreign_version_string_is_escaped():
     assert "\x1b" not in str(ei.value)
     a.close()
     b.close()
+
+
+# ------------------------------------------------------------------ a second client
+
+def test_second_client_is_queued_then_served_or_told_busy():
+    """While a session runs, a second client is neither a threat to it nor left
+    guessing: with a short timeout it is told the server is busy; with a long one it
+    is queued and served when the listener accepts again."""
+    port = free_tcp_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    out = {}
+
+    def server():
+        for i in range(2):
+            ch = listen(addr, timeout=20)
+            x = ch.recv_array("ping", np.uint64, (4,))
+            time.sleep(1.5 if i == 0 else 0)           # the first session is long
+            ch.send("pong", x + np.uint64(1))
+            ch.close()
+        out["ok"] = True
+
+    t = threading.Thread(target=server, daemon=True)
+    t.start()
+    time.sleep(0.2)
+    a = connect(addr, timeout=20)
+    a.send("ping", np.zeros(4, np.uint64))
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    with pytest.raises(PeerTimeout, match="busy with another client"):
+        connect(addr, timeout=0.6)
+    assert time.perf_counter() - t0 < 3
+    got = {}
+    tb = threading.Thread(target=lambda: got.setdefault("b", connect(addr, timeout=20)), daemon=True)
+    tb.start()                                           # queued behind a
+    assert a.recv_array("pong", np.uint64, (4,)).tolist() == [1] * 4
+    a.close()
+    tb.join(20)
+    b = got["b"]
+    b.send("ping", np.ones(4, np.uint64))
+    assert b.recv_array("pong", np.uint64, (4,)).tolist() == [2] * 4
+    b.close()
+    t.join(20)
+    assert out == {"ok": True}

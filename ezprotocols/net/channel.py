@@ -67,7 +67,7 @@ def _dtype_code(dt) -> int:
 
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
                      zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-MONITOR_EVENTS = zmq.EVENT_DISCONNECTED
+MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED
 for _e in _HANDSHAKE_FAILED:
     MONITOR_EVENTS |= _e
 
@@ -118,6 +118,8 @@ class Channel:
         self._scratch = bytearray(HDR_MAX + max(INLINE_MAX, ABORT_MAX))
         self._peer_fd: int | None = None       # the accepted peer's connection (fd its hello came on)
         self._handshake_failure: tuple | None = None   # (event, value) of the last failed CurveZMQ handshake
+        self._tcp_reached = False             # a connecting side reached the address (TCP connected)
+        self._tcp_connects = 0
         self._gone_reason: str | None = None
         self._closed = False
         self._close_note: str | None = None   # what the peer should be told when this end is closed
@@ -157,6 +159,9 @@ class Channel:
             if ev == zmq.EVENT_DISCONNECTED:
                 if self._peer_fd is not None and (self._peer_fd < 0 or value == self._peer_fd):
                     self._gone_reason = "the peer's connection dropped (process ended or network lost)"
+            elif ev == zmq.EVENT_CONNECTED:
+                self._tcp_reached = True
+                self._tcp_connects += 1
             elif ev in _HANDSHAKE_FAILED and self._peer_fd is None:
                 self._handshake_failure = (ev, value)
 
@@ -249,9 +254,13 @@ class Channel:
     def _recv_header(self, step: str, deadline: float, kind: int, code: int, shape: tuple | None,
                      nbytes: int | None, max_nbytes: int | None):
         """Receive and check a header; returns (nbytes, inline_payload_view_or_None)."""
-        self._wait_readable(step, deadline)
-        got = self._sock.recv_into(self._scratch)
-        return self._check_header(step, got, kind, code, shape, nbytes, max_nbytes)
+        while True:
+            self._wait_readable(step, deadline)
+            got = self._sock.recv_into(self._scratch)
+            if self._peer_fd is not None and got >= _HDR.size and self._scratch[:2] == MAGIC and \
+                    self._scratch[2] == KIND_HELLO and kind != KIND_HELLO:
+                continue        # a repeated hello of a client that reconnected while queued
+            return self._check_header(step, got, kind, code, shape, nbytes, max_nbytes)
 
     def _check_header(self, step: str, got: int, kind: int, code: int, shape: tuple | None,
                       nbytes: int | None, max_nbytes: int | None):
@@ -416,14 +425,25 @@ class Channel:
         payload = memoryview(PROTOCOL_VERSION)
 
         def wait():
+            hellos = 1
             while True:
                 remaining = deadline - time.monotonic()
                 if self._sock.poll(0, zmq.POLLIN):
                     return
                 self._poll_monitor()
+                if initiator and self._tcp_connects > hellos:
+                    # reconnected (a busy server dropped us, or a new listener is up): the
+                    # hello may have died with the old connection; the listener ignores repeats
+                    hellos = self._tcp_connects
+                    self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
                 if initiator and self._handshake_failure is not None:
                     raise HandshakeFailed("handshake: " + _handshake_message(*self._handshake_failure, where))
                 if remaining <= 0:
+                    if initiator and self._tcp_reached:
+                        raise PeerTimeout(f"handshake: {where} accepted the connection but started no session in "
+                                          f"time: it is busy with another client (it serves one session at a "
+                                          f"time; this client was queued until the timeout) or it is not an "
+                                          f"ezprotocols party; try again later or with a longer timeout")
                     raise PeerTimeout(f"handshake: {what}")
                 self._poller.poll(max(1, int(min(remaining, 0.5) * 1000)))
 
@@ -453,6 +473,11 @@ class Channel:
         if self._closed:
             return
         self._close_note = f"the peer aborted: {reason}"
+        if self._gone_reason is not None and self._release is not None:
+            # the peer's connection is gone: the PAIR socket may already have attached the
+            # next client's connection, which must not receive an abort meant for the old peer
+            self._close(linger_ms=0)
+            return
         try:
             msg = reason.encode("utf-8", "replace")[:ABORT_MAX]
             hdr = _HDR.pack(MAGIC, KIND_ABORT, FLAG_INLINE, 0, 0, 0, 0, len(msg))
@@ -471,6 +496,9 @@ class Channel:
         is still reading gets our queued messages in that time; once it has closed (or
         is gone) nothing more can be delivered and the socket is dropped at once."""
         if self._closed:
+            return
+        if self._gone_reason is not None and self._release is not None:
+            self._close(linger_ms=0)           # nobody to tell (see abort)
             return
         try:
             hdr = _HDR.pack(MAGIC, KIND_CLOSE, FLAG_INLINE, 0, 0, 0, 0, 0)

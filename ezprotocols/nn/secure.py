@@ -368,6 +368,8 @@ def recv_architecture(session, adopt_frac_bits: bool = True) -> tuple[Plan, bool
     with session.phase("setup"):
         data = session.channel.recv_bytes("nn.arch", max_nbytes=LIMITS["max_bytes"])
     plan, allow = parse_architecture(data, "nn.arch")
+    if plan.trunc != "local":
+        session.arith.trunc = plan.trunc        # the owner's public choice, followed by both
     if adopt_frac_bits:
         session.frac_bits = plan.frac_bits
     if plan.frac_bits != session.frac_bits:
@@ -404,6 +406,20 @@ def session_memory_estimate(plan: Plan, batch: int) -> int:
     largest per-sample activation times the batch times BYTES_PER_ELEMENT."""
     peak = max([math.prod(plan.input_shape)] + [math.prod(op.shape) for op in plan.ops])
     return int(batch) * int(peak) * BYTES_PER_ELEMENT
+
+
+def check_input_range(plan: Plan, xf: np.ndarray) -> None:
+    """Refuse inputs outside the range the model owner checked its model on (published
+    as ``input_bound`` in the architecture): beyond it the fixed-point ring may
+    overflow inside the network and the classes come back silently wrong."""
+    if plan.input_bound is None or xf.size == 0:
+        return
+    top = int(np.max(np.abs(xf)))
+    if top > plan.input_bound:
+        u = 2.0 ** -plan.frac_bits
+        raise ValueError(f"inputs reach |x| = {top * u:.6g}, outside the range +-{plan.input_bound * u:.6g} the model "
+                         f"owner checked the model on (the fixed-point arithmetic could overflow and return wrong "
+                         f"results); rescale the inputs")
 
 
 
@@ -775,6 +791,8 @@ def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_conf
     if not plan.encoded:
         raise ValueError("the plan's weights are not encoded")
     send_architecture(session, plan, allow_logits)
+    if plan.trunc != "local":
+        session.arith.trunc = plan.trunc
     req = _recv_request(session, plan, allow_logits, allow_confusion, policy, shards)
     mode, n, batch, granted = req.mode, req.n, req.batch, req.granted
     be = backend or Backend(session)
@@ -926,9 +944,10 @@ def query_session(session, x, *, want_logits: bool = False, batch: int | None = 
         raise PermissionError("the model owner does not reveal logits (only the predicted class)")
     batch = min(batch or n, n, MAX_BATCH)
     C = n_classes(plan)
+    xf = encode(x, plan.frac_bits)
+    check_input_range(plan, xf)
     granted = _send_request(session, MODE_QUERY, n, batch, FLAG_LOGITS if want_logits else 0, C)
     be = backend or Backend(session)
-    xf = encode(x, plan.frac_bits)
     outs = []
 
     def feed(lo, hi):
@@ -1041,9 +1060,10 @@ def validate_session(session, x, labels, *, confusion: bool = False, batch: int 
     batch = max(1, min(batch, n, MAX_BATCH))
     flags = (FLAG_CONFUSION if confusion else 0) | (FLAG_AUROC if auroc else 0) | (FLAG_SHARD if shard else 0)
     T = thresholds if auroc else 0
+    xf = encode(x, plan.frac_bits)
+    check_input_range(plan, xf)
     granted = _send_request(session, MODE_VALIDATE, n, batch, flags, C, T, shard)
     be = backend or Backend(session)
-    xf = encode(x, plan.frac_bits)
     val = _Validation(plan, granted, T)
 
     def feed(lo, hi):

@@ -24,6 +24,23 @@ def _load_plan(path, frac_bits, output=None, act_bits=64):
         raise CliError(f"cannot load model {path}: {e}", kind=type(e).__name__) from None
 
 
+_TRUNCATED = ("matmul", "conv", "mul", "mul_const", "affine", "avgpool", "gap", "reduce")
+
+
+def _trunc_failure(plan, xs) -> float:
+    """Per-inference probability that the local (SecureML) truncation fails, at most
+    |value| / 2^64 per truncated value (ring units), summed over the truncations of
+    one sample, with |value| the largest activation on the owner's samples."""
+    from ..nn.plaintext import _execute, encode
+    vals = _execute(plan, encode(np.asarray(xs, dtype=np.float64).reshape((-1,) + tuple(plan.input_shape)),
+                                  plan.frac_bits), True)
+    top = max(float(np.max(np.abs(v.astype(np.float64)))) for v in vals) * 2.0 ** plan.frac_bits
+    count = sum(int(np.prod(op.shape)) for op in plan.ops if op.kind in _TRUNCATED)
+    if plan.trunc == "faithful":
+        return 0.0                             # exact for |x| < 2^62, checked by error_bound's overflow test
+    return min(1.0, count * top / 2.0 ** 64)
+
+
 def _calibrate(args):
     """serve --calibrate: measure, report, and pick the precision (explicit flags win)."""
     from ..nn.calibrate import calibrate
@@ -65,6 +82,8 @@ def cmd_serve(args) -> int:
     from ..nn.serving import serve_forever
     from ..nn.shards import ShardStore
     from ..session import Session
+    if args.input_range is not None and not (np.isfinite(args.input_range) and args.input_range > 0):
+        raise CliError("--input-range must be a finite number > 0")
     keypair = read_keypair(args.curve_key)
     if args.allow_client and keypair is None:
         raise CliError("--allow-client needs --curve-key")
@@ -84,6 +103,7 @@ def cmd_serve(args) -> int:
     frac = 16 if frac is None else frac
     act = 64 if act is None else act
     plan = _load_plan(args.model, frac, args.output_name, act)
+    plan.trunc = args.trunc
     if args.error_bound:
         from ..nn import error_bound
         xs = load_npy(args.error_bound, "samples")
@@ -92,12 +112,26 @@ def cmd_serve(args) -> int:
             b = error_bound(plan, xs)
         except (ValueError, OverflowError) as e:
             raise CliError(f"error bound on {args.error_bound}: {e}", kind="input") from None
-        eb = {"samples": int(len(b)), "max": float(b.max()), "median": float(np.median(b))}
+        eb = {"samples": int(len(b)), "max": float(b.max()), "median": float(np.median(b)),
+              "input_range": float(np.max(np.abs(xs))),
+              "trunc_failure_per_inference": _trunc_failure(plan, xs)}
+        if args.input_range is None:           # publish the range the bound was checked on
+            args.input_range = eb["input_range"]
         if args.json:
             print(json.dumps({"error_bound": eb}), flush=True)
         else:
             print(f"fixed-point error bound of the logits on {eb['samples']} samples: max {eb['max']:.3g}, "
-                  f"median {eb['median']:.3g} (rigorous; typical errors are far smaller)", file=sys.stderr)
+                  f"median {eb['median']:.3g} (rigorous; typical errors are far smaller) for inputs within "
+                  f"+-{eb['input_range']:.6g}; it holds except with probability at most "
+                  f"{eb['trunc_failure_per_inference']:.2g} per inference (local truncation)", file=sys.stderr)
+    if args.input_range is not None:
+        from ..nn.plaintext import encode
+        plan.input_bound = int(encode(np.array([args.input_range]), plan.frac_bits)[0])
+        try:                                   # the range itself must not overflow the network
+            from ..nn import error_bound
+            error_bound(plan, np.full((1,) + tuple(plan.input_shape), args.input_range))
+        except OverflowError as e:
+            raise CliError(f"--input-range {args.input_range:g}: {e}", kind="input") from None
     store = ShardStore(args.shard_state)
     if not args.json:
         print(f"serving {args.model} ({len(plan.ops)} secure ops, input {plan.input_shape}) on {args.listen}"
