@@ -74,7 +74,7 @@ def _serve(args):
 def test_multilabel_auroc_sharded_equals_unsharded_cli(files, capsys):
     addr = f"tcp://127.0.0.1:{free_tcp_port()}"
     t, out = _serve(["serve", "--model", str(files / "m.onnx"), "--listen", addr, "--workers", "2", "--json",
-                     "--sessions", "4", "--timeout", "60"])
+                     "--sessions", "4", "--timeout", "60", "--trunc", "faithful"])
     base = ["validate", "--connect", addr, "--data", str(files / "x.npy"), "--labels", str(files / "y.npy"),
             "--metrics", "accuracy,auroc", "--thresholds", "16", "--json", "--batch", "4"]
     assert party.main(base) == 0
