@@ -112,9 +112,10 @@ def _serve_in_thread(argv):
 
 
 def _query(addr, x, **kw):
-    from ezprotocols import Session, net
+    from ezprotocols import Session
     from ezprotocols.nn.secure import query_session, validate_session
-    ch = net.connect(addr, timeout=60)
+    from ezprotocols.nn.serving import open_client
+    ch = open_client(addr, timeout=60)          # the serve lobby's hello, then the session
     with Session(1, ch) as s:
         if "labels" in kw:
             return validate_session(s, x, kw["labels"], confusion=kw.get("confusion", False))

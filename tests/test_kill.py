@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from ezprotocols.nn.serving import open_client
 from ezprotocols.testing import free_tcp_port
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -59,7 +60,7 @@ def _doomed_client(addr, step, nth):
     from ezprotocols.nn.secure import validate_session
     _, x, y = _data()
     try:
-        ch = net.connect(addr, timeout=TIMEOUT)
+        ch = open_client(addr, timeout=TIMEOUT)
         _arm(ch, step, nth)
         with Session(1, ch) as s:
             validate_session(s, x, y, batch=3)
@@ -74,7 +75,9 @@ def _doomed_server(addr, step, nth):
     from ezprotocols import Session, net
     from ezprotocols.nn.secure import serve_session
     plan, _, _ = _data()
+    from ezprotocols.nn.serving import HELLO_MAGIC, HERE
     ch = net.listen(addr, timeout=TIMEOUT)
+    ch.send("serve.hello", np.array([HELLO_MAGIC, HERE, 0, 0], np.uint64))     # as serve's lobby does
     _arm(ch, step, nth)
     with Session(0, ch) as s:
         serve_session(s, plan)
@@ -102,7 +105,7 @@ def test_client_killed_serve_goes_on(tmp_path):
         from ezprotocols.nn.secure import validate_session
         _, x, y = _data()
         t = time.perf_counter()
-        with Session(1, net.connect(addr, timeout=60)) as s:
+        with Session(1, open_client(addr, timeout=60)) as s:
             assert validate_session(s, x, y, batch=3)["samples"] == 6
         assert time.perf_counter() - t < 4 * TIMEOUT
         out, err = srv.communicate(timeout=60)

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from ezprotocols.nn.serving import open_client
 from ezprotocols.testing import free_tcp_port
 
 from _hostile import stray
@@ -39,7 +40,7 @@ def test_serve_soak():
                             "--timeout", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def query():
-        with Session(1, net.connect(addr, timeout=30)) as s:
+        with Session(1, open_client(addr, timeout=30)) as s:
             return query_session(s, x)["classes"]
 
     try:

@@ -164,6 +164,13 @@ class Plan:
             self.output_shape[self.class_axis] == 1
 
     @property
+    def multilabel(self) -> bool:
+        """A final sigmoid over K > 1 independent outputs (no declared class labels):
+        K decisions per sample, each [z_k > 0] (p_k > 1/2), not one argmax."""
+        return self.post == "sigmoid" and bool(self.output_shape) and \
+            self.output_shape[self.class_axis] > 1 and self.class_labels is None
+
+    @property
     def n_classes(self) -> int:
         """Number of classes of one decision (2 for a single sigmoid logit)."""
         if not self.output_shape:

@@ -74,6 +74,17 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+METRICS = ("accuracy", "auroc", "confusion")
+
+
+def _metrics(v: str) -> tuple:
+    names = tuple(m.strip() for m in v.split(",") if m.strip())
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown metric {', '.join(bad) or repr(v)} (choose from {', '.join(METRICS)})")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m ezprotocols.party",
                                 description="Two-party secure inference and validation. P0 (serve) holds an "
@@ -113,13 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-logits", action="store_true", help="let clients learn the logits, not only the class")
     s.add_argument("--allow-confusion", action="store_true",
                    help="agree to reveal the confusion matrix when a validating client asks for it")
-    s.add_argument("--frac-bits", type=_int_in(0, 30), default=16, help="fixed-point fractional bits, 0..30 (default 16)")
+    s.add_argument("--frac-bits", type=_int_in(0, 30), default=None,
+                   help="fixed-point fractional bits, 0..30 (default 16, or the one --calibrate picks)")
     s.add_argument("--output-name", default=None,
                    help="graph output to compute when the model has several floating-point outputs (by default "
                         "the only floating-point one, e.g. an skl2onnx classifier's probabilities: a ZipMap output "
                         "stands for its probability tensor, a class-label output classes[argmax] for its scores "
                         "and supplies the class labels)")
-    s.add_argument("--act-bits", type=_int_in(2, 64), default=64,
+    s.add_argument("--act-bits", type=_int_in(2, 64), default=None,
                    help="public bound on the bits of the fixed-point activations compared in ReLU/max-pool/argmax "
                         "(default 64: always exact; fewer is cheaper but wrong if an activation does not fit)")
     s.add_argument("--curve-key", default=None, metavar="FILE",
@@ -148,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-range", type=float, default=None, metavar="R",
                    help="publish |x| <= R as the input range the model was checked on; clients refuse inputs "
                         "outside it (default: the largest |x| of --error-bound's samples, else none)")
+    s.add_argument("--workers", type=_positive_int, default=1,
+                   help="serve this many sessions concurrently on the one listening address (default 1; clients "
+                        "beyond that wait; needs a tcp:// address when above 1)")
+    s.add_argument("--calibrate", default=None, metavar="X.npy",
+                   help="measure the fixed-point error on these samples (your own data) for several precisions, "
+                        "report the worst error, the decision margins and the worst-case bound, and serve with the "
+                        "picked --frac-bits/--act-bits (unless given explicitly)")
+    s.add_argument("--shard-state", default=None, metavar="DIR",
+                   help="keep the shares of sharded validations in this directory (default: in memory), so a "
+                        "restarted server can still open them")
     s.add_argument("--accept-timeout", type=_seconds, default=24 * 3600.0,
                    help="seconds to wait for a client (default one day)")
     s.set_defaults(func=cmd_serve)
@@ -173,7 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     client_args(v)
     v.add_argument("--data", required=True, help=".npy file: samples (N, *model input)")
     v.add_argument("--labels", required=True,
-                   help=".npy file: N labels (class indices, or the model's class labels when it declares them)")
+                   help=".npy file: N labels (class indices, or the model's class labels when it declares them); "
+                        "for a multi-label model (a sigmoid over K findings) an (N, K) array of 0/1")
+    v.add_argument("--metrics", type=_metrics, default=("accuracy",), metavar="LIST",
+                   help="comma-separated: accuracy (always), auroc (ROC at --thresholds points, per output; "
+                        "binary or multi-label models), confusion (same as --confusion)")
+    v.add_argument("--thresholds", type=_positive_int, default=100,
+                   help="ROC thresholds for auroc (default 100; at most 4096)")
+    v.add_argument("--workers", type=_positive_int, default=1,
+                   help="run the validation as shards on this many Dask workers (a local cluster; the model owner "
+                        "runs serve --workers); each shard's counts stay secret-shared and only the total is "
+                        "opened, once")
+    v.add_argument("--shards", type=_positive_int, default=None,
+                   help="number of shards (default: the number of workers)")
+    v.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="an existing Dask scheduler (e.g. tcp://host:8786) instead of a local cluster")
+    v.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="sharded runs: record finished shards (your shares only) here; rerunning the same "
+                        "validation resumes from it")
     v.add_argument("--confusion", action="store_true", help="ask for the confusion matrix too")
     v.add_argument("--batch", type=_positive_int, default=64, help="samples per batch (default 64)")
     v.set_defaults(func=cmd_validate)

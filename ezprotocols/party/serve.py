@@ -1,11 +1,11 @@
 """``serve`` (P0, the model owner): load an ONNX model, then serve query/validate
-sessions one at a time; the weights never leave this process."""
+sessions (``--workers`` at once, see :mod:`ezprotocols.nn.serving`); the weights
+never leave this process."""
 from __future__ import annotations
 
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -41,26 +41,46 @@ def _trunc_failure(plan, xs) -> float:
     return min(1.0, count * top / 2.0 ** 64)
 
 
-def _await_close(ch, wait: float = 5.0) -> None:
-    """Let the client close first, so that its closing frame is not delivered to the
-    next listener bound on the same address (ZeroMQ reconnects a PAIR socket)."""
-    from ..errors import EzpError
-    save, ch.timeout = ch.timeout, wait
+def _calibrate(args):
+    """serve --calibrate: measure, report, and pick the precision (explicit flags win)."""
+    from ..nn.calibrate import calibrate
+    xs = load_npy(args.calibrate, "calibration samples")
+    check_samples(xs, "calibration samples")
     try:
-        ch.recv_bytes("nn.bye", max_nbytes=0)
-    except EzpError:
-        pass
-    finally:
-        ch.timeout = save
+        rep = calibrate(args.model, xs, output=args.output_name)
+    except (ValueError, OverflowError) as e:
+        raise CliError(f"calibration on {args.calibrate}: {e}", kind="input") from None
+    if args.json:
+        print(json.dumps({"calibration": rep}), flush=True)
+    else:
+        print(f"calibration on {rep['samples']} samples ({rep['decisions']} decisions): smallest decision margin "
+              f"{rep['min_margin']:.3g} (median {rep['median_margin']:.3g})", file=sys.stderr)
+        m = np.asarray(rep["margins"])
+        low = np.argsort(m)[:5]
+        print("  smallest margins (decision index: margin): "
+              + ", ".join(f"{int(i)}: {m[i]:.3g}" for i in low), file=sys.stderr)
+        print(f"  {'frac_bits':>9} {'max error':>10} {'median':>10} {'flipped':>8} {'act_bits':>8} {'bound':>10}",
+              file=sys.stderr)
+        for r in rep["candidates"]:
+            if "max_error" in r:
+                print(f"  {r['frac_bits']:>9} {r['max_error']:>10.3g} {r['median_error']:>10.3g} "
+                      f"{r['flipped_decisions']:>8} {r['act_bits']:>8} {r.get('error_bound', float('nan')):>10.3g}",
+                      file=sys.stderr)
+            else:
+                print(f"  {r['frac_bits']:>9} fails: {r['error']}", file=sys.stderr)
+        print(f"  picked frac_bits {rep['frac_bits']}, act_bits {rep['act_bits']} "
+              f"({'no decision flipped, error below a quarter of the smallest margin' if rep['safe'] else 'WARNING: no candidate keeps every decision'}); "
+              f"{rep['note']}", file=sys.stderr)
+    return rep
 
 
 def cmd_serve(args) -> int:
     import zmq
 
-    from .. import net
-    from ..errors import EzpError, PeerTimeout
-    from ..errors import peer_text
+    from ..errors import PeerTimeout, peer_text
     from ..nn.secure import ServePolicy, serve_session
+    from ..nn.serving import serve_forever
+    from ..nn.shards import ShardStore
     from ..session import Session
     if args.input_range is not None and not (np.isfinite(args.input_range) and args.input_range > 0):
         raise CliError("--input-range must be a finite number > 0")
@@ -68,10 +88,21 @@ def cmd_serve(args) -> int:
     if args.allow_client and keypair is None:
         raise CliError("--allow-client needs --curve-key")
     check_address(args.listen, "--listen", args.insecure, keypair is not None)
+    if args.workers > 1 and not args.listen.startswith("tcp://"):
+        raise CliError("--workers above 1 needs a tcp:// --listen address")
     policy = ServePolicy(allow=("query", "validate") if args.allow == "both" else (args.allow,),
                          min_samples=args.min_samples, max_batch=args.max_batch,
                          memory_bytes=None if args.memory_budget is None else args.memory_budget << 20)
-    plan = _load_plan(args.model, args.frac_bits, args.output_name, args.act_bits)
+    frac, act = args.frac_bits, args.act_bits
+    if args.calibrate:
+        if not os.path.isfile(args.model):
+            raise CliError(f"model file not found: {args.model}", kind="model")
+        rep = _calibrate(args)
+        frac = rep["frac_bits"] if frac is None else frac
+        act = rep["act_bits"] if act is None else act
+    frac = 16 if frac is None else frac
+    act = 64 if act is None else act
+    plan = _load_plan(args.model, frac, args.output_name, act)
     plan.trunc = args.trunc
     if args.error_bound:
         from ..nn import error_bound
@@ -101,55 +132,43 @@ def cmd_serve(args) -> int:
             error_bound(plan, np.full((1,) + tuple(plan.input_shape), args.input_range))
         except OverflowError as e:
             raise CliError(f"--input-range {args.input_range:g}: {e}", kind="input") from None
+    store = ShardStore(args.shard_state)
     if not args.json:
-        print(f"serving {args.model} ({len(plan.ops)} secure ops, input {plan.input_shape}) on {args.listen}",
-              file=sys.stderr)
-    served = 0
-    while args.sessions == 0 or served < args.sessions:
-        ch = None
-        for attempt in range(50):            # the previous session's socket may still hold the port briefly
-            try:
-                ch = net.listen(args.listen, timeout=args.timeout, accept_timeout=args.accept_timeout,
-                                curve_keypair=keypair, allowed_clients=args.allow_client)
-                break
-            except PeerTimeout as e:
-                raise CliError(str(e), EXIT_FAIL, "PeerTimeout") from None
-            except EzpError as e:
-                # e.g. the previous client's socket reconnecting to the new listener to say goodbye
-                print(f"handshake failed ({e}); listening again", file=sys.stderr)
-                time.sleep(0.1)
-                continue
-            except zmq.ZMQError as e:
-                if e.errno != zmq.EADDRINUSE or attempt == 49:
-                    raise CliError(f"cannot listen on {args.listen}: {e}", EXIT_FAIL, "listen") from None
-                time.sleep(0.1)
-        if ch is None:
-            continue
-        try:
-            with Session(0, ch, frac_bits=plan.frac_bits) as s:
-                res = serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion,
-                                    policy=policy)
-                _await_close(s.channel)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:   # noqa: BLE001 - one session's failure (MemoryError included) ends that session only
-            if not ch.closed:
-                ch.abort(f"{type(e).__name__} (details withheld)")
-            # the text may quote the peer: escaped and bounded
-            print(f"session failed: {type(e).__name__}: {peer_text(str(e), 300)}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"session_failed": type(e).__name__, "message": peer_text(str(e), 300)}),
-                      flush=True)
-            del e
-            time.sleep(1.5)       # let the failed client's socket go (it would reconnect to the next listener)
-            continue
-        served += 1
+        print(f"serving {args.model} ({len(plan.ops)} secure ops, input {plan.input_shape}) on {args.listen}"
+              + (f" with {args.workers} workers" if args.workers > 1 else ""), file=sys.stderr)
+    served = [0]
+
+    def handle(ch):
+        with Session(0, ch, frac_bits=plan.frac_bits) as s:
+            return serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion,
+                                 shards=store, policy=policy)
+
+    def on_result(res):
+        served[0] += 1
         if args.json:
             print(json.dumps(jsonable(res)), flush=True)
-        else:
-            line = f"session {served}: {res['mode']} of {res['samples']} samples"
-            if res["mode"] == "validate":
-                line += f", accuracy {res['accuracy'] * 100:.2f}% ({res['correct']}/{res['samples']})"
-            print(line + f", {res['total']['seconds']:.2f} s, {fmt_bytes(res['total']['bytes'])}", flush=True)
-    return 0
+            return
+        line = f"session {served[0]}: {res['mode']} of {res['samples']} samples"
+        if "shard" in res:
+            line += f" (shard {res['shard']}, shares kept)"
+        elif res["mode"] == "validate":
+            line += f", accuracy {res['accuracy'] * 100:.2f}% ({res['correct']})"
+            if res.get("auroc"):
+                line += ", AUROC " + " ".join("-" if a is None else f"{a:.3f}" for a in res["auroc"])
+        print(line + f", {res['total']['seconds']:.2f} s, {fmt_bytes(res['total']['bytes'])}", flush=True)
 
+    def on_error(e):
+        # one session's failure (MemoryError included) ends that session only; the text may quote the peer
+        print(f"session failed: {type(e).__name__}: {peer_text(str(e), 300)}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"session_failed": type(e).__name__, "message": peer_text(str(e), 300)}), flush=True)
+
+    try:
+        serve_forever(args.listen, handle, workers=args.workers, sessions=args.sessions, timeout=args.timeout,
+                      accept_timeout=args.accept_timeout, curve_keypair=keypair, allowed_clients=args.allow_client,
+                      on_result=on_result, on_error=on_error)
+    except PeerTimeout as e:
+        raise CliError(str(e), EXIT_FAIL, "PeerTimeout") from None
+    except (OSError, ValueError, zmq.ZMQError) as e:
+        raise CliError(f"cannot listen on {args.listen}: {e}", EXIT_FAIL, "listen") from None
+    return 0
