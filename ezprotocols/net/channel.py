@@ -28,7 +28,6 @@ import zlib
 
 import numpy as np
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from ..errors import ChannelError, HandshakeFailed, PeerGone, PeerTimeout, ProtocolError, abort_note, peer_text
 from .stats import Stats
@@ -65,6 +64,7 @@ def _dtype_code(dt) -> int:
     return code
 
 
+_MONITOR_HEAD = struct.Struct("=Hi")      # libzmq monitor event frame: event id u16, value i32
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
                      zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED
@@ -151,11 +151,9 @@ class Channel:
                 return
             except zmq.ZMQError:
                 return
-            try:
-                m = parse_monitor_message(frames)
-            except Exception:            # never from libzmq; ignore rather than fail the session
-                continue
-            ev, value = m["event"], m["value"]
+            if len(frames) < 1 or len(frames[0]) != 6:
+                continue                 # never from libzmq; ignore rather than fail the session
+            ev, value = _MONITOR_HEAD.unpack(frames[0])   # (zmq.utils.monitor would import asyncio)
             if ev == zmq.EVENT_DISCONNECTED:
                 if self._peer_fd is not None and (self._peer_fd < 0 or value == self._peer_fd):
                     self._gone_reason = "the peer's connection dropped (process ended or network lost)"
