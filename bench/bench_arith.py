@@ -82,7 +82,9 @@ def measure(workload: str, source: str = "ot", transport: str = "local", reps: i
     """Run ``workload`` ("mul", "triples", "matmul_ss", "matmul_p0w") ``reps`` times; returns a
     list of per-repetition dicts (slower party's times, total payload bytes both ways) and info."""
     f = _party(workload, n, reps)
-    (r0, info), (r1, _) = run_pair(f, f, transport=transport, triples=source, timeout=1800)
+    # the OT figures keep the OT product engine (the default "he" engine would pick HE for the layer)
+    kw = {"linear": "ot"} if source == "ot" else {}
+    (r0, info), (r1, _) = run_pair(f, f, transport=transport, triples=source, timeout=1800, **kw)
     runs = []
     for a, b in zip(r0, r1):
         d = dict(a)

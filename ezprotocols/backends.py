@@ -2,7 +2,7 @@
 
 A *kind* is an interface; an *implementation* is a class registered under a name.
 A :class:`~ezprotocols.Session` picks one per kind (``Session(..., ot="iknp",
-triples="ot", linear="ot", compare="gc")``; ``None`` means :data:`DEFAULTS`) and
+triples="ot", linear="ot", compare="ot")``; ``None`` means :data:`DEFAULTS`) and
 builds it on first use as ``s.ot``, ``s.triples`` (through the pool manager),
 ``s.linear``, ``s.compare``.  Every class takes the session as its only
 constructor argument and runs no protocol until a method is called.
@@ -10,10 +10,11 @@ constructor argument and runs no protocol until a method is called.
 ======== =============================================== ============================== =========
 kind     interface                                       implementations                default
 ======== =============================================== ============================== =========
-ot       :class:`ezprotocols.ot.source.CotSource`         ``iknp``                       ``iknp``
-triples  :class:`ezprotocols.arith.triples.TripleSource`  ``ot``, ``dealer`` (insecure)  ``ot``
-linear   :class:`ezprotocols.arith.products.Products`     ``ot``                         ``ot``
-compare  :class:`ezprotocols.protocols.sign.CompareEngine` ``gc``                         ``gc``
+ot       :class:`ezprotocols.ot.source.CotSource`         ``iknp``, ``iknp-modp``,       ``iknp``
+                                                         ``ferret``
+triples  :class:`ezprotocols.arith.triples.TripleSource`  ``he``, ``ot``, ``dealer``     ``he``
+linear   :class:`ezprotocols.arith.products.Products`     ``he``, ``ot``                 ``he``
+compare  :class:`ezprotocols.protocols.sign.CompareEngine` ``gc``, ``ot``                 ``ot``
 ======== =============================================== ============================== =========
 
 Targets are ``"module:attr"`` strings resolved on first use, so importing this
@@ -24,13 +25,13 @@ module imports no protocol code.  Out-of-tree implementations are added with
 >>> backends.DEFAULTS["ot"]
 'iknp'
 >>> sorted(backends.names("triples"))
-['dealer', 'ot']
+['dealer', 'he', 'ot']
 >>> backends.resolve("compare", "gc").__name__
 'GcCompare'
 >>> backends.check("ot", "nope")
 Traceback (most recent call last):
 ...
-ValueError: ot must be one of ('iknp',), not 'nope'
+ValueError: ot must be one of ('iknp', 'iknp-modp', 'ferret'), not 'nope'
 """
 from __future__ import annotations
 
@@ -40,17 +41,22 @@ from typing import Any
 __all__ = ["KINDS", "DEFAULTS", "register", "resolve", "names", "check", "create"]
 
 KINDS: dict[str, dict[str, Any]] = {
-    "ot": {"iknp": "ezprotocols.ot.engine:IknpSource"},
+    "ot": {"iknp": "ezprotocols.ot.engine:IknpSource",
+           "iknp-modp": "ezprotocols.ot.engine:IknpModpSource",
+           "ferret": "ezprotocols.ot.ferret:Ferret"},
     "triples": {"ot": "ezprotocols.arith.ot_source:OtTriples",
+                "he": "ezprotocols.arith.he:HeTriples",
                 "dealer": "ezprotocols.arith.dealer:DealerSource"},
-    "linear": {"ot": "ezprotocols.arith.products:OtProducts"},
-    "compare": {"gc": "ezprotocols.protocols.sign:GcCompare"},
+    "linear": {"ot": "ezprotocols.arith.products:OtProducts",
+               "he": "ezprotocols.arith.he:HeProducts"},
+    "compare": {"gc": "ezprotocols.protocols.sign:GcCompare",
+                "ot": "ezprotocols.protocols.otcmp:OtCompare"},
 }
 
 _RESOLVED: dict[tuple, Any] = {}
 
 #: The cheapest secure implementation of each kind.
-DEFAULTS: dict[str, str] = {"ot": "iknp", "triples": "ot", "linear": "ot", "compare": "gc"}
+DEFAULTS: dict[str, str] = {"ot": "iknp", "triples": "he", "linear": "he", "compare": "ot"}
 
 
 def register(kind: str, name: str, target) -> None:

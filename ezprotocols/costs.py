@@ -1,6 +1,7 @@
 """Cost table of the hybrid operations, measured by running them.
 
-    python -m ezprotocols.costs [--n 1200] [--json] [--markdown]
+    python -m ezprotocols.costs [--n 1200] [--json] [--markdown] [--compare gc|ot]
+    python -m ezprotocols.costs --linear densenet121|lenet [--batch B] [--hw 224] [--weight-bits 18]
 
 Both parties run each operation on ``n`` random elements (in-process channel).
 The OT engine and the garbled-circuit engine are instrumented to count the
@@ -58,6 +59,14 @@ class _CountingOT:
         self._count("rot", len(bits))
         return self._real.recv_rot(bits, **kw)
 
+    def send_rcot(self, n, **kw):
+        self._count("rcot", n)
+        return self._real.send_rcot(n, **kw)
+
+    def recv_rcot(self, n, **kw):
+        self._count("rcot", n)
+        return self._real.recv_rcot(n, **kw)
+
     def send(self, m0, m1):
         self._count("chosen", len(m0))
         return self._real.send(m0, m1)
@@ -111,7 +120,7 @@ def _ops():
         "a2b (64-bit)": (lambda x, b: P.a2b(x, 64), lambda n: n, "a2y, then label lsbs"),
         "b2y (64-bit)": (lambda x, b: P.b2y(bits_of(x, 64)), lambda n: n, "COT per bit"),
         "y2a (64-bit)": (lambda x, b: P.y2a(P.a2y(x, 64), x.session), lambda n: n, "includes the a2y"),
-        "msb / x < 0 (64-bit)": (lambda x, b: P.msb(x), lambda n: n, "garbled carry, sign stays shared"),
+        "msb / x < 0 (64-bit)": (lambda x, b: P.msb(x), lambda n: n, "s.compare: garbled carry (gc) or millionaires (ot)"),
         "msb (32-bit bound)": (lambda x, b: P.msb(x, bits=32), lambda n: n, "abs(x) < 2^31 ring units"),
         "compare x > y": (lambda x, b: P.compare(x, x[::-1]), lambda n: n, "sign of y - x"),
         "relu (64-bit)": (lambda x, b: P.relu(x), lambda n: n, "sign + mux"),
@@ -124,9 +133,9 @@ def _ops():
     }, ArithTensor
 
 
-def measure(n: int = 1200) -> list[dict]:
-    """Run every operation on ``n`` elements (rounded to a multiple of 400) and return
-    one row of per-output costs each."""
+def measure(n: int = 1200, compare: str = "gc") -> list[dict]:
+    """Run every operation on ``n`` elements (rounded to a multiple of 400) with the
+    comparison engine ``compare`` and return one row of per-output costs each."""
     n = max(400, n - n % 400)
     ops, ArithTensor = _ops()
     from .protocols import BoolTensor
@@ -149,7 +158,7 @@ def measure(n: int = 1200) -> list[dict]:
                              recv=c.bytes_recv, rounds=c.rounds))
         return rows
 
-    r0, r1 = run_pair(party, party)
+    r0, r1 = run_pair(party, party, compare=compare)
     out = []
     for a, b in zip(r0, r1):
         k = a["per"]
@@ -157,6 +166,7 @@ def measure(n: int = 1200) -> list[dict]:
             "op": a["op"],
             "and_gates": a["counts"].get("and", 0) / k,
             "cots": a["counts"].get("cot", 0) / k,
+            "rots": (a["counts"].get("rot", 0) + a["counts"].get("rcot", 0)) / k,
             "additive_cots": a["counts"].get("acot", 0) / k,
             "bytes_p0_to_p1": a["sent"] / k,
             "bytes_p1_to_p0": b["sent"] / k,
@@ -170,12 +180,12 @@ def measure(n: int = 1200) -> list[dict]:
 
 
 def _table(rows, markdown: bool) -> str:
-    hdr = ["operation", "AND/elem", "COT/elem", "addCOT/elem", "bytes/elem", "P0->P1", "P1->P0",
+    hdr = ["operation", "AND/elem", "COT/elem", "ROT/elem", "addCOT/elem", "bytes/elem", "P0->P1", "P1->P0",
            "rounds P0/P1", "construction"]
     lines = []
     fmt = []
     for r in rows:
-        fmt.append([r["op"], f"{r['and_gates']:.1f}", f"{r['cots']:.1f}", f"{r['additive_cots']:.1f}",
+        fmt.append([r["op"], f"{r['and_gates']:.1f}", f"{r['cots']:.1f}", f"{r['rots']:.1f}", f"{r['additive_cots']:.1f}",
                     f"{r['bytes']:.0f}", f"{r['bytes_p0_to_p1']:.0f}", f"{r['bytes_p1_to_p0']:.0f}",
                     f"{r['rounds_p0']}/{r['rounds_p1']}", r["note"]])
     if markdown:
@@ -194,16 +204,48 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1200, help="elements per operation (a multiple of 400; default 1200)")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     ap.add_argument("--markdown", action="store_true", help="a markdown table")
+    ap.add_argument("--compare", choices=("gc", "ot"), default="gc",
+                    help="comparison engine: garbled carry (gc, default) or OT millionaires (ot)")
+    ap.add_argument("--linear", metavar="NET", help="plan-level bytes of NET's linear layers, OT vs HE "
+                    "(densenet121, lenet; see ezprotocols.arith.plan_costs)")
+    ap.add_argument("--batch", type=int, default=None, help="with --linear: batch size")
+    ap.add_argument("--hw", type=int, default=224, help="with --linear densenet121: image size")
+    ap.add_argument("--weight-bits", type=int, default=18, help="with --linear: signed bits of the weights")
     args = ap.parse_args(argv)
+    if args.linear:
+        return _linear_main(args, ap)
     if args.n < 400 or args.n % 400:
         ap.error(f"--n must be a positive multiple of 400, got {args.n}")
-    rows = measure(args.n)
+    rows = measure(args.n, args.compare)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        print(f"Per-output cost of the hybrid operations (measured on {args.n} inputs each; "
+        print(f"Per-output cost of the hybrid operations, comparison engine {args.compare!r} "
+              f"(measured on {args.n} inputs each; "
               "bytes are payload bytes, rounds are for the whole batch):")
         print(_table(rows, args.markdown))
+    return 0
+
+
+def _linear_main(args, ap) -> int:
+    from .arith.plan_costs import NETWORKS, plan_bytes
+    if args.linear not in NETWORKS:
+        ap.error(f"--linear must be one of {sorted(NETWORKS)}")
+    if (args.batch is not None and args.batch < 1) or args.hw < 32 or not 2 <= args.weight_bits <= 64:
+        ap.error("--batch must be >= 1, --hw >= 32, --weight-bits in [2, 64]")
+    kw = {} if args.batch is None else {"batch": args.batch}
+    if args.linear == "densenet121":
+        kw["hw"] = args.hw
+    res = plan_bytes(NETWORKS[args.linear](**kw), args.weight_bits)
+    if args.json:
+        print(json.dumps(res, indent=1, default=str))
+        return 0
+    print(f"{args.linear} {kw}: linear-layer bytes (both directions, weights at {args.weight_bits} bits; "
+          "HE key set-up and non-linear layers excluded)")
+    for kind, d in res["by_kind"].items():
+        print(f"  {kind:7s} x{d['layers']:3d}  OT {d['ot'] / 1e9:10.3f} GB   HE {d['he'] / 1e9:10.3f} GB")
+    print(f"  total         OT {res['ot'] / 1e9:10.3f} GB   HE {res['he'] / 1e9:10.3f} GB   "
+          f"({res['ot'] / max(res['he'], 1):.0f}x fewer)")
     return 0
 
 

@@ -14,7 +14,7 @@ imports nothing above the channel.
 >>> run_pair(lambda s: s.role, lambda s: s.role)
 (0, 1)
 >>> run_pair(lambda s: type(s.ot).__name__, lambda s: s.backends["compare"])
-('IknpSource', 'gc')
+('IknpSource', 'ot')
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class Session:
     parties claiming the same one; default True), and the implementation of each
     pluggable engine (``None``: the default of :data:`ezprotocols.backends.DEFAULTS`):
     ``ot`` (``"iknp"``), ``triples`` (``"ot"``; ``"dealer"`` is a trusted dealer for
-    research comparisons only), ``linear`` (``"ot"``), ``compare`` (``"gc"``).  Both
+    research comparisons only), ``linear`` (``"ot"``), ``compare`` (``"ot"``; ``"gc"`` the garbled carry).  Both
     parties must choose the same implementations.
     """
 

@@ -95,7 +95,7 @@ def test_cost_model_matches_measured_bytes(rng):
         return res, s.stats(), auto
 
     (res, st, auto), _ = pair(f)
-    assert auto["chosen"] == min(("mask", "weights"), key=lambda k: auto[k])
+    assert auto["chosen"] == min(("mask", "weights", "he"), key=lambda k: auto[k])
     for dec in ("mask", "weights"):
         lc, cc = res[dec]
         assert lc["chosen"] == dec

@@ -8,9 +8,12 @@ from _arith_helpers import U64, pair
 from ezprotocols.arith import cross, dealer, ot_source
 from ezprotocols.arith.conv import Conv2dGeom, conv2d_ring
 from ezprotocols.arith.ole import ole_accumulate, ole_bytes
+from ezprotocols.backends import DEFAULTS
+
+TS = DEFAULTS["triples"]          # the default (secure) triple source
 
 
-@pytest.mark.parametrize("source", ["ot", "dealer"])
+@pytest.mark.parametrize("source", ["ot", "he", "dealer"])
 def test_mul_triples(source):
     sizes = [0, 1, 127, ot_source.ELEM_CHUNK + 3]
 
@@ -25,7 +28,7 @@ def test_mul_triples(source):
             assert len(np.unique(a)) == n                 # shares are random, not constant
 
 
-@pytest.mark.parametrize("source", ["ot", "dealer"])
+@pytest.mark.parametrize("source", ["ot", "he", "dealer"])
 def test_matmul_triples(source):
     shapes = [(1, 5, 1), (3, 4, 7), (7, 4, 3), (2, 0, 3), (0, 3, 2), (1, 1, 1)]
 
@@ -38,7 +41,7 @@ def test_matmul_triples(source):
         assert A.shape == sh[:2] and B.shape == sh[1:] and np.array_equal(C, A @ B)
 
 
-@pytest.mark.parametrize("source", ["ot", "dealer"])
+@pytest.mark.parametrize("source", ["ot", "he", "dealer"])
 def test_conv2d_triples(source):
     geoms = [Conv2dGeom.make((2, 4, 6, 5), (6, 2, 3, 3), 2, 1, 1, 2),
              Conv2dGeom.make((1, 1, 8, 8), (3, 1, 5, 5)),
@@ -134,8 +137,8 @@ def test_pools_and_offline_online_split():
     assert avail["mul"] == 1100 and avail["matmul"] == {(2, 3, 2): 1}
     # online: only the openings (e, f) of the 1000 products and of the matrix triple, nothing else
     assert st["online"]["bytes_sent"] == 8 * 2 * n + 8 * (6 + 6)
-    assert "online/triples.ot" not in st
-    assert st["more/triples.ot"]["bytes"] > 0                # the on-demand part is attributed as OT triples
+    assert f"online/triples.{TS}" not in st
+    assert st[f"more/triples.{TS}"]["bytes"] > 0             # the on-demand part is attributed to the triple source
     assert rep["generated"]["mul"] == 1100 + 900 and rep["consumed"]["mul"] == 2000
 
 
@@ -147,7 +150,7 @@ def test_dealer_never_used_unless_chosen(monkeypatch):
     from ezprotocols.arith import PrivateConv2d, PrivateLinear
 
     def f(s):
-        assert s.triples_source == "ot" and not s.triples.trusted_dealer
+        assert s.triples_source == TS and not s.triples.trusted_dealer
         with pytest.raises(RuntimeError, match="dealer"):
             s.triples.dealer()
         x = s.input(np.ones((2, 1, 4, 4)) if s.role == 0 else None, 0, shape=(2, 1, 4, 4))
@@ -164,9 +167,9 @@ def test_dealer_never_used_unless_chosen(monkeypatch):
 
     for r in pair(f):
         st, rep, c = r
-        assert rep["source"] == "ot" and rep["trusted_dealer"] is False
+        assert rep["source"] == TS and rep["trusted_dealer"] is False
         assert not any("dealer" in k for k in st)
-        assert "triples.ot" in st and st["triples.ot"]["bytes"] > 0
+        assert f"triples.{TS}" in st and st[f"triples.{TS}"]["bytes"] > 0
         assert np.allclose(c, 9.0)
 
 
@@ -179,5 +182,5 @@ def test_dealer_mode_is_labelled():
     for st, rep, rp, v in pair(f, triples="dealer"):
         assert rep["trusted_dealer"] is True and rep["phase"] == "triples.dealer"
         assert "triples.dealer" in st and "TRUSTED-DEALER" in rp
-        assert not any(k.startswith("triples.ot") for k in st)
+        assert not any(k.startswith(f"triples.{TS}") for k in st)
         assert np.allclose(v, 1.0)

@@ -5,10 +5,12 @@ import pytest
 
 import ezprotocols
 from ezprotocols import backends
+from ezprotocols.arith.he import HeProducts
 from ezprotocols.arith.products import OtProducts
 from ezprotocols.arith.triples import TripleEngine
 from ezprotocols.ot.engine import IknpSource
 from ezprotocols.ot.source import CotSource
+from ezprotocols.protocols.otcmp import OtCompare
 from ezprotocols.protocols.sign import GcCompare
 from ezprotocols.testing import run_pair
 
@@ -46,9 +48,12 @@ def test_defaults_and_engines():
     def f(s):
         assert s.backends == backends.DEFAULTS
         assert isinstance(s.ot, IknpSource) and s.ot is s.engine("ot")
-        assert isinstance(s.linear, OtProducts) and s.linear is s.engine("linear", "ot")
-        assert isinstance(s.compare, GcCompare) and isinstance(s.triples, TripleEngine)
-        assert s.triples.impl is s.engine("triples", "ot") and not s.triples.trusted_dealer
+        # the default product engine is HE-or-OT by bytes; its OT part is the "ot" engine
+        assert isinstance(s.linear, HeProducts) and s.linear is s.engine("linear", "he")
+        assert isinstance(s.linear.ot, OtProducts) and s.linear.ot is s.engine("linear", "ot")
+        assert isinstance(s.compare, OtCompare) and isinstance(s.engine("compare", "gc"), GcCompare)
+        assert isinstance(s.triples, TripleEngine)
+        assert s.triples.impl is s.engine("triples", "he") and not s.triples.trusted_dealer
         return True
     assert run_pair(f, f) == (True, True)
 

@@ -196,8 +196,9 @@ def test_both_directions_interleaved_and_setup(rng):
     assert np.array_equal(t12, q02 ^ (b1[::-1, None] * d0))
     assert not np.array_equal(d0, d1)                                      # one delta per direction
     assert d0[0] & 1 and d1[0] & 1
-    # each direction: A (384 B) one way, 128 B's back: (1 + 128) * 384 bytes in each direction
-    assert base_bytes == 2 * 129 * 384
+    # each direction: A one way, 128 B's back: (1 + 128) points in each direction
+    # (Ed25519 base OT by default: 32-byte points; MODP-3072: 384-byte elements)
+    assert base_bytes == 2 * 129 * 32
 
 
 def test_delta_property_triggers_setup(rng):

@@ -18,7 +18,7 @@ CrypTFlow2/SiRnn (eprint 2020/1002) and Cheetah for the faithful truncation.
 from .context import ArithContext
 from .conv import Conv2dGeom
 from .fixed import decode, encode
-from .private import PrivateConv2d, PrivateLinear, conv2d_p0, conv2d_private, linear, linear_p0
+from .private import PrivateConv2d, PrivateLinear, PrivateScale, conv2d_p0, conv2d_private, linear, linear_p0
 from .products import OtProducts, Products
 from .tensor import ArithTensor, concatenate, from_public, reveal, share_input, stack, where_public
 from .triples import TripleEngine, TripleSource
@@ -37,7 +37,7 @@ def truncate(t: ArithTensor, bits: int, method=None) -> ArithTensor:
 
 __all__ = [
     "ArithTensor", "ArithContext", "TripleEngine", "TripleSource", "Products", "OtProducts",
-    "PrivateLinear", "PrivateConv2d", "Conv2dGeom",
+    "PrivateLinear", "PrivateConv2d", "PrivateScale", "Conv2dGeom",
     "linear", "conv2d_private", "linear_p0", "conv2d_p0", "truncate", "concatenate", "stack", "where_public", "from_public",
     "share_input", "reveal", "encode", "decode", "trunc_local", "trunc_faithful",
 ]

@@ -2,13 +2,15 @@
 
 ``session.arith.trunc`` selects the default truncation of fixed-point
 products: ``"local"`` (SecureML local truncation, no communication; the
-default) or ``"faithful"`` (exact ``floor(x / 2^f)`` through OT; see
+default), ``"faithful"`` (exact ``floor(x / 2^f)`` through OT for ``|x| < 2^62``),
+``"exact"`` (the same on the whole ring) or ``"onebit"`` (Cheetah's, at most one
+unit low, cheaper; see
 :mod:`ezprotocols.arith.trunc`).  ``session.arith.ot_bytes`` is the bytes per
 OT the cost model assumes: the OT source's ``cot_bytes`` (IKNP: 16) unless set.
 """
 from __future__ import annotations
 
-TRUNC_METHODS = ("local", "faithful")
+TRUNC_METHODS = ("local", "faithful", "onebit", "exact")
 
 
 class ArithContext:

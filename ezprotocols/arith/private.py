@@ -12,6 +12,12 @@ the other party)
   the owner outputs ``op(X_o + E, W) + Z_o`` (+ its private bias), ``m`` outputs ``Z_m``.
   Their sum is ``op(X, W)`` by linearity; ``E`` is uniformly random to the owner.
 
+With the default product engine (``linear="he"``, :mod:`ezprotocols.arith.he`) the
+layer may also use homomorphic encryption (option ``"he"``, Cheetah, eprint 2022/207):
+when it is the cheapest option and nothing was prepared for the call, the product runs
+on the non-owner's share itself (one round trip, no masked-input message); prepared
+masks use it like any other option.
+
 With the OT products the offline step decomposes either the mask (64 OTs per
 mask entry, the weights' rows as vector correlations) or the weights (fixed-point
 weights are small: ``weight_bits`` OTs per weight, offset to non-negative, the
@@ -40,7 +46,7 @@ from .conv import Conv2dGeom, conv2d_ring
 from .fixed import encode, encode_int, is_float_like, to_signed
 from .tensor import ArithTensor
 
-__all__ = ["PrivateLinear", "PrivateConv2d", "linear", "conv2d_private", "linear_p0", "conv2d_p0"]
+__all__ = ["PrivateLinear", "PrivateConv2d", "PrivateScale", "linear", "conv2d_private", "linear_p0", "conv2d_p0"]
 
 U64 = np.uint64
 
@@ -67,8 +73,8 @@ class _PrivateOp:
     def __init__(self, s, W, shape, owner: int, bias, weight_bits, fixed, decompose):
         if owner not in (0, 1):
             raise ValueError(f"owner must be 0 or 1, not {owner!r}")
-        if decompose not in ("auto", "mask", "weights"):
-            raise ValueError("decompose must be 'auto', 'mask' or 'weights'")
+        if decompose not in ("auto", "mask", "weights", "he"):
+            raise ValueError("decompose must be 'auto', 'mask', 'weights' or 'he'")
         self.s = s
         self.owner = owner
         self.decompose = decompose
@@ -150,7 +156,12 @@ class _PrivateOp:
 
     def _choice(self, geom) -> str:
         c = self._costs(geom)
-        return self.decompose if self.decompose != "auto" else min(c, key=lambda k: c[k])
+        if self.decompose != "auto":
+            if self.decompose not in c:
+                raise ValueError(f"{self.kind}: option {self.decompose!r} is not offered by the product engine "
+                                 f"{type(self.s.linear).__name__} for this shape (options: {sorted(c)})")
+            return self.decompose
+        return min(c, key=lambda k: c[k])
 
     def cross(self, R, geom):
         """This party's share of the layer applied to the non-owner's mask ``R`` (``None``
@@ -161,7 +172,9 @@ class _PrivateOp:
 
     # ---- public API
     def costs(self, x_shape) -> dict:
-        """Bytes of the offline OT step for each decomposition, the choice, and the online bytes."""
+        """Bytes of the offline step for each option of the product engine (OT: ``mask``,
+        ``weights``; HE: ``he``, which runs online on the share when nothing is prepared),
+        the choice, and the online bytes of the masked-input step."""
         geom = self._geom(tuple(x_shape))
         return {**self._costs(geom), "chosen": self._choice(geom),
                 "online": int(np.prod(self.in_shape(geom), dtype=np.int64)) * 8,
@@ -191,15 +204,22 @@ class _PrivateOp:
         x_shape = x.shape
         geom = self._geom(x_shape)
         q = self._pool.get(x_shape)
-        R, Z = q.popleft() if q else self._make_mask(geom)
-        step = f"arith.{self.kind}.open"
         xin = np.ascontiguousarray(self._flat_in(x.share, geom))
-        if self.is_owner:
-            E = s.channel.recv_array(step, U64, xin.shape)
-            y = self.apply(xin + E, geom) + Z
+        if not q and not s.triples.impl.trusted_dealer and self._choice(geom) == "he":
+            # nothing prepared and the homomorphic product is the cheapest: it runs on the
+            # non-owner's share itself (Cheetah), one round trip, no masked-input message
+            with s.phase(f"{self.kind}.he"):
+                Z = self._engine_cross(None if self.is_owner else xin, geom, "he")
+            y = self.apply(xin, geom) + Z if self.is_owner else Z
         else:
-            s.channel.send(step, xin - R)
-            y = Z
+            R, Z = q.popleft() if q else self._make_mask(geom)
+            step = f"arith.{self.kind}.open"
+            if self.is_owner:
+                E = s.channel.recv_array(step, U64, xin.shape)
+                y = self.apply(xin + E, geom) + Z
+            else:
+                s.channel.send(step, xin - R)
+                y = Z
         y = self._shape_out(y, x_shape, geom)
         out = ArithTensor(s, y, x.scale + self.w_scale)
         if self.is_owner and self.bias is not None:
@@ -302,6 +322,75 @@ class PrivateConv2d(_PrivateOp):
     def _engine_cross(self, R, geom, option):
         return self.s.linear.cross_conv2d(x_owner=1 - self.owner, geom=geom, X=R, K=self.W, nbits_x=64,
                                           nbits_k=self.weight_bits, decompose=option, step="arith.conv2d.ole")
+
+
+class PrivateScale(_PrivateOp):
+    """``y = x * W[c] (+ bias[c])`` per channel (axis 1 of ``x``: ``[N, C, ...]``) with the scale
+    ``W[C]`` known to ``owner`` only: BatchNorm that cannot be folded into a preceding layer.
+
+    Options: ``"he"`` when the session's product engine offers per-channel scales
+    (:meth:`ezprotocols.arith.he.HeProducts.scale_costs`: a block-diagonal homomorphic
+    matmul, a few times the input share in bytes when the channels are large), else a
+    depthwise 1x1 convolution through ``s.linear`` (``"mask"``/``"weights"``); ``"auto"``
+    takes the fewest bytes (:meth:`costs` shows all)."""
+
+    kind = "scale"
+    OPTION_NAMES = {"X": "mask", "K": "weights"}
+
+    def __init__(self, s, W=None, *, shape=None, owner: int = 0, bias=None, weight_bits=None,
+                 fixed=None, decompose: str = "auto"):
+        super().__init__(s, W, shape, owner, bias, weight_bits, fixed, decompose)
+        if len(self.w_shape) != 1:
+            raise ValueError(f"scale: the scale must be 1-D [C], got {self.w_shape}")
+        self._nd = 2
+
+    def _geom(self, x_shape):
+        if len(x_shape) < 2 or x_shape[1] != self.w_shape[0]:
+            raise ValueError(f"scale: input shape {x_shape} does not have {self.w_shape[0]} channels on axis 1")
+        self._nd = len(x_shape)
+        return _ScaleGeom(tuple(x_shape))
+
+    def _shape_out(self, y, x_shape, geom):
+        return y
+
+    def apply(self, x, geom):
+        return x * self.W.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+    def _bias_shape(self, enc):
+        return enc.reshape((1, -1) + (1,) * (self._nd - 2))
+
+    @staticmethod
+    def _conv_geom(geom):
+        xs = geom.x_shape
+        hw = int(np.prod(xs[2:], dtype=np.int64)) if len(xs) > 2 else 1
+        return Conv2dGeom.make((xs[0], xs[1], hw, 1), (xs[1], 1, 1, 1), groups=xs[1])
+
+    def _engine_costs(self, geom):
+        lin = self.s.linear
+        c = {o: v for o, v in lin.conv2d_costs(self._conv_geom(geom), nbits_x=64, nbits_k=self.weight_bits).items()
+             if o in self.OPTION_NAMES}
+        if hasattr(lin, "scale_costs"):
+            c.update(lin.scale_costs(geom.x_shape, nbits=self.weight_bits))
+        return c
+
+    def _engine_cross(self, R, geom, option):
+        lin = self.s.linear
+        if option == "he":
+            return lin.cross_scale(x_owner=1 - self.owner, x_shape=geom.x_shape, X=R, gamma=self.W,
+                                   nbits=self.weight_bits, step="arith.scale.he")
+        cg = self._conv_geom(geom)
+        out = lin.cross_conv2d(x_owner=1 - self.owner, geom=cg, X=None if R is None else R.reshape(cg.x_shape),
+                               K=None if self.W is None else self.W.reshape(cg.w_shape), nbits_x=64,
+                               nbits_k=self.weight_bits, decompose=option, step="arith.scale.ole")
+        return out.reshape(geom.x_shape)
+
+
+class _ScaleGeom:
+    __slots__ = ("x_shape", "out_shape")
+
+    def __init__(self, x_shape):
+        self.x_shape = x_shape
+        self.out_shape = x_shape
 
 
 def linear(x: ArithTensor, W=None, *, shape=None, owner: int = 0, bias=None, weight_bits=None,

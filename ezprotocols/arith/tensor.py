@@ -471,7 +471,11 @@ def beaver_matmul(s, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     m, k = X.shape[-2:]
     n = Y.shape[-1]
     out = np.empty(batch + (m, n), dtype=U64)
+    direct = _direct(s, "shared_matmul", "matmul", (m, k, n))
     for idx in np.ndindex(*batch) if batch else [()]:
+        if direct is not None:
+            out[idx] = direct(Xb[idx], Yb[idx])
+            continue
         A, B, C = s.triples.matmul(m, k, n)
         E, F = _open(s, "arith.matmul.open", [Xb[idx] - A, Yb[idx] - B])
         Z = C + ring.matmul(E, B) + ring.matmul(A, F)
@@ -485,8 +489,21 @@ def beaver_matmul(s, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
+def _direct(s, method: str, kind: str, key):
+    """The product engine's direct shared x shared product (cross terms of the actual shares,
+    no triple, no opening: :class:`ezprotocols.arith.he.HeProducts`) when it has one, the
+    triple source is not the dealer and no triple of this shape was prepared; else None."""
+    fn = getattr(s.linear, method, None)
+    if fn is None or s.triples.trusted_dealer or s.triples.available()[kind].get(key):
+        return None
+    return fn
+
+
 def beaver_conv2d(s, x: np.ndarray, w: np.ndarray, geom: Conv2dGeom) -> np.ndarray:
-    """Shares of ``conv2d(x, w)`` with a convolution triple."""
+    """Shares of ``conv2d(x, w)`` with a convolution triple (or the engine's direct product)."""
+    direct = _direct(s, "shared_conv2d", "conv2d", geom.out_shape)
+    if direct is not None:
+        return direct(x, w, geom)
     A, B, C = s.triples.conv2d(geom)
     E, F = _open(s, "arith.conv2d.open", [x - A, w - B])
     colsE = geom.im2col(E)

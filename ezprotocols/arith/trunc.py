@@ -21,6 +21,14 @@
   ``{0, 1}``; it wraps exactly when ``x0 < x`` (``x >= 0``) or
   ``x0 >= 2^64 - |x|`` (``x < 0``), probability ``|x| / 2^64``.
 
+``exact`` -- ``floor(x / 2^f)`` for any ``x`` of the ring (no bound): the wrap bit
+from a 64-bit millionaires' comparison instead of the known-MSB trick (about three
+times the bytes of ``faithful``; :func:`ezprotocols.protocols.otcmp.trunc_shares`).
+
+``onebit`` -- Cheetah's truncation (eprint 2022/207): as ``faithful`` without the
+low-bit carry, ``floor(x / 2^f)`` or one less, for ``|x| < 2^62``; one batch of
+``f``-bit additive COTs (2 rounds), no comparison.
+
 ``faithful`` -- exact ``floor(x / 2^f)`` (arithmetic shift) for ``|x| < 2^62``,
 through OT, no third party.  With ``x' = x + 2^62`` (so ``0 <= x' < 2^63``) and
 shares ``x'_i = h_i 2^f + l_i``:
@@ -33,11 +41,12 @@ of the low bits.  Because the top bit of ``x'`` is known to be 0,
 USENIX Security 2022, and SiRnn, Rathee et al., eprint 2020/1002): one
 additive correlated OT of ``f`` bits shares ``w 2^(64-f)``.  The carry is a
 millionaires' comparison ``l0 > 2^f - 1 - l1`` of ``f``-bit values held by the two
-parties (:func:`ezprotocols.protocols.boolean.millionaire_gt`, CrypTFlow2's
-construction); the final bit becomes arithmetic with one correlated OT
-(:func:`ezprotocols.protocols.boolean.b2a_bits`).  Both live in the boolean-sharing
-module one layer up, imported where the faithful truncation runs.  Per element at ``f = 16``: 16 leaf ROTs + 12 triple ROTs
-+ 2 ACOTs, about 0.5 KB.
+parties (:func:`ezprotocols.protocols.millionaire.millionaire_gt`, CrypTFlow2's
+construction with Cheetah's leaner variants); ``w`` and the carry become arithmetic in
+one batch of additive COTs.  The protocol is
+:func:`ezprotocols.protocols.otcmp.trunc_shares` (one layer up, imported where the
+faithful truncation runs).  Per element at ``f = 16`` over IKNP: 16 leaf ROTs + 6
+triple ROTs + 2 additive COTs, about 0.45 KB.
 """
 from __future__ import annotations
 
@@ -64,33 +73,8 @@ def trunc_faithful(s, share: np.ndarray, f: int, step: str = "arith.trunc") -> n
         return share.copy()
     if not 0 < f < 62:
         raise ValueError("faithful truncation needs 0 < f < 62")
-    shape = share.shape
-    xs = np.ascontiguousarray(share, dtype=U64).reshape(-1)
-    if s.role == 0:
-        xs = xs + U64(1 << 62)
-    n = xs.shape[0]
-    if n == 0:
-        return np.zeros(shape, U64)
-    msb = (xs >> U64(63)).astype(np.uint8)
-    lo = xs & U64((1 << f) - 1)
-    hi = xs >> U64(f)
-    # wrap bit w = msb0 OR msb1 = msb0 + msb1 - msb0 msb1, kept mod 2^f then shifted up
-    if s.role == 0:
-        x = np.asarray(s.ot.send_acot(msb.astype(U64), bits=f), dtype=U64)
-        w = msb.astype(U64) + x
-    else:
-        y = np.asarray(s.ot.recv_acot(msb, bits=f), dtype=U64)
-        w = msb.astype(U64) - y
-    w_hi = w << U64(64 - f)
-    # carry c = [l0 + l1 >= 2^f] = [l0 > 2^f - 1 - l1]
-    from ..protocols.boolean import BoolTensor, b2a_bits, millionaire_gt
-    cmp_in = lo if s.role == 0 else U64((1 << f) - 1) - lo
-    c_bool = millionaire_gt(s, cmp_in, f, step + ".carry")
-    c = b2a_bits(BoolTensor(s, c_bool)).share
-    out = hi + c - w_hi
-    if s.role == 0:
-        out -= U64(1 << (62 - f))
-    return out.reshape(shape)
+    from ..protocols.otcmp import trunc_shares
+    return trunc_shares(s, share, f, exact=True, step=step)
 
 
 def truncate_shares(s, share: np.ndarray, f: int, method: str | None = None) -> np.ndarray:
@@ -102,6 +86,9 @@ def truncate_shares(s, share: np.ndarray, f: int, method: str | None = None) -> 
         out = trunc_local(flat, f, s.role)
     elif method == "faithful":
         out = trunc_faithful(s, flat, f)
+    elif method in ("onebit", "exact"):
+        from ..protocols.otcmp import trunc_shares
+        out = trunc_shares(s, flat, f, exact=method == "exact", known_msb=method == "onebit")
     else:
-        raise ValueError(f"unknown truncation method {method!r} (use 'local' or 'faithful')")
+        raise ValueError(f"unknown truncation method {method!r} (use 'local', 'faithful', 'onebit' or 'exact')")
     return out.reshape(a.shape)

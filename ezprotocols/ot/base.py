@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import gmpy2
@@ -228,17 +229,28 @@ class BaseOTReceiver:
         return self._keys
 
 
+def run_base_ot_send(group, ch, n: int, step: str) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``n`` base OTs as sender in ``group`` (this module or :mod:`.ec_base`): send A,
+    receive the n points B with their exact expected shape, derive the key pairs."""
+    s = group.BaseOTSender(n, step)
+    ch.send(f"{step}.A", s.first_message())
+    B = ch.recv_array(f"{step}.B", np.uint8, (n, group.ELEMENT_BYTES))
+    return s.finish(B)
+
+
+def run_base_ot_recv(group, ch, choices, step: str) -> np.ndarray:
+    """Run base OTs as receiver in ``group`` with ``choices`` (``uint8[n]`` of 0/1)."""
+    r = group.BaseOTReceiver(choices, step)
+    A = ch.recv_array(f"{step}.A", np.uint8, (group.ELEMENT_BYTES,))
+    ch.send(f"{step}.B", r.respond(A))
+    return r.finish()
+
+
 def base_ot_send(ch, n: int, step: str) -> tuple[np.ndarray, np.ndarray]:
     """Run ``n`` base OTs as sender over channel ``ch``; returns ``(k0, k1)``, ``uint8[n, 16]`` each."""
-    s = BaseOTSender(n, step)
-    ch.send(f"{step}.A", s.first_message())
-    B = ch.recv_array(f"{step}.B", np.uint8, (n, ELEMENT_BYTES))
-    return s.finish(B)
+    return run_base_ot_send(sys.modules[__name__], ch, n, step)
 
 
 def base_ot_recv(ch, choices, step: str) -> np.ndarray:
     """Run base OTs as receiver with ``choices`` (``uint8[n]`` of 0/1); returns ``k_c``, ``uint8[n, 16]``."""
-    r = BaseOTReceiver(choices, step)
-    A = ch.recv_array(f"{step}.A", np.uint8, (ELEMENT_BYTES,))
-    ch.send(f"{step}.B", r.respond(A))
-    return r.finish()
+    return run_base_ot_recv(sys.modules[__name__], ch, choices, step)

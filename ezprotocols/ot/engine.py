@@ -3,7 +3,9 @@ default): :class:`IknpSource`, an implementation of :class:`~ezprotocols.ot.sour
 that overrides every flavour with the fused kernels of :mod:`ezprotocols.ot.iknp`.
 
 One IKNP extension per direction (this party as sender, this party as receiver),
-each set up lazily from 128 base OTs (:mod:`ezprotocols.ot.base`) the first time
+each set up lazily from 128 base OTs (Chou-Orlandi in Ed25519's prime-order subgroup,
+:mod:`ezprotocols.ot.ec_base`; or in the MODP-3072 group, :mod:`ezprotocols.ot.base`,
+with ``base_ot="modp"`` / ``Session(..., ot="iknp-modp")``) the first time
 it is used, then extended in batches of any size.  Both parties must call
 matching methods in the same order with the same ``n`` (the receiver's ``bits``
 defines ``n``; the sender checks it and raises :class:`ProtocolError` on any
@@ -37,11 +39,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BaseOTReceiver, BaseOTSender, ELEMENT_BYTES
+from . import base as _modp
+from . import ec_base as _ec
 from .iknp import KAPPA, IknpReceiver, IknpSender, random_s
 from .source import CotSource
 
-__all__ = ["IknpSource", "OT"]
+__all__ = ["IknpSource", "IknpModpSource", "OT", "BASE_OT_GROUPS", "DEFAULT_BASE_OT", "base_ot_group"]
+
+#: Base-OT groups: "ec" (Chou-Orlandi in Ed25519's prime-order subgroup, libsodium via
+#: PyNaCl; the default) and "modp" (the same protocol in the RFC 3526 3072-bit group).
+BASE_OT_GROUPS = {"ec": _ec, "modp": _modp}
+DEFAULT_BASE_OT = "ec"
+
+
+def base_ot_group(name: str | None = None):
+    """The base-OT module for ``name`` (None: :data:`DEFAULT_BASE_OT`)."""
+    name = DEFAULT_BASE_OT if name is None else name
+    if name not in BASE_OT_GROUPS:
+        raise ValueError(f"base_ot must be one of {sorted(BASE_OT_GROUPS)}, not {name!r}")
+    return BASE_OT_GROUPS[name]
 
 
 class IknpSource(CotSource):
@@ -49,8 +65,12 @@ class IknpSource(CotSource):
 
     cot_bytes = 16
 
-    def __init__(self, session):
+    def __init__(self, session, *, base_ot: str | None = None):
+        """``base_ot``: "ec" (default) or "modp" (see :data:`BASE_OT_GROUPS`); when None, the
+        session's ``base_ot`` attribute if it has one, else :data:`DEFAULT_BASE_OT`."""
         super().__init__(session)
+        self.base_ot = base_ot if base_ot is not None else getattr(session, "base_ot", None) or DEFAULT_BASE_OT
+        self._g = base_ot_group(self.base_ot)
         self._sender: IknpSender | None = None
         self._receiver: IknpReceiver | None = None
 
@@ -68,15 +88,15 @@ class IknpSource(CotSource):
         with s.phase("ot_base"):
             bs = br = None
             if need_recv:                       # IKNP receiver = base-OT sender
-                bs = BaseOTSender(KAPPA, f"ot.s{peer}.base")
+                bs = self._g.BaseOTSender(KAPPA, f"ot.s{peer}.base")
                 ch.send(f"ot.s{peer}.base.A", bs.first_message())
             if need_send:                       # IKNP sender = base-OT receiver with choices s
                 sbits = random_s()
-                br = BaseOTReceiver(sbits, f"ot.s{me}.base")
-                A = ch.recv_array(f"ot.s{me}.base.A", np.uint8, (ELEMENT_BYTES,))
+                br = self._g.BaseOTReceiver(sbits, f"ot.s{me}.base")
+                A = ch.recv_array(f"ot.s{me}.base.A", np.uint8, (self._g.ELEMENT_BYTES,))
                 ch.send(f"ot.s{me}.base.B", br.respond(A))
             if need_recv:
-                B = ch.recv_array(f"ot.s{peer}.base.B", np.uint8, (KAPPA, ELEMENT_BYTES))
+                B = ch.recv_array(f"ot.s{peer}.base.B", np.uint8, (KAPPA, self._g.ELEMENT_BYTES))
                 k0, k1 = bs.finish(B)
                 self._receiver = IknpReceiver(k0, k1, sender_role=peer)
             if need_send:
@@ -87,8 +107,8 @@ class IknpSource(CotSource):
             s = self.session
             with s.phase("ot_base"):
                 sbits = random_s()
-                br = BaseOTReceiver(sbits, f"ot.s{s.role}.base")
-                A = s.channel.recv_array(f"ot.s{s.role}.base.A", np.uint8, (ELEMENT_BYTES,))
+                br = self._g.BaseOTReceiver(sbits, f"ot.s{s.role}.base")
+                A = s.channel.recv_array(f"ot.s{s.role}.base.A", np.uint8, (self._g.ELEMENT_BYTES,))
                 s.channel.send(f"ot.s{s.role}.base.B", br.respond(A))
                 self._sender = IknpSender(sbits, br.finish(), sender_role=s.role)
         return self._sender
@@ -97,9 +117,9 @@ class IknpSource(CotSource):
         if self._receiver is None:
             s = self.session
             with s.phase("ot_base"):
-                bs = BaseOTSender(KAPPA, f"ot.s{s.peer}.base")
+                bs = self._g.BaseOTSender(KAPPA, f"ot.s{s.peer}.base")
                 s.channel.send(f"ot.s{s.peer}.base.A", bs.first_message())
-                B = s.channel.recv_array(f"ot.s{s.peer}.base.B", np.uint8, (KAPPA, ELEMENT_BYTES))
+                B = s.channel.recv_array(f"ot.s{s.peer}.base.B", np.uint8, (KAPPA, self._g.ELEMENT_BYTES))
                 k0, k1 = bs.finish(B)
                 self._receiver = IknpReceiver(k0, k1, sender_role=s.peer)
         return self._receiver
@@ -176,3 +196,10 @@ class IknpSource(CotSource):
 
 #: the former name of :class:`IknpSource`
 OT = IknpSource
+
+
+class IknpModpSource(IknpSource):
+    """IKNP with the MODP-3072 base OT (``Session(..., ot="iknp-modp")``)."""
+
+    def __init__(self, session):
+        super().__init__(session, base_ot="modp")

@@ -89,6 +89,9 @@ class CotSource:
 
     #: amortised bytes per correlated OT (IKNP: the 16-byte u-matrix column)
     cot_bytes = 16
+    #: top byte of the derived flavours' hash tweaks (a source sharing its delta with
+    #: another one, as Ferret does with its bootstrapping IKNP, picks its own)
+    tweak_domain = TWEAK_DOMAIN
 
     def __init__(self, session):
         self.session = session
@@ -114,12 +117,21 @@ class CotSource:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ derived
+    def _derived_send_cot(self, n: int):
+        """The COTs a derived flavour consumes and discards (``send_cot`` by default; an
+        implementation may return a reused buffer, valid until its next call)."""
+        return self.send_cot(n)
+
+    def _derived_recv_cot(self, bits) -> np.ndarray:
+        """Receiver side of :meth:`_derived_send_cot`."""
+        return self.recv_cot(bits)
+
     def _tweaks(self, sender: int, n: int):
         """(hi, first lo) of ``n`` fresh tweaks for OTs sent by ``sender`` (both parties
         advance the same counter in the same calls)."""
         lo = self._hash_ctr[sender]
         self._hash_ctr[sender] += n
-        return (TWEAK_DOMAIN << 56) | (sender << 48), lo
+        return (self.tweak_domain << 56) | (sender << 48), lo
 
     def send_rcot(self, n: int):
         """Random-choice COT as sender: ``(q, delta)`` (the receiver's bits are its own random ones)."""
@@ -137,7 +149,7 @@ class CotSource:
         n = check_n(n)
         m0, m1 = (np.empty((n, 16), np.uint8), np.empty((n, 16), np.uint8)) if out is None else \
             tuple(out_blocks(o, n, "out") for o in out)
-        q, delta = self.send_cot(n)
+        q, delta = self._derived_send_cot(n)
         hi, lo = self._tweaks(self.session.role, n)
         _k.hash2_rows(q, np.asarray(delta, np.uint8), hi, lo, m0, m1)
         return m0, m1
@@ -146,7 +158,7 @@ class CotSource:
         """Random OTs as receiver: ``m_b`` for each choice bit."""
         b, _ = _k.pack_bits(bits)
         mb = out_blocks(out, b.shape[0], "out")
-        t = self.recv_cot(b)
+        t = self._derived_recv_cot(b)
         hi, lo = self._tweaks(self.session.peer, b.shape[0])
         _k.tccr_rows(t, None, hi, lo, mb)
         return mb
@@ -155,7 +167,7 @@ class CotSource:
         """Chosen-message OT as sender: ``m0``, ``m1`` uint8[n, L]; sends ``2 n L`` bytes."""
         m0, m1 = check_msgs(m0, m1)
         n, L = m0.shape
-        q, delta = self.send_cot(n)
+        q, delta = self._derived_send_cot(n)
         hi, lo = self._tweaks(self.session.role, n)
         if n == 0 or L == 0:
             return
@@ -176,7 +188,7 @@ class CotSource:
         elif not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != (n, L) \
                 or not out.flags.c_contiguous or not out.flags.writeable:
             raise ValueError(f"out must be a writeable C-contiguous uint8[{n}, {L}] array")
-        t = self.recv_cot(b)
+        t = self._derived_recv_cot(b)
         hi, lo = self._tweaks(self.session.peer, n)
         if n == 0 or L == 0:
             return out
@@ -193,7 +205,7 @@ class CotSource:
         c = check_c(c)
         n = c.shape[0]
         w, widths, _, _ = check_widths(bits, n)
-        q, delta = self.send_cot(n)
+        q, delta = self._derived_send_cot(n)
         hi, lo = self._tweaks(self.session.role, n)
         x = np.empty(n, np.uint64)
         ch, step = self.session.channel, f"cot.s{self.session.role}.d"
@@ -211,7 +223,7 @@ class CotSource:
         b, _ = _k.pack_bits(choice_bits)
         n = b.shape[0]
         w, widths, _, _ = check_widths(bits, n)
-        t = self.recv_cot(b)
+        t = self._derived_recv_cot(b)
         hi, lo = self._tweaks(self.session.peer, n)
         y = np.empty(n, np.uint64)
         ch, step = self.session.channel, f"cot.s{self.session.peer}.d"

@@ -23,10 +23,12 @@ from .sign import CompareEngine, GcCompare
 def setup(s, garbler: int = 0) -> None:
     """One-time set-up of what the hybrid protocols use, so that later calls cost only
     their own messages (both parties call it at the same point): shared coins, the
-    base OTs of both OT directions, and the garbler's free-XOR offset."""
+    base OTs of both OT directions, the garbler's free-XOR offset, and the comparison
+    engine's own set-up."""
     s.shared_prg()
     s.ot.setup()
     s.gc.delta(garbler)
+    s.compare.setup()
 
 
 __all__ = ["setup", "BoolTensor", "CompareEngine", "GcCompare", "msb", "ltz", "drelu", "relu", "compare", "max",

@@ -14,17 +14,14 @@ public bits and NOT are local.
               bits, so the peer learns ``l_0 ^ u v`` and the sender keeps ``l_0``.
 ``and_bits``  ``x AND y`` with one bit triple per AND (Beaver): both open
               ``d = x ^ u``, ``e = y ^ v`` (uniform, one exchange).
-``millionaire_gt``  ``[a > b]`` for ``a`` held by P0 and ``b`` by P1 (CrypTFlow2, Rathee
-              et al., eprint 2020/1002, section 3.1): 4-bit digits, one 1-out-of-16
-              OT per digit (built from 4 random OTs, the pads taken from the random-OT
-              keys) giving XOR shares of ``[a_j > b_j]`` and ``[a_j = b_j]``, then a
-              tree of ANDs from the most significant digit.
+``millionaire_gt``  ``[a > b]`` for ``a`` held by P0 and ``b`` by P1: re-exported from
+              :mod:`.millionaire` (CrypTFlow2, eprint 2020/1002, with Cheetah's leaner
+              leaves and correlated triples, eprint 2022/207; one batched run).
 
 What each party sees: random-OT outputs (simulatable from its own choices), the
-opened ``d, e`` of each AND (one-time padded by the triple) and, at P1, the
-1-out-of-16 messages, each padded by a random-OT key it does not hold except the
-chosen one, which carries a bit pair masked by P0's random output shares.  All
-outputs are XOR (or additive) shares, uniformly random on their own.
+opened ``d, e`` of each AND (one-time padded by the triple); the millionaires'
+protocol's views are described in :mod:`.millionaire`.  All outputs are XOR (or
+additive) shares, uniformly random on their own.
 """
 from __future__ import annotations
 
@@ -32,11 +29,11 @@ import numpy as np
 
 from ..arith.tensor import ArithTensor
 from ..errors import ProtocolError
+from .millionaire import millionaire_gt  # noqa: F401  (the one millionaires' protocol, re-exported)
 
 __all__ = ["BoolTensor", "b2a_bits", "bit_triples", "and_bits", "millionaire_gt"]
 
 U64 = np.uint64
-DIGIT = 4
 
 
 def _as_bits(x, what: str) -> np.ndarray:
@@ -189,75 +186,3 @@ def and_bits(s, x: np.ndarray, y: np.ndarray, triples, step: str) -> np.ndarray:
     if s.role == 0:
         z ^= d & e
     return z
-
-
-def millionaire_gt(s, value: np.ndarray, nbits: int, step: str = "arith.cmp") -> np.ndarray:
-    """XOR shares (``uint8`` 0/1) of ``[a > b]`` where P0 passes ``a`` and P1 passes ``b``
-    (``uint64`` arrays of the same length, values below ``2^nbits``); see the module
-    docstring for the construction."""
-    value = np.ascontiguousarray(value, dtype=U64).reshape(-1)
-    n = value.shape[0]
-    q = max(1, -(-nbits // DIGIT))
-    if n == 0:
-        return np.zeros(0, np.uint8)
-    digits = np.stack([(value >> U64(DIGIT * j)) & U64(15) for j in range(q)], axis=1).astype(np.uint8)  # [n, q]
-    # ---- leaves: 1-out-of-16 OT per digit, P0 sends, P1 receives with its digit
-    if s.role == 0:
-        k0, k1 = s.ot.send_rot(n * q * DIGIT)
-        K = np.stack([_lo64(k0), _lo64(k1)], axis=1).reshape(n, q, DIGIT, 2)
-        r = s.prg.random_bits(2 * n * q).reshape(2, n, q)
-        gt_share, eq_share = r[0], r[1]
-        E = np.zeros((n, q), dtype=U64)
-        for v in range(16):
-            pad = np.zeros((n, q), dtype=U64)
-            for i in range(DIGIT):
-                pad ^= K[:, :, i, (v >> i) & 1] >> U64(2 * v)
-            msg = ((digits > v).astype(U64) ^ gt_share) | (((digits == v).astype(U64) ^ eq_share) << U64(1))
-            E |= ((msg ^ pad) & U64(3)) << U64(2 * v)
-        s.channel.send(step + ".leaf", E.astype(np.uint32))
-        gt, eq = gt_share.astype(np.uint8), eq_share.astype(np.uint8)
-    else:
-        choice = np.unpackbits(digits.reshape(-1, 1), axis=1, bitorder="little")[:, :DIGIT].reshape(-1)
-        kb = s.ot.recv_rot(np.ascontiguousarray(choice))
-        Kb = _lo64(kb).reshape(n, q, DIGIT)
-        if Kb.size != n * q * DIGIT:
-            raise ProtocolError(f"{step}: random OT returned the wrong number of keys")
-        E = s.channel.recv_array(step + ".leaf", np.uint32, (n, q)).astype(U64)
-        sh = U64(2) * digits.astype(U64)
-        pad = np.zeros((n, q), dtype=U64)
-        for i in range(DIGIT):
-            pad ^= Kb[:, :, i] >> sh
-        msg = ((E >> sh) ^ pad) & U64(3)
-        gt, eq = (msg & U64(1)).astype(np.uint8), (msg >> U64(1)).astype(np.uint8)
-    # ---- combine digits from the most significant: gt = gt_hi ^ eq_hi & gt_lo, eq = eq_hi & eq_lo
-    levels = []
-    cnt = q
-    while cnt > 1:
-        pairs = cnt // 2
-        levels.append(pairs)
-        cnt = pairs + (cnt % 2)
-    n_and = n * sum(2 * p for p in levels)
-    trip = bit_triples(s, n_and, step + ".triples")
-    pos = 0
-    gt_l = [gt[:, j] for j in range(q)]
-    eq_l = [eq[:, j] for j in range(q)]
-    lvl = 0
-    while len(gt_l) > 1:
-        pairs = len(gt_l) // 2
-        lo_g = np.concatenate([gt_l[2 * p] for p in range(pairs)])
-        hi_e = np.concatenate([eq_l[2 * p + 1] for p in range(pairs)])
-        lo_e = np.concatenate([eq_l[2 * p] for p in range(pairs)])
-        m = pairs * n
-        t = tuple(a[pos:pos + 2 * m] for a in trip)
-        pos += 2 * m
-        prod = and_bits(s, np.concatenate([hi_e, hi_e]), np.concatenate([lo_g, lo_e]), t, f"{step}.and{lvl}")
-        new_g, new_e = [], []
-        for p in range(pairs):
-            new_g.append(gt_l[2 * p + 1] ^ prod[p * n:(p + 1) * n])
-            new_e.append(prod[m + p * n:m + (p + 1) * n])
-        if len(gt_l) % 2:
-            new_g.append(gt_l[-1])
-            new_e.append(eq_l[-1])
-        gt_l, eq_l = new_g, new_e
-        lvl += 1
-    return np.ascontiguousarray(gt_l[0])

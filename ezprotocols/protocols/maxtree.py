@@ -7,6 +7,12 @@ keep a, which always holds the lower indices, so argmax returns the lowest index
 of the maximum, as numpy does.  k values take ceil(log2 k) levels and k - 1
 comparisons; one call on a tensor of any size is ceil(log2 k) batched protocol
 runs, never a Python loop over elements.
+
+``bits < 64`` is the caller's promise that every value lies in
+``[-2^(bits-1), 2^(bits-1))`` (ring units); the difference of two such values needs
+``bits + 1`` bits, so the comparisons run at that width, and max pooling pads with
+``-2^(bits-1)``, the smallest representable value (at ``bits = 64`` the values must lie
+in the fixed-point range ``[-2^62, 2^62)`` and the padding is ``NEG_FILL = -2^62``).
 """
 from __future__ import annotations
 
@@ -23,6 +29,16 @@ __all__ = ["max", "argmax", "maxpool2d", "NEG_FILL"]
 
 # Padding value of max pooling: the bottom of the fixed-point range [-2^62, 2^62).
 NEG_FILL = np.uint64((1 << 64) - (1 << 62))
+
+
+def _diff_bits(bits: int) -> int:
+    """Width at which the difference of two ``bits``-bit values has the right sign."""
+    return bits + 1 if bits < 64 else 64
+
+
+def fill_value(bits: int) -> np.uint64:
+    """Padding of max pooling: the smallest value representable at ``bits``."""
+    return NEG_FILL if bits >= 64 else np.uint64((1 << 64) - (1 << (bits - 1)))
 
 
 def _mux_many(bit, tensors):
@@ -56,7 +72,7 @@ def _tournament(v: ArithTensor, with_index: bool, bits: int):
     while k > 1:
         h = k // 2
         a, b = v[..., 0:2 * h:2], v[..., 1:2 * h:2]
-        gt = msb(a - b, bits)                       # [b > a]; ties keep a (lower index)
+        gt = msb(a - b, _diff_bits(bits))           # [b > a]; ties keep a (lower index)
         if idx is None:
             (dm,) = _mux_many(gt, [b - a])
             nv = a + dm
@@ -122,7 +138,7 @@ def maxpool2d(x: ArithTensor, kernel, stride=None, padding=0, dilation=1, ceil_m
               bits: int = 64) -> ArithTensor:
     """2-D max pooling of x with shape (N, C, H, W) or (C, H, W).  ``padding``: int, pair
     (both sides) or 4-tuple (top, left, bottom, right); padded positions hold the
-    bottom of the fixed-point range."""
+    smallest value representable at ``bits`` (:func:`fill_value`)."""
     if not isinstance(x, ArithTensor):
         raise TypeError("maxpool2d: x must be an ArithTensor")
     if x.ndim not in (3, 4):
@@ -160,7 +176,7 @@ def maxpool2d(x: ArithTensor, kernel, stride=None, padding=0, dilation=1, ceil_m
     need_h = (Ho - 1) * sy + ekh
     need_w = (Wo - 1) * sx + ekw
     s = x.session
-    fill = NEG_FILL if s.role == 0 else np.uint64(0)
+    fill = fill_value(bits) if s.role == 0 else np.uint64(0)
     xp = np.pad(sh, ((0, 0), (0, 0), (pt, builtins.max(0, need_h - H - pt)), (pl, builtins.max(0, need_w - W - pl))),
                 constant_values=fill)
     r = (np.arange(Ho) * sy)[:, None] + (np.arange(kh) * dy)[None, :]

@@ -1,0 +1,453 @@
+# cython: freethreading_compatible = False
+"""RLWE kernels for :mod:`ezprotocols.arith.he` (C in ``include/ezp_he.h``).
+
+Arrays: RNS polynomials are C-contiguous ``uint64[..., L, n]`` (limb ``l``
+modulo prime ``l`` of the table's chain).  Every function checks shapes and
+dtypes, then releases the GIL for the whole batch.
+"""
+import numpy as np
+
+cimport numpy as cnp
+from libc.stdint cimport uint8_t, uint64_t, int64_t
+
+cnp.import_array()
+
+cdef extern from "ezp_he.h" nogil:
+    int ezp_he_have_ifma
+    void ezp_he_init()
+    void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip,
+                          const uint64_t *psip52)
+    void ezp_ntt_inv_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
+                          const uint64_t *ipsip52, uint64_t ninv, uint64_t ninvp, uint64_t ninvp52)
+    void ezp_mul_acc_fp_v(uint64_t *out, const uint64_t *a, const uint64_t *w, size_t n, uint64_t q)
+    uint64_t ezp_shoup_pre(uint64_t w, uint64_t q)
+    void ezp_ntt_fwd(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip)
+    void ezp_ntt_inv(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
+                     uint64_t ninv, uint64_t ninvp)
+    void ezp_mul_acc(uint64_t *out, const uint64_t *a, const uint64_t *w, const uint64_t *wp,
+                     size_t n, uint64_t q)
+    void ezp_mul_acc_fp(uint64_t *out, const uint64_t *a, const uint64_t *w, size_t n, uint64_t q)
+    void ezp_uniform_mod(const uint64_t *words, size_t n, uint64_t q, uint64_t *out)
+    void ezp_cbd(const uint64_t *words, size_t n, int eta, int64_t *out)
+    void ezp_ternary(const uint64_t *words, size_t n, int64_t *out)
+    void ezp_signed_to_rns(const int64_t *x, size_t cnt, size_t n, const uint64_t *qs, size_t L,
+                           uint64_t *out)
+    void ezp_add_delta(uint64_t *b, const uint64_t *m, size_t cnt, size_t n, const uint64_t *qs,
+                       size_t L, const uint64_t *delta, uint64_t qlow)
+    void ezp_add_flood(uint64_t *b, const uint64_t *words, size_t cnt, size_t n, const uint64_t *qs,
+                       size_t L, int f)
+    void ezp_rescale(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint64_t *qs,
+                     const uint64_t *qinv, uint64_t *out)
+    void ezp_decrypt2(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, uint64_t q1,
+                      uint64_t q0inv_mod_q1, uint64_t *out)
+    void ezp_crt2_drop(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, uint64_t q1,
+                       uint64_t q0inv_mod_q1, int d, uint64_t *out)
+    void ezp_crt2_expand(const uint64_t *y, size_t cnt, size_t n, uint64_t q0, uint64_t q1, int d,
+                         uint64_t *out)
+    void ezp_pack(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint8_t *w, uint8_t *out,
+                  size_t nbytes)
+    int ezp_unpack(const uint8_t *inp, size_t cnt, size_t L, size_t n, const uint8_t *w,
+                   const uint64_t *qs, uint64_t *x)
+
+U64 = np.dtype(np.uint64)
+I64 = np.dtype(np.int64)
+
+ezp_he_init()
+
+
+def ifma_enabled():
+    """True when the AVX-512 IFMA NTT and product kernels are in use (``EZP_NO_AVX512=1``
+    forces the scalar ones)."""
+    return bool(ezp_he_have_ifma)
+
+
+def _shoup52(w, qs):
+    return ((w.astype(object) << 52) // np.asarray(qs, dtype=object).reshape(-1, 1)).astype(U64)
+
+
+cdef object _arr(object a, object dtype, str name):
+    arr = np.asarray(a)
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} must be {dtype}, got {arr.dtype}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    return arr
+
+
+cdef class NttTables:
+    """Twiddle tables of the negacyclic NTT for ``N`` and a chain of primes
+    (``roots[l]``: a primitive ``2N``-th root of unity modulo ``primes[l]``)."""
+    cdef readonly size_t N, L
+    cdef readonly object primes, psi, psip, ipsi, ipsip, ninv, ninvp, psip52, ipsip52, ninvp52
+    cdef readonly int use_ifma
+
+    def __init__(self, size_t N, primes, roots):
+        self.N = N
+        self.L = len(primes)
+        self.primes = np.array([int(p) for p in primes], dtype=U64)
+        logn = N.bit_length() - 1
+        psi = np.zeros((self.L, N), U64)
+        ipsi = np.zeros((self.L, N), U64)
+        ninv = np.zeros(self.L, U64)
+        for l, (q, r) in enumerate(zip(primes, roots)):
+            q, r = int(q), int(r)
+            ri = pow(r, -1, q)
+            pw = [1] * N
+            ipw = [1] * N
+            for i in range(1, N):
+                pw[i] = pw[i - 1] * r % q
+                ipw[i] = ipw[i - 1] * ri % q
+            for i in range(N):
+                br = int(format(i, f"0{logn}b")[::-1], 2) if logn else 0
+                psi[l, i] = pw[br]
+                ipsi[l, i] = ipw[br]
+            ninv[l] = pow(N, -1, q)
+        self.psi, self.ipsi, self.ninv = psi, ipsi, ninv
+        self.psip = shoup(psi, self.primes)
+        self.ipsip = shoup(ipsi, self.primes)
+        self.ninvp = np.array([ezp_shoup_pre(int(ninv[l]), int(self.primes[l])) for l in range(self.L)], U64)
+        self.use_ifma = 1 if (ezp_he_have_ifma and max(int(q) for q in primes) < (1 << 50) and N >= 16) else 0
+        self.psip52 = _shoup52(psi, self.primes)
+        self.ipsip52 = _shoup52(ipsi, self.primes)
+        self.ninvp52 = _shoup52(ninv.reshape(-1, 1), self.primes).reshape(-1)
+
+    def forward(self, a):
+        """In-place forward NTT of ``uint64[..., L, N]`` (``L`` <= the chain length)."""
+        self._run(a, 0)
+
+    def inverse(self, a):
+        """In-place inverse NTT of ``uint64[..., L, N]``."""
+        self._run(a, 1)
+
+    cdef _run(self, a, int inv):
+        arr = _arr(a, U64, "a")
+        if arr.ndim < 2 or arr.shape[arr.ndim - 1] != self.N or arr.shape[arr.ndim - 2] > self.L:
+            raise ValueError(f"ntt: expected uint64[..., L<={self.L}, {self.N}], got {arr.shape}")
+        cdef size_t L = arr.shape[arr.ndim - 2]
+        cdef size_t cnt = arr.size // (L * self.N) if arr.size else 0
+        cdef uint64_t[::1] flat = arr.reshape(-1) if arr.size else np.zeros(1, U64)
+        cdef const uint64_t[:, ::1] P = self.psi
+        cdef const uint64_t[:, ::1] PP = self.psip
+        cdef const uint64_t[:, ::1] IP = self.ipsi
+        cdef const uint64_t[:, ::1] IPP = self.ipsip
+        cdef const uint64_t[::1] qs = self.primes
+        cdef const uint64_t[::1] ni = self.ninv
+        cdef const uint64_t[::1] nip = self.ninvp
+        cdef const uint64_t[:, ::1] PP52 = self.psip52
+        cdef const uint64_t[:, ::1] IPP52 = self.ipsip52
+        cdef const uint64_t[::1] nip52 = self.ninvp52
+        cdef size_t c, l, N = self.N
+        cdef int v = self.use_ifma
+        with nogil:
+            for c in range(cnt):
+                for l in range(L):
+                    if inv and v:
+                        ezp_ntt_inv_ifma(&flat[(c * L + l) * N], N, qs[l], &IP[l, 0], &IPP[l, 0], &IPP52[l, 0],
+                                         ni[l], nip[l], nip52[l])
+                    elif inv:
+                        ezp_ntt_inv(&flat[(c * L + l) * N], N, qs[l], &IP[l, 0], &IPP[l, 0], ni[l], nip[l])
+                    elif v:
+                        ezp_ntt_fwd_ifma(&flat[(c * L + l) * N], N, qs[l], &P[l, 0], &PP[l, 0], &PP52[l, 0])
+                    else:
+                        ezp_ntt_fwd(&flat[(c * L + l) * N], N, qs[l], &P[l, 0], &PP[l, 0])
+
+
+def shoup(w, primes):
+    """Shoup quotients ``floor(w 2^64 / q_l)`` of ``uint64[..., L, n]`` (values < q_l)."""
+    arr = _arr(w, U64, "w")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    cdef size_t L = arr.shape[arr.ndim - 2], n = arr.shape[arr.ndim - 1]
+    if L > qa.shape[0]:
+        raise ValueError("shoup: more limbs than primes")
+    out = np.empty_like(arr)
+    cdef size_t cnt = arr.size // (L * n) if arr.size else 0
+    cdef const uint64_t[::1] src = arr.reshape(-1) if arr.size else np.zeros(1, U64)
+    cdef uint64_t[::1] dst = out.reshape(-1) if arr.size else np.zeros(1, U64)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t c, l, j, base
+    with nogil:
+        for c in range(cnt):
+            for l in range(L):
+                base = (c * L + l) * n
+                for j in range(n):
+                    dst[base + j] = ezp_shoup_pre(src[base + j], qs[l])
+    return out
+
+
+def mul_acc(out, cts, pts, ptsp, primes, kidx=None):
+    """``out[i] += sum_p cts[i, kidx[p]] (.) pts[p]`` (NTT domain).
+
+    ``out uint64[nI, L, n]``, ``cts uint64[nI, nK, L, n]``, ``pts``/``ptsp`` (Shoup quotients,
+    or None: a floating-point quotient estimate, no precomputation; primes < 2^50)
+    ``uint64[nP, L, n]``; ``kidx`` (``int64[nP]``, default ``arange(nK)``) must be in range."""
+    o = _arr(out, U64, "out")
+    c = _arr(cts, U64, "cts")
+    p = _arr(pts, U64, "pts")
+    cdef int fp = ptsp is None
+    cdef int vec = 0
+    pp = p if fp else _arr(ptsp, U64, "ptsp")
+    if c.ndim != 4 or o.ndim != 3 or p.ndim != 3 or pp.shape != p.shape:
+        raise ValueError("mul_acc: bad ranks")
+    cdef size_t nI = c.shape[0], nK = c.shape[1], L = c.shape[2], n = c.shape[3]
+    cdef size_t nP = p.shape[0]
+    if o.shape != (nI, L, n) or p.shape[1:] != (L, n):
+        raise ValueError(f"mul_acc: shapes {o.shape}, {c.shape}, {p.shape} do not match")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    if qa.shape[0] < L:
+        raise ValueError("mul_acc: more limbs than primes")
+    if fp and ezp_he_have_ifma and int(qa[:L].max()) < (1 << 50):
+        vec = 1
+    ki = np.arange(nK, dtype=np.int64) if kidx is None else np.ascontiguousarray(kidx, dtype=np.int64)
+    if ki.shape != (nP,) or (nP and (int(ki.min()) < 0 or int(ki.max()) >= <Py_ssize_t>nK)):
+        raise ValueError("mul_acc: kidx must be int64[nP] with values in [0, nK)")
+    if o.size == 0 or nP == 0:
+        return
+    cdef uint64_t[::1] O = o.reshape(-1)
+    cdef const uint64_t[::1] C = c.reshape(-1)
+    cdef const uint64_t[::1] Pw = p.reshape(-1)
+    cdef const uint64_t[::1] Pp = pp.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef const int64_t[::1] KI = ki
+    cdef size_t i, k, l, pi
+    with nogil:
+        for i in range(nI):
+            for pi in range(nP):
+                k = <size_t>KI[pi]
+                for l in range(L):
+                    if vec:
+                        ezp_mul_acc_fp_v(&O[(i * L + l) * n], &C[((i * nK + k) * L + l) * n],
+                                         &Pw[(pi * L + l) * n], n, qs[l])
+                    elif fp:
+                        ezp_mul_acc_fp(&O[(i * L + l) * n], &C[((i * nK + k) * L + l) * n],
+                                       &Pw[(pi * L + l) * n], n, qs[l])
+                    else:
+                        ezp_mul_acc(&O[(i * L + l) * n], &C[((i * nK + k) * L + l) * n],
+                                    &Pw[(pi * L + l) * n], &Pp[(pi * L + l) * n], n, qs[l])
+
+
+def uniform_mod(words, primes, shape):
+    """Uniform residues ``uint64[cnt, L, n]`` from ``uint64`` random words (2 per value)."""
+    cnt, L, n = (int(v) for v in shape)
+    w = _arr(words, U64, "words").reshape(-1)
+    if w.shape[0] != 2 * cnt * L * n:
+        raise ValueError("uniform_mod: need two words per value")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    out = np.empty((cnt, L, n), U64)
+    if out.size == 0:
+        return out
+    cdef const uint64_t[::1] W = w
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t c, l, cn = cnt, Ln = L, nn = n
+    with nogil:
+        for c in range(cn):
+            for l in range(Ln):
+                ezp_uniform_mod(&W[2 * (c * Ln + l) * nn], nn, qs[l], &O[(c * Ln + l) * nn])
+    return out
+
+
+def cbd(words, int eta):
+    """Centered binomial samples ``int64`` (one random word each), ``|v| <= eta``."""
+    w = _arr(words, U64, "words")
+    if not 1 <= eta <= 32:
+        raise ValueError("cbd: eta must be in [1, 32]")
+    out = np.empty(w.shape, I64)
+    if w.size == 0:
+        return out
+    cdef const uint64_t[::1] W = w.reshape(-1)
+    cdef int64_t[::1] O = out.reshape(-1)
+    with nogil:
+        ezp_cbd(&W[0], W.shape[0], eta, &O[0])
+    return out
+
+
+def ternary(words):
+    """Uniform ``{-1, 0, 1}`` (``int64``), one random word each."""
+    w = _arr(words, U64, "words")
+    out = np.empty(w.shape, I64)
+    if w.size == 0:
+        return out
+    cdef const uint64_t[::1] W = w.reshape(-1)
+    cdef int64_t[::1] O = out.reshape(-1)
+    with nogil:
+        ezp_ternary(&W[0], W.shape[0], &O[0])
+    return out
+
+
+def to_rns(x, primes):
+    """``int64[cnt, n]`` -> residues ``uint64[cnt, L, n]`` (L = len(primes))."""
+    a = _arr(x, I64, "x")
+    if a.ndim != 2:
+        raise ValueError("to_rns: x must be 2-D")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    cdef size_t cnt = a.shape[0], n = a.shape[1], L = qa.shape[0]
+    out = np.empty((cnt, L, n), U64)
+    if out.size == 0:
+        return out
+    cdef const int64_t[::1] X = a.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    with nogil:
+        ezp_signed_to_rns(&X[0], cnt, n, &qs[0], L, &O[0])
+    return out
+
+
+def add_delta(b, m, primes, delta, qlow):
+    """``b[cnt, L, n] += round(Q m / 2^64)`` for ``m uint64[cnt, n]``."""
+    B = _arr(b, U64, "b")
+    M = _arr(m, U64, "m")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    da = np.ascontiguousarray(delta, dtype=U64)
+    if B.ndim != 3 or M.shape != (B.shape[0], B.shape[2]) or qa.shape[0] < B.shape[1] or da.shape[0] < B.shape[1]:
+        raise ValueError("add_delta: shapes do not match")
+    if B.size == 0:
+        return
+    cdef uint64_t[::1] Bv = B.reshape(-1)
+    cdef const uint64_t[::1] Mv = M.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef const uint64_t[::1] dv = da
+    cdef uint64_t ql = qlow
+    cdef size_t cnt = B.shape[0], L = B.shape[1], n = B.shape[2]
+    with nogil:
+        ezp_add_delta(&Bv[0], &Mv[0], cnt, n, &qs[0], L, &dv[0], ql)
+
+
+def add_flood(b, words, primes, int f):
+    """``b[cnt, L, n] += r - 2^f`` with ``r`` uniform in ``[0, 2^(f+1))`` from ``words uint64[cnt, n, 3]``."""
+    B = _arr(b, U64, "b")
+    if not 0 <= f <= 190:
+        raise ValueError("add_flood: f must be in [0, 190]")
+    W = np.array(words, dtype=U64, copy=True, order="C")
+    if B.ndim != 3 or W.shape != (B.shape[0], B.shape[2], 3):
+        raise ValueError("add_flood: shapes do not match")
+    # keep f + 1 bits
+    nb = f + 1
+    for i in range(3):
+        keep = min(max(nb - 64 * i, 0), 64)
+        if keep < 64:
+            W[..., i] &= np.uint64((1 << keep) - 1)
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    if B.size == 0:
+        return
+    cdef uint64_t[::1] Bv = B.reshape(-1)
+    cdef const uint64_t[::1] Wv = W.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t cnt = B.shape[0], L = B.shape[1], n = B.shape[2]
+    with nogil:
+        ezp_add_flood(&Bv[0], &Wv[0], cnt, n, &qs[0], L, f)
+
+
+def rescale(x, primes, qinv):
+    """Drop the last prime of ``x uint64[cnt, L, n]`` with rounding: ``uint64[cnt, L-1, n]``."""
+    X = _arr(x, U64, "x")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    qi = np.ascontiguousarray(qinv, dtype=U64)
+    if X.ndim != 3 or X.shape[1] < 2 or qa.shape[0] != X.shape[1] or qi.shape[0] < X.shape[1] - 1:
+        raise ValueError("rescale: shapes do not match")
+    cdef size_t cnt = X.shape[0], L = X.shape[1], n = X.shape[2]
+    out = np.empty((cnt, L - 1, n), U64)
+    if out.size == 0:
+        return out
+    cdef const uint64_t[::1] Xv = X.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef const uint64_t[::1] iv = qi
+    with nogil:
+        ezp_rescale(&Xv[0], cnt, L, n, &qs[0], &iv[0], &O[0])
+    return out
+
+
+def decrypt2(x, uint64_t q0, uint64_t q1, uint64_t q0inv):
+    """``round(2^64 x / (q0 q1)) mod 2^64`` of ``x uint64[cnt, 2, n]``: ``uint64[cnt, n]``."""
+    X = _arr(x, U64, "x")
+    if X.ndim != 3 or X.shape[1] != 2:
+        raise ValueError("decrypt2: x must be uint64[cnt, 2, n]")
+    cdef size_t cnt = X.shape[0], n = X.shape[2]
+    out = np.empty((cnt, n), U64)
+    if out.size == 0:
+        return out
+    cdef const uint64_t[::1] Xv = X.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    with nogil:
+        ezp_decrypt2(&Xv[0], cnt, n, q0, q1, q0inv, &O[0])
+    return out
+
+
+def crt2_drop(x, uint64_t q0, uint64_t q1, uint64_t q0inv, int d):
+    """Residues ``uint64[cnt, 2, n]`` mod ``(q0, q1)`` -> ``round(x / 2^d)`` as ``(lo, hi)`` words
+    ``uint64[cnt, 2, n]``."""
+    X = _arr(x, U64, "x")
+    if X.ndim != 3 or X.shape[1] != 2 or not 0 <= d <= 60:
+        raise ValueError("crt2_drop: x must be uint64[cnt, 2, n], 0 <= d <= 60")
+    out = np.empty_like(X)
+    if X.size == 0:
+        return out
+    cdef const uint64_t[::1] Xv = X.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef size_t cnt = X.shape[0], n = X.shape[2]
+    with nogil:
+        ezp_crt2_drop(&Xv[0], cnt, n, q0, q1, q0inv, d, &O[0])
+    return out
+
+
+def crt2_expand(y, uint64_t q0, uint64_t q1, int d):
+    """Inverse of :func:`crt2_drop` up to the rounding: ``(lo, hi) 2^d`` -> residues (``hi``
+    is read modulo 2^16)."""
+    Y = _arr(y, U64, "y")
+    if Y.ndim != 3 or Y.shape[1] != 2 or not 0 <= d <= 60:
+        raise ValueError("crt2_expand: y must be uint64[cnt, 2, n], 0 <= d <= 60")
+    out = np.empty_like(Y)
+    if Y.size == 0:
+        return out
+    cdef const uint64_t[::1] Yv = Y.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef size_t cnt = Y.shape[0], n = Y.shape[2]
+    with nogil:
+        ezp_crt2_expand(&Yv[0], cnt, n, q0, q1, d, &O[0])
+    return out
+
+
+def packed_size(size_t cnt, size_t n, widths):
+    return (cnt * n * sum(int(w) for w in widths) + 7) // 8
+
+
+def pack(x, widths):
+    """Bit-pack ``uint64[cnt, L, n]`` at ``widths[l]`` bits per limb: ``uint8[...]``."""
+    X = _arr(x, U64, "x")
+    w = np.ascontiguousarray(widths, dtype=np.uint8)
+    if X.ndim != 3 or w.shape[0] != X.shape[1]:
+        raise ValueError("pack: shapes do not match")
+    cdef size_t cnt = X.shape[0], L = X.shape[1], n = X.shape[2]
+    cdef size_t nbytes = packed_size(cnt, n, w)
+    out = np.zeros(nbytes, np.uint8)
+    if nbytes == 0:
+        return out
+    cdef const uint64_t[::1] Xv = X.reshape(-1)
+    cdef uint8_t[::1] O = out
+    cdef const uint8_t[::1] W = w
+    with nogil:
+        ezp_pack(&Xv[0], cnt, L, n, &W[0], &O[0], nbytes)
+    return out
+
+
+def unpack(data, shape, widths, primes):
+    """Inverse of :func:`pack`; returns ``(x uint64[cnt, L, n], ok)`` where ``ok`` is false
+    when some residue is not below its prime (a prime 0: no check)."""
+    cnt, L, n = (int(v) for v in shape)
+    w = np.ascontiguousarray(widths, dtype=np.uint8)
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    d = _arr(data, np.dtype(np.uint8), "data").reshape(-1)
+    if w.shape[0] != L or qa.shape[0] < L or d.shape[0] != packed_size(cnt, n, w):
+        raise ValueError("unpack: sizes do not match")
+    out = np.empty((cnt, L, n), U64)
+    if out.size == 0:
+        return out, True
+    cdef const uint8_t[::1] D = d
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint8_t[::1] W = w
+    cdef const uint64_t[::1] qs = qa
+    cdef int bad
+    cdef size_t c_ = cnt, L_ = L, n_ = n
+    with nogil:
+        bad = ezp_unpack(&D[0], c_, L_, n_, &W[0], &qs[0], &O[0])
+    return out, not bad

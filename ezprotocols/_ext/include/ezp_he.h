@@ -1,0 +1,444 @@
+/* RLWE kernels for the homomorphic linear layers (ezprotocols.arith.he).
+ *
+ * Polynomials live in Z_q[X]/(X^N + 1) for NTT-friendly primes q < 2^50
+ * (q = 1 mod 2N), in RNS form: an array [L][N] of residues, limb l modulo
+ * prime l of the chain.  Everything is scalar C on uint64_t with
+ * __uint128_t products; multiplications by a fixed operand use Shoup's
+ * precomputed quotient w' = floor(w 2^64 / q) (Harvey, "Faster arithmetic for
+ * number-theoretic transforms", 2014), so no division happens in the hot loops.
+ *
+ *  - ezp_ntt_fwd / ezp_ntt_inv: negacyclic NTT (Cooley-Tukey forward with the
+ *    powers of a primitive 2N-th root psi in bit-reversed order, Gentleman-Sande
+ *    inverse), values kept in [0, q).
+ *  - ezp_mul_acc: out += a (.) w (pointwise, Shoup).
+ *  - ezp_uniform_mod: 128 random bits -> [0, q) as floor(r q / 2^128)
+ *    (statistical distance q / 2^128 from uniform).
+ *  - ezp_cbd: centered binomial CBD(eta) from one random 64-bit word
+ *    (popcount of eta bits minus popcount of eta bits, eta <= 32).
+ *  - ezp_ternary: uniform {-1, 0, 1} as floor(3 r / 2^64).
+ *  - ezp_signed_to_rns: int64 -> residues.
+ *  - ezp_add_delta: b += round(Q m / 2^64) mod q_l for m in Z_2^64
+ *    (= floor(Q/2^64) m + round((Q mod 2^64) m / 2^64)).
+ *  - ezp_add_flood: b += r - 2^f for r uniform in [0, 2^(f+1)) (three words).
+ *  - ezp_rescale: drop the last prime: x_l <- (x_l - [x]_{q_L}) q_L^{-1} with the
+ *    centered residue [x]_{q_L} (rounding of x / q_L).
+ *  - ezp_decrypt2: the message round(2^64 x / (q0 q1)) mod 2^64 of x given by
+ *    its two residues (mixed radix x = v0 + v1 q0).
+ *  - ezp_pack / ezp_unpack: residues at per-limb bit widths, LSB first.
+ */
+#ifndef EZP_HE_H
+#define EZP_HE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include <stdlib.h>
+
+typedef unsigned __int128 ezp_u128;
+
+static inline uint64_t ezp_shoup_pre(uint64_t w, uint64_t q) {
+    return (uint64_t)(((ezp_u128)w << 64) / q);
+}
+
+static inline uint64_t ezp_mul_shoup(uint64_t a, uint64_t w, uint64_t wp, uint64_t q) {
+    uint64_t qh = (uint64_t)(((ezp_u128)a * wp) >> 64);
+    uint64_t r = a * w - qh * q;
+    return r >= q ? r - q : r;
+}
+
+static inline uint64_t ezp_add_mod(uint64_t a, uint64_t b, uint64_t q) {
+    uint64_t r = a + b;
+    return r >= q ? r - q : r;
+}
+
+static inline uint64_t ezp_sub_mod(uint64_t a, uint64_t b, uint64_t q) {
+    return a >= b ? a - b : a + q - b;
+}
+
+/* tables: psi[N], psip[N] (Shoup), ipsi[N], ipsip[N], ninv, ninvp */
+static void ezp_ntt_fwd(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip) {
+    size_t t = N;
+    for (size_t m = 1; m < N; m <<= 1) {
+        t >>= 1;
+        for (size_t i = 0; i < m; i++) {
+            size_t j1 = 2 * i * t;
+            uint64_t S = psi[m + i], Sp = psip[m + i];
+            uint64_t *x = a + j1, *y = a + j1 + t;
+            for (size_t j = 0; j < t; j++) {
+                uint64_t U = x[j];
+                uint64_t V = ezp_mul_shoup(y[j], S, Sp, q);
+                x[j] = ezp_add_mod(U, V, q);
+                y[j] = ezp_sub_mod(U, V, q);
+            }
+        }
+    }
+}
+
+/* one Gentleman-Sande stage: h groups of span t */
+static void ezp__inv_stage(uint64_t *a, size_t h, size_t t, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip) {
+    size_t j1 = 0;
+    for (size_t i = 0; i < h; i++) {
+        uint64_t S = ipsi[h + i], Sp = ipsip[h + i];
+        uint64_t *x = a + j1, *y = a + j1 + t;
+        for (size_t j = 0; j < t; j++) {
+            uint64_t U = x[j], V = y[j];
+            x[j] = ezp_add_mod(U, V, q);
+            y[j] = ezp_mul_shoup(ezp_sub_mod(U, V, q), S, Sp, q);
+        }
+        j1 += 2 * t;
+    }
+}
+
+static void ezp_ntt_inv(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
+                        uint64_t ninv, uint64_t ninvp) {
+    size_t t = 1;
+    for (size_t m = N; m > 1; m >>= 1) {
+        ezp__inv_stage(a, m >> 1, t, q, ipsi, ipsip);
+        t <<= 1;
+    }
+    for (size_t j = 0; j < N; j++) a[j] = ezp_mul_shoup(a[j], ninv, ninvp, q);
+}
+
+static void ezp_mul_acc(uint64_t *out, const uint64_t *a, const uint64_t *w, const uint64_t *wp,
+                        size_t n, uint64_t q) {
+    for (size_t j = 0; j < n; j++) out[j] = ezp_add_mod(out[j], ezp_mul_shoup(a[j], w[j], wp[j], q), q);
+}
+
+/* a * b mod q for a, b < q < 2^50 with a floating-point quotient estimate (|error| <= 2),
+ * no precomputation: qinv = 1.0 / q. */
+static inline uint64_t ezp_mul_fp(uint64_t a, uint64_t b, uint64_t q, double qinv) {
+    uint64_t qh = (uint64_t)((double)a * (double)b * qinv);
+    int64_t r = (int64_t)(a * b - qh * q);
+    r += (r >> 63) & (int64_t)q;
+    r += (r >> 63) & (int64_t)q;
+    r -= (int64_t)q;
+    r += (r >> 63) & (int64_t)q;
+    r -= (int64_t)q;
+    r += (r >> 63) & (int64_t)q;
+    return (uint64_t)r;
+}
+
+static void ezp_mul_acc_fp(uint64_t *out, const uint64_t *a, const uint64_t *w, size_t n, uint64_t q) {
+    double qinv = 1.0 / (double)q;
+    for (size_t j = 0; j < n; j++) out[j] = ezp_add_mod(out[j], ezp_mul_fp(a[j], w[j], q, qinv), q);
+}
+
+static void ezp_uniform_mod(const uint64_t *words, size_t n, uint64_t q, uint64_t *out) {
+    for (size_t j = 0; j < n; j++) {
+        uint64_t r0 = words[2 * j], r1 = words[2 * j + 1];
+        ezp_u128 lo = (ezp_u128)r0 * q;
+        ezp_u128 hi = (ezp_u128)r1 * q + (uint64_t)(lo >> 64);
+        out[j] = (uint64_t)(hi >> 64);
+    }
+}
+
+static void ezp_cbd(const uint64_t *words, size_t n, int eta, int64_t *out) {
+    uint64_t mask = eta >= 32 ? 0xFFFFFFFFull : ((1ull << eta) - 1);
+    for (size_t j = 0; j < n; j++) {
+        uint64_t w = words[j];
+        out[j] = (int64_t)__builtin_popcountll(w & mask) - (int64_t)__builtin_popcountll((w >> 32) & mask);
+    }
+}
+
+static void ezp_ternary(const uint64_t *words, size_t n, int64_t *out) {
+    for (size_t j = 0; j < n; j++) out[j] = (int64_t)(((ezp_u128)words[j] * 3) >> 64) - 1;
+}
+
+static inline uint64_t ezp_reduce_signed(int64_t v, uint64_t q) {
+    if (v >= 0 && (uint64_t)v < q) return (uint64_t)v;
+    if (v < 0 && (uint64_t)(-(v + 1)) < q - 1) return (uint64_t)((int64_t)q + v);
+    if (v >= 0) return (uint64_t)v % q;
+    uint64_t r = (uint64_t)(-(v + 1)) % q;     /* -(v) - 1 without overflow */
+    return q - 1 - r;
+}
+
+/* x: int64[cnt][n] -> out: uint64[cnt][L][n] */
+static void ezp_signed_to_rns(const int64_t *x, size_t cnt, size_t n, const uint64_t *qs, size_t L,
+                              uint64_t *out) {
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l < L; l++) {
+            uint64_t q = qs[l];
+            const int64_t *src = x + c * n;
+            uint64_t *dst = out + (c * L + l) * n;
+            for (size_t j = 0; j < n; j++) dst[j] = ezp_reduce_signed(src[j], q);
+        }
+}
+
+/* b[cnt][L][n] += round(Q m / 2^64); delta[l] = floor(Q / 2^64) mod q_l, qlow = Q mod 2^64 */
+static void ezp_add_delta(uint64_t *b, const uint64_t *m, size_t cnt, size_t n, const uint64_t *qs,
+                          size_t L, const uint64_t *delta, uint64_t qlow) {
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l < L; l++) {
+            uint64_t q = qs[l], d = delta[l], dp = ezp_shoup_pre(delta[l], q);
+            uint64_t *dst = b + (c * L + l) * n;
+            const uint64_t *src = m + c * n;
+            for (size_t j = 0; j < n; j++) {
+                uint64_t v = src[j];
+                uint64_t fr = (uint64_t)(((ezp_u128)qlow * v + ((ezp_u128)1 << 63)) >> 64);
+                uint64_t t = ezp_add_mod(ezp_mul_shoup(v, d, dp, q), fr % q, q);
+                dst[j] = ezp_add_mod(dst[j], t, q);
+            }
+        }
+}
+
+/* b[cnt][L][n] += r - 2^f, r = w0 + w1 2^64 + w2 2^128 (words[cnt][n][3], masked to f+1 bits by caller) */
+static void ezp_add_flood(uint64_t *b, const uint64_t *words, size_t cnt, size_t n, const uint64_t *qs,
+                          size_t L, int f) {
+    for (size_t l = 0; l < L; l++) {
+        uint64_t q = qs[l];
+        uint64_t c64 = (uint64_t)(((ezp_u128)1 << 64) % q);
+        uint64_t c128 = (uint64_t)(((ezp_u128)c64 << 64) % q);
+        uint64_t pf = 1 % q;
+        for (int i = 0; i < f; i++) pf = (uint64_t)(((ezp_u128)pf * 2) % q);
+        for (size_t c = 0; c < cnt; c++) {
+            uint64_t *dst = b + (c * L + l) * n;
+            const uint64_t *w = words + c * n * 3;
+            for (size_t j = 0; j < n; j++) {
+                ezp_u128 acc = (ezp_u128)(w[3 * j] % q) + (ezp_u128)(w[3 * j + 1] % q) * c64
+                             + (ezp_u128)(w[3 * j + 2] % q) * c128;
+                uint64_t r = (uint64_t)(acc % q);
+                dst[j] = ezp_add_mod(dst[j], ezp_sub_mod(r, pf, q), q);
+            }
+        }
+    }
+}
+
+/* x[cnt][L][n] (coefficients) -> out[cnt][L-1][n]; qinv[l] = q_{L-1}^{-1} mod q_l */
+static void ezp_rescale(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint64_t *qs,
+                        const uint64_t *qinv, uint64_t *out) {
+    uint64_t qt = qs[L - 1], half = qt >> 1;
+    for (size_t c = 0; c < cnt; c++) {
+        const uint64_t *top = x + (c * L + L - 1) * n;
+        for (size_t l = 0; l + 1 < L; l++) {
+            uint64_t q = qs[l], iv = qinv[l], ivp = ezp_shoup_pre(qinv[l], q);
+            const uint64_t *src = x + (c * L + l) * n;
+            uint64_t *dst = out + (c * (L - 1) + l) * n;
+            uint64_t qtm = qt % q;
+            for (size_t j = 0; j < n; j++) {
+                uint64_t r = top[j];                        /* centered: r or r - qt */
+                uint64_t rm = r % q;
+                if (r > half) rm = ezp_sub_mod(rm, qtm, q);
+                dst[j] = ezp_mul_shoup(ezp_sub_mod(src[j], rm, q), iv, ivp, q);
+            }
+        }
+    }
+}
+
+/* x[cnt][2][n] residues mod (q0, q1) -> round(2^64 x / (q0 q1)) mod 2^64 */
+static void ezp_decrypt2(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, uint64_t q1,
+                         uint64_t q0inv_mod_q1, uint64_t *out) {
+    uint64_t ivp = ezp_shoup_pre(q0inv_mod_q1, q1);
+    double s1 = 18446744073709551616.0 / (double)q1, iq0 = 1.0 / (double)q0, iq1 = 1.0 / (double)q1;
+    for (size_t c = 0; c < cnt; c++) {
+        const uint64_t *x0 = x + c * 2 * n, *x1 = x0 + n;
+        uint64_t *o = out + c * n;
+        for (size_t j = 0; j < n; j++) {
+            uint64_t v0 = x0[j];
+            uint64_t v1 = ezp_mul_shoup(ezp_sub_mod(x1[j], v0 % q1, q1), q0inv_mod_q1, ivp, q1);
+            ezp_u128 num = (ezp_u128)v1 << 64;
+            uint64_t ip = (uint64_t)(num / q1);
+            uint64_t rem = (uint64_t)(num - (ezp_u128)ip * q1);
+            double fr = (double)rem * iq1 + (double)v0 * iq0 * s1;   /* in [0, 1 + 2^64/q1) */
+            int64_t adj = (int64_t)(fr + 0.5);
+            o[j] = ip + (uint64_t)adj;
+        }
+    }
+}
+
+/* Compression of the returned b' values: x given by residues mod (q0, q1) -> the integer
+ * round(x / 2^d) as lo/hi words (out[cnt][2][n]); and back: y 2^d -> residues. */
+static void ezp_crt2_drop(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, uint64_t q1,
+                          uint64_t q0inv_mod_q1, int d, uint64_t *out) {
+    uint64_t ivp = ezp_shoup_pre(q0inv_mod_q1, q1);
+    for (size_t c = 0; c < cnt; c++) {
+        const uint64_t *x0 = x + c * 2 * n, *x1 = x0 + n;
+        uint64_t *lo = out + c * 2 * n, *hi = lo + n;
+        for (size_t j = 0; j < n; j++) {
+            uint64_t v0 = x0[j];
+            uint64_t v1 = ezp_mul_shoup(ezp_sub_mod(x1[j], v0 % q1, q1), q0inv_mod_q1, ivp, q1);
+            ezp_u128 v = (ezp_u128)v1 * q0 + v0;
+            if (d > 0) v = (v + ((ezp_u128)1 << (d - 1))) >> d;
+            lo[j] = (uint64_t)v;
+            hi[j] = (uint64_t)(v >> 64);
+        }
+    }
+}
+
+static void ezp_crt2_expand(const uint64_t *y, size_t cnt, size_t n, uint64_t q0, uint64_t q1, int d,
+                            uint64_t *out) {
+    for (size_t c = 0; c < cnt; c++) {
+        const uint64_t *lo = y + c * 2 * n, *hi = lo + n;
+        uint64_t *o0 = out + c * 2 * n, *o1 = o0 + n;
+        for (size_t j = 0; j < n; j++) {
+            ezp_u128 v = (((ezp_u128)(hi[j] & 0xFFFFull) << 64) | lo[j]) << d;
+            o0[j] = (uint64_t)(v % q0);
+            o1[j] = (uint64_t)(v % q1);
+        }
+    }
+}
+
+/* Pack x[cnt][L][n] at widths w[l] (bits) into a little-endian bit stream. */
+static void ezp_pack(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint8_t *w, uint8_t *out,
+                     size_t nbytes) {
+    memset(out, 0, nbytes);
+    size_t bit = 0;
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l < L; l++) {
+            const uint64_t *src = x + (c * L + l) * n;
+            unsigned wl = w[l];
+            for (size_t j = 0; j < n; j++) {
+                uint64_t v = src[j];
+                unsigned done = 0;
+                while (done < wl) {
+                    size_t byte = bit >> 3;
+                    unsigned off = bit & 7, take = 8 - off;
+                    if (take > wl - done) take = wl - done;
+                    out[byte] |= (uint8_t)(((v >> done) & ((1u << take) - 1)) << off);
+                    done += take;
+                    bit += take;
+                }
+            }
+        }
+}
+
+/* Inverse of ezp_pack; returns 1 if some value is >= its prime (qs), else 0. */
+static int ezp_unpack(const uint8_t *in, size_t cnt, size_t L, size_t n, const uint8_t *w,
+                      const uint64_t *qs, uint64_t *x) {
+    size_t bit = 0;
+    int bad = 0;
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l < L; l++) {
+            uint64_t *dst = x + (c * L + l) * n;
+            unsigned wl = w[l];
+            uint64_t q = qs[l];
+            for (size_t j = 0; j < n; j++) {
+                uint64_t v = 0;
+                unsigned done = 0;
+                while (done < wl) {
+                    size_t byte = bit >> 3;
+                    unsigned off = bit & 7, take = 8 - off;
+                    if (take > wl - done) take = wl - done;
+                    v |= (uint64_t)((in[byte] >> off) & ((1u << take) - 1)) << done;
+                    done += take;
+                    bit += take;
+                }
+                bad |= q != 0 && v >= q;
+                dst[j] = v;
+            }
+        }
+    return bad;
+}
+
+/* ==================================================================== AVX-512 IFMA
+ * Shoup multiplication with 52-bit quotients (w' = floor(w 2^52 / q), q < 2^50):
+ * qh = hi52(a w'), r = lo52(a w) - lo52(qh q) mod 2^52 in [0, 2q).  Butterfly stages with
+ * a span >= 8 run 8 lanes at a time; the three stages with spans 1, 2, 4 stay scalar. */
+#include <immintrin.h>
+
+static int ezp_he_have_ifma = 0;
+
+static inline void ezp_he_init(void) {
+    const char *no = getenv("EZP_NO_AVX512");
+    __builtin_cpu_init();
+    ezp_he_have_ifma = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma")
+                       && __builtin_cpu_supports("avx512dq") && !(no && no[0] && no[0] != '0');
+}
+
+#define EZP_IFMA __attribute__((target("avx512f,avx512dq,avx512ifma,avx512vl")))
+
+EZP_IFMA static inline __m512i ezp_v_mul52(__m512i a, __m512i w, __m512i wp, __m512i q, __m512i m52) {
+    __m512i z = _mm512_setzero_si512();
+    __m512i qh = _mm512_madd52hi_epu64(z, a, wp);
+    __m512i r = _mm512_sub_epi64(_mm512_madd52lo_epu64(z, a, w), _mm512_madd52lo_epu64(z, qh, q));
+    r = _mm512_and_si512(r, m52);
+    return _mm512_min_epu64(r, _mm512_sub_epi64(r, q));
+}
+
+EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip,
+                                      const uint64_t *psip52) {
+    __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    size_t t = N, m = 1;
+    for (; m < N; m <<= 1) {
+        t >>= 1;
+        if (t < 8) break;
+        for (size_t i = 0; i < m; i++) {
+            __m512i S = _mm512_set1_epi64((long long)psi[m + i]), Sp = _mm512_set1_epi64((long long)psip52[m + i]);
+            uint64_t *x = a + 2 * i * t, *y = x + t;
+            for (size_t j = 0; j < t; j += 8) {
+                __m512i U = _mm512_loadu_si512(x + j);
+                __m512i V = ezp_v_mul52(_mm512_loadu_si512(y + j), S, Sp, vq, m52);
+                __m512i s1 = _mm512_add_epi64(U, V);
+                __m512i d1 = _mm512_sub_epi64(U, V);
+                _mm512_storeu_si512(x + j, _mm512_min_epu64(s1, _mm512_sub_epi64(s1, vq)));
+                _mm512_storeu_si512(y + j, _mm512_min_epu64(d1, _mm512_add_epi64(d1, vq)));
+            }
+        }
+    }
+    for (; m < N; m <<= 1) {                     /* t = 4, 2, 1: scalar */
+        for (size_t i = 0; i < m; i++) {
+            uint64_t S = psi[m + i], Sp = psip[m + i];
+            uint64_t *x = a + 2 * i * t, *y = x + t;
+            for (size_t j = 0; j < t; j++) {
+                uint64_t U = x[j], V = ezp_mul_shoup(y[j], S, Sp, q);
+                x[j] = ezp_add_mod(U, V, q);
+                y[j] = ezp_sub_mod(U, V, q);
+            }
+        }
+        t >>= 1;
+    }
+}
+
+EZP_IFMA static void ezp_ntt_inv_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
+                                      const uint64_t *ipsip52, uint64_t ninv, uint64_t ninvp, uint64_t ninvp52) {
+    __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    size_t t = 1;
+    for (size_t m = N; m > 1; m >>= 1) {
+        size_t h = m >> 1, j1 = 0;
+        if (t < 8) {
+            ezp__inv_stage(a, h, t, q, ipsi, ipsip);
+        } else {
+            for (size_t i = 0; i < h; i++) {
+                __m512i S = _mm512_set1_epi64((long long)ipsi[h + i]);
+                __m512i Sp = _mm512_set1_epi64((long long)ipsip52[h + i]);
+                uint64_t *x = a + j1, *y = a + j1 + t;
+                for (size_t j = 0; j < t; j += 8) {
+                    __m512i U = _mm512_loadu_si512(x + j), V = _mm512_loadu_si512(y + j);
+                    __m512i s1 = _mm512_add_epi64(U, V);
+                    __m512i d1 = _mm512_sub_epi64(U, V);
+                    d1 = _mm512_min_epu64(d1, _mm512_add_epi64(d1, vq));
+                    _mm512_storeu_si512(x + j, _mm512_min_epu64(s1, _mm512_sub_epi64(s1, vq)));
+                    _mm512_storeu_si512(y + j, ezp_v_mul52(d1, S, Sp, vq, m52));
+                }
+                j1 += 2 * t;
+            }
+        }
+        t <<= 1;
+    }
+    __m512i W = _mm512_set1_epi64((long long)ninv), Wp = _mm512_set1_epi64((long long)ninvp52);
+    size_t j = 0;
+    for (; j + 8 <= N; j += 8)
+        _mm512_storeu_si512(a + j, ezp_v_mul52(_mm512_loadu_si512(a + j), W, Wp, vq, m52));
+    for (; j < N; j++) a[j] = ezp_mul_shoup(a[j], ninv, ninvp, q);
+}
+
+/* out += a (.) w, floating-point quotient (see ezp_mul_fp), 8 lanes */
+EZP_IFMA static void ezp_mul_acc_fp_v(uint64_t *out, const uint64_t *a, const uint64_t *w, size_t n, uint64_t q) {
+    __m512i vq = _mm512_set1_epi64((long long)q), z = _mm512_setzero_si512();
+    __m512d qi = _mm512_set1_pd(1.0 / (double)q);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m512i A = _mm512_loadu_si512(a + j), B = _mm512_loadu_si512(w + j);
+        __m512d p = _mm512_mul_pd(_mm512_mul_pd(_mm512_cvtepu64_pd(A), _mm512_cvtepu64_pd(B)), qi);
+        __m512i qh = _mm512_cvttpd_epu64(p);
+        __m512i r = _mm512_sub_epi64(_mm512_mullo_epi64(A, B), _mm512_mullo_epi64(qh, vq));
+        /* r in [-q, 2q): bring to [0, q) */
+        r = _mm512_mask_add_epi64(r, _mm512_cmplt_epi64_mask(r, z), r, vq);
+        r = _mm512_min_epu64(r, _mm512_sub_epi64(r, vq));
+        __m512i o = _mm512_add_epi64(_mm512_loadu_si512(out + j), r);
+        _mm512_storeu_si512(out + j, _mm512_min_epu64(o, _mm512_sub_epi64(o, vq)));
+    }
+    double qinv = 1.0 / (double)q;
+    for (; j < n; j++) out[j] = ezp_add_mod(out[j], ezp_mul_fp(a[j], w[j], q, qinv), q);
+}
+
+#endif

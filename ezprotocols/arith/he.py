@@ -1,0 +1,1148 @@
+"""Homomorphic cross products (RLWE, coefficient encoding): one party's private
+matrix/tensor times the other party's, as additive shares in Z_2^64.
+
+Following Cheetah (Huang, Lu, Hong, Chen, Ding, eprint 2022/207, sections 3-4):
+the *sender* encrypts its operand under its own secret key, the *evaluator*
+multiplies by its plaintext polynomials (coefficient encodings in which one
+coefficient of the product is an inner product: no rotations, no key
+switching), adds a fresh uniform mask, re-randomizes and floods the noise,
+modulus-switches down and returns only the coefficients that carry results
+(plus the ``a`` part decryption needs).  Two messages, one round trip.
+
+Scheme (own kernels, :mod:`ezprotocols._ext.he`): symmetric BFV with plaintext
+modulus ``t = 2^64`` so results land directly in the library's ring; ring
+``R_Q = Z_Q[X]/(X^N + 1)``, ``N = 8192``, ``Q`` a product of ``L`` NTT primes
+(:data:`PRIMES`), secret ``s`` uniform ternary, errors centered binomial
+CBD(21) (standard deviation 3.24, support [-21, 21]; the standard's tables assume
+a discrete Gaussian of sigma 3.2: CBD of the same variance is the usual
+substitute, as in Kyber).  ``m`` in Z_2^64 is encoded as ``round(Q m / 2^64)``
+("precise" BFV encoding): a product with a plaintext integer polynomial ``w``
+wraps modulo ``t`` without an error term proportional to ``Q mod t``.
+
+* ``Enc(x) = (b, a)``, ``a`` uniform (expanded from a 16-byte seed, so only ``b``
+  is sent: ``L`` residues per coefficient), ``b = -a s + e + round(Q x / t)``.
+* The evaluator computes ``sum_k ct_k * w_k``, adds ``(b_pk u + e1, a_pk u + e2)``
+  (an encryption of zero under the sender's public key ``pk = (b_pk = -a_pk s
+  + e_pk, a_pk)``, ``u`` ternary), ``round(Q r / t)`` for its mask ``r`` and a
+  uniform flooding term in ``[-2^f, 2^f)``; then it drops primes down to ``q' =
+  q0 q1`` (~2^81) by RNS rounding and sends ``a'`` (all ``N`` coefficients) and
+  ``b'`` at the result positions only, without its 15 low bits (they are below the
+  decryption margin).  Its share is ``-r``.
+* The sender decrypts ``round(2^64 (b' + a' s) / q') mod 2^64 = x w + r``.
+
+Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
+218`` for ``N = 8192`` in the homomorphicencryption.org standard's table
+(Albrecht et al., "Homomorphic Encryption Standard", 2018, table 1, classical
+128-bit security, ternary secrets): :data:`HE_STANDARD_128`.  The chain is
+two ~40.5-bit primes (the final modulus), then primes of ~45.6, ~28.5, ~45.6 and ~17
+bits; a call uses the shortest prefix (3 to 6 primes: ~126.9, ~155.4, ~201.2 or 218.0
+bits) whose product clears its noise bound.
+
+Noise (worst case, every term has bounded support so decryption is exact, not
+just likely): let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
+coefficients (signed), ``nnz`` the non-zeros of one plaintext polynomial and
+``K`` the products summed per output.  The weight-dependent noise is
+``|sum_k (e_k + eps_k) w_k| <= B_w = K * nnz * (21 + 1/2) * W``, re-randomization adds
+at most ``(2N + 1) * 21`` (it depends on ``u``), the mask encoding 1/2: ``B = B_w +
+(2N + 1) 21 + 1``.  Flooding adds ``U[-2^f, 2^f)`` with ``2^f >= 2^40 * n_rev * B``
+(``n_rev`` = coefficients returned).  ``Q`` is chosen with ``|noise| < Q / 2^66``; after switching to ``q'`` the
+noise is below ``q'/2^66 + (N + 1)/2 * 1.001 + 2^14 < q' / 2^65`` (the last term: the
+dropped bits of ``b'``), so rounding recovers ``x w + r`` exactly.
+
+What each party sees (semi-honest, simulatable):
+
+* Evaluator: the public key and the ``b`` parts of fresh symmetric encryptions
+  under ``s``: pseudorandom under RLWE (``N = 8192``, ``log Q <= 218``).
+* Sender: ``(b', a')``.  ``a' = a w + a_pk u + e2`` where ``a_pk u + e2`` is an
+  RLWE sample with the fresh secret ``u``: pseudorandom, so ``a'`` hides ``a w``
+  (circuit privacy of the ``a`` part).  Given ``a'`` and ``s``, ``b'`` is fixed by
+  the decryption equation: the message ``x w + r`` is uniform in Z_2^64 at each
+  returned position (fresh mask ``r``), and the noise is ``n_w + n_u + F`` with ``n_w``
+  the weight-dependent term and ``n_u`` the re-randomization term, ``|n_w + n_u| <= B``.
+  Flooding ``F`` uniform on ``2^(f+1)`` values hides both: statistical distance ``<= n_rev
+  * B / 2^(f+1) <= 2^-41`` per product call (sigma = 40 per call; a session of ``c``
+  products is within ``c 2^-41``).  Modulus switching is a public post-processing.  So
+  the sender's view is simulated from its own output share.
+* Neither learns anything else: the shapes, ``wbits`` and the encoding parameters
+  are public (computed by both from public shapes).
+
+Coefficient encoding gives products of *polynomials*, not elementwise products:
+elementwise Beaver triples through this scheme would waste a whole ciphertext
+per product (or need SIMD batching with a prime ``t``, not ``2^64``), so they stay
+with OT (:mod:`ezprotocols.arith.ot_source`).  A per-channel scale (BatchNorm)
+*is* covered: it is a block-diagonal matmul (:func:`cross_scale`).
+
+Costs (:func:`matmul_costs`, :func:`conv2d_costs`, :func:`scale_costs`) are
+computed by both parties from public shapes and pick the encoding block sizes
+that move the fewest bytes; ``None`` means infeasible (the noise bound does not
+fit the largest modulus).  :class:`HeProducts` (``linear="he"``, the default) offers
+this next to the OT options and takes the fewest bytes per product.
+
+Randomness: the secret key, errors, ``u``, masks and flooding come from the session's
+AES-CTR PRG (``s.prg``) as 64-bit words turned into samples in C (ternary:
+``floor(3 r / 2^64)``; CBD(21): two popcounts); the public ``a`` polynomials expand a
+fresh 16-byte ``secrets`` seed with the AES PRG, 128 bits per residue
+(``floor(r q / 2^128)``: statistical distance ``q / 2^128`` from uniform).
+
+Why own kernels and t = 2^64 (measured, see DESIGN.md): SEAL's BFV caps the plaintext
+modulus at 60 bits, so Z_2^64 shares would need a narrower activation ring with exact
+extension/truncation protocols at every layer boundary (Cheetah's route); with
+``t = 2^64`` and the precise encoding the results are shares of the library's ring as
+they are.  The negacyclic NTT uses Shoup multiplication, AVX-512 IFMA (52-bit) when
+present (``_ext/include/ezp_he.h``), and the evaluator's independent responses run on
+two threads.  What dominates the bytes at small batch sizes is the ``a`` part of each
+returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); packing the results of
+several ciphertexts into one (PackLWEs, eprint 2020/015, with Galois keys) is not
+implemented.
+"""
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .._ext import he as K
+from .._ext.crypto import Prg
+from ..errors import ProtocolError
+from .conv import Conv2dGeom
+
+__all__ = ["N", "PRIMES", "HE_STANDARD_128", "SIGMA", "check_parameters", "matmul_costs",
+           "conv2d_costs", "scale_costs", "cross_matmul", "cross_conv2d", "cross_scale",
+           "shared_matmul", "shared_conv2d", "run_concurrent", "matmul_plan", "conv2d_plan",
+           "level_for", "HeProducts", "HeTriples"]
+
+U64 = np.uint64
+N = 8192
+LOG_N = 13
+ETA = 21                    # CBD(21): sigma = sqrt(10.5) = 3.24
+SIGMA = 40                  # statistical security of the flooding
+T_BITS = 64
+FINAL_LIMBS = 2
+MIN_LIMBS, MAX_LIMBS = 3, 6
+#: homomorphicencryption.org standard, table 1: max log2(Q) for 128-bit classical security,
+#: uniform ternary secret, error sigma 3.2.
+HE_STANDARD_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
+
+
+# ------------------------------------------------------------------ parameters
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        r += 1
+    for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):   # deterministic below 3.3e24
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _primes_below(bound: int, count: int, step: int) -> list:
+    out = []
+    c = (bound - 1) // step * step + 1
+    while len(out) < count:
+        if c < bound and _is_prime(c):
+            out.append(c)
+        c -= step
+    return out
+
+
+def _root(q: int, n2: int) -> int:
+    """A primitive ``n2``-th root of unity mod ``q`` (n2 a power of two dividing q - 1)."""
+    for g in range(2, 1000):
+        r = pow(g, (q - 1) // n2, q)
+        if pow(r, n2 // 2, q) == q - 1:
+            return r
+    raise ValueError("no root")
+
+
+@lru_cache(maxsize=None)
+def _chain():
+    """Two ~40.5-bit primes (the final modulus ~2^81), then a ~45.6-, a ~28.5-, a ~45.6- and
+    a ~17-bit prime: the levels (products of the first 3, 4, 5, 6) are ~126.6, ~155.1,
+    ~200.7 and 218 bits, spaced so that typical noise bounds waste few bits (fixed-point
+    weights need ~150-155 bits, 64-bit operands ~195-218)."""
+    step = 2 * N
+    low = _primes_below(int(2 ** 40.5), 2, step)
+    mid = _primes_below(int(2 ** 28.5), 1, step)
+    tiny = _primes_below(1 << 17, 1, step)
+    rest_bits = (HE_STANDARD_128[N] - math.log2(low[0] * low[1] * mid[0] * tiny[0])) / 2
+    high = _primes_below(int(2 ** rest_bits), 2, step)
+    primes = low + [high[0], mid[0], high[1], tiny[0]]
+    return tuple(primes), tuple(_root(q, step) for q in primes)
+
+
+PRIMES = _chain()[0]
+WIDTHS = tuple(q.bit_length() for q in PRIMES)
+
+
+def check_parameters() -> dict:
+    """The parameter set and its security check against :data:`HE_STANDARD_128`.
+
+    >>> p = check_parameters()
+    >>> p["ok"], p["N"], p["log2_Q_bits"] <= HE_STANDARD_128[p["N"]]
+    (True, 8192, True)
+    """
+    Q = math.prod(PRIMES)
+    ok = (Q.bit_length() <= HE_STANDARD_128[N] and all((q - 1) % (2 * N) == 0 and _is_prime(q) for q in PRIMES))
+    return {"N": N, "primes": PRIMES, "log2_Q": math.log2(Q), "log2_Q_bits": Q.bit_length(),
+            "max_log2_Q_128": HE_STANDARD_128[N], "final_log2_q": math.log2(PRIMES[0] * PRIMES[1]),
+            "eta": ETA, "secret": "uniform ternary", "ok": ok}
+
+
+@lru_cache(maxsize=None)
+def _tables():
+    primes, roots = _chain()
+    return K.NttTables(N, primes, roots)
+
+
+@dataclass(frozen=True)
+class _Level:
+    L: int
+    primes: np.ndarray
+    delta: np.ndarray
+    qlow: int
+    qinv: tuple          # qinv[i]: inverses for dropping prime L-1-i (from level L-i)
+
+
+@lru_cache(maxsize=None)
+def _level(L: int) -> _Level:
+    ps = PRIMES[:L]
+    Q = math.prod(ps)
+    delta = np.array([(Q >> 64) % q for q in ps], dtype=U64)
+    qinv = []
+    for top in range(L - 1, FINAL_LIMBS - 1, -1):
+        qinv.append(np.array([pow(ps[top], -1, ps[l]) for l in range(top)], dtype=U64))
+    return _Level(L, np.array(ps, dtype=U64), delta, Q & ((1 << 64) - 1), tuple(qinv))
+
+
+def level_for(wbits: int, nK: int, nnz: int, n_rev: int):
+    """``(limbs, f)`` for a product: the fewest primes whose modulus clears the noise
+    bound (module docstring), and the flooding exponent; ``None`` if none does."""
+    B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 1) * (1 << (wbits - 1)) // 2 + 1
+    # flooded: the weight-dependent noise and the re-randomization noise (it depends on u,
+    # the RLWE secret hiding a w in a'), both visible to the key owner after decryption
+    B = B_w + (2 * N + 1) * ETA + 1
+    f = B.bit_length() + SIGMA + max(n_rev, 1).bit_length()
+    bound = (1 << f) + B
+    for L in range(MIN_LIMBS, MAX_LIMBS + 1):
+        if bound * (1 << (T_BITS + 2)) < math.prod(PRIMES[:L]):
+            return L, f
+    return None
+
+
+QF = PRIMES[0] * PRIMES[1]
+DROP = 15                                        # low bits of b' not sent
+B_HI = ((QF + (1 << (DROP - 1))) >> DROP).bit_length() - 64
+B_WIDTHS = (64, B_HI)
+Q0INV = pow(PRIMES[0], -1, PRIMES[1])
+
+
+def _final_ok() -> bool:
+    """After switching to ``q'``: the flooded noise (< q'/2^66), the switching rounding (at most
+    (N+1)/2 * 1.001) and the dropped bits of b' (at most 2^(DROP-1)) stay below q'/2^65."""
+    room = (QF >> (T_BITS + 1)) - (QF >> (T_BITS + 2)) - 2
+    return room > (N + 1) * 1001 // 2000 + 1 + (1 << (DROP - 1))
+
+
+assert _final_ok()
+
+
+def _in_bytes(n_ct: int, L: int) -> int:
+    return K.packed_size(n_ct, N, WIDTHS[:L]) + 16
+
+
+def _resp_bytes(n_ct: int, npos: int) -> int:
+    return K.packed_size(n_ct, N, WIDTHS[:FINAL_LIMBS]) + K.packed_size(n_ct, npos, B_WIDTHS)
+
+
+def _out_bytes(n_ct: int, npos: int) -> int:
+    return n_ct * (K.packed_size(1, N, WIDTHS[:FINAL_LIMBS]) + K.packed_size(1, npos, B_WIDTHS))
+
+
+# ------------------------------------------------------------------ keys (per session)
+
+class _Keys:
+    """The sender's secret key / the evaluator's copy of the peer's public key."""
+
+    def __init__(self):
+        self.s_ntt = None
+        self.s_ntt_p = None
+        self.pk = None          # [2, L, N] NTT: (b_pk, a_pk)
+        self.pk_p = None
+
+
+def _state(s) -> dict:
+    st = s.__dict__.get("_he_keys")
+    if st is None:
+        st = {}
+        s.__dict__["_he_keys"] = st
+    return st
+
+
+def _setup(s, sender: int):
+    """Key generation (once per session and direction): the sender samples ``s`` and
+    sends ``b_pk`` (``a_pk`` from a seed)."""
+    st = _state(s)
+    key = ("send" if s.role == sender else "eval", sender)
+    if key in st:
+        return st[key]
+    tb = _tables()
+    qs = np.array(PRIMES, dtype=U64)
+    step = f"he.setup.P{sender}"
+    ks = _Keys()
+    with s.phase("he.setup"):
+        if s.role == sender:
+            sk = K.ternary(s.prg.random_uint64(N))
+            s_r = K.to_rns(sk.reshape(1, N), qs)
+            tb.forward(s_r)
+            ks.s_ntt = s_r[0]
+            ks.s_ntt_p = K.shoup(ks.s_ntt, qs)
+            seed = secrets.token_bytes(16)
+            a_pk = K.uniform_mod(Prg(seed).random_uint64(2 * MAX_LIMBS * N), qs, (1, MAX_LIMBS, N))[0]
+            e = K.to_rns(K.cbd(s.prg.random_uint64((1, N)), ETA), qs)
+            tb.forward(e)
+            b_pk = e[0]
+            neg = np.zeros((1, MAX_LIMBS, N), U64)
+            K.mul_acc(neg, a_pk.reshape(1, 1, MAX_LIMBS, N), ks.s_ntt.reshape(1, MAX_LIMBS, N),
+                      ks.s_ntt_p.reshape(1, MAX_LIMBS, N), qs)
+            b_pk = (b_pk + (qs[:, None] - neg[0])) % qs[:, None]
+            s.channel.send(step, np.frombuffer(seed, np.uint8))
+            s.channel.send(step, K.pack(b_pk.reshape(1, MAX_LIMBS, N), WIDTHS))
+        else:
+            seed = s.channel.recv_array(step, np.uint8, (16,)).tobytes()
+            data = s.channel.recv_array(step, np.uint8, (K.packed_size(1, N, WIDTHS),))
+            b_pk, ok = K.unpack(data, (1, MAX_LIMBS, N), WIDTHS, qs)
+            if not ok:
+                raise ProtocolError(f"{step}: public key residues out of range")
+            a_pk = K.uniform_mod(Prg(seed).random_uint64(2 * MAX_LIMBS * N), qs, (1, MAX_LIMBS, N))[0]
+            ks.pk = np.ascontiguousarray(np.stack([b_pk[0], a_pk]))
+            ks.pk_p = K.shoup(ks.pk, qs)
+    st[key] = ks
+    return ks
+
+
+# ------------------------------------------------------------------ the core product
+
+def _neg_mod(x: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    q = qs.reshape((-1,) + (1,) * 1)
+    return np.where(x == 0, x, q - x)
+
+
+def _add_signed(x: np.ndarray, v: np.ndarray, qs: np.ndarray) -> None:
+    """``x[cnt, L, n] += v[cnt, n]`` (int64) mod q_l in place."""
+    r = K.to_rns(np.ascontiguousarray(v, dtype=np.int64), qs)
+    x += r
+    x %= qs[:, None]
+
+
+def _drive(g):
+    """Run a protocol generator (see :func:`product_gen`) to its end; its return value."""
+    try:
+        while True:
+            next(g)
+    except StopIteration as e:
+        return e.value
+
+
+def run_concurrent(items) -> list:
+    """Run several protocol generators ``[(this party is the sender, generator), ...]`` with
+    overlapping messages: every sender first sends its ciphertexts, then every evaluator
+    answers, then the senders decrypt.  Both parties pass the products in the same order, so
+    the two directions of a shared x shared product take two message flights, not four, and
+    the two evaluators work at the same time."""
+    res = [None] * len(items)
+    started = []
+    for i, (snd, g) in enumerate(items):
+        if snd:
+            try:
+                next(g)
+                started.append(i)
+            except StopIteration as e:
+                res[i] = e.value
+    for i, (snd, g) in enumerate(items):
+        if not snd:
+            res[i] = _drive(g)
+    for i in started:
+        res[i] = _drive(items[i][1])
+    return res
+
+
+def product(s, **kw) -> np.ndarray:
+    """The HE product (:func:`product_gen`) run to its end."""
+    return _drive(product_gen(s, **kw))
+
+
+def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits: int, nnz: int,
+                nsum: int | None = None, X=None, pt_fn=None, step: str = "he.product"):
+    """A generator (yields once at the sender, after its ciphertexts are sent) returning the
+    shares ``uint64[nI, nJ, len(pos)]`` of the coefficients ``pos`` of
+    ``sum_k X[i, k] * W[k, j]`` (negacyclic products in ``Z_2^64[X]/(X^N+1)``).
+
+    The sender passes ``X`` (``uint64[nI, nK, N]``); the evaluator ``pt_fn(j) -> (w, kidx)``
+    with ``w int64[nP, N]`` (``|w| <= 2^(wbits-1)``, at most ``nnz`` non-zeros per polynomial)
+    and ``kidx int64[nP]`` (the ``k`` they multiply; ``nP <= nsum``, default ``nK``)."""
+    pos = np.ascontiguousarray(pos, dtype=np.int64)
+    npos = pos.shape[0]
+    if nI * nJ * npos == 0:
+        return np.zeros((nI, nJ, npos), U64)
+    nsum = nK if nsum is None else int(nsum)
+    lv = level_for(wbits, nsum, nnz, nI * nJ * npos)
+    if lv is None:
+        raise ValueError(f"{step}: the noise bound does not fit the largest modulus "
+                         f"(wbits={wbits}, {nsum} blocks); use the OT backend")
+    L, f = lv
+    lev = _level(L)
+    qs = lev.primes
+    tb = _tables()
+    ks = _setup(s, sender)
+    n_in = nI * nK
+    in_shape = (n_in, L, N)
+    a_bytes = K.packed_size(nI, N, WIDTHS[:FINAL_LIMBS])
+    resp_bytes = _resp_bytes(nI, npos)
+    q2 = np.array(PRIMES[:FINAL_LIMBS], dtype=U64)
+    if s.role == sender:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != (nI, nK, N):
+            raise ValueError(f"{step}: X has shape {X.shape}, expected {(nI, nK, N)}")
+        seed = secrets.token_bytes(16)
+        a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
+        b = np.zeros(in_shape, U64)
+        if n_in:
+            K.mul_acc(b, a.reshape(n_in, 1, L, N), ks.s_ntt[:L].reshape(1, L, N),
+                      ks.s_ntt_p[:L].reshape(1, L, N), qs)
+        tb.inverse(b)
+        b = _neg_mod(b, qs)
+        _add_signed(b, K.cbd(s.prg.random_uint64((n_in, N)), ETA), qs)
+        K.add_delta(b, X.reshape(n_in, N), qs, lev.delta, lev.qlow)
+        s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
+        s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
+        yield "sent"
+        out = np.empty((nI, nJ, npos), U64)
+        sq = ks.s_ntt[:FINAL_LIMBS]
+        sqp = ks.s_ntt_p[:FINAL_LIMBS]
+        for j in range(nJ):
+            data = s.channel.recv_array(step + ".resp", np.uint8, (resp_bytes,))
+            ap, ok = K.unpack(data[:a_bytes], (nI, FINAL_LIMBS, N), WIDTHS[:FINAL_LIMBS], q2)
+            if not ok:
+                raise ProtocolError(f"{step}.resp: residues out of range")
+            bc, _ = K.unpack(data[a_bytes:], (nI, 2, npos), B_WIDTHS, np.zeros(2, U64))
+            bp = K.crt2_expand(bc, PRIMES[0], PRIMES[1], DROP)
+            tb.forward(ap)
+            acc = np.zeros((nI, FINAL_LIMBS, N), U64)
+            K.mul_acc(acc, ap.reshape(nI, 1, FINAL_LIMBS, N), sq.reshape(1, FINAL_LIMBS, N),
+                      sqp.reshape(1, FINAL_LIMBS, N), q2)
+            tb.inverse(acc)
+            x = (acc[:, :, pos] + bp) % q2[:, None]
+            out[:, j, :] = K.decrypt2(np.ascontiguousarray(x), PRIMES[0], PRIMES[1], Q0INV)
+        return out
+    # ---- evaluator
+    if pt_fn is None:
+        raise ValueError(f"{step}: the evaluator must pass pt_fn")
+    seed = s.channel.recv_array(step + ".ct", np.uint8, (16,)).tobytes()
+    data = s.channel.recv_array(step + ".ct", np.uint8, (K.packed_size(n_in, N, WIDTHS[:L]),))
+    b, ok = K.unpack(data, in_shape, WIDTHS[:L], qs)
+    if not ok:
+        raise ProtocolError(f"{step}.ct: ciphertext residues out of range")
+    tb.forward(b)
+    a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
+    cb = b.reshape(nI, nK, L, N)
+    ca = a.reshape(nI, nK, L, N)
+    pk = np.ascontiguousarray(ks.pk[:, :L])
+    pkp = np.ascontiguousarray(ks.pk_p[:, :L])
+    share = np.empty((nI, nJ, npos), U64)
+
+    def respond(j, rnd):
+        w, kidx = pt_fn(j)
+        w = np.ascontiguousarray(w, dtype=np.int64)
+        kidx = np.ascontiguousarray(kidx, dtype=np.int64)
+        if w.ndim != 2 or w.shape[1] != N or kidx.shape != (w.shape[0],) or w.shape[0] > nsum:
+            raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
+        if wbits < 64 and w.size:
+            lim = 1 << (wbits - 1)      # the noise bound and the flooding assume |w| <= 2^(wbits-1)
+            if int(w.max()) > lim or int(w.min()) < -lim:
+                raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
+        wr = K.to_rns(w, qs)
+        tb.forward(wr)
+        acc_b = np.zeros((nI, L, N), U64)
+        acc_a = np.zeros((nI, L, N), U64)
+        K.mul_acc(acc_b, cb, wr, None, qs, kidx)      # used once per i: no Shoup precomputation
+        K.mul_acc(acc_a, ca, wr, None, qs, kidx)
+        # re-randomize with an encryption of zero under pk
+        u = K.to_rns(K.ternary(rnd["u"]), qs)
+        tb.forward(u)
+        K.mul_acc(acc_b, u.reshape(nI, 1, L, N), pk[0:1], pkp[0:1], qs)
+        K.mul_acc(acc_a, u.reshape(nI, 1, L, N), pk[1:2], pkp[1:2], qs)
+        tb.inverse(acc_b)
+        tb.inverse(acc_a)
+        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), qs)
+        bsel = np.ascontiguousarray(acc_b[:, :, pos])
+        _add_signed(bsel, K.cbd(rnd["e1"], ETA), qs)
+        K.add_flood(bsel, rnd["flood"], qs, f)
+        K.add_delta(bsel, rnd["r"], qs, lev.delta, lev.qlow)
+        both = np.concatenate([acc_a, bsel], axis=2)
+        for i, top in enumerate(range(L - 1, FINAL_LIMBS - 1, -1)):
+            both = K.rescale(np.ascontiguousarray(both), qs[:top + 1], lev.qinv[i])
+        both = np.ascontiguousarray(both)
+        bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
+        return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
+                               K.pack(bc, B_WIDTHS)])
+
+    # the responses are independent: computed on both cores (the kernels release the GIL),
+    # drawn from the session PRG in order, sent in order
+    pending = []
+    pool = _pool()
+    for j in range(nJ + 1):
+        if j < nJ:
+            rnd = {"u": s.prg.random_uint64((nI, N)), "e2": s.prg.random_uint64((nI, N)),
+                   "e1": s.prg.random_uint64((nI, npos)), "flood": s.prg.random_uint64((nI, npos, 3)),
+                   "r": s.prg.random_uint64((nI, npos))}
+            share[:, j, :] = np.uint64(0) - rnd["r"]
+            pending.append(pool.submit(respond, j, rnd) if pool else respond(j, rnd))
+        while pending and (j == nJ or len(pending) > 2 or pool is None):
+            fut = pending.pop(0)
+            s.channel.send(step + ".resp", fut.result() if pool else fut)
+    return share
+
+
+_POOL: dict = {}
+
+
+def _pool():
+    """A two-thread pool for the evaluator's responses (None on a single core or with
+    ``EZP_HE_THREADS=1``).  One per process: a pool inherited through ``fork`` has no
+    threads, so a forked child makes its own."""
+    import os
+    n = int(os.environ.get("EZP_HE_THREADS", min(2, os.cpu_count() or 1)))
+    if n <= 1:
+        return None
+    pid = os.getpid()
+    if _POOL.get("pid") != pid:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL["pid"] = pid
+        _POOL["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="ezp-he")
+    return _POOL["pool"]
+
+
+# ------------------------------------------------------------------ matmul encoding
+
+def _cands(d: int, cap: int) -> list:
+    """Block sizes worth trying for a dimension ``d``: balanced splits into 1, 2, 3, ... blocks
+    (distinct values), capped at ``cap``."""
+    out = set()
+    if d <= 0:
+        return [1]
+    nb = 1
+    while True:
+        b = -(-d // nb)
+        if b <= cap:
+            out.add(b)
+        if b == 1:
+            break
+        nb = max(nb + 1, -(-d // (b - 1))) if b > 1 else nb + 1
+    return sorted(out)
+
+
+@lru_cache(maxsize=4096)
+def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False):
+    """Block sizes ``(mw, kw, nw)`` (``mw kw nw <= N``) for ``X[m, k] @ W[k, n]`` with ``X``
+    encrypted (Cheetah's matmul encoding: ``X[i, t]`` at ``i kw nw + t``, ``W[t, j]`` at
+    ``j kw + kw - 1 - t``, results at ``i kw nw + j kw + kw - 1``) that move the fewest bytes;
+    ``diag``: ``W`` is diagonal (``k == n``, a per-column scale; then ``kw == nw`` and only the
+    diagonal blocks are multiplied).  ``None`` if no block size fits the noise bound."""
+    best = None
+    if m == 0 or k == 0 or n == 0:
+        return {"mw": 1, "kw": 1, "nw": 1, "nI": 0, "nK": 0, "nJ": 0, "L": MIN_LIMBS, "f": 0,
+                "bytes": 0, "in_bytes": 0, "out_bytes": 0, "rounds": 0}
+    for mw in _cands(m, N):
+        if diag:
+            pairs = [(c, c) for c in _cands(k, int(math.isqrt(N // mw)))]
+        else:
+            pairs = []
+            for nw in _cands(n, N // mw):
+                kmax = N // (mw * nw)
+                if kmax >= 1:
+                    pairs.append((_cands(k, kmax)[-1], nw))
+        for kw, nw in pairs:
+            if mw * kw * nw > N:
+                continue
+            nI, nK, nJ = -(-m // mw), -(-k // kw), -(-n // nw)
+            npos = mw * nw
+            nsum = 1 if diag else nK
+            nnz = nw if diag else kw * nw
+            lv = level_for(wbits, nsum, nnz, nI * nJ * npos)
+            if lv is None:
+                continue
+            ib = _in_bytes(nI * nK, lv[0])
+            ob = _out_bytes(nI * nJ, npos)
+            key = (ib + ob, nI * nK + nI * nJ)
+            if best is None or key < best[0]:
+                best = (key, {"mw": mw, "kw": kw, "nw": nw, "nI": nI, "nK": nK, "nJ": nJ, "L": lv[0],
+                              "f": lv[1], "bytes": ib + ob, "in_bytes": ib, "out_bytes": ob, "rounds": 1})
+    return None if best is None else best[1]
+
+
+def _matmul_core(s, **kw) -> np.ndarray:
+    return _drive(_matmul_gen(s, **kw))
+
+
+def _matmul_gen(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbits: int = 64,
+                diag: bool = False, step: str = "he.matmul"):
+    """Shares of ``X @ W`` (``uint64[m, n]``), ``X[m, k]`` at ``sender``, ``W`` at the other party
+    (``W[k, n]``, or ``W[k]`` the diagonal when ``diag``)."""
+    plan = matmul_plan(m, k, n, wbits, diag)
+    if plan is None:
+        raise ValueError(f"{step}: no HE parameters fit {m}x{k}x{n} at {wbits}-bit plaintexts")
+    mw, kw, nw, nI, nK, nJ = (plan[x] for x in ("mw", "kw", "nw", "nI", "nK", "nJ"))
+    if m * n == 0:
+        return np.zeros((m, n), U64)
+    if k == 0:
+        return np.zeros((m, n), U64)
+    ii, jj = np.meshgrid(np.arange(mw), np.arange(nw), indexing="ij")
+    pos = (ii * kw * nw + jj * kw + kw - 1).reshape(-1)
+    Xp = None
+    pt_fn = None
+    if s.role == sender:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != (m, k):
+            raise ValueError(f"{step}: X has shape {X.shape}, expected {(m, k)}")
+        buf = np.zeros((nI * mw, nK * kw), U64)
+        buf[:m, :k] = X
+        blk = buf.reshape(nI, mw, nK, kw).transpose(0, 2, 1, 3)
+        poly = np.zeros((nI, nK, mw, kw * nw), U64)
+        poly[..., :kw] = blk
+        Xp = np.zeros((nI, nK, N), U64)
+        Xp[:, :, :mw * kw * nw] = poly.reshape(nI, nK, -1)
+    else:
+        Wa = np.ascontiguousarray(W, dtype=U64).view(np.int64)
+        if diag:
+            if Wa.shape != (k,) or k != n:
+                raise ValueError(f"{step}: diagonal of shape {Wa.shape}, expected {(k,)}")
+            dpad = np.zeros(nK * kw, np.int64)
+            dpad[:k] = Wa
+        else:
+            if Wa.shape != (k, n):
+                raise ValueError(f"{step}: W has shape {Wa.shape}, expected {(k, n)}")
+            Wp = np.zeros((nK * kw, nJ * nw), np.int64)
+            Wp[:k, :n] = Wa
+
+        def pt_fn(j):
+            if diag:
+                poly = np.zeros((1, N), np.int64)
+                t = np.arange(kw)
+                poly[0, t * kw + kw - 1 - t] = dpad[j * kw:(j + 1) * kw]
+                return poly, np.array([j])
+            blk = Wp[:, j * nw:(j + 1) * nw].reshape(nK, kw, nw)[:, ::-1, :].transpose(0, 2, 1)
+            poly = np.zeros((nK, N), np.int64)
+            poly[:, :kw * nw] = blk.reshape(nK, -1)
+            return poly, np.arange(nK)
+    sh = yield from product_gen(s, sender=sender, nI=nI, nK=nK, nJ=nJ, pos=pos, wbits=wbits,
+                                nnz=nw if diag else kw * nw, nsum=1 if diag else nK, X=Xp, pt_fn=pt_fn, step=step)
+    out = sh.reshape(nI, nJ, mw, nw).transpose(0, 2, 1, 3).reshape(nI * mw, nJ * nw)
+    return np.ascontiguousarray(out[:m, :n])
+
+
+def matmul_costs(m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64) -> dict:
+    """Bytes (both directions) of :func:`cross_matmul` encrypting ``L`` (``"L"``: ``R`` is the
+    plaintext, ``nbits_r`` signed bits) or ``R`` (``"R"``); ``None`` where infeasible."""
+    pl = matmul_plan(m, k, n, nbits_r)
+    pr = matmul_plan(n, k, m, nbits_l)
+    return {"L": None if pl is None else pl["bytes"], "R": None if pr is None else pr["bytes"]}
+
+
+def _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step):
+    if encrypt == "auto":
+        c = matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r)
+        opts = [x for x in ("L", "R") if c[x] is not None]
+        if not opts:
+            raise ValueError(f"{step}: no HE parameters fit this product")
+        encrypt = min(opts, key=lambda x: c[x])
+    if encrypt not in ("L", "R"):
+        raise ValueError(f"{step}: encrypt must be 'L', 'R' or 'auto'")
+    return encrypt
+
+
+def cross_matmul(s, *, l_owner: int, m: int, k: int, n: int, L=None, R=None, nbits_l: int = 64,
+                 nbits_r: int = 64, encrypt: str = "auto", step: str = "he.cross_matmul") -> np.ndarray:
+    """This party's share of ``L @ R`` (``uint64[m, n]``), ``L[m, k]`` at ``l_owner``, ``R[k, n]``
+    at the other party.  ``nbits_*``: the operands' signed bit widths (64: any ring element).
+    ``encrypt``: which operand is encrypted (``"L"``, ``"R"`` or ``"auto"``: fewer bytes)."""
+    return _drive(cross_matmul_gen(s, l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, nbits_l=nbits_l,
+                                   nbits_r=nbits_r, encrypt=encrypt, step=step)[1])
+
+
+def cross_matmul_gen(s, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, encrypt="auto",
+                     step="he.cross_matmul"):
+    """``(sender, generator)`` of :func:`cross_matmul` (for :func:`run_concurrent`)."""
+    encrypt = _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step)
+    mine_l = s.role == l_owner
+    if encrypt == "L":
+        return l_owner, _matmul_gen(s, sender=l_owner, m=m, k=k, n=n, X=L if mine_l else None,
+                                    W=None if mine_l else R, wbits=nbits_r, step=step)
+
+    def transposed():
+        Xt = None if mine_l else np.ascontiguousarray(np.asarray(R, dtype=U64).T)
+        Wt = np.ascontiguousarray(np.asarray(L, dtype=U64).T) if mine_l else None
+        out = yield from _matmul_gen(s, sender=1 - l_owner, m=n, k=k, n=m, X=Xt, W=Wt, wbits=nbits_l, step=step)
+        return np.ascontiguousarray(out.T)
+    return 1 - l_owner, transposed()
+
+
+def scale_costs(x_shape, *, nbits: int = 64) -> dict:
+    """Bytes of :func:`cross_scale` (``{"he": bytes or None}``)."""
+    C = int(x_shape[1]) if len(x_shape) > 1 else 1
+    m = int(np.prod(x_shape, dtype=np.int64)) // max(C, 1)
+    p = matmul_plan(m, C, C, nbits, True)
+    return {"he": None if p is None else p["bytes"]}
+
+
+def cross_scale(s, *, x_owner: int, x_shape, X=None, gamma=None, nbits: int = 64,
+                step: str = "he.cross_scale") -> np.ndarray:
+    """Shares of ``X * gamma[c]`` per channel (axis 1 of ``x_shape``; a 1-D ``x_shape`` is one
+    channel): ``X`` at ``x_owner``, ``gamma uint64[C]`` (signed ``nbits``) at the other party."""
+    x_shape = tuple(int(v) for v in x_shape)
+    C = x_shape[1] if len(x_shape) > 1 else 1
+    perm = (0,) + tuple(range(2, len(x_shape))) + (1,) if len(x_shape) > 1 else (0,)
+    m = int(np.prod(x_shape, dtype=np.int64)) // max(C, 1)
+    Xm = None
+    if s.role == x_owner:
+        X = np.asarray(X, dtype=U64)
+        if X.shape != x_shape:
+            raise ValueError(f"{step}: X has shape {X.shape}, expected {x_shape}")
+        Xm = np.ascontiguousarray(X.transpose(perm).reshape(m, C))
+    g = None if s.role == x_owner else np.asarray(gamma, dtype=U64).reshape(-1)
+    out = _matmul_core(s, sender=x_owner, m=m, k=C, n=C, X=Xm, W=g, wbits=nbits, diag=True, step=step)
+    shp = tuple(x_shape[i] for i in perm)
+    return np.ascontiguousarray(out.reshape(shp).transpose(np.argsort(perm)))
+
+
+# ------------------------------------------------------------------ conv2d encoding
+
+def _tile_cands(Hs: int, kh: int, sh: int, cap: int) -> list:
+    """Input tile heights: the stride-1 output rows per tile are a multiple of the stride,
+    balanced over 1, 2, ... tiles (distinct values), tile <= cap."""
+    out = set()
+    for nt in range(1, Hs + 1):
+        ho = -(-Hs // nt)
+        ho = -(-ho // sh) * sh
+        ht = ho + kh - 1
+        if ht <= cap:
+            out.add(ht)
+        if ho <= sh:
+            break
+    return sorted(out)
+
+
+@lru_cache(maxsize=4096)
+def conv2d_plan(geom: Conv2dGeom, wbits: int):
+    """Tiling of Cheetah's convolution encoding for ``geom`` (input encrypted, kernel plaintext)
+    that moves the fewest bytes, or ``None``.
+
+    The (explicitly padded) input is cut into overlapping tiles of ``Ht x Wt`` pixels and
+    ``Cw`` channels (``Cw Ht Wt <= N``); ``x[c, i, j]`` sits at ``c Ht Wt + i Wt + j``, the
+    (dilated) kernel ``k[c, u, v]`` at ``O - c Ht Wt - u Wt - v`` with ``O = (Cw-1) Ht Wt +
+    (kh-1) Wt + kw - 1``; the stride-1 output ``(i, j)`` of the tile is coefficient ``O + i Wt
+    + j`` (no other product term lands there, wrapped terms land below ``O``).  Strides keep
+    every ``sh``-th row/column (tiles are aligned to the stride); groups restrict the
+    channel blocks an output channel sums over."""
+    Nb, C, H, W = geom.x_shape
+    O, Cg, KH, KW = geom.w_shape
+    G = geom.groups
+    if Nb * O * C == 0:
+        return {"Ht": 1, "Wt": 1, "Cw": 1, "nI": 0, "nK": 0, "nJ": 0, "bytes": 0, "in_bytes": 0,
+                "out_bytes": 0, "rounds": 0, "L": MIN_LIMBS, "f": 0}
+    dh, dw = geom.dilation
+    sh, sw = geom.stride
+    kh, kw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
+    Hp, Wp = geom.padded_hw
+    Hs, Ws = Hp - kh + 1, Wp - kw + 1
+    ho, wo = geom.out_hw
+    best = None
+    for Ht in _tile_cands(Hs, kh, sh, N):
+        for Wt in _tile_cands(Ws, kw, sw, N // Ht):
+            cmax = N // (Ht * Wt)
+            if cmax < 1:
+                continue
+            nkg = -(-Cg // cmax)
+            Cw = -(-Cg // nkg)
+            hot, wot = Ht - kh + 1, Wt - kw + 1
+            nth, ntw = -(-Hs // hot), -(-Ws // wot)
+            rows = -(-hot // sh)
+            cols = -(-wot // sw)
+            npos = rows * cols
+            nI = Nb * nth * ntw
+            nK = G * nkg
+            nnz = Cw * KH * KW
+            lv = level_for(wbits, nkg, nnz, nI * O * npos)
+            if lv is None:
+                continue
+            ib = _in_bytes(nI * nK, lv[0])
+            ob = _out_bytes(nI * O, npos)
+            key = (ib + ob, nI * (nK + O))
+            if best is None or key < best[0]:
+                best = (key, {"Ht": Ht, "Wt": Wt, "Cw": Cw, "nkg": nkg, "nth": nth, "ntw": ntw,
+                              "rows": rows, "cols": cols, "nI": nI, "nK": nK, "nJ": O, "L": lv[0],
+                              "f": lv[1], "bytes": ib + ob, "in_bytes": ib, "out_bytes": ob, "rounds": 1})
+    return None if best is None else best[1]
+
+
+def _stacked(geom: Conv2dGeom):
+    """The batch stacked into one tall image: each (explicitly padded) image takes ``Hb`` rows,
+    ``Hp`` rounded up to the stride, so the strided outputs of image ``b`` are rows
+    ``b Hb / sh + [0, HO)`` of the stacked convolution.  ``None`` for a batch of one."""
+    Nb, C, H, W = geom.x_shape
+    if Nb <= 1:
+        return None
+    Hp, Wp = geom.padded_hw
+    Hb = -(-Hp // geom.stride[0]) * geom.stride[0]
+    return Conv2dGeom.make((1, C, Nb * Hb, Wp), geom.w_shape, geom.stride, 0, geom.dilation, geom.groups), Hb
+
+
+def _polyphase(geom: Conv2dGeom):
+    """A strided convolution as a stride-1 one (polyphase decomposition): input phase
+    ``(pu, pv)`` of channel ``c`` (rows ``s i + pu``, columns ``s j + pv`` of the padded input)
+    becomes channel ``c sh sw + pu sw + pv``, the (dilated) kernel splits the same way into
+    ``ceil(kh / sh) x ceil(kw / sw)`` taps; the output is exactly ``[N, O, HO, WO]``.  Only
+    the outputs that are kept are computed, so the result ciphertexts are not wasted on
+    the skipped positions.  ``None`` without a stride."""
+    sh, sw = geom.stride
+    if sh == 1 and sw == 1:
+        return None
+    Nb, C, H, W = geom.x_shape
+    O, Cg, KH, KW = geom.w_shape
+    dh, dw = geom.dilation
+    kh2, kw2 = -(-((KH - 1) * dh + 1) // sh), -(-((KW - 1) * dw + 1) // sw)
+    ho, wo = geom.out_hw
+    return Conv2dGeom.make((Nb, C * sh * sw, ho - 1 + kh2, wo - 1 + kw2), (O, Cg * sh * sw, kh2, kw2),
+                           1, 0, 1, geom.groups)
+
+
+def _poly_x(X, geom: Conv2dGeom, g2: Conv2dGeom) -> np.ndarray:
+    Nb, C, H, W = geom.x_shape
+    sh, sw = geom.stride
+    t, l, _, _ = geom.padding
+    H2, W2 = sh * g2.x_shape[2], sw * g2.x_shape[3]
+    buf = np.zeros((Nb, C, H2, W2), U64)
+    hh, ww = max(0, min(H, H2 - t)), max(0, min(W, W2 - l))
+    buf[:, :, t:t + hh, l:l + ww] = X[:, :, :hh, :ww]
+    return np.ascontiguousarray(buf.reshape(Nb, C, H2 // sh, sh, W2 // sw, sw).transpose(0, 1, 3, 5, 2, 4)
+                                .reshape(g2.x_shape))
+
+
+def _poly_k(Kr, geom: Conv2dGeom, g2: Conv2dGeom) -> np.ndarray:
+    O, Cg, KH, KW = geom.w_shape
+    sh, sw = geom.stride
+    dh, dw = geom.dilation
+    kh2, kw2 = g2.w_shape[2:]
+    kd = np.zeros((O, Cg, kh2 * sh, kw2 * sw), U64)
+    kd[:, :, :(KH - 1) * dh + 1:dh, :(KW - 1) * dw + 1:dw] = Kr
+    return np.ascontiguousarray(kd.reshape(O, Cg, kh2, sh, kw2, sw).transpose(0, 1, 3, 5, 2, 4)
+                                .reshape(g2.w_shape))
+
+
+@lru_cache(maxsize=4096)
+def _conv_choice(geom: Conv2dGeom, nbits: int):
+    """``(polyphase, stacked, plan)``: the cheapest of the per-image and stacked-batch
+    encodings, of the convolution itself or (strided) of its polyphase form."""
+    best = (False, False, None)
+    g2 = _polyphase(geom)
+    for poly, g in ((False, geom), (True, g2)):
+        if g is None:
+            continue
+        st = _stacked(g)
+        for stacked, gg in ((False, g), (True, None if st is None else st[0])):
+            if gg is None:
+                continue
+            p = conv2d_plan(gg, nbits)
+            if p is not None and (best[2] is None or p["bytes"] < best[2]["bytes"]):
+                best = (poly, stacked, p)
+    return best
+
+
+def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64) -> dict:
+    """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted)."""
+    p = _conv_choice(geom, nbits)[2]
+    return {"X": None if p is None else p["bytes"]}
+
+
+def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
+                 step: str = "he.cross_conv2d") -> np.ndarray:
+    """This party's share of ``conv2d(X, K)`` (``uint64[N, O, HO, WO]``): ``X`` at ``x_owner``
+    (encrypted), ``K`` (signed ``nbits``-bit entries) at the other party.  A batch is stacked
+    into one tall image, and a strided convolution takes its polyphase form, when that moves
+    fewer bytes (:func:`_conv_choice`)."""
+    return _drive(cross_conv2d_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
+
+
+def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cross_conv2d"):
+    """Generator form of :func:`cross_conv2d` (the sender is ``x_owner``)."""
+    poly, stacked, plan = _conv_choice(geom, nbits)
+    if plan is None:
+        raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
+    if s.role == x_owner:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != geom.x_shape:
+            raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+    else:
+        K = np.ascontiguousarray(K, dtype=U64)
+        if K.shape != geom.w_shape:
+            raise ValueError(f"{step}: kernel shape {K.shape}, expected {geom.w_shape}")
+    if poly:
+        g2 = _polyphase(geom)
+        X = _poly_x(X, geom, g2) if s.role == x_owner else None
+        K = None if s.role == x_owner else _poly_k(K, geom, g2)
+        geom = g2
+    if not stacked:
+        return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
+    gst, Hb = _stacked(geom)
+    Nb, C, H, W = geom.x_shape
+    Xs = None
+    if s.role == x_owner:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != geom.x_shape:
+            raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+        t, l, b, r = geom.padding
+        Hp, Wp = geom.padded_hw
+        buf = np.zeros((Nb, C, Hb, Wp), U64)
+        buf[:, :, t:t + H, l:l + W] = X
+        Xs = np.ascontiguousarray(buf.transpose(1, 0, 2, 3).reshape(1, C, Nb * Hb, Wp))
+    y = yield from _conv_gen(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step)
+    ho, wo = geom.out_hw
+    rows = (np.arange(Nb) * (Hb // geom.stride[0]))[:, None] + np.arange(ho)[None, :]
+    return np.ascontiguousarray(y[0][:, rows, :wo].transpose(1, 0, 2, 3))
+
+
+def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
+              step: str = "he.cross_conv2d"):
+    plan = conv2d_plan(geom, nbits)
+    if plan is None:
+        raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
+    Nb, C, H, W = geom.x_shape
+    O, Cg, KH, KW = geom.w_shape
+    G = geom.groups
+    Og = O // G
+    ho, wo = geom.out_hw
+    if Nb * O * ho * wo == 0:
+        return np.zeros(geom.out_shape, U64)
+    if C == 0:
+        return np.zeros(geom.out_shape, U64)
+    dh, dw = geom.dilation
+    sh, sw = geom.stride
+    kh, kw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
+    Ht, Wt, Cw, nkg, nth, ntw = (plan[x] for x in ("Ht", "Wt", "Cw", "nkg", "nth", "ntw"))
+    hot, wot = Ht - kh + 1, Wt - kw + 1
+    rows, cols = plan["rows"], plan["cols"]
+    nI, nK = plan["nI"], plan["nK"]
+    off = (Cw - 1) * Ht * Wt + (kh - 1) * Wt + (kw - 1)
+    ri, ci = np.meshgrid(np.arange(rows) * sh, np.arange(cols) * sw, indexing="ij")
+    pos = (off + ri * Wt + ci).reshape(-1)
+    Xp = None
+    pt_fn = None
+    if s.role == x_owner:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != geom.x_shape:
+            raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+        t, l, _, _ = geom.padding
+        # padded input big enough for every tile: rows nth*hot + kh - 1
+        HH, WW = nth * hot + kh - 1, ntw * wot + kw - 1
+        buf = np.zeros((Nb, G, nkg * Cw, HH, WW), U64)
+        Hp, Wp = geom.padded_hw
+        hh, ww = min(H, HH - t), min(W, WW - l)
+        buf[:, :, :Cg, t:t + hh, l:l + ww] = X.reshape(Nb, G, Cg, H, W)[:, :, :, :hh, :ww]
+        # tiles: [Nb, nth, ntw, G, nkg, Cw, Ht, Wt]
+        iy = (np.arange(nth) * hot)[:, None] + np.arange(Ht)[None, :]          # [nth, Ht]
+        ix = (np.arange(ntw) * wot)[:, None] + np.arange(Wt)[None, :]          # [ntw, Wt]
+        b5 = buf.reshape(Nb, G, nkg, Cw, HH, WW)
+        tiles = b5[:, :, :, :, iy[:, None, :, None], ix[None, :, None, :]]    # [Nb,G,nkg,Cw,nth,ntw,Ht,Wt]
+        tiles = tiles.transpose(0, 4, 5, 1, 2, 3, 6, 7).reshape(nI, nK, Cw * Ht * Wt)
+        Xp = np.zeros((nI, nK, N), U64)
+        Xp[:, :, :Cw * Ht * Wt] = tiles
+    else:
+        Ka = np.ascontiguousarray(K, dtype=U64).view(np.int64)
+        if Ka.shape != geom.w_shape:
+            raise ValueError(f"{step}: kernel shape {Ka.shape}, expected {geom.w_shape}")
+        Kd = np.zeros((O, nkg * Cw, kh, kw), np.int64)
+        Kd[:, :Cg, ::dh, ::dw] = Ka
+        cc, uu, vv = np.meshgrid(np.arange(Cw), np.arange(kh), np.arange(kw), indexing="ij")
+        kpos = (off - cc * Ht * Wt - uu * Wt - vv).reshape(-1)
+
+        def pt_fn(o):
+            g = o // Og
+            poly = np.zeros((nkg, N), np.int64)
+            poly[:, kpos] = Kd[o].reshape(nkg, Cw * kh * kw)
+            return poly, g * nkg + np.arange(nkg)
+    sh_ = yield from product_gen(s, sender=x_owner, nI=nI, nK=nK, nJ=O, pos=pos, wbits=nbits, nnz=Cw * KH * KW,
+                                 nsum=nkg, X=Xp, pt_fn=pt_fn, step=step)
+    # [nI=(Nb, nth, ntw), O, rows, cols] -> [Nb, O, nth*rows, ntw*cols] -> crop
+    y = sh_.reshape(Nb, nth, ntw, O, rows, cols).transpose(0, 3, 1, 4, 2, 5).reshape(Nb, O, nth * rows, ntw * cols)
+    return np.ascontiguousarray(y[:, :, :ho, :wo])
+
+
+# ------------------------------------------------------------------ shared x shared
+
+def shared_matmul(s, X: np.ndarray, Y: np.ndarray, step: str = "he.shared_matmul") -> np.ndarray:
+    """Shares of ``X @ Y`` for shared ``X[m, k]``, ``Y[k, n]`` (this party's shares): the local
+    product plus the two cross terms ``X0 Y1`` and ``X1 Y0`` computed homomorphically, both
+    directions at once (no Beaver opening, no triple)."""
+    X = np.ascontiguousarray(X, dtype=U64)
+    Y = np.ascontiguousarray(Y, dtype=U64)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[0]:
+        raise ValueError(f"{step}: shapes {X.shape} and {Y.shape} do not align")
+    from .._ext import ring
+    m, k = X.shape
+    n = Y.shape[1]
+    out = ring.matmul(X, Y) if X.size and Y.size else np.zeros((m, n), U64)
+    items = []
+    for l_owner in (0, 1):
+        mine = s.role == l_owner
+        snd, g = cross_matmul_gen(s, l_owner=l_owner, m=m, k=k, n=n, L=X if mine else None,
+                                  R=None if mine else Y, step=f"{step}.{l_owner}")
+        items.append((s.role == snd, g))
+    for z in run_concurrent(items):
+        out += z
+    return out
+
+
+def shared_conv2d(s, X: np.ndarray, Wk: np.ndarray, geom: Conv2dGeom,
+                  step: str = "he.shared_conv2d") -> np.ndarray:
+    """Shares of ``conv2d(X, W)`` for a shared input and a shared kernel (cross terms by HE,
+    both directions at once)."""
+    from .conv import conv2d_ring
+    out = conv2d_ring(X, Wk, geom)
+    items = []
+    for x_owner in (0, 1):
+        mine = s.role == x_owner
+        items.append((mine, cross_conv2d_gen(s, x_owner=x_owner, geom=geom, X=X if mine else None,
+                                             K=None if mine else Wk, step=f"{step}.{x_owner}")))
+    for z in run_concurrent(items):
+        out += z
+    return out
+
+
+def shared_matmul_costs(m: int, k: int, n: int) -> dict:
+    c = matmul_costs(m, k, n)
+    opts = [v for v in c.values() if v is not None]
+    return {"bytes": 2 * min(opts) if opts else None, "rounds": 2}
+
+
+# ------------------------------------------------------------------ engines (backends "he")
+
+from .ot_source import OtTriples      # noqa: E402  (engine classes below build on the interfaces)
+from .products import Products, cheapest  # noqa: E402
+
+HE_ROUNDS = 2          # message flights of one product: ciphertexts out, responses back
+
+
+class HeProducts(Products):
+    """The product engine ``"he"`` (``Session(..., linear="he")``, the default): every
+    product offers the homomorphic option ``"he"`` next to the OT options of
+    :class:`~ezprotocols.arith.products.OtProducts`, and ``decompose="auto"`` takes the one
+    that moves the fewest bytes (tiny products stay with OT).  Elementwise products
+    (``cross_mul``) are OT only: coefficient encoding has no elementwise products.
+    Extras: per-channel scales (``scale_costs``/``cross_scale``) and shared x shared
+    products on the actual shares (``shared_matmul``/``shared_conv2d``)."""
+
+    @property
+    def ot(self):
+        return self.session.engine("linear", "ot")
+
+    def setup(self) -> None:
+        _setup(self.session, 0)
+        _setup(self.session, 1)
+
+    @staticmethod
+    def _he(b):
+        return {"he": {"bytes": b, "rounds": HE_ROUNDS}} if b is not None else {}
+
+    def matmul_costs(self, m, k, n, *, nbits_l=64, nbits_r=64) -> dict:
+        h = [v for v in matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r).values() if v is not None]
+        return {**self.ot.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r), **self._he(min(h) if h else None)}
+
+    def cross_matmul(self, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, decompose="auto",
+                     step="arith.cross_matmul"):
+        if decompose == "auto":
+            decompose = cheapest(self.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r))
+        if decompose == "he":
+            return cross_matmul(self.session, l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, nbits_l=nbits_l,
+                                nbits_r=nbits_r, step=step + ".he")
+        return self.ot.cross_matmul(l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, nbits_l=nbits_l, nbits_r=nbits_r,
+                                    decompose=decompose, step=step)
+
+    def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64) -> dict:
+        return {**self.ot.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k),
+                **self._he(conv2d_costs(geom, nbits=nbits_k)["X"])}
+
+    def cross_conv2d(self, *, x_owner, geom, X=None, K=None, nbits_x=64, nbits_k=64, decompose="auto",
+                     step="arith.cross_conv2d"):
+        if decompose == "auto":
+            decompose = cheapest(self.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k))
+        if decompose == "he":
+            return cross_conv2d(self.session, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits_k, step=step + ".he")
+        return self.ot.cross_conv2d(x_owner=x_owner, geom=geom, X=X, K=K, nbits_x=nbits_x, nbits_k=nbits_k,
+                                    decompose=decompose, step=step)
+
+    def mul_costs(self, n: int) -> dict:
+        return self.ot.mul_costs(n)
+
+    def cross_mul(self, *, owner, n, a=None, b=None, step="arith.cross_mul"):
+        return self.ot.cross_mul(owner=owner, n=n, a=a, b=b, step=step)
+
+    def scale_costs(self, x_shape, *, nbits: int = 64) -> dict:
+        return self._he(scale_costs(x_shape, nbits=nbits)["he"])
+
+    def cross_scale(self, *, x_owner, x_shape, X=None, gamma=None, nbits=64, step="arith.cross_scale"):
+        return cross_scale(self.session, x_owner=x_owner, x_shape=x_shape, X=X, gamma=gamma, nbits=nbits,
+                           step=step + ".he")
+
+    def shared_matmul(self, X, Y, step: str = "arith.shared_matmul") -> np.ndarray:
+        """Shares of ``X @ Y`` for shared operands: the local product plus both cross terms,
+        no opening (HE in both directions at once when it is the cheapest, else OT)."""
+        X = np.ascontiguousarray(X, dtype=U64)
+        Y = np.ascontiguousarray(Y, dtype=U64)
+        m, k = X.shape
+        n = Y.shape[1]
+        if cheapest(self.matmul_costs(m, k, n)) == "he":
+            return shared_matmul(self.session, X, Y, step=step + ".he")
+        from .._ext import ring
+        out = ring.matmul(X, Y) if X.size and Y.size else np.zeros((m, n), U64)
+        for l_owner in (0, 1):
+            mine = self.session.role == l_owner
+            out += self.cross_matmul(l_owner=l_owner, m=m, k=k, n=n, L=X if mine else None,
+                                     R=None if mine else Y, step=f"{step}.{l_owner}")
+        return out
+
+    def shared_conv2d(self, X, Wk, geom, step: str = "arith.shared_conv2d") -> np.ndarray:
+        if cheapest(self.conv2d_costs(geom)) == "he":
+            return shared_conv2d(self.session, X, Wk, geom, step=step + ".he")
+        from .conv import conv2d_ring
+        out = conv2d_ring(X, Wk, geom)
+        for x_owner in (0, 1):
+            mine = self.session.role == x_owner
+            out += self.cross_conv2d(x_owner=x_owner, geom=geom, X=X if mine else None,
+                                     K=None if mine else Wk, step=f"{step}.{x_owner}")
+        return out
+
+
+class HeTriples(OtTriples):
+    """The triple source ``"he"`` (the default): matrix and convolution triples through
+    :class:`HeProducts` (the cheaper of HE and OT per shape), elementwise triples through OT
+    (coefficient encoding gives no elementwise products)."""
+
+    @property
+    def products(self):
+        return self.session.engine("linear", "he")
