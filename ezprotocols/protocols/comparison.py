@@ -1,5 +1,5 @@
 """Sign bit, comparison and ReLU on arithmetic shares, on top of the session's
-comparison engine (``s.compare.msb``, :mod:`.sign`; garbled carry by default) and
+comparison engine (``s.compare.msb``, :mod:`.sign`; OT millionaires by default, garbled carry with ``compare="gc"``) and
 the OT multiplexer (:func:`.convert.mux`: two additive COTs per element), so only
 the sign bit ever leaves the comparison protocol.
 

@@ -3,7 +3,7 @@ additively shared values, in one batched protocol run.  ReLU, DReLU, comparison,
 max, argmax and max pooling (:mod:`.comparison`, :mod:`.maxtree`) are written once
 on top of :meth:`CompareEngine.msb` and the OT multiplexer.
 
-:class:`GcCompare` (``"gc"``, the default): the most significant bit of
+:class:`GcCompare` (``"gc"``; the default is ``"ot"``, :mod:`.otcmp`): the most significant bit of
 ``x = x0 + x1 mod 2^l`` is ``x0[l-1] ^ x1[l-1] ^ carry(x0[0:l-1] + x1[0:l-1])``;
 only the carry goes through a garbled circuit (half-gates, eprint 2014/756;
 ``l - 1`` AND gates), the evaluator's ``l - 1`` low bits through one correlated
