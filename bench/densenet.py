@@ -36,6 +36,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+#: the SPU 0.9.5 cheetah workload of the same network (bench/reference/spu_ref.py)
+SPU_WORKLOAD = {"mini": "densenet_mini", "d121-32": "densenet121_32", "d121-224": "densenet121_224"}
 
 CONFIGS = {
     "mini": dict(size=32, blocks=(2, 2, 2, 2), growth=8, init=16),
@@ -207,10 +211,20 @@ def main(argv=None) -> int:
     p.add_argument("--project", action="store_true", help="also project DenseNet-121 224x224 from d121-32")
     p.add_argument("--model-224", default=None, help="a generated 224x224 model file to reuse for --project")
     p.add_argument("--json", default=None, help="write the results to this file")
+    p.add_argument("--spu", action="store_true", help="also run SPU 0.9.5 cheetah on the same network (reference)")
     a = p.parse_args(argv)
     rows = [measure(c, a.act_bits) for c in a.configs.split(",")]
     print(table(rows, a.link), flush=True)
     res = {"link": a.link, "runs": rows}
+    if a.spu:
+        from bench.reference import run_spu
+        for r in rows:
+            ref = run_spu(SPU_WORKLOAD[r["config"]], timeout=3600.0, reps=1)
+            r["spu"] = ref
+            if ref:
+                print(f"{r['config']:10} SPU cheetah: {ref['time_s']:.1f} s, {_gb(ref['bytes'])}, {ref['messages']} "
+                      f"messages (upper bound on rounds); ezprotocols/SPU: time x{r['seconds'] / ref['time_s']:.2f}, "
+                      f"bytes x{r['bytes'] / ref['bytes']:.1f}", flush=True)
     if a.project:
         small = next((r for r in rows if r["config"] == "d121-32"), None) or measure("d121-32", a.act_bits)
         pr = project(small, model_path=a.model_224)

@@ -13,6 +13,7 @@ import pytest
 
 from ezprotocols.nn.serving import open_client
 from ezprotocols.testing import free_tcp_port
+from ezprotocols.nn.serving import open_client
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 MLP = os.path.join(DATA, "torch_mlp.onnx")

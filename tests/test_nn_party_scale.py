@@ -74,7 +74,7 @@ def _serve(args):
 def test_multilabel_auroc_sharded_equals_unsharded_cli(files, capsys):
     addr = f"tcp://127.0.0.1:{free_tcp_port()}"
     t, out = _serve(["serve", "--model", str(files / "m.onnx"), "--listen", addr, "--workers", "2", "--json",
-                     "--sessions", "4", "--timeout", "60"])
+                     "--sessions", "4", "--timeout", "60", "--trunc", "faithful"])
     base = ["validate", "--connect", addr, "--data", str(files / "x.npy"), "--labels", str(files / "y.npy"),
             "--metrics", "accuracy,auroc", "--thresholds", "16", "--json", "--batch", "4"]
     assert party.main(base) == 0
@@ -84,6 +84,10 @@ def test_multilabel_auroc_sharded_equals_unsharded_cli(files, capsys):
     two = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert two["auroc"] == one["auroc"] and two["accuracy"] == one["accuracy"] and two["shards"] == 2
     ck = json.loads((files / "ck.json").read_text())
+    # a rerun with the same checkpoint prints the recorded result (text report) without a new opening
+    assert party.main(base[:-3] + ["--batch", "4", "--workers", "2", "--checkpoint", str(files / "ck.json")]) == 0
+    text = capsys.readouterr().out
+    assert "AUROC" in text and "shards   : 2 (2 from the checkpoint)" in text and "per output" in text
     assert len(ck["done"]) == 2 and ck["result"]["auroc"] == one["auroc"]
     t.join(60)
     assert out.get("rc") == 0

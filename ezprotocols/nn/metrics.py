@@ -62,6 +62,18 @@ probability only (j / (T + 1)) were as good for sd <= 1.5 but reached 0.05
 extreme bins; uniform in logit only lost up to 0.01 on concentrated scores.
 Scores piled into one bin (a near-constant model) make the bound large, and the
 report says so.
+
+>>> import numpy as np
+>>> s = np.array([[-3.0], [-1.0], [0.5], [2.0]]); y = np.array([[0], [1], [0], [1]])
+>>> thr = logit_thresholds(4, 0)                     # at 0 fractional bits: -16, -1, 1, 16
+>>> c = plain_counts(s, y, thr)
+>>> c["tp"].tolist(), (c["d"] - c["tp"]).tolist(), c["pos"].tolist()
+([[2, 1, 1, 0]], [[2, 1, 0, 0]], [2])
+>>> tp, fp, pos, neg = c["tp"], c["d"] - c["tp"], c["pos"], 4 - c["pos"]
+>>> float(auroc_from_counts(tp, fp, pos, neg)[0]), float(exact_auroc(s, y)[0]), float(auroc_error_bound(tp, fp, pos, neg)[0])
+(0.625, 0.75, 0.125)
+
+(-3 and -1 share a bin: that pair counts 1/2 instead of 1, and the bound is tight.)
 """
 from __future__ import annotations
 

@@ -789,10 +789,10 @@ def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_conf
     if not plan.encoded:
         raise ValueError("the plan's weights are not encoded")
     send_architecture(session, plan, allow_logits)
-    req = _recv_request(session, plan, allow_logits, allow_confusion, policy, shards)
-    mode, n, batch, granted = req.mode, req.n, req.batch, req.granted
     if plan.trunc != "local":
         session.arith.trunc = plan.trunc
+    req = _recv_request(session, plan, allow_logits, allow_confusion, policy, shards)
+    mode, n, batch, granted = req.mode, req.n, req.batch, req.granted
     be = backend or Backend(session)
     in_shape = plan.input_shape
     val = _Validation(plan, granted, req.T)

@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from .. import net
-from ..errors import EzpError, PeerTimeout, ProtocolError
+from ..errors import EzpError, HandshakeFailed, PeerTimeout, ProtocolError
 
 __all__ = ["serve_forever", "open_client", "HELLO_MAGIC"]
 
@@ -212,6 +212,12 @@ def open_client(address: str, timeout: float = 120.0, *, curve_server_key=None, 
         except PeerTimeout:
             if time.monotonic() >= deadline:
                 raise
+        except HandshakeFailed as e:
+            # without CurveZMQ on our side, a failed ZMTP handshake (no detail) means we reached a
+            # session socket that was closing (its linger); a mechanism mismatch is final
+            if curve_server_key is not None or "one side uses CurveZMQ" in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
     try:
         h = ch.recv_array("serve.hello", U64, (4,))
     except BaseException:

@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--shards", type=_positive_int, default=None,
                    help="number of shards (default: the number of workers)")
     v.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="an existing Dask scheduler (e.g. tcp://host:8786) instead of a local cluster")
+                   help="an existing Dask scheduler (e.g. tcp://host:8786) instead of a local cluster; its workers "
+                        "read --data/--labels at the same paths and connect to --connect themselves")
     v.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="sharded runs: record finished shards (your shares only) here; rerunning the same "
                         "validation resumes from it")
