@@ -227,6 +227,15 @@ def test_cli_input_range_published_and_enforced(tmp_path, x_npy):
     try:
         r = cli("query", "--connect", addr, "--input", str(tmp_path / "big.npy"), "--json", timeout=120)
         assert r.returncode == 2 and "outside the range" in r.stderr, r.stderr
+        # errors of the data owner's input found after connecting: exit 2, and the model owner's
+        # log sees only the kind of error (not the private label value)
+        np.save(tmp_path / "wrong.npy", np.zeros((2, 3)))
+        r = cli("query", "--connect", addr, "--input", str(tmp_path / "wrong.npy"), "--json", timeout=120)
+        assert r.returncode == 2 and "shape" in r.stderr, r.stderr
+        np.save(tmp_path / "labels.npy", np.array([4711, 0]))
+        r = cli("validate", "--connect", addr, "--data", x_npy, "--labels", str(tmp_path / "labels.npy"), "--json",
+                timeout=120)
+        assert r.returncode == 2, r.stderr
         r = cli("query", "--connect", addr, "--input", x_npy, "--json", timeout=300)
         assert r.returncode == 0, r.stderr
         assert len(json.loads(r.stdout)["classes"]) == 2
@@ -236,6 +245,7 @@ def test_cli_input_range_published_and_enforced(tmp_path, x_npy):
             srv.kill()
             srv.wait()
     assert srv.returncode == 0, err
+    assert "4711" not in err and "Traceback" not in err, err
 
 
 def test_faithful_truncation_is_published_and_followed():

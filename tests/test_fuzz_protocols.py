@@ -68,6 +68,16 @@ def _proto_relu():
     return f, f
 
 
+def _proto_msb_gc():
+    from ezprotocols.protocols.comparison import msb
+    v = np.array([-3.5, 0.0, 2.25, -1e-4, 7.0])
+
+    def f(s):
+        x = s.input(v if s.role == 0 else None, owner=0, shape=v.shape)
+        return msb(x, 64, garbler=0).reveal()          # the garbled-circuit comparison
+    return f, f
+
+
 def _proto_nn():
     from ezprotocols.nn import load_onnx
     from ezprotocols.nn.secure import query_session, serve_session
@@ -76,8 +86,21 @@ def _proto_nn():
     return (lambda s: serve_session(s, plan)["samples"]), (lambda s: query_session(s, x)["classes"].tolist())
 
 
+def _proto_nn_validate():
+    from ezprotocols.nn import load_onnx
+    from ezprotocols.nn.secure import ServePolicy, serve_session, validate_session
+    plan = load_onnx(os.path.join(DATA, "torch_mlp.onnx"))
+    x = np.random.default_rng(4).standard_normal((4,) + plan.input_shape)
+    y = np.arange(4) % plan.n_classes
+    pol = ServePolicy(min_samples=2)
+    return (lambda s: serve_session(s, plan, allow_confusion=True, policy=pol)["samples"],
+            lambda s: validate_session(s, x, y, confusion=True, batch=2)["samples"])
+
+
 PROTOCOLS = {"setup": _proto_setup, "base_ot+cot": _proto_cot, "rot": _proto_rot, "chosen": _proto_chosen,
-             "acot": _proto_acot, "triples": _proto_triples, "relu(gc,convert)": _proto_relu, "nn": _proto_nn}
+             "acot": _proto_acot, "triples": _proto_triples, "relu(compare,convert)": _proto_relu,
+             "msb(garbled)": _proto_msb_gc, "nn query": _proto_nn,
+             "nn validate+confusion": _proto_nn_validate}
 
 
 def _check(res, steps, k, kind, took):

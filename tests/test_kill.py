@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from ezprotocols.nn.serving import open_client
 from ezprotocols.testing import free_tcp_port
 from ezprotocols.nn.serving import open_client
 
@@ -21,9 +22,12 @@ TIMEOUT = 10
 
 #: (step about to be sent, its occurrence): the process dies instead of sending it
 CLIENT_KILL_POINTS = {"base OT": ("ot.s1.base.B", 1), "OT extension": ("ot.s0.u", 1),
-                      "garbling": ("yao.run", 1), "validation batch 2": ("arith.input", 2)}
+                      "comparison (millionaires)": ("cmp.msb.leaf", 1), "validation batch 2": ("arith.input", 2)}
 SERVER_KILL_POINTS = {"base OT": ("ot.s1.base.A", 1), "OT extension": ("ot.s1.u", 1),
-                      "garbling": ("yao.tables", 1), "validation batch 1 reveal": ("arith.reveal", 1)}
+                      "comparison (millionaires)": ("cmp.msb.open0", 1),
+                      "validation batch 1 reveal": ("arith.reveal", 1)}
+#: garbling is no longer on the default nn path (compare="ot"): killed in a garbled ReLU
+GC_KILL_POINTS = {"garbler (P0) in the tables": (0, "yao.tables", 1), "evaluator (P1) in the run": (1, "yao.run", 1)}
 
 
 def _arm(ch, step, nth):
@@ -60,7 +64,7 @@ def _doomed_client(addr, step, nth):
     from ezprotocols.nn.secure import validate_session
     _, x, y = _data()
     try:
-        ch = open_client(addr, timeout=TIMEOUT)      # the serve lobby's hello, then the session
+        ch = open_client(addr, timeout=TIMEOUT)
         _arm(ch, step, nth)
         with Session(1, ch) as s:
             validate_session(s, x, y, batch=3)
@@ -77,7 +81,7 @@ def _doomed_server(addr, step, nth):
     plan, _, _ = _data()
     from ezprotocols.nn.serving import HELLO_MAGIC, HERE
     ch = net.listen(addr, timeout=TIMEOUT)
-    ch.send("serve.hello", np.array([HELLO_MAGIC, HERE, 0, 0], np.uint64))    # what the serve lobby says
+    ch.send("serve.hello", np.array([HELLO_MAGIC, HERE, 0, 0], np.uint64))     # as serve's lobby does
     _arm(ch, step, nth)
     with Session(0, ch) as s:
         serve_session(s, plan)
@@ -140,3 +144,34 @@ def test_server_killed_client_ends_cleanly(point, tmp_path):
     assert "Traceback" not in r.stderr and "PeerGone" in r.stderr, r.stderr
     assert '"type": "PeerGone"' in r.stdout
     assert took < TIMEOUT + 8, took
+
+
+def _doomed_relu(addr, role, step, nth):
+    from ezprotocols import Session, net
+    from ezprotocols.protocols import relu
+    ch = net.listen(addr, timeout=TIMEOUT) if role == 0 else net.connect(addr, timeout=TIMEOUT)
+    _arm(ch, step, nth)
+    v = np.linspace(-5, 5, 2000)
+    with Session(role, ch, compare="gc") as s:
+        s.reveal(relu(s.input(v if role == 0 else None, owner=0, shape=v.shape)))
+    os._exit(3)
+
+
+@pytest.mark.parametrize("point", list(GC_KILL_POINTS))
+def test_killed_during_garbling(point):
+    from ezprotocols import PeerGone, Session, net
+    from ezprotocols.protocols import relu
+    role, step, nth = GC_KILL_POINTS[point]
+    addr = f"tcp://127.0.0.1:{free_tcp_port()}"
+    p = mp.get_context("fork").Process(target=_doomed_relu, args=(addr, role, step, nth))
+    p.start()
+    me = 1 - role
+    v = np.linspace(-5, 5, 2000)
+    t = time.perf_counter()
+    with pytest.raises(PeerGone):
+        ch = net.listen(addr, timeout=TIMEOUT) if me == 0 else net.connect(addr, timeout=TIMEOUT)
+        with Session(me, ch, compare="gc") as s:
+            s.reveal(relu(s.input(v if me == 0 else None, owner=0, shape=v.shape)))
+    assert time.perf_counter() - t < TIMEOUT
+    p.join(10)
+    assert p.exitcode == -signal.SIGKILL, p.exitcode

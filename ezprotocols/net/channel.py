@@ -28,7 +28,6 @@ import zlib
 
 import numpy as np
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from ..errors import ChannelError, HandshakeFailed, PeerGone, PeerTimeout, ProtocolError, abort_note, peer_text
 from .stats import Stats
@@ -65,8 +64,10 @@ def _dtype_code(dt) -> int:
     return code
 
 
+_MONITOR_HEAD = struct.Struct("=Hi")      # libzmq monitor event frame: event id u16, value i32
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
                      zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+HANDSHAKE_FAILURES = 3      # consecutive unexplained handshake failures taken as a key mismatch
 MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED
 for _e in _HANDSHAKE_FAILED:
     MONITOR_EVENTS |= _e
@@ -120,6 +121,7 @@ class Channel:
         self._handshake_failure: tuple | None = None   # (event, value) of the last failed CurveZMQ handshake
         self._tcp_reached = False             # a connecting side reached the address (TCP connected)
         self._tcp_connects = 0
+        self._hs_no_detail = 0
         self._gone_reason: str | None = None
         self._closed = False
         self._close_note: str | None = None   # what the peer should be told when this end is closed
@@ -151,11 +153,9 @@ class Channel:
                 return
             except zmq.ZMQError:
                 return
-            try:
-                m = parse_monitor_message(frames)
-            except Exception:            # never from libzmq; ignore rather than fail the session
-                continue
-            ev, value = m["event"], m["value"]
+            if len(frames) < 1 or len(frames[0]) != 6:
+                continue                 # never from libzmq; ignore rather than fail the session
+            ev, value = _MONITOR_HEAD.unpack(frames[0])   # (zmq.utils.monitor would import asyncio)
             if ev == zmq.EVENT_DISCONNECTED:
                 if self._peer_fd is not None and (self._peer_fd < 0 or value == self._peer_fd):
                     self._gone_reason = "the peer's connection dropped (process ended or network lost)"
@@ -163,7 +163,14 @@ class Channel:
                 self._tcp_reached = True
                 self._tcp_connects += 1
             elif ev in _HANDSHAKE_FAILED and self._peer_fd is None:
-                self._handshake_failure = (ev, value)
+                if ev == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                    # also what a connection reset in mid-handshake looks like: only a repeated
+                    # failure (one per reconnection) means a wrong key
+                    self._hs_no_detail += 1
+                    if self._hs_no_detail >= HANDSHAKE_FAILURES:
+                        self._handshake_failure = (ev, value)
+                else:
+                    self._handshake_failure = (ev, value)
 
     def _peer_gone(self) -> str | None:
         """Why the peer is gone, if known: a dropped connection (network), or the other
@@ -436,7 +443,8 @@ class Channel:
                     # hello may have died with the old connection; the listener ignores repeats
                     hellos = self._tcp_connects
                     self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
-                if initiator and self._handshake_failure is not None:
+                if initiator and self._handshake_failure is not None and (
+                        self._handshake_failure[0] != zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL or encrypted):
                     raise HandshakeFailed("handshake: " + _handshake_message(*self._handshake_failure, where))
                 if remaining <= 0:
                     if initiator and self._tcp_reached:
@@ -447,6 +455,10 @@ class Channel:
                     raise PeerTimeout(f"handshake: {what}")
                 self._poller.poll(max(1, int(min(remaining, 0.5) * 1000)))
 
+        try:
+            encrypted = self._sock.getsockopt(zmq.MECHANISM) == zmq.CURVE
+        except zmq.ZMQError:
+            encrypted = False
         if initiator:
             self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
         wait()

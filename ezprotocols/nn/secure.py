@@ -422,8 +422,6 @@ def check_input_range(plan: Plan, xf: np.ndarray) -> None:
                          f"results); rescale the inputs")
 
 
-
-
 class Request:
     """What P1 asked for (both sides hold the same after nn.accept)."""
 

@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--error-bound", default=None, metavar="X.npy",
                    help="print the fixed-point error bound of the logits on these sample inputs (the owner's own "
                         "data; see ezprotocols.nn.error_bound) before serving")
+    s.add_argument("--trunc", choices=("local", "faithful"), default="local",
+                   help="truncation of fixed-point products: local (no communication; fails with a small "
+                        "probability, printed with --error-bound) or faithful (exact, through OT; more traffic)")
+    s.add_argument("--input-range", type=float, default=None, metavar="R",
+                   help="publish |x| <= R as the input range the model was checked on; clients refuse inputs "
+                        "outside it (default: the largest |x| of --error-bound's samples, else none)")
     s.add_argument("--workers", type=_positive_int, default=1,
                    help="serve this many sessions concurrently on the one listening address (default 1; clients "
                         "beyond that wait; needs a tcp:// address when above 1)")
@@ -164,12 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard-state", default=None, metavar="DIR",
                    help="keep the shares of sharded validations in this directory (default: in memory), so a "
                         "restarted server can still open them")
-    s.add_argument("--trunc", choices=("local", "faithful"), default="local",
-                   help="truncation of fixed-point products: local (no communication; fails with a small "
-                        "probability, printed with --error-bound) or faithful (exact, through OT; more traffic)")
-    s.add_argument("--input-range", type=float, default=None, metavar="R",
-                   help="publish |x| <= R as the input range the model was checked on; clients refuse inputs "
-                        "outside it (default: the largest |x| of --error-bound's samples, else none)")
     s.add_argument("--accept-timeout", type=_seconds, default=24 * 3600.0,
                    help="seconds to wait for a client (default one day)")
     s.set_defaults(func=cmd_serve)
