@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 
-from .errors import PeerGone, PeerTimeout
+from .errors import PeerGone, PeerTimeout, abort_note
 from .net import connect, listen, local_pair
 from .session import Session
 
@@ -78,7 +78,7 @@ def _run_threads(f0, f1, timeout, session_kwargs):
             results[role] = _run_party(role, fn, ch, session_kwargs)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller
             errors[role] = e
-            ch.abort(f"party {role} failed: {type(e).__name__}: {e}")
+            ch.abort(f"party {role} failed: {abort_note(e)}")
         else:
             ch.close()
 
@@ -104,7 +104,7 @@ def _child(role, fn, address, timeout, session_kwargs, conn):
         try:
             res = _run_party(role, fn, ch, session_kwargs)
         except BaseException as e:
-            ch.abort(f"party {role} failed: {type(e).__name__}: {e}")
+            ch.abort(f"party {role} failed: {abort_note(e)}")
             raise
         ch.close()
         conn.send(("ok", res))

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import backends as _backends
 from ._ext.crypto import Prg
-from .errors import ProtocolError
+from .errors import ProtocolError, abort_note
 from .net import Channel
 
 __all__ = ["Session"]
@@ -65,11 +65,17 @@ class Session:
         self._engines: dict[tuple, object] = {}
         self._shared_prg: Prg | None = None
         if check_roles:
-            with self.phase("setup"):
-                self.channel.send("setup.role", np.array([role], dtype=np.uint8))
-                peer = int(self.channel.recv_array("setup.role", np.uint8, (1,))[0])
-            if peer != self.peer:
-                raise ProtocolError(f"setup.role: both parties claim role {role}")
+            try:
+                with self.phase("setup"):
+                    self.channel.send("setup.role", np.array([role], dtype=np.uint8))
+                    peer = int(self.channel.recv_array("setup.role", np.uint8, (1,))[0])
+                if peer != self.peer:
+                    raise ProtocolError(f"setup.role: both parties claim role {role}")
+            except BaseException as e:
+                # no ``with`` block owns the channel yet: tell the peer and release it here
+                # (else the peer waits its whole timeout and the socket leaks)
+                self.channel.abort(abort_note(e))
+                raise
 
     # ------------------------------------------------------------- engines
     def engine(self, kind: str, name: str | None = None):
@@ -182,7 +188,7 @@ class Session:
 
     def __exit__(self, et, ev, tb):
         if et is not None:
-            self.channel.abort(f"{et.__name__}: {ev}")
+            self.channel.abort(abort_note(ev) if ev is not None else et.__name__)
         else:
             self.channel.close()
 

@@ -167,7 +167,79 @@ def _maxpool2_nhwc(x):
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
+def _densenet(size, blocks, growth, init, classes=14):
+    """DenseNet (torchvision layout, as scripts/make_densenet.py), NHWC, one image: the
+    BatchNorms after a convolution folded into its bias, the others (after every
+    concatenation) a per-channel x * s + t with s, t private to P0; logits revealed."""
+    import jax
+    import jax.numpy as jnp
+    from spu.experimental import reveal
+    dn = ("NHWC", "HWIO", "NHWC")
+    r = _rng()
+    ws, plan = [], []
+
+    def param(a):
+        ws.append((np.asarray(a, dtype=np.float32), 0))
+        return len(ws) - 1
+
+    def conv_p(cin, cout, k):
+        return param(_he(r, (k, k, cin, cout), cin * k * k)), param(r.standard_normal(cout) * 0.1)
+
+    def bn_p(c):
+        return param(r.uniform(0.5, 1.5, c)), param(r.standard_normal(c) * 0.1)
+    plan.append(("conv", conv_p(3, init, 7), 2, 3))
+    plan.append(("relu",))
+    plan.append(("maxpool",))
+    c = init
+    for i, L in enumerate(blocks):
+        plan.append(("block_start",))
+        for _ in range(L):
+            plan.append(("dense", bn_p(c), conv_p(c, 4 * growth, 1), conv_p(4 * growth, growth, 3)))
+            c += growth
+        if i != len(blocks) - 1:
+            plan.append(("transition", bn_p(c), conv_p(c, c // 2, 1)))
+            c //= 2
+    plan.append(("final", bn_p(c), param(_he(r, (c, classes), c)), param(r.standard_normal(classes) * 0.1)))
+
+    def conv(x, w, b, stride=1, pad=0):
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
+                                            dimension_numbers=dn) + b
+
+    def net(x, *p):
+        for step in plan:
+            k = step[0]
+            if k == "conv":
+                (w, b), st, pd = step[1], step[2], step[3]
+                x = conv(x, p[w], p[b], st, pd)
+            elif k == "relu":
+                x = jnp.maximum(x, 0.0)
+            elif k == "maxpool":
+                x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1),
+                                          [(0, 0), (1, 1), (1, 1), (0, 0)])
+            elif k == "dense":
+                (s, t), (w1, b1), (w2, b2) = step[1:]
+                h = jnp.maximum(x * p[s] + p[t], 0.0)
+                h = jnp.maximum(conv(h, p[w1], p[b1]), 0.0)
+                x = jnp.concatenate([x, conv(h, p[w2], p[b2], 1, 1)], axis=3)
+            elif k == "transition":
+                (s, t), (w, b) = step[1:]
+                h = conv(jnp.maximum(x * p[s] + p[t], 0.0), p[w], p[b])
+                x = jax.lax.reduce_window(h, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") * 0.25
+            elif k == "final":
+                (s, t), w, b = step[1:]
+                h = jnp.maximum(x * p[s] + p[t], 0.0)
+                x = reveal(jnp.mean(h, axis=(1, 2)) @ p[w] + p[b])
+        return x
+    x = r.standard_normal((1, size, size, 3)).astype(np.float32)
+    return (net, [(x, 1)] + ws, True, "CHEETAH",
+            f"DenseNet blocks {blocks}, growth {growth}, init {init}, {size}x{size}, {classes} outputs, batch 1; "
+            f"weights private to P0, input private to P1, logits revealed")
+
+
 WORKLOADS = {
+    "densenet_mini": lambda: _densenet(32, (2, 2, 2, 2), 8, 16),
+    "densenet121_32": lambda: _densenet(32, (6, 12, 24, 16), 32, 64),
+    "densenet121_224": lambda: _densenet(224, (6, 12, 24, 16), 32, 64),
     "relu_1e5": lambda: _relu(10 ** 5),
     "relu_1e6": lambda: _relu(10 ** 6),
     "relu_1e5_semi2k": lambda: _relu(10 ** 5, "SEMI2K"),

@@ -19,13 +19,15 @@ import weakref
 import zmq
 
 from ..errors import PeerTimeout
-from .channel import CHUNK, DEFAULT_TIMEOUT, INLINE_MAX, HDR_MAX, Channel
+from .channel import CHUNK, DEFAULT_TIMEOUT, INLINE_MAX, HDR_MAX, MONITOR_EVENTS, Channel
 from .stats import Counters, Stats
 
-__all__ = ["Channel", "Counters", "Stats", "listen", "connect", "local_pair", "curve_keypair", "DEFAULT_TIMEOUT"]
+__all__ = ["Channel", "Counters", "Stats", "listen", "connect", "local_pair", "curve_keypair", "DEFAULT_TIMEOUT",
+           "check_address", "is_loopback"]
 
 HWM = 64                        # queued messages per direction (each at most CHUNK bytes)
 MAX_FRAME = CHUNK + HDR_MAX + 64  # inbound frame cap: nothing larger is ever allocated
+ZAP_DOMAIN = "ezprotocols"      # set on every network socket (see _configure)
 
 
 _LIVE_CONTEXTS: set = set()
@@ -50,9 +52,26 @@ def _own_context() -> zmq.Context:
 _ADDRESS = re.compile(r"^(tcp://[^/\s]+:(\d{1,5}|\*)|ipc://\S+|inproc://\S+)$")
 
 
-def _check_address(address, what: str) -> None:
-    if not isinstance(address, str) or not _ADDRESS.match(address):
+def check_address(address, what: str = "address") -> None:
+    """Raise ValueError unless ``address`` is ``tcp://host:port`` (port 1..65535 or ``*``),
+    ``ipc:///path`` or ``inproc://name``."""
+    m = _ADDRESS.match(address) if isinstance(address, str) else None
+    if m is None:
         raise ValueError(f"{what}: bad address {address!r}: expected tcp://host:port, ipc:///path or inproc://name")
+    port = m.group(2)
+    if port is not None and port != "*" and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{what}: bad address {address!r}: port {int(port)} is not in 1..65535")
+
+
+_check_address = check_address
+
+
+def is_loopback(address: str) -> bool:
+    """True for addresses that never leave this machine (ipc, inproc, tcp to 127.x, ::1, localhost)."""
+    if not address.startswith("tcp://"):
+        return True
+    host = address[6:].rsplit(":", 1)[0].strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _discard(sock: zmq.Socket, mon: zmq.Socket | None) -> None:
@@ -85,11 +104,15 @@ def _configure(sock: zmq.Socket, *, network: bool) -> None:
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 10000)
         sock.setsockopt(zmq.HEARTBEAT_TTL, 10000)
         sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        # A non-empty ZAP domain makes libzmq refuse unversioned (ZMTP 1.0) peers: random
+        # bytes on the port would otherwise be taken for a legacy peer and attached as the
+        # PAIR socket's one pipe, locking the real client out.  (No ZAP handler is needed
+        # for plaintext sockets: ZAP_ENFORCE_DOMAIN stays off.)
+        sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
 
 
 def _monitored(sock: zmq.Socket) -> zmq.Socket:
-    return sock.get_monitor_socket(
-        zmq.EVENT_ACCEPTED | zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    return sock.get_monitor_socket(MONITOR_EVENTS)
 
 
 def curve_keypair() -> tuple[bytes, bytes]:
@@ -142,7 +165,7 @@ def listen(address: str, timeout: float = DEFAULT_TIMEOUT, *, accept_timeout: fl
                 from zmq.auth.thread import ThreadAuthenticator
                 auth = ThreadAuthenticator(ctx)
                 auth.start()
-                auth.configure_curve_callback(domain="*", credentials_provider=_AllowList(allowed_clients))
+                auth.configure_curve_callback(domain=ZAP_DOMAIN, credentials_provider=_AllowList(allowed_clients))
             sock.curve_secretkey = sec
             sock.curve_publickey = pub
             sock.curve_server = True
@@ -183,8 +206,9 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: 
     :class:`PeerTimeout` saying that nobody answered at that address.
 
     ``curve_server_key``: the listener's CurveZMQ public key; the channel is then
-    encrypted and the server authenticated (a wrong key fails like an unreachable
-    peer).  ``curve_keypair``: this client's key pair (an ephemeral one by default;
+    encrypted and the server authenticated (a wrong or missing key, or a server that
+    does not accept this client, raises :class:`~ezprotocols.errors.HandshakeFailed`
+    at once).  ``curve_keypair``: this client's key pair (an ephemeral one by default;
     give a fixed one when the server only accepts listed clients).
     """
     if curve_keypair is not None and curve_server_key is None:
@@ -213,7 +237,8 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: 
     wait = timeout if connect_timeout is None else connect_timeout
     try:
         ch._hello(initiator=True, deadline=time.monotonic() + wait,
-                  what=f"could not reach a party at {address} within {wait:g} s (is it listening?)")
+                  what=f"could not reach a party at {address} within {wait:g} s (is it listening?)",
+                  where=address)
     except BaseException:
         ch._close(linger_ms=0)
         raise

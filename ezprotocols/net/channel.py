@@ -28,9 +28,8 @@ import zlib
 
 import numpy as np
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
-from ..errors import ChannelError, PeerGone, PeerTimeout, ProtocolError
+from ..errors import ChannelError, HandshakeFailed, PeerGone, PeerTimeout, ProtocolError, abort_note, peer_text
 from .stats import Stats
 
 __all__ = ["Channel", "DTYPES", "CHUNK", "INLINE_MAX", "DEFAULT_TIMEOUT"]
@@ -65,6 +64,28 @@ def _dtype_code(dt) -> int:
     return code
 
 
+_MONITOR_HEAD = struct.Struct("=Hi")      # libzmq monitor event frame: event id u16, value i32
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                     zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+HANDSHAKE_FAILURES = 3      # consecutive unexplained handshake failures taken as a key mismatch
+MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED
+for _e in _HANDSHAKE_FAILED:
+    MONITOR_EVENTS |= _e
+
+
+def _handshake_message(ev, value, where: str) -> str:
+    """What a failed CurveZMQ handshake (libzmq monitor event) most likely means."""
+    if ev == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"{where} refused this client's CurveZMQ key (status {int(value)}): the server accepts only "
+                "listed clients; give your key pair (--curve-key) and have the server allow its public key")
+    if ev == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and int(value) == getattr(
+            zmq, "PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH", 0x11000002):
+        return (f"{where}: one side uses CurveZMQ encryption and the other does not (a missing or extra "
+                "server key)")
+    return (f"the encrypted handshake with {where} failed: its CurveZMQ public key is not the one given "
+            "(wrong server key?), or it does not use CurveZMQ encryption")
+
+
 def step_tag(step: str) -> int:
     return zlib.crc32(step.encode("utf-8")) & 0xFFFFFFFF
 
@@ -96,7 +117,11 @@ class Channel:
         self.name = name
         self.stats = Stats()
         self._scratch = bytearray(HDR_MAX + max(INLINE_MAX, ABORT_MAX))
-        self._connected_seen = False
+        self._peer_fd: int | None = None       # the accepted peer's connection (fd its hello came on)
+        self._handshake_failure: tuple | None = None   # (event, value) of the last failed CurveZMQ handshake
+        self._tcp_reached = False             # a connecting side reached the address (TCP connected)
+        self._tcp_connects = 0
+        self._hs_no_detail = 0
         self._gone_reason: str | None = None
         self._closed = False
         self._close_note: str | None = None   # what the peer should be told when this end is closed
@@ -113,6 +138,12 @@ class Channel:
 
     # ---------------------------------------------------------------- liveness
     def _poll_monitor(self) -> None:
+        """Read the socket's connection events.  Only the accepted peer's own connection
+        (the file descriptor its hello arrived on) can end the session: any other TCP
+        connection to a listening port -- a port scan, a health check, a client with a
+        wrong key, a second client, a failed client's lingering socket -- comes and goes
+        without effect.  Before the hello, a failed CurveZMQ handshake is recorded
+        (the connecting side reports it at once, see :meth:`_hello`)."""
         if self._monitor is None:
             return
         while True:
@@ -122,11 +153,24 @@ class Channel:
                 return
             except zmq.ZMQError:
                 return
-            ev = parse_monitor_message(frames)["event"]
-            if ev in (zmq.EVENT_ACCEPTED, zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED):
-                self._connected_seen = True
-            elif ev == zmq.EVENT_DISCONNECTED and self._connected_seen:
-                self._gone_reason = "the peer's connection dropped (process ended or network lost)"
+            if len(frames) < 1 or len(frames[0]) != 6:
+                continue                 # never from libzmq; ignore rather than fail the session
+            ev, value = _MONITOR_HEAD.unpack(frames[0])   # (zmq.utils.monitor would import asyncio)
+            if ev == zmq.EVENT_DISCONNECTED:
+                if self._peer_fd is not None and (self._peer_fd < 0 or value == self._peer_fd):
+                    self._gone_reason = "the peer's connection dropped (process ended or network lost)"
+            elif ev == zmq.EVENT_CONNECTED:
+                self._tcp_reached = True
+                self._tcp_connects += 1
+            elif ev in _HANDSHAKE_FAILED and self._peer_fd is None:
+                if ev == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                    # also what a connection reset in mid-handshake looks like: only a repeated
+                    # failure (one per reconnection) means a wrong key
+                    self._hs_no_detail += 1
+                    if self._hs_no_detail >= HANDSHAKE_FAILURES:
+                        self._handshake_failure = (ev, value)
+                else:
+                    self._handshake_failure = (ev, value)
 
     def _peer_gone(self) -> str | None:
         """Why the peer is gone, if known: a dropped connection (network), or the other
@@ -217,9 +261,17 @@ class Channel:
     def _recv_header(self, step: str, deadline: float, kind: int, code: int, shape: tuple | None,
                      nbytes: int | None, max_nbytes: int | None):
         """Receive and check a header; returns (nbytes, inline_payload_view_or_None)."""
-        self._wait_readable(step, deadline)
+        while True:
+            self._wait_readable(step, deadline)
+            got = self._sock.recv_into(self._scratch)
+            if self._peer_fd is not None and got >= _HDR.size and self._scratch[:2] == MAGIC and \
+                    self._scratch[2] == KIND_HELLO and kind != KIND_HELLO:
+                continue        # a repeated hello of a client that reconnected while queued
+            return self._check_header(step, got, kind, code, shape, nbytes, max_nbytes)
+
+    def _check_header(self, step: str, got: int, kind: int, code: int, shape: tuple | None,
+                      nbytes: int | None, max_nbytes: int | None):
         buf = self._scratch
-        got = self._sock.recv_into(buf)
         if got > len(buf):
             raise ProtocolError(f"{step}: peer sent a frame of {got} bytes where a header was expected")
         mv = memoryview(buf)[:got]
@@ -230,7 +282,7 @@ class Channel:
             self._gone_reason = "the peer closed the channel"
             raise PeerGone(f"{step}: the peer closed the channel")
         if k == KIND_ABORT:
-            msg = bytes(mv[_HDR.size:_HDR.size + min(n, ABORT_MAX)]).decode("utf-8", "replace")
+            msg = peer_text(bytes(mv[_HDR.size:min(got, _HDR.size + ABORT_MAX)]))
             self._gone_reason = f"the peer aborted: {msg}"
             raise PeerGone(f"{step}: the peer aborted: {msg}")
         if k != kind:
@@ -314,38 +366,118 @@ class Channel:
 
     # ---------------------------------------------------------------- exchange helpers
     def exchange(self, step: str, data: np.ndarray) -> np.ndarray:
-        """Send ``data`` and receive the peer's array of the same dtype and shape."""
-        self.send(step, data)
-        return self.recv_array(step, data.dtype, data.shape)
+        """Send ``data`` and receive the peer's array of the same dtype and shape.
+
+        Sending and receiving are interleaved chunk by chunk, so that two parties
+        exchanging more than the queues hold (high-water marks plus socket buffers)
+        never both block in a send; memory stays bounded by the high-water marks.
+        The timeout bounds the time without any progress in either direction."""
+        self._check_open(step)
+        arr = np.asarray(data)
+        if arr.ndim > MAX_NDIM:
+            raise ValueError(f"{step}: arrays of more than {MAX_NDIM} dimensions cannot be sent")
+        code = _dtype_code(arr.dtype)
+        arr = arr if arr.flags.c_contiguous else arr.copy(order="C")
+        nbytes = arr.nbytes
+        if nbytes <= INLINE_MAX:            # one frame each way: always fits in the queues
+            self.send(step, arr)
+            return self.recv_array(step, arr.dtype, arr.shape)
+        flat = memoryview(arr.reshape(-1).view(np.uint8))
+        hdr = _HDR.pack(MAGIC, KIND_ARRAY, 0, step_tag(step), code, arr.ndim, 0, nbytes)
+        hdr += struct.pack(f"<{arr.ndim}Q", *arr.shape)
+        out = np.empty(arr.shape, dtype=arr.dtype)
+        dest = memoryview(out.reshape(-1).view(np.uint8))
+        n_out = 1 + (nbytes + CHUNK - 1) // CHUNK          # header + chunks, each way
+        sent = recvd = 0
+        hlen = None
+        deadline = time.monotonic() + self.timeout
+        while sent < n_out or recvd < n_out:
+            progress = False
+            if sent < n_out:
+                frame = hdr if sent == 0 else flat[(sent - 1) * CHUNK:sent * CHUNK]
+                try:
+                    self._sock.send(frame, copy=sent == 0, flags=zmq.NOBLOCK)
+                    sent += 1
+                    progress = True
+                except zmq.Again:
+                    pass
+            if recvd < n_out and self._sock.poll(0, zmq.POLLIN):
+                if recvd == 0:
+                    _n, _inl, hlen = self._recv_header(step, deadline, KIND_ARRAY, code, arr.shape, nbytes, None)
+                else:
+                    off = (recvd - 1) * CHUNK
+                    size = min(CHUNK, nbytes - off)
+                    got = self._sock.recv_into(dest[off:off + size], flags=zmq.NOBLOCK)
+                    if got != size:
+                        raise ProtocolError(f"{step}: payload chunk of {got} bytes where {size} were expected")
+                recvd += 1
+                progress = True
+            if progress:
+                deadline = time.monotonic() + self.timeout
+                continue
+            self._poll_monitor()
+            if self._peer_gone() is not None and not self._sock.poll(200, zmq.POLLIN):
+                raise PeerGone(f"{step}: {self._gone_reason}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PeerTimeout(f"{step}: no progress in the exchange with the peer within {self.timeout:g} s")
+            flags = (zmq.POLLOUT if sent < n_out else 0) | (zmq.POLLIN if recvd < n_out else 0)
+            self._sock.poll(max(1, int(min(remaining, 0.2) * 1000)), flags)
+        self.stats.record("s", nbytes, len(hdr))
+        self.stats.record("r", nbytes, hlen)
+        return out
 
     # ---------------------------------------------------------------- handshake
-    def _hello(self, initiator: bool, deadline: float, what: str) -> None:
+    def _hello(self, initiator: bool, deadline: float, what: str, where: str = "the server") -> None:
         payload = memoryview(PROTOCOL_VERSION)
 
         def wait():
+            hellos = 1
             while True:
                 remaining = deadline - time.monotonic()
                 if self._sock.poll(0, zmq.POLLIN):
                     return
+                self._poll_monitor()
+                if initiator and self._tcp_connects > hellos:
+                    # reconnected (a busy server dropped us, or a new listener is up): the
+                    # hello may have died with the old connection; the listener ignores repeats
+                    hellos = self._tcp_connects
+                    self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
+                if initiator and self._handshake_failure is not None and (
+                        self._handshake_failure[0] != zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL or encrypted):
+                    raise HandshakeFailed("handshake: " + _handshake_message(*self._handshake_failure, where))
                 if remaining <= 0:
+                    if initiator and self._tcp_reached:
+                        raise PeerTimeout(f"handshake: {where} accepted the connection but started no session in "
+                                          f"time: it is busy with another client (it serves one session at a "
+                                          f"time; this client was queued until the timeout) or it is not an "
+                                          f"ezprotocols party; try again later or with a longer timeout")
                     raise PeerTimeout(f"handshake: {what}")
                 self._poller.poll(max(1, int(min(remaining, 0.5) * 1000)))
-                self._poll_monitor()
 
+        try:
+            encrypted = self._sock.getsockopt(zmq.MECHANISM) == zmq.CURVE
+        except zmq.ZMQError:
+            encrypted = False
         if initiator:
             self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
         wait()
-        save = self.timeout
-        self.timeout = max(0.001, deadline - time.monotonic())
+        frame = self._sock.recv(copy=False)
         try:
-            n, inline, _ = self._recv_header("hello", deadline, KIND_HELLO, 0, (), None, 256)
-        finally:
-            self.timeout = save
+            fd = int(frame.get(zmq.SRCFD))     # the connection the peer's hello came on
+        except (zmq.ZMQError, AttributeError, ValueError, TypeError):
+            fd = -1                            # unknown: any disconnection ends the session
+        got = len(frame.buffer)
+        if got <= len(self._scratch):
+            self._scratch[:got] = frame.buffer
+        _n, inline, _ = self._check_header("hello", got, KIND_HELLO, 0, (), None, 256)
         if bytes(inline) != PROTOCOL_VERSION:
-            raise ProtocolError(f"handshake: peer speaks {bytes(inline)!r}, expected {PROTOCOL_VERSION!r}")
+            raise ProtocolError(f"handshake: peer speaks {peer_text(bytes(inline))}, expected "
+                                f"{PROTOCOL_VERSION.decode()}")
+        self._poll_monitor()                   # events of earlier connections that had this fd number
+        self._peer_fd = fd
         if not initiator:
             self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
-        self._connected_seen = True
 
     # ---------------------------------------------------------------- close
     def abort(self, reason: str) -> None:
@@ -353,6 +485,11 @@ class Channel:
         if self._closed:
             return
         self._close_note = f"the peer aborted: {reason}"
+        if self._gone_reason is not None and self._release is not None:
+            # the peer's connection is gone: the PAIR socket may already have attached the
+            # next client's connection, which must not receive an abort meant for the old peer
+            self._close(linger_ms=0)
+            return
         try:
             msg = reason.encode("utf-8", "replace")[:ABORT_MAX]
             hdr = _HDR.pack(MAGIC, KIND_ABORT, FLAG_INLINE, 0, 0, 0, 0, len(msg))
@@ -371,6 +508,9 @@ class Channel:
         is still reading gets our queued messages in that time; once it has closed (or
         is gone) nothing more can be delivered and the socket is dropped at once."""
         if self._closed:
+            return
+        if self._gone_reason is not None and self._release is not None:
+            self._close(linger_ms=0)           # nobody to tell (see abort)
             return
         try:
             hdr = _HDR.pack(MAGIC, KIND_CLOSE, FLAG_INLINE, 0, 0, 0, 0, 0)
@@ -420,7 +560,7 @@ class Channel:
 
     def __exit__(self, et, ev, tb):
         if et is not None and et is not GeneratorExit:
-            self.abort(f"{et.__name__}: {ev}")
+            self.abort(abort_note(ev) if ev is not None else et.__name__)
         else:
             self.close()
 

@@ -11,7 +11,6 @@ import, ``unsupported ONNX op`` errors), SecureML (eprint 2017/396; fixed-point
 truncation), MiniONN (eprint 2017/452; oblivious neural network transformations).
 """
 from .demo import demo_model_path, demo_validation_set
-from .onnx_import import OnnxImportError, UnsupportedOp, load_onnx
 from .plan import LIMITS, OP_KINDS, Op, Plan, parse_architecture
 from .plaintext import (class_labels, decode, encode, error_bound, postprocess, predict_classes, run_fixed, run_float,
                         run_plaintext)
@@ -20,3 +19,15 @@ __all__ = ["load_onnx", "UnsupportedOp", "OnnxImportError", "Plan", "Op", "OP_KI
            "parse_architecture", "run_plaintext", "run_fixed", "run_float", "error_bound", "class_labels",
            "encode", "decode", "postprocess",
            "predict_classes", "demo_model_path", "demo_validation_set"]
+
+
+_LAZY = {"load_onnx", "OnnxImportError", "UnsupportedOp"}
+
+
+def __getattr__(name):
+    """The ONNX importer (and the ``onnx`` package, about a second to import) is loaded
+    only where a model is loaded: a client (query/validate) never needs it."""
+    if name in _LAZY:
+        from . import onnx_import
+        return getattr(onnx_import, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -307,18 +307,35 @@ def error_bound(plan: Plan, x, *, output: bool = False) -> np.ndarray:
     C = [np.asarray(c, dtype=np.float64) for c in plan.consts]
     E = [np.full(x.shape, u / 2)]
     N = x.shape[0]
-    for op in plan.ops:
+    # ring overflow: the bound (and the result) only hold while every value fits the
+    # ring, products before their truncation included (scale 2f) and compared values
+    # within act_bits; checked op by op on magnitudes derived from correct inputs
+    lim1, lim2, limc = 2.0 ** (63 - f), 2.0 ** (63 - 2 * f), 2.0 ** (plan.act_bits - 1 - f)
+
+    def overflow(i, kind, mag, lim, what):
+        if np.size(mag) and float(np.max(mag)) >= lim:
+            raise OverflowError(f"the error bound does not hold: op {i} ({kind}) {what} reaches |value| "
+                                f"{float(np.max(mag)):.3g}, beyond the fixed-point range {lim:.3g} "
+                                f"(ring overflow: the secure result would be silently wrong); use inputs of "
+                                f"smaller magnitude or fewer fractional bits")
+
+    overflow(0, "input", np.abs(x) + u, lim1, "the input")
+    for i, op in enumerate(plan.ops):
         e = [E[j] for j in op.inputs]
         m = [np.abs(vals[j]) + E[j] for j in op.inputs]           # bounds on the exact magnitudes
         k, at = op.kind, op.attrs
+        if k in ("relu", "maxpool", "reduce_max"):
+            overflow(i + 1, k, m[0], limc, "compares a value that")
         if k == "matmul":
             W = np.abs(C[op.consts[0]]) * u                          # |W~| in real units
+            overflow(i + 1, k, m[0] @ W, lim2, "before truncation")
             y = e[0] @ W + (u / 2) * m[0].sum(axis=-1, keepdims=True) + (u * u / 2 + u)
         elif k == "conv":
             W = np.abs(C[op.consts[0]]) * u
             g = at["group"]
             ce, OH, OW = conv_cols(e[0], W.shape[2:], at["strides"], at["pads"], at["dilations"], g)
             cm, _, _ = conv_cols(m[0], W.shape[2:], at["strides"], at["pads"], at["dilations"], g)
+            overflow(i + 1, k, np.matmul(cm, conv_weight_mat(W, g)), lim2, "before truncation")
             y = conv_out(np.matmul(ce, conv_weight_mat(W, g)), N, OH, OW)
             ones = np.ones((1,) + W.shape[1:])
             y = y + (u / 2) * conv_out(np.matmul(cm, conv_weight_mat(np.broadcast_to(ones, W.shape), g)), N, OH, OW)
@@ -328,12 +345,15 @@ def error_bound(plan: Plan, x, *, output: bool = False) -> np.ndarray:
         elif k == "neg":
             y = e[0]
         elif k == "mul":
+            overflow(i + 1, k, m[0] * m[1], lim2, "before truncation")
             y = e[0] * np.abs(vals[op.inputs[1]]) + m[0] * e[1] + u
         elif k == "add_const":
             y = e[0] + u / 2
         elif k == "mul_const":
+            overflow(i + 1, k, m[0] * np.abs(C[op.consts[0]] * u), lim2, "before truncation")
             y = e[0] * np.abs(C[op.consts[0]] * u) + (u / 2) * m[0] + u
         elif k == "affine":
+            overflow(i + 1, k, m[0] * np.abs(C[op.consts[0]] * u), lim2, "before truncation")
             y = e[0] * np.abs(C[op.consts[0]] * u) + (u / 2) * m[0] + (u * u / 2 + u)
         elif k == "relu":
             y = e[0]
@@ -375,6 +395,7 @@ def error_bound(plan: Plan, x, *, output: bool = False) -> np.ndarray:
         else:  # pragma: no cover - plans are checked
             raise ValueError(f"unknown op {k}")
         E.append(np.asarray(y, dtype=np.float64))
+        overflow(i + 1, k, np.abs(vals[i + 1]) + E[-1], lim1, "output")
     if not output or plan.post in ("logits", "argmax"):
         return E[-1]
     return _output_bound(plan, vals[-1], E[-1])

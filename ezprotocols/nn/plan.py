@@ -137,6 +137,8 @@ class Plan:
     encoded: bool = False
     act_bits: int = 64                      # public bound: activations fit in act_bits-bit two's complement
     class_labels: list | None = None        # public names of the classes (ints or strings), e.g. skl2onnx models
+    input_bound: int | None = None          # public: |input| (fixed-point units) the owner checked the model on
+    trunc: str = "local"                    # public: truncation of products, "local" or "faithful" (arith.trunc)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -160,6 +162,13 @@ class Plan:
         """A single sigmoid logit z per decision: the class is [z > 0] (argmax of [0, z])."""
         return self.post in ("sigmoid", "sigmoid_l1") and bool(self.output_shape) and \
             self.output_shape[self.class_axis] == 1
+
+    @property
+    def multilabel(self) -> bool:
+        """A final sigmoid over K > 1 independent outputs (no declared class labels):
+        K decisions per sample, each [z_k > 0] (p_k > 1/2), not one argmax."""
+        return self.post == "sigmoid" and bool(self.output_shape) and \
+            self.output_shape[self.class_axis] > 1 and self.class_labels is None
 
     @property
     def n_classes(self) -> int:
@@ -205,6 +214,10 @@ class Plan:
              "allow_logits": bool(allow_logits)}
         if self.class_labels is not None:
             d["labels"] = list(self.class_labels)
+        if self.input_bound is not None:
+            d["input_bound"] = int(self.input_bound)
+        if self.trunc != "local":
+            d["trunc"] = self.trunc
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     def summary(self) -> str:
@@ -505,7 +518,8 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
         return t
 
     base = ("format", "frac_bits", "act_bits", "input", "consts", "ops", "post", "allow_logits")
-    need(d, base + (("labels",) if isinstance(d, dict) and "labels" in d else ()), "top level")
+    optional = tuple(k for k in ("labels", "input_bound", "trunc") if isinstance(d, dict) and k in d)
+    need(d, base + optional, "top level")
     if d["format"] != ARCH_FORMAT:
         raise err(f"format {d['format']!r} (expected {ARCH_FORMAT!r})")
     fb = d["frac_bits"]
@@ -550,8 +564,15 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
     labels = d.get("labels")
     if "labels" in d and (not isinstance(labels, list) or len(labels) > LIMITS["max_dim"]):
         raise err("labels: a list of class labels expected")
+    ib = d.get("input_bound")
+    if "input_bound" in d and (type(ib) is not int or not 1 <= ib < 1 << 62):
+        raise err("input_bound must be an int in 1..2^62")
+    tr = d.get("trunc", "local")
+    if tr not in ("local", "faithful"):
+        raise err("trunc must be 'local' or 'faithful'")
     plan = Plan(input_shape=inp, ops=ops, const_shapes=cshapes, consts=None, frac_bits=fb, act_bits=ab,
-                post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"], class_labels=labels)
+                post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"], class_labels=labels,
+                input_bound=ib, trunc=tr)
     check_plan(plan, err)
     return plan, d["allow_logits"]
 

@@ -13,37 +13,54 @@ layers through a :class:`Backend`:
 * products of shared values and truncation: the arithmetic layer;
 * relu, max over windows, argmax: the hybrid layer (garbled circuits).
 
-Inference reveals to P1 only the predicted class (or the logits, if P0 allows
-it); P0 learns nothing but the public metadata (number of samples, batch size).  Validation reveals to both only the number of correct
-predictions (and the confusion matrix if both parties agree), never a
-per-sample value.
+Inference reveals to P1 only the predicted class (for a multi-label head, the K
+decisions [p_k > 1/2]; or the logits, if P0 allows it); P0 learns nothing but the
+public metadata (number of samples, batch size).  Validation reveals to both only
+aggregates: the number of correct predictions (per output for a multi-label
+head), the confusion matrix if both parties agree, and with ``auroc`` the ROC
+counts at T public thresholds (:mod:`.metrics`), never a per-sample value.
+
+Sharded validation (:mod:`.shards`): with FLAG_SHARD a validation session ends
+without opening anything; each party keeps its additive shares of the counts
+(P0 in a :class:`~ezprotocols.nn.shards.ShardStore` under the validation id, the
+shard index and a fresh token of P1; P1 in its checkpoint).  A final
+``aggregate`` session sums each party's shares over all listed shards and opens
+the total once; P0 refuses to open a validation id twice.
 
 Wire protocol of a session (P0 = server)::
 
     P0 -> P1  nn.arch     JSON architecture (no weights), at most LIMITS["max_bytes"]
-    P1 -> P0  nn.request  uint64[6]: magic, mode (1 query, 2 validate), samples, batch, flags, classes
+    P1 -> P0  nn.request  uint64[6]: magic, mode (1 query, 2 validate, 3 aggregate), samples, batch, flags, classes
+    P1 -> P0  nn.metrics  uint64[2]: magic, T                     (only with FLAG_AUROC)
+    P1 -> P0  nn.shard    uint64[5]: validation id (2), shard, token (2)   (FLAG_SHARD or mode 3)
     P0 -> P1  nn.accept   uint64[2]: magic, flags granted
     ...       batches of the plan (steps named by the protocol layers)
+    mode 2 with FLAG_SHARD: P1 -> P0 nn.commit uint64[1], P0 -> P1 nn.committed uint64[1] (shares kept)
+    mode 3:   P1 -> P0 nn.nshards uint64[1], nn.shards uint64[S, 3] (shard, token); then the opening
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 import sys
 import time
 
 import numpy as np
 
-from ..errors import ProtocolError
+from ..errors import ProtocolError, RequestRefused
 from .plan import LIMITS, Plan, parse_architecture
+from . import metrics
 from .plaintext import (MIN_FIXED, class_labels, class_scores, encode, postprocess, recip, slice_index,
                         window_counts, window_view)
 
-__all__ = ["serve_session", "query_session", "validate_session", "send_architecture", "recv_architecture",
-           "Backend", "SecureResult", "MAX_SAMPLES", "MAX_BATCH"]
+__all__ = ["serve_session", "query_session", "validate_session", "aggregate_session", "check_labels",
+           "send_architecture", "recv_architecture", "Backend", "SecureResult", "MAX_SAMPLES", "MAX_BATCH",
+           "ServePolicy", "session_memory_estimate"]
 
 REQ_MAGIC = 0x455A504E4E310001          # "EZPNN1" + version
-MODE_QUERY, MODE_VALIDATE = 1, 2
-FLAG_LOGITS, FLAG_CONFUSION = 1, 2
+MODE_QUERY, MODE_VALIDATE, MODE_AGGREGATE = 1, 2, 3
+FLAG_LOGITS, FLAG_CONFUSION, FLAG_AUROC, FLAG_SHARD = 1, 2, 4, 8
+MAX_SHARDS = 1 << 16
 MAX_SAMPLES = 1 << 22
 MAX_BATCH = 4096
 U64 = np.uint64
@@ -152,12 +169,32 @@ class Backend:
     def prepare(self, plan: Plan, batch: int, count: int = 1) -> None:
         """Offline phase for ``count`` runs of a known plan at a batch size: the masks of
         every layer with P0-known weights (OT), before any input is known."""
-        p0 = self.s.role == 0
         for i, op in enumerate(plan.ops):
-            if op.kind in ("matmul", "conv"):
-                W = plan.consts[op.consts[0]] if p0 else None
+            lin = linear_form(plan, op, self.s.role == 0)
+            if lin is not None:
                 x_shape = (batch,) + tuple(plan.value_shape(op.inputs[0]))
-                self.prepare_linear(i, op.kind, W, plan.const_shapes[op.consts[0]], op.attrs, x_shape, count)
+                with self.s.phase(op.kind):
+                    self.prepare_linear(i, *lin, x_shape, count)
+
+
+def linear_form(plan: Plan, op, p0: bool):
+    """``(kind, W, wshape, attrs)`` of an op that runs as a layer with P0's weights:
+    matmul, conv, and a per-channel affine map (x * s + t with s of shape (C, 1, 1),
+    a BatchNormalization that could not be folded, e.g. after a concatenation in
+    DenseNet) as a depthwise 1x1 convolution: its offline material is made by the
+    linear engine like a conv's, and online it costs one masked message instead of
+    a Beaver product per element.  None for other ops."""
+    if op.kind in ("matmul", "conv"):
+        return op.kind, (plan.consts[op.consts[0]] if p0 else None), plan.const_shapes[op.consts[0]], op.attrs
+    if op.kind == "affine":
+        xs = plan.value_shape(op.inputs[0])
+        ss = plan.const_shapes[op.consts[0]]
+        if len(xs) == 3 and tuple(ss) == (xs[0], 1, 1) and tuple(op.shape) == tuple(xs):
+            C = xs[0]
+            W = plan.consts[op.consts[0]].reshape(C, 1, 1, 1) if p0 else None
+            return "conv", W, (C, 1, 1, 1), {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1),
+                                             "group": C}
+    return None
 
 
 # ---------------------------------------------------------------------- executor
@@ -186,14 +223,43 @@ class _Exec:
             return share + np.asarray(c, dtype=np.int64).view(U64)
         return np.broadcast_to(share, np.broadcast_shapes(share.shape, np.shape(c))).copy()
 
-    def run(self, x: np.ndarray, N: int) -> np.ndarray:
-        """``x``: this party's share of the input (uint64, (N,) + input_shape)."""
+    def run(self, x: np.ndarray, N: int, jit: bool = False) -> np.ndarray:
+        """``x``: this party's share of the input (uint64, (N,) + input_shape).
+
+        Memory stays bounded by the live activations: a value is dropped after its
+        last use.  With ``jit`` the offline material of each layer with P0's weights
+        is made just before that layer runs (phase ``offline/<kind>``), not for the
+        whole model ahead of time (see :func:`offline_bytes`); ``self.t_prep`` is
+        the time spent in it."""
         vals = [x]
-        f = self.f
-        for i, op in enumerate(self.plan.ops):
-            with self.s.phase(op.kind):
-                vals.append(self.op(op, [vals[j] for j in op.inputs], N))
+        last = self.last_use()
+        self.t_prep = 0.0
+        s, plan = self.s, self.plan
+        for i, op in enumerate(plan.ops):
+            lin = linear_form(plan, op, self.p0) if jit else None
+            if lin is not None:
+                t = time.perf_counter()
+                with s.phase("offline"):
+                    with s.phase(op.kind):
+                        self.b.prepare_linear(i, *lin, (N,) + tuple(plan.value_shape(op.inputs[0])), 1)
+                self.t_prep += time.perf_counter() - t
+            with s.phase("online"):
+                with s.phase(op.kind):
+                    vals.append(self.op(op, [vals[j] for j in op.inputs], N))
+            if OP_PROBE is not None:
+                OP_PROBE(op.kind)
+            for j in set(op.inputs):
+                if last[j] == i:
+                    vals[j] = None
         return vals[-1]
+
+    def last_use(self) -> list:
+        """Per value, the index of the last op that reads it (-1: never read)."""
+        last = [-1] * (len(self.plan.ops) + 1)
+        for i, op in enumerate(self.plan.ops):
+            for j in op.inputs:
+                last[j] = i
+        return last
 
     def op(self, op, a, N):
         k, at, f, b = op.kind, op.attrs, self.f, self.b
@@ -216,6 +282,11 @@ class _Exec:
             return self.p0_add(a[0], self.c(op.consts[0]) if self.p0 else np.zeros(cs[0], np.int64))
         if k == "mul_const":
             return b.trunc(b.mul_p0(a[0], self.c(op.consts[0]), cs[0]), f)
+        if k == "affine" and linear_form(self.plan, op, False) is not None:
+            kind, W, wshape, attrs = linear_form(self.plan, op, self.p0)
+            y = b.linear(a[0], kind, W, wshape, attrs, key=self.key(op))
+            y = self.p0_add(y, self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64))
+            return b.trunc(y, f)
         if k == "affine":
             y = b.mul_p0(a[0], self.c(op.consts[0]), cs[0])
             y = self.p0_add(y, self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64))
@@ -297,6 +368,8 @@ def recv_architecture(session, adopt_frac_bits: bool = True) -> tuple[Plan, bool
     with session.phase("setup"):
         data = session.channel.recv_bytes("nn.arch", max_nbytes=LIMITS["max_bytes"])
     plan, allow = parse_architecture(data, "nn.arch")
+    if plan.trunc != "local":
+        session.arith.trunc = plan.trunc        # the owner's public choice, followed by both
     if adopt_frac_bits:
         session.frac_bits = plan.frac_bits
     if plan.frac_bits != session.frac_bits:
@@ -305,39 +378,149 @@ def recv_architecture(session, adopt_frac_bits: bool = True) -> tuple[Plan, bool
     return plan, allow
 
 
-def _send_request(session, mode, n, batch, flags, classes):
+@dataclass(frozen=True)
+class ServePolicy:
+    """What a model owner agrees to answer (``serve --allow/--min-samples/--max-batch/
+    --memory-budget``), checked when the request arrives, before any computation.
+
+    ``allow``: the modes served (``"query"``, ``"validate"``).  ``min_samples``: the
+    fewest samples a validation may have, and the fewest samples a confusion-matrix
+    cell must hold to be revealed (cells with fewer are opened as -1: the comparison
+    is done in secret, so neither party learns more than "below the threshold").
+    ``max_batch``/``max_samples``: bounds on the request.  ``memory_bytes``: a
+    per-session budget, compared with :func:`session_memory_estimate`."""
+    allow: tuple = ("query", "validate")
+    min_samples: int = 1
+    max_batch: int = MAX_BATCH
+    max_samples: int = MAX_SAMPLES
+    memory_bytes: int | None = None
+
+
+#: bytes a secure activation element costs at its peak (garbled comparison on 64
+#: wires: labels, tables and OT blocks), for the memory estimate
+BYTES_PER_ELEMENT = 4096
+
+
+def session_memory_estimate(plan: Plan, batch: int) -> int:
+    """A coarse upper estimate of one session's peak memory at this batch size: the
+    largest per-sample activation times the batch times BYTES_PER_ELEMENT."""
+    peak = max([math.prod(plan.input_shape)] + [math.prod(op.shape) for op in plan.ops])
+    return int(batch) * int(peak) * BYTES_PER_ELEMENT
+
+
+def check_input_range(plan: Plan, xf: np.ndarray) -> None:
+    """Refuse inputs outside the range the model owner checked its model on (published
+    as ``input_bound`` in the architecture): beyond it the fixed-point ring may
+    overflow inside the network and the classes come back silently wrong."""
+    if plan.input_bound is None or xf.size == 0:
+        return
+    top = int(np.max(np.abs(xf)))
+    if top > plan.input_bound:
+        u = 2.0 ** -plan.frac_bits
+        raise ValueError(f"inputs reach |x| = {top * u:.6g}, outside the range +-{plan.input_bound * u:.6g} the model "
+                         f"owner checked the model on (the fixed-point arithmetic could overflow and return wrong "
+                         f"results); rescale the inputs")
+
+
+class Request:
+    """What P1 asked for (both sides hold the same after nn.accept)."""
+
+    def __init__(self, mode, n, batch, flags, T=0, shard=None):
+        self.mode, self.n, self.batch, self.granted, self.T, self.shard = mode, n, batch, flags, T, shard
+
+    @property
+    def auroc(self) -> bool:
+        return bool(self.granted & FLAG_AUROC)
+
+    @property
+    def sharded(self) -> bool:
+        return bool(self.granted & FLAG_SHARD) or self.mode == MODE_AGGREGATE
+
+
+def _shard_words(shard) -> np.ndarray:
+    """(validation id: 16 bytes, shard index, token: 16 bytes) -> uint64[5]."""
+    vid, idx, tok = shard
+    if len(vid) != 16 or len(tok) != 16 or not 0 <= idx < MAX_SHARDS:
+        raise ValueError("shard: a 16-byte validation id, an index below MAX_SHARDS and a 16-byte token")
+    v, t = np.frombuffer(vid, "<u8"), np.frombuffer(tok, "<u8")
+    return np.array([v[0], v[1], idx, t[0], t[1]], dtype=U64)
+
+
+def _send_request(session, mode, n, batch, flags, classes, T: int = 0, shard=None):
     with session.phase("setup"):
         session.channel.send("nn.request", np.array([REQ_MAGIC, mode, n, batch, flags, classes], dtype=U64))
+        if flags & FLAG_AUROC:
+            session.channel.send("nn.metrics", np.array([REQ_MAGIC, T], dtype=U64))
+        if flags & FLAG_SHARD or mode == MODE_AGGREGATE:
+            session.channel.send("nn.shard", _shard_words(shard))
         acc = session.channel.recv_array("nn.accept", U64, (2,))
-    if int(acc[0]) != REQ_MAGIC or int(acc[1]) & ~flags:
+    granted = int(acc[1])
+    if int(acc[0]) != REQ_MAGIC or (granted & 0xFF) & ~flags or (granted >> 8) > MAX_SAMPLES:
         raise ProtocolError("nn.accept: malformed answer from the model owner")
-    return int(acc[1])
+    return granted
 
 
-def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool):
+def _recv_request(session, plan: Plan, allow_logits: bool, allow_confusion: bool,
+                  policy: ServePolicy | None = None, shards=None) -> Request:
     with session.phase("setup"):
         r = session.channel.recv_array("nn.request", U64, (6,))
     magic, mode, n, batch, flags, classes = (int(v) for v in r)
     if magic != REQ_MAGIC:
         raise ProtocolError("nn.request: bad magic (the peer is not an ezprotocols nn client of this version)")
-    if mode not in (MODE_QUERY, MODE_VALIDATE):
+    if mode not in (MODE_QUERY, MODE_VALIDATE, MODE_AGGREGATE):
         raise ProtocolError(f"nn.request: unknown mode {mode}")
     if not 1 <= n <= MAX_SAMPLES or not 1 <= batch <= min(MAX_BATCH, n):
         raise ProtocolError(f"nn.request: {n} samples in batches of {batch} out of bounds")
-    if flags & ~(FLAG_LOGITS | FLAG_CONFUSION):
+    if flags & ~(FLAG_LOGITS | FLAG_CONFUSION | FLAG_AUROC | FLAG_SHARD):
         raise ProtocolError(f"nn.request: unknown flags {flags:#x}")
     if classes != n_classes(plan):
         raise ProtocolError(f"nn.request: the peer counts {classes} classes, the model has {n_classes(plan)}")
     if mode == MODE_QUERY and flags & FLAG_LOGITS and not allow_logits:
         raise ProtocolError("nn.request: the peer asks for the logits, which the model owner does not allow")
-    if mode == MODE_QUERY and flags & FLAG_CONFUSION or mode == MODE_VALIDATE and flags & FLAG_LOGITS:
+    if mode == MODE_QUERY and flags & (FLAG_CONFUSION | FLAG_AUROC | FLAG_SHARD) or \
+            mode != MODE_QUERY and flags & FLAG_LOGITS or mode == MODE_AGGREGATE and flags & FLAG_SHARD:
         raise ProtocolError("nn.request: flags do not fit the mode")
-    granted = flags & FLAG_LOGITS
-    if flags & FLAG_CONFUSION and allow_confusion:
-        granted |= FLAG_CONFUSION
+    pol = policy or ServePolicy()
+    name = "query" if mode == MODE_QUERY else "validate"
+    if name not in pol.allow:
+        raise RequestRefused(f"nn.request: the model owner does not answer {name} requests "
+                             f"(it serves: {', '.join(pol.allow) or 'nothing'})")
+    if (mode == MODE_VALIDATE and not flags & FLAG_SHARD or mode == MODE_AGGREGATE) and n < pol.min_samples:
+        raise RequestRefused(f"nn.request: a validation needs at least {pol.min_samples} samples, the peer has {n}")
+    if batch > pol.max_batch or n > pol.max_samples:
+        raise RequestRefused(f"nn.request: {n} samples in batches of {batch}; the model owner allows batches of "
+                             f"at most {pol.max_batch} and {pol.max_samples} samples")
+    if pol.memory_bytes is not None and session_memory_estimate(plan, batch) > pol.memory_bytes:
+        raise RequestRefused(f"nn.request: batches of {batch} would need about "
+                             f"{session_memory_estimate(plan, batch) >> 20} MiB, more than the model owner's "
+                             f"budget of {pol.memory_bytes >> 20} MiB per session; use smaller batches")
+    T = 0
+    if flags & FLAG_AUROC:
+        with session.phase("setup"):
+            m = session.channel.recv_array("nn.metrics", U64, (2,))
+        T = int(m[1])
+        if int(m[0]) != REQ_MAGIC or not 1 <= T <= metrics.MAX_THRESHOLDS:
+            raise ProtocolError(f"nn.metrics: {T} thresholds out of 1..{metrics.MAX_THRESHOLDS}")
+        if not metrics.auroc_supported(plan):
+            raise ProtocolError("nn.metrics: AUROC needs a binary or multi-label model")
+    shard = None
+    if flags & FLAG_SHARD or mode == MODE_AGGREGATE:
+        with session.phase("setup"):
+            w = session.channel.recv_array("nn.shard", U64, (5,))
+        if shards is None:
+            raise ProtocolError("nn.shard: this server keeps no shard shares (sharded validation not enabled)")
+        if int(w[2]) >= MAX_SHARDS:
+            raise ProtocolError(f"nn.shard: shard index {int(w[2])} out of range")
+        shard = (w[0:2].astype("<u8").tobytes(), int(w[2]), w[3:5].astype("<u8").tobytes())
+    if mode != MODE_QUERY and \
+            math.prod(d for i, d in enumerate(plan.output_shape) if i != plan.class_axis) != 1:
+        raise ProtocolError("nn.request: validation needs a model with one class decision per sample")
+    granted = flags & (FLAG_LOGITS | FLAG_AUROC | FLAG_SHARD)
+    if flags & FLAG_CONFUSION and allow_confusion and not plan.multilabel:
+        granted |= FLAG_CONFUSION | (max(1, pol.min_samples) << 8)
     with session.phase("setup"):
         session.channel.send("nn.accept", np.array([REQ_MAGIC, granted], dtype=U64))
-    return mode, n, batch, granted
+    return Request(mode, n, batch, granted, T, shard)
 
 
 # ---------------------------------------------------------------------- results
@@ -357,15 +540,16 @@ def _costs(session, t_off, t_on):
         c["bytes"] = c["bytes_sent"] + c["bytes_recv"]
         return c
 
-    phases = {}
+    phases, off_phases = {}, {}
     for k, v in st.items():
-        if k.startswith("online/") and k.count("/") == 1:
-            phases[k[7:]] = {"bytes": v["bytes_sent"] + v["bytes_recv"], "rounds": v["rounds"],
-                             "seconds": v["seconds"]}
+        for pre, d in (("online/", phases), ("offline/", off_phases)):
+            if k.startswith(pre) and k.count("/") == 1:
+                d[k[len(pre):]] = {"bytes": v["bytes_sent"] + v["bytes_recv"], "rounds": v["rounds"],
+                                   "seconds": v["seconds"]}
     off, on = agg("offline"), agg("online")
     off["seconds"], on["seconds"] = t_off, t_on
     tot = st["total"]
-    return {"offline": off, "online": on, "per_op": phases,
+    return {"offline": off, "online": on, "per_op": phases, "offline_per_op": off_phases,
             "total": {"bytes": tot["bytes_sent"] + tot["bytes_recv"], "rounds": tot["rounds"],
                       "seconds": t_off + t_on}}
 
@@ -398,16 +582,55 @@ def _batches(n, batch):
     return [(i, min(n, i + batch)) for i in range(0, n, batch)]
 
 
+#: Benchmarks only: called with the op kind after each op of the secure executor
+#: (e.g. to sample the resident memory per layer kind).
+OP_PROBE = None
+
+#: Offline material (masks and their products, both parties) prepared ahead for
+#: a whole group of batches when it fits in this many bytes; beyond, each layer's
+#: material is made just before the layer runs (e.g. DenseNet-121 at 224x224).
+OFFLINE_BUDGET = 256 << 20
+
+
+def offline_bytes(plan: Plan, batch: int) -> int:
+    """Memory of the offline material of one run at this batch size (public: both
+    parties compute the same): per layer with P0's weights, the input mask and the
+    output shares, 8 bytes per ring element."""
+    tot = 0
+    for i, op in enumerate(plan.ops):
+        if linear_form(plan, op, False) is not None:
+            tot += 8 * batch * (math.prod(plan.value_shape(op.inputs[0])) + math.prod(op.shape))
+    return tot
+
+
 def _run_batches(session, plan, backend, n, batch, feed, consume, progress, label, group: int = 8):
     """Shared loop over groups of ``group`` batches: the offline phase prepares the
     correlated randomness of the whole group (before any of its inputs is shared),
-    then the group's batches run online.  Memory stays bounded by one group."""
+    then the group's batches run online.  Memory stays bounded by one group; when
+    one group's material exceeds :data:`OFFLINE_BUDGET`, each layer's material is
+    made just ahead of that layer instead (one batch at a time)."""
     ex = _Exec(session, plan, backend)
     t_off = 0.0
     t_on = 0.0
     bar = _Progress(n, progress, label)
     bar.update(0)
     todo = _batches(n, batch)
+    jit = offline_bytes(plan, batch) * min(group, len(todo)) > OFFLINE_BUDGET
+    if jit:
+        for lo, hi in todo:
+            t = time.perf_counter()
+            with session.phase("online"):
+                with session.phase("input"):
+                    x = feed(lo, hi)
+            logits = ex.run(x, hi - lo, jit=True)
+            with session.phase("online"):
+                with session.phase("output"):
+                    consume(lo, hi, logits)
+            el = time.perf_counter() - t
+            t_off += ex.t_prep
+            t_on += el - ex.t_prep
+            bar.update(hi)
+        return t_off, t_on
     for g in range(0, len(todo), group):
         chunk = todo[g:g + group]
         sizes = {}
@@ -424,7 +647,8 @@ def _run_batches(session, plan, backend, n, batch, feed, consume, progress, labe
             with session.phase("online"):
                 with session.phase("input"):
                     x = feed(lo, hi)
-                logits = ex.run(x, m)
+            logits = ex.run(x, m)
+            with session.phase("online"):
                 with session.phase("output"):
                     consume(lo, hi, logits)
             t_on += time.perf_counter() - t
@@ -432,20 +656,148 @@ def _run_batches(session, plan, backend, n, batch, feed, consume, progress, labe
     return t_off, t_on
 
 
+# ---------------------------------------------------------------------- validation state
+class _Validation:
+    """What a validation accumulates, as additive shares (uint64), in a layout both
+    parties derive from public data (the plan, the granted flags, T):
+
+    multi-class models: ``correct`` (1,), ``conf`` (C, C) if granted;
+    binary models with AUROC, in addition: ``d``, ``tp`` (1, T), ``pos`` (1,);
+    multi-label heads (K outputs): ``d``, ``tp`` (K, T'), ``pos`` (K,) where the
+    first of the T' = 1 (+ T with AUROC) thresholds is 0 (the decision p > 1/2).
+    """
+
+    def __init__(self, plan: Plan, granted: int, T: int):
+        self.plan, self.granted, self.T = plan, granted, T
+        self.C = n_classes(plan)
+        self.multi = plan.multilabel
+        f = plan.frac_bits
+        thr = [np.zeros(1, np.int64)] if self.multi else []
+        if granted & FLAG_AUROC:
+            thr.append(metrics.logit_thresholds(T, f))
+        self.thr = np.concatenate(thr) if thr else None
+        K = self.C if self.multi else 1
+        self.K = K
+        lay = []
+        if not self.multi:
+            lay.append(("correct", (1,)))
+            if granted & FLAG_CONFUSION:
+                lay.append(("conf", (self.C, self.C)))
+        if self.thr is not None:
+            lay += [("d", (K, self.thr.size)), ("tp", (K, self.thr.size)), ("pos", (K,))]
+        self.layout = lay
+        self.acc = {k: np.zeros(shp, U64) for k, shp in lay}
+        # |score - threshold| < 2^(act_bits - 1) + max |c|
+        cmax = int(np.abs(self.thr).max()) if self.thr is not None and self.thr.size else 0
+        self.bits = min(64, max(plan.act_bits, cmax.bit_length() + 1) + 1)
+
+    @property
+    def size(self) -> int:
+        return sum(math.prod(shp) for _, shp in self.layout)
+
+    def flat(self) -> np.ndarray:
+        return np.concatenate([self.acc[k].reshape(-1) for k, _ in self.layout]).astype(U64)
+
+    def unflat(self, v: np.ndarray) -> dict:
+        out, off = {}, 0
+        for k, shp in self.layout:
+            n = math.prod(shp)
+            out[k] = v[off:off + n].reshape(shp)
+            off += n
+        return out
+
+    def batch(self, be, logits, labels, m):
+        """Accumulate the shares of one batch (``labels``: P1's, None on P0)."""
+        plan = self.plan
+        z = _class_matrix(plan, logits)
+        if z.shape[0] != m:
+            raise ProtocolError("nn: validation needs one class decision per sample")
+        p1 = be.s.role == 1
+        if not self.multi:
+            _validate_batch(be, plan, z, labels, m, self.acc, self.granted)
+        if self.thr is None:
+            return
+        scores = metrics.score_matrix(plan, z)                        # (m, K) shares
+        if p1:
+            y = (labels if self.multi else (labels == 1)[:, None]).astype(np.int64)
+        ysh = be.share_input(y if p1 else None, 1, (m, self.K))
+        c = metrics.secure_counts(be, scores, ysh, self.thr, bits=self.bits)
+        self.acc["d"] = self.acc["d"] + c["d"]
+        self.acc["tp"] = self.acc["tp"] + c["tp"]
+        if p1:                                  # P1 knows its label counts: its share is the value, P0's is 0
+            self.acc["pos"] = self.acc["pos"] + y.sum(axis=0).astype(np.int64).view(U64)
+
+    def finish(self, be, share: np.ndarray, n: int) -> dict:
+        """Open the (summed) shares once and compute the report (a confusion matrix
+        through :func:`_open_confusion`: cells below the owner's minimum show -1)."""
+        parts = self.unflat(np.ascontiguousarray(share, dtype=U64))
+        rest = [k for k, _ in self.layout if k != "conf"]
+        with be.s.phase("online"):
+            with be.s.phase("output"):
+                v = be.reveal(np.concatenate([parts[k].reshape(-1) for k in rest]), to=None).astype(np.int64)
+                conf = _open_confusion(be, parts["conf"], n, self.granted >> 8) if "conf" in parts else None
+        o, off = {}, 0
+        for k, shp in self.layout:
+            if k == "conf":
+                o[k] = conf
+                continue
+            o[k] = v[off:off + math.prod(shp)].reshape(shp)
+            off += math.prod(shp)
+        return self.report(o, n)
+
+    def report(self, o: dict, n: int) -> dict:
+        out = {"classes_count": self.C}
+        if not self.multi:
+            correct = int(o["correct"][0])
+            if not 0 <= correct <= n:
+                raise ProtocolError(f"nn.validate: opened {correct} correct predictions out of {n}")
+            out.update(correct=correct, accuracy=correct / n)
+            if "conf" in o:
+                conf = o["conf"]
+                shown = conf[conf >= 0]
+                if conf.min() < -1 or int(shown.sum()) > n or (shown.size == conf.size and int(shown.sum()) != n):
+                    raise ProtocolError("nn.validate: the opened confusion matrix is inconsistent")
+                out["confusion"] = conf.tolist()
+        if self.thr is not None:
+            d, tp, pos = o["d"], o["tp"], o["pos"]
+            if pos.min() < 0 or pos.max() > n or tp.min() < 0 or (d - tp).min() < 0 or d.max() > n or \
+                    (tp > pos[:, None]).any() or (d - tp > (n - pos)[:, None]).any():
+                raise ProtocolError("nn.validate: the opened ROC counts are inconsistent")
+            if self.multi:
+                corr = n - d[:, 0] - pos + 2 * tp[:, 0]          # [decision == label] summed per output
+                out.update(correct=int(corr.sum()), accuracy=float(corr.sum()) / (n * self.K),
+                           correct_per_output=corr.tolist(), accuracy_per_output=(corr / n).tolist(),
+                           outputs=self.K)
+                d, tp = d[:, 1:], tp[:, 1:]
+            if self.granted & FLAG_AUROC:
+                out.update(metrics.roc_summary(tp, d - tp, pos, n,
+                                               metrics.prob_thresholds(self.T, self.plan.frac_bits)))
+        return out
+
+
 # ---------------------------------------------------------------------- P0: serve one session
 def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_confusion: bool = False,
-                  backend: Backend | None = None, progress: bool = False) -> SecureResult:
-    """P0's side of one client session (query or validation).  Returns what P0
-    learns: for a validation the accuracy (and the confusion matrix if granted);
-    for a query only the number of samples."""
+                  backend: Backend | None = None, progress: bool = False,
+                  policy: ServePolicy | None = None, shards=None) -> SecureResult:
+    """P0's side of one client session (query, validation, shard of a validation, or
+    the aggregation of a sharded validation).  Returns what P0 learns: for a
+    validation the accuracy (and the confusion matrix if granted, the ROC counts
+    and AUROC if asked); for a query only the number of samples; for a shard
+    nothing but its size.  ``policy``: what the owner answers (:class:`ServePolicy`);
+    ``shards``: a :class:`~ezprotocols.nn.shards.ShardStore` keeping the shares of
+    shard sessions (None: sharded validation refused)."""
     if not plan.encoded:
         raise ValueError("the plan's weights are not encoded")
     send_architecture(session, plan, allow_logits)
-    mode, n, batch, granted = _recv_request(session, plan, allow_logits, allow_confusion)
+    if plan.trunc != "local":
+        session.arith.trunc = plan.trunc
+    req = _recv_request(session, plan, allow_logits, allow_confusion, policy, shards)
+    mode, n, batch, granted = req.mode, req.n, req.batch, req.granted
     be = backend or Backend(session)
-    C = n_classes(plan)
     in_shape = plan.input_shape
-    acc = {"correct": np.zeros(1, U64), "conf": np.zeros((C, C), U64)}
+    val = _Validation(plan, granted, req.T)
+    if mode == MODE_AGGREGATE:
+        return _aggregate(session, be, val, req, shards)
 
     def feed(lo, hi):
         return be.share_input(None, 1, (hi - lo,) + tuple(in_shape))
@@ -455,16 +807,76 @@ def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_conf
             if granted & FLAG_LOGITS:
                 be.reveal(logits, to=1)
             else:
-                be.reveal(be.argmax(_class_matrix(plan, logits)), to=1)
+                be.reveal(_decisions(be, plan, logits), to=1)
         else:
-            _validate_batch(be, plan, logits, None, hi - lo, acc, granted)
+            val.batch(be, logits, None, hi - lo)
 
     t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P0")
     res = SecureResult(mode="query" if mode == MODE_QUERY else "validate", samples=n, batch=batch)
     if mode == MODE_VALIDATE:
-        res.update(_finish_validation(be, acc, granted, n, C))
+        if req.sharded:
+            _commit_shard(session, val, req, shards)
+            res.update(shard=req.shard[1], committed=True)
+        else:
+            res.update(val.finish(be, val.flat(), n))
     res.update(_costs(session, t_off, t_on))
     return res
+
+
+def _commit_shard(session, val, req, store):
+    """End of a shard session: nothing is opened.  P1 says it finished (nn.commit);
+    P0 stores its shares under (validation id, shard) with P1's token and confirms."""
+    ch = session.channel
+    if store is None:               # P1's side
+        with session.phase("setup"):
+            ch.send("nn.commit", np.array([REQ_MAGIC], U64))
+            ok = ch.recv_array("nn.committed", U64, (1,))
+        if int(ok[0]) != REQ_MAGIC:
+            raise ProtocolError("nn.committed: malformed answer from the model owner")
+        return
+    with session.phase("setup"):
+        c = ch.recv_array("nn.commit", U64, (1,))
+        if int(c[0]) != REQ_MAGIC:
+            raise ProtocolError("nn.commit: malformed")
+        vid, idx, tok = req.shard
+        store.put(vid, idx, tok, val.flat(), {"n": req.n, "flags": req.granted & ~FLAG_SHARD, "T": req.T, "size": val.size})
+        ch.send("nn.committed", np.array([REQ_MAGIC], U64))
+
+
+def _aggregate(session, be, val, req, store=None, entries=None):
+    """Mode 3: sum each party's shares over the listed shards and open the total once.
+    P1 passes ``entries`` [(shard, token, share vector)], P0 its ``store``."""
+    ch = session.channel
+    vid = req.shard[0]
+    with session.phase("setup"):
+        if store is None:
+            ch.send("nn.nshards", np.array([len(entries)], U64))
+            ch.send("nn.shards", np.array([[i] + list(np.frombuffer(t, "<u8")) for i, t, _ in entries], U64))
+            total = np.zeros(val.size, U64)
+            for _, _, v in entries:
+                total += np.asarray(v, dtype=U64)
+        else:
+            S = int(ch.recv_array("nn.nshards", U64, (1,))[0])
+            if not 1 <= S <= MAX_SHARDS:
+                raise ProtocolError(f"nn.nshards: {S} shards out of 1..{MAX_SHARDS}")
+            lst = ch.recv_array("nn.shards", U64, (S, 3))
+            want = [(int(r[0]), r[1:3].astype("<u8").tobytes()) for r in lst]
+            total = store.take(vid, want, {"n": req.n, "flags": req.granted & ~FLAG_SHARD, "T": req.T,
+                                           "size": val.size})
+    res = SecureResult(mode="validate", samples=req.n, batch=req.batch, shards=len(entries or want))
+    t = time.perf_counter()
+    res.update(val.finish(be, total, req.n))
+    res.update(_costs(session, 0.0, time.perf_counter() - t))
+    return res
+
+
+def _decisions(be, plan, logits):
+    """What a query reveals by default: the class index per decision, or for a
+    multi-label head the K decisions [z_k > 0] (0/1)."""
+    z = _class_matrix(plan, logits)
+    if plan.multilabel:
+        return be.gt_zero(z.reshape(-1), bits=plan.act_bits).reshape(z.shape)
+    return be.argmax(z)
 
 
 def _is_zero(be, d: np.ndarray, bound: int) -> np.ndarray:
@@ -476,13 +888,11 @@ def _is_zero(be, d: np.ndarray, bound: int) -> np.ndarray:
     return (both[:n] - both[n:]).reshape(d.shape)
 
 
-def _validate_batch(be, plan, logits, labels, m, acc, granted):
-    """Accumulate the shares of #correct (and of the confusion matrix) for one batch:
-    correct_i = [argmax_i == label_i], compared in secret; only sums are kept."""
+def _validate_batch(be, plan, z, labels, m, acc, granted):
+    """Accumulate the shares of #correct (and of the confusion matrix) for one batch
+    of a multi-class model (``z``: the class matrix (m, C)): correct_i = [argmax_i ==
+    label_i], compared in secret; only sums are kept."""
     C = n_classes(plan)
-    z = _class_matrix(plan, logits)
-    if z.shape[0] != m:
-        raise ProtocolError("nn: validation needs one class decision per sample")
     p1 = be.s.role == 1
     idx = be.argmax(z)                                          # (m,) integer shares
     lab = be.share_input(labels if p1 else None, 1, (m,))       # P1's labels, shared
@@ -495,29 +905,30 @@ def _validate_batch(be, plan, logits, labels, m, acc, granted):
         acc["conf"] = acc["conf"] + be.matmul(np.ascontiguousarray(lab1.T), pred)       # [true, predicted]
 
 
-def _finish_validation(be, acc, granted, n, C):
-    with be.s.phase("online"):
-        with be.s.phase("output"):
-            correct = int(be.reveal(acc["correct"], to=None)[0])
-            conf = None
-            if granted & FLAG_CONFUSION:
-                conf = be.reveal(acc["conf"], to=None).astype(np.int64)
-    if not 0 <= correct <= n:
-        raise ProtocolError(f"nn.validate: opened {correct} correct predictions out of {n}")
-    out = {"correct": correct, "accuracy": correct / n, "classes_count": C}
-    if conf is not None:
-        if conf.min() < 0 or int(conf.sum()) != n:
-            raise ProtocolError("nn.validate: the opened confusion matrix is inconsistent")
-        out["confusion"] = conf.tolist()
-    return out
+def _open_confusion(be, conf, n: int, min_cell: int) -> np.ndarray:
+    """Open the confusion matrix; with ``min_cell > 1`` a cell holding fewer samples
+    is opened as -1: ``keep = [cell - (min_cell - 1) > 0]`` is computed in secret and
+    only ``keep * cell`` and ``keep`` are opened (one comparison and one product per
+    cell), so a suppressed cell reveals only that it is below the threshold."""
+    if min_cell <= 1:
+        return be.reveal(conf, to=None).astype(np.int64)
+    one = U64(be.s.role == 0)
+    keep = be.gt_zero(conf - U64(min_cell - 1) * one, bits=max(4, (n + min_cell).bit_length() + 2))
+    shown = be.mul(conf, keep)
+    both = be.reveal(np.concatenate([shown.reshape(-1), keep.reshape(-1)]), to=None).astype(np.int64)
+    k = conf.size
+    vals, kept = both[:k].reshape(conf.shape), both[k:].reshape(conf.shape)
+    if not np.isin(kept, (0, 1)).all():
+        raise ProtocolError("nn.validate: the opened confusion-matrix mask is not 0/1")
+    return np.where(kept == 1, vals, -1)
 
 
 # ---------------------------------------------------------------------- P1: query / validate
 def query_session(session, x, *, want_logits: bool = False, batch: int | None = None,
                   backend: Backend | None = None, progress: bool = False) -> SecureResult:
     """P1's side of a query: ``x`` float (N,) + input_shape.  Returns the predicted
-    classes (and, with ``want_logits`` if P0 allows it, the logits and the model's
-    output)."""
+    classes (for a multi-label head: ``classes`` (N, K) 0/1, the K decisions p_k > 1/2;
+    and, with ``want_logits`` if P0 allows it, the logits and the model's output)."""
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:
         raise ValueError("no samples")
@@ -531,9 +942,10 @@ def query_session(session, x, *, want_logits: bool = False, batch: int | None = 
         raise PermissionError("the model owner does not reveal logits (only the predicted class)")
     batch = min(batch or n, n, MAX_BATCH)
     C = n_classes(plan)
+    xf = encode(x, plan.frac_bits)
+    check_input_range(plan, xf)
     granted = _send_request(session, MODE_QUERY, n, batch, FLAG_LOGITS if want_logits else 0, C)
     be = backend or Backend(session)
-    xf = encode(x, plan.frac_bits)
     outs = []
 
     def feed(lo, hi):
@@ -543,20 +955,25 @@ def query_session(session, x, *, want_logits: bool = False, batch: int | None = 
         if granted & FLAG_LOGITS:
             outs.append(be.reveal(logits, to=1))
         else:
-            outs.append(be.reveal(be.argmax(_class_matrix(plan, logits)), to=1))
+            outs.append(be.reveal(_decisions(be, plan, logits), to=1))
 
     t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P1")
     res = SecureResult(mode="query", samples=n, batch=batch)
     out_ps = plan.output_shape
+    rest = tuple(d for i, d in enumerate(out_ps) if i != plan.class_axis)
     if granted & FLAG_LOGITS:
         lg = np.concatenate(outs).astype(np.float64) / float(1 << plan.frac_bits)
         res["logits"] = lg
         res["output"] = postprocess(plan, lg)
-        res["classes"] = np.argmax(class_scores(plan, lg), axis=-1)
+        if plan.multilabel:
+            res["classes"] = (class_scores(plan, lg) > 0).astype(np.int64)
+        else:
+            res["classes"] = np.argmax(class_scores(plan, lg), axis=-1)
     else:
         cls = np.concatenate(outs).astype(np.int64)
-        rest = tuple(d for i, d in enumerate(out_ps) if i != plan.class_axis)
-        res["classes"] = cls.reshape((n,) + rest)
+        res["classes"] = cls.reshape((n,) + rest + ((C,) if plan.multilabel else ()))
+    if plan.multilabel:
+        res["multilabel"] = True
     if plan.class_labels is not None:
         res["labels"] = class_labels(plan, res["classes"])
     res.update(_costs(session, t_off, t_on))
@@ -591,42 +1008,99 @@ def label_indices(plan: Plan, labels) -> np.ndarray:
     return order[pos].astype(np.int64)
 
 
-def validate_session(session, x, labels, *, confusion: bool = False, batch: int = 64,
-                     backend: Backend | None = None, progress: bool = False) -> SecureResult:
-    """P1's side of a validation: both parties learn the accuracy (and the
-    confusion matrix if both agree), nothing per sample."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("no samples")
-    plan, _ = recv_architecture(session)
-    labels = label_indices(plan, labels)
-    if x.shape[1:] != tuple(plan.input_shape):
-        raise ValueError(f"samples have shape {x.shape[1:]}; the model expects {tuple(plan.input_shape)}")
-    n = x.shape[0]
-    C = n_classes(plan)
+def check_labels(plan: Plan, labels, n: int) -> np.ndarray:
+    """P1's labels in the form the validation needs: class indices (n,) for a
+    multi-class / binary model, a 0/1 matrix (n, K) for a multi-label head
+    (ValueError naming the problem otherwise)."""
+    if plan.multilabel:
+        K = n_classes(plan)
+        labels = np.asarray(labels)
+        if labels.shape != (n, K):
+            raise ValueError(f"the model has {K} outputs (multi-label): labels must have shape ({n}, {K}), "
+                             f"not {labels.shape}")
+        if labels.dtype.kind not in "biuf" or not np.all((labels == 0) | (labels == 1)):
+            raise ValueError("multi-label labels must be 0 or 1")
+        return labels.astype(np.int64)
     rest = tuple(d for i, d in enumerate(plan.output_shape) if i != plan.class_axis)
     if math.prod(rest) != 1:
         raise ValueError("validation needs a model with one class decision per sample")
+    C = n_classes(plan)
+    labels = label_indices(plan, labels)
     if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or \
             (n and (labels.min() < 0 or labels.max() >= C)):
         raise ValueError(f"labels must be {n} integers in 0..{C - 1}")
-    if n == 0:
+    return labels.astype(np.int64)
+
+
+def validate_session(session, x, labels, *, confusion: bool = False, batch: int = 64,
+                     backend: Backend | None = None, progress: bool = False, auroc: bool = False,
+                     thresholds: int = metrics.DEFAULT_THRESHOLDS, shard=None) -> SecureResult:
+    """P1's side of a validation: both parties learn the accuracy (per output for a
+    multi-label head; and the confusion matrix if both agree; with ``auroc`` the ROC
+    counts at ``thresholds`` public thresholds and the AUROC per output), nothing per
+    sample.  ``shard=(validation id, index, token)``: a shard of a sharded
+    validation; nothing is opened and the result carries this party's ``shares``
+    (see :mod:`ezprotocols.nn.shards`)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
         raise ValueError("no samples")
+    if auroc:
+        metrics._check_T(thresholds)
+    plan, _ = recv_architecture(session)
+    if x.shape[1:] != tuple(plan.input_shape):
+        raise ValueError(f"samples have shape {x.shape[1:]}; the model expects {tuple(plan.input_shape)}")
+    n = x.shape[0]
+    labels = check_labels(plan, labels, n)
+    if auroc and not metrics.auroc_supported(plan):
+        raise ValueError("AUROC needs a binary or multi-label model (one positive class per output); this model "
+                         f"has {n_classes(plan)} exclusive classes")
+    C = n_classes(plan)
     batch = max(1, min(batch, n, MAX_BATCH))
-    granted = _send_request(session, MODE_VALIDATE, n, batch, FLAG_CONFUSION if confusion else 0, C)
-    be = backend or Backend(session)
+    flags = (FLAG_CONFUSION if confusion else 0) | (FLAG_AUROC if auroc else 0) | (FLAG_SHARD if shard else 0)
+    T = thresholds if auroc else 0
     xf = encode(x, plan.frac_bits)
-    labels = labels.astype(np.int64)
-    acc = {"correct": np.zeros(1, U64), "conf": np.zeros((C, C), U64)}
+    check_input_range(plan, xf)
+    granted = _send_request(session, MODE_VALIDATE, n, batch, flags, C, T, shard)
+    be = backend or Backend(session)
+    val = _Validation(plan, granted, T)
 
     def feed(lo, hi):
         return be.share_input(xf[lo:hi], 1, (hi - lo,) + tuple(plan.input_shape))
 
     def consume(lo, hi, logits):
-        _validate_batch(be, plan, logits, labels[lo:hi], hi - lo, acc, granted)
+        val.batch(be, logits, labels[lo:hi], hi - lo)
 
     t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P1")
     res = SecureResult(mode="validate", samples=n, batch=batch, confusion_requested=confusion)
-    res.update(_finish_validation(be, acc, granted, n, C))
+    if shard is not None:
+        _commit_shard(session, val, Request(MODE_VALIDATE, n, batch, granted, T, shard), None)
+        res.update(shard=shard[1], shares=val.flat(), layout_size=val.size, granted=granted)
+    else:
+        res.update(val.finish(be, val.flat(), n))
     res.update(_costs(session, t_off, t_on))
     return res
+
+
+def aggregate_session(session, vid: bytes, entries, n: int, *, confusion: bool = False, auroc: bool = False,
+                      thresholds: int = metrics.DEFAULT_THRESHOLDS, granted: int | None = None,
+                      backend: Backend | None = None) -> SecureResult:
+    """P1's side of the final step of a sharded validation: ``entries`` lists
+    (shard index, token, this party's share vector) of every finished shard of
+    validation ``vid`` (``n`` samples in all).  Each party sums its shares; the
+    total is opened once (P0 then forgets the validation id)."""
+    plan, _ = recv_architecture(session)
+    C = n_classes(plan)
+    flags = (FLAG_CONFUSION if confusion else 0) | (FLAG_AUROC if auroc else 0)
+    if granted is not None:
+        flags = granted & 0xFF & ~FLAG_SHARD
+    T = thresholds if flags & FLAG_AUROC else 0
+    got = _send_request(session, MODE_AGGREGATE, n, 1, flags, C, T, (vid, 0, bytes(16)))
+    if got & 0xFF != flags:
+        raise ProtocolError("nn.accept: the model owner grants other flags than the shards had")
+    be = backend or Backend(session)
+    val = _Validation(plan, got, T)
+    for _, _, v in entries:
+        if np.asarray(v).shape != (val.size,):
+            raise ValueError("aggregate: a shard's shares do not fit this validation's layout")
+    return _aggregate(session, be, val, Request(MODE_AGGREGATE, n, 1, got, T, (vid, 0, bytes(16))),
+                      None, list(entries))

@@ -41,6 +41,7 @@ for the same delta.
 """
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections import deque
 
@@ -57,6 +58,8 @@ CHUNK = 1 << 16          # OTs per u-matrix message in the one-way flavours (1 M
 CHUNK_2WAY = 1 << 17     # ... in chosen/additive OT (2 MiB of u, 4 MiB of 16-byte chosen replies)
 LAG = 2                  # receiver reads reply chunk k after sending u chunk k + LAG
 REPLY_BYTES = 4 << 20    # at most this many bytes per chosen-message reply chunk (unless L > 16 KiB)
+DRAIN_CHUNKS = 8         # after a header mismatch, read at most this many u chunks ...
+DRAIN_SECONDS = 2.0      # ... for at most this long
 TWEAK_DOMAIN = 0x4F      # 'O': OT-extension hashing
 FLAVOURS = {"cot": 1, "rot": 2, "chosen": 3, "acot": 4}
 _FLAVOUR_NAMES = {v: k for k, v in FLAVOURS.items()}
@@ -283,7 +286,7 @@ class IknpSender:
         got = ch.recv_array(step, np.uint64, (4,))
         mine = _header(n, flavour, param, check)
         if not np.array_equal(got, mine):
-            self._drain(ch, got)
+            self._drain(ch, got, n)
             raise ProtocolError(f"{step}: the receiver runs {_describe(got)} but this party called "
                                 f"{_CALL[flavour].split('/')[0]} for {_describe(mine)}; both parties must "
                                 f"call matching methods ({_CALL[flavour]}) with the same n")
@@ -291,24 +294,32 @@ class IknpSender:
         self.ctr += (n + 127) // 128
         return c
 
-    def _drain(self, ch, hdr) -> None:
+    def _drain(self, ch, hdr, n_mine: int) -> None:
         """After a header mismatch: read the u chunks the receiver sends before it waits
-        for anything, so it is not left blocked in a send when this side aborts."""
+        for anything, so it is not left blocked in a send when this side aborts.
+
+        Everything here is bounded by what *this* side expected, never by what the peer
+        announced: at most :data:`DRAIN_CHUNKS` chunks (the two-way flavours send only
+        ``LAG + 1`` before waiting), of at most the size of our own batch's chunks, for
+        at most :data:`DRAIN_SECONDS` in all (a hostile header costs nothing)."""
         n, f, p = (int(x) for x in hdr[:3])
-        if f not in _FLAVOUR_NAMES or n > (1 << 40):
+        name = _FLAVOUR_NAMES.get(f)
+        if name is None or (name == "chosen" and not 0 < p <= REPLY_BYTES):
             return
-        reply = {"chosen": 2 * p, "acot": 8}.get(_FLAVOUR_NAMES[f], 0)
-        chunks = list(_chunks(n, reply))
-        if _FLAVOUR_NAMES[f] == "chosen" and p == 0:
-            chunks = []
-        elif _FLAVOUR_NAMES[f] in ("chosen", "acot"):
-            chunks = chunks[:LAG + 1]
+        two_way = name in ("chosen", "acot")
+        limit = LAG + 1 if two_way else DRAIN_CHUNKS
+        reply = {"chosen": 2 * p, "acot": 8}.get(name, 0)
+        n = min(n, max(n_mine, 1) + _chunk_ots(reply) * limit)
+        save = ch.timeout
+        ch.timeout = min(save, DRAIN_SECONDS)
         try:
-            for _off, m in chunks:
+            for _off, m in itertools.islice(_chunks(n, reply), limit):
                 nb = _k.ubytes(m)
                 ch.recv_array(f"{self.prefix}.u", np.uint8, (nb,), out=self._ubuf[:nb])
         except Exception:       # the original mismatch is the error to report
             pass
+        finally:
+            ch.timeout = save
 
     def _stream_q(self, ch, n, ctr, q_out=None, reply=0):
         step = f"{self.prefix}.u"

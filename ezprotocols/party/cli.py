@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -40,6 +41,29 @@ def _positive_int(v: str) -> int:
     return n
 
 
+def _int_in(lo: int, hi: int):
+    def conv(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{v!r} is not an integer") from None
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {n}")
+        return n
+    return conv
+
+
+def _seconds(v: str) -> float:
+    """A timeout: a finite number of seconds > 0."""
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a number of seconds") from None
+    if not math.isfinite(x) or x <= 0 or x > 1e7:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds in (0, 1e7], got {v}")
+    return x
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors as JSON too when --json is on the command line."""
     json_errors = False
@@ -48,6 +72,17 @@ class _Parser(argparse.ArgumentParser):
         if _Parser.json_errors:
             print(json.dumps({"error": f"{self.prog}: {message}", "type": "usage"}), flush=True)
         super().error(message)
+
+
+METRICS = ("accuracy", "auroc", "confusion")
+
+
+def _metrics(v: str) -> tuple:
+    names = tuple(m.strip() for m in v.split(",") if m.strip())
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown metric {', '.join(bad) or repr(v)} (choose from {', '.join(METRICS)})")
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp, timeout=True):
         sp.add_argument("--json", action="store_true", help=JSON_HELP)
         if timeout:
-            sp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the peer (default 120)")
+            sp.add_argument("--timeout", type=_seconds, default=120.0, help="seconds to wait for the peer (default 120)")
+            sp.add_argument("--insecure", action="store_true",
+                            help="allow a plaintext channel to a non-loopback address (otherwise CurveZMQ is required)")
 
     d = sub.add_parser("demo", help="run both parties locally on the shipped MNIST model and print results and costs",
                        description="Both parties locally: P0 serves the shipped LeNet-style MNIST model, P1 "
@@ -76,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--samples", type=_positive_int, default=100,
                    help="validation digits to use (default 100; more than the 500 shipped is clamped, with a note)")
     d.add_argument("--batch", type=_positive_int, default=50, help="batch size (default 50)")
-    d.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits (default 16)")
+    d.add_argument("--frac-bits", type=_int_in(0, 30), default=16, help="fixed-point fractional bits, 0..30 (default 16)")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("serve", help="P0: serve an ONNX model to clients (weights never leave)",
@@ -87,13 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-logits", action="store_true", help="let clients learn the logits, not only the class")
     s.add_argument("--allow-confusion", action="store_true",
                    help="agree to reveal the confusion matrix when a validating client asks for it")
-    s.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits (default 16)")
+    s.add_argument("--frac-bits", type=_int_in(0, 30), default=None,
+                   help="fixed-point fractional bits, 0..30 (default 16, or the one --calibrate picks)")
     s.add_argument("--output-name", default=None,
                    help="graph output to compute when the model has several floating-point outputs (by default "
                         "the only floating-point one, e.g. an skl2onnx classifier's probabilities: a ZipMap output "
                         "stands for its probability tensor, a class-label output classes[argmax] for its scores "
                         "and supplies the class labels)")
-    s.add_argument("--act-bits", type=int, default=64,
+    s.add_argument("--act-bits", type=_int_in(2, 64), default=None,
                    help="public bound on the bits of the fixed-point activations compared in ReLU/max-pool/argmax "
                         "(default 64: always exact; fewer is cheaper but wrong if an activation does not fit)")
     s.add_argument("--curve-key", default=None, metavar="FILE",
@@ -101,11 +139,38 @@ def build_parser() -> argparse.ArgumentParser:
                         "clients then need --server-key with its public key")
     s.add_argument("--allow-client", action="append", default=None, metavar="PUBKEY",
                    help="accept only clients with this CurveZMQ public key (repeatable; needs --curve-key)")
-    s.add_argument("--sessions", type=int, default=0, help="stop after this many completed sessions (default 0: forever)")
+    s.add_argument("--sessions", type=_int_in(0, 1 << 62), default=0,
+                   help="stop after this many completed sessions (default 0: forever)")
+    s.add_argument("--allow", choices=("query", "validate", "both"), default="both",
+                   help="which requests to answer: per-sample queries, validations (aggregate accuracy only), "
+                        "or both (default); see DESIGN.md, threat model")
+    s.add_argument("--min-samples", type=_int_in(1, 1 << 22), default=1,
+                   help="fewest samples a validation may have, and fewest a confusion-matrix cell must hold to "
+                        "be revealed (smaller cells are opened as -1); default 1")
+    s.add_argument("--max-batch", type=_int_in(1, 4096), default=4096,
+                   help="largest batch a client may ask for (default 4096)")
+    s.add_argument("--memory-budget", type=_int_in(1, 1 << 40), default=None, metavar="MiB",
+                   help="refuse requests whose batches would need more than this (estimated) memory per session")
     s.add_argument("--error-bound", default=None, metavar="X.npy",
                    help="print the fixed-point error bound of the logits on these sample inputs (the owner's own "
                         "data; see ezprotocols.nn.error_bound) before serving")
-    s.add_argument("--accept-timeout", type=float, default=24 * 3600.0,
+    s.add_argument("--trunc", choices=("local", "faithful"), default="local",
+                   help="truncation of fixed-point products: local (no communication; fails with a small "
+                        "probability, printed with --error-bound) or faithful (exact, through OT; more traffic)")
+    s.add_argument("--input-range", type=float, default=None, metavar="R",
+                   help="publish |x| <= R as the input range the model was checked on; clients refuse inputs "
+                        "outside it (default: the largest |x| of --error-bound's samples, else none)")
+    s.add_argument("--workers", type=_positive_int, default=1,
+                   help="serve this many sessions concurrently on the one listening address (default 1; clients "
+                        "beyond that wait; needs a tcp:// address when above 1)")
+    s.add_argument("--calibrate", default=None, metavar="X.npy",
+                   help="measure the fixed-point error on these samples (your own data) for several precisions, "
+                        "report the worst error, the decision margins and the worst-case bound, and serve with the "
+                        "picked --frac-bits/--act-bits (unless given explicitly)")
+    s.add_argument("--shard-state", default=None, metavar="DIR",
+                   help="keep the shares of sharded validations in this directory (default: in memory), so a "
+                        "restarted server can still open them")
+    s.add_argument("--accept-timeout", type=_seconds, default=24 * 3600.0,
                    help="seconds to wait for a client (default one day)")
     s.set_defaults(func=cmd_serve)
 
@@ -130,7 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
     client_args(v)
     v.add_argument("--data", required=True, help=".npy file: samples (N, *model input)")
     v.add_argument("--labels", required=True,
-                   help=".npy file: N labels (class indices, or the model's class labels when it declares them)")
+                   help=".npy file: N labels (class indices, or the model's class labels when it declares them); "
+                        "for a multi-label model (a sigmoid over K findings) an (N, K) array of 0/1")
+    v.add_argument("--metrics", type=_metrics, default=("accuracy",), metavar="LIST",
+                   help="comma-separated: accuracy (always), auroc (ROC at --thresholds points, per output; "
+                        "binary or multi-label models), confusion (same as --confusion)")
+    v.add_argument("--thresholds", type=_positive_int, default=100,
+                   help="ROC thresholds for auroc (default 100; at most 4096)")
+    v.add_argument("--workers", type=_positive_int, default=1,
+                   help="run the validation as shards on this many Dask workers (a local cluster; the model owner "
+                        "runs serve --workers); each shard's counts stay secret-shared and only the total is "
+                        "opened, once")
+    v.add_argument("--shards", type=_positive_int, default=None,
+                   help="number of shards (default: the number of workers)")
+    v.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="an existing Dask scheduler (e.g. tcp://host:8786) instead of a local cluster; its workers "
+                        "read --data/--labels at the same paths and connect to --connect themselves")
+    v.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="sharded runs: record finished shards (your shares only) here; rerunning the same "
+                        "validation resumes from it")
     v.add_argument("--confusion", action="store_true", help="ask for the confusion matrix too")
     v.add_argument("--batch", type=_positive_int, default=64, help="samples per batch (default 64)")
     v.set_defaults(func=cmd_validate)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 
 import numpy as np
@@ -58,11 +60,63 @@ def jsonable(res):
     return out
 
 
-def load_npy(path, what):
+#: largest .npy file loaded (its header is checked against this before any allocation)
+MAX_NPY_BYTES = 8 << 30
+
+
+def load_npy(path, what, max_bytes: int = MAX_NPY_BYTES):
+    """Load a .npy file after checking its header: the shape it claims must match the
+    file's size and stay under ``max_bytes`` (a forged header never allocates)."""
     try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=1 << 16)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=1 << 16)
+            if dtype.hasobject:
+                raise ValueError("object arrays are not accepted")
+            need = math.prod(shape) * dtype.itemsize
+            have = os.fstat(f.fileno()).st_size - f.tell()
+            if need > max_bytes:
+                raise ValueError(f"its header claims shape {shape} ({need} bytes), more than the {max_bytes} allowed")
+            if need > have:
+                raise ValueError(f"its header claims shape {shape} ({need} bytes) but the file holds {have}")
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, MemoryError, TypeError) as e:
         raise CliError(f"cannot read {what} {path}: {e}", kind="input") from None
+
+
+def check_writable(path, what: str = "output") -> None:
+    """Fail now, not after a whole session, when ``path`` cannot be written."""
+    if path is None:
+        return
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise CliError(f"{what} {path} is a directory", kind="input")
+    if os.path.exists(path):
+        ok = os.access(path, os.W_OK)
+    else:
+        ok = os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK)
+    if not ok:
+        raise CliError(f"cannot write {what} {path} (no such directory or no permission)", kind="input")
+
+
+def check_address(address: str, what: str, insecure: bool, encrypted: bool) -> None:
+    """The address is well formed; a non-loopback one needs CurveZMQ unless ``--insecure``
+    (then a warning, once)."""
+    from .. import net
+    try:
+        net.check_address(address, what)
+    except ValueError as e:
+        raise CliError(str(e), kind="usage") from None
+    if not encrypted and not net.is_loopback(address):
+        if not insecure:
+            raise CliError(f"{address} leaves this machine: an eavesdropper would read the results and anyone "
+                           "could pose as the model owner; use CurveZMQ (serve --curve-key, clients "
+                           "--server-key) or pass --insecure", kind="insecure")
+        print(f"warning: plaintext channel on {address} (--insecure): no encryption, no authentication",
+              file=sys.stderr)
 
 
 def check_samples(x, what):
@@ -86,6 +140,5 @@ def read_keypair(path):
         if not (isinstance(pub, str) and isinstance(sec, str) and len(pub) == len(sec) == 40):
             raise ValueError("keys must be 40-character Z85 strings")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"cannot read the key file {path}: {e}") from None
+        raise CliError(f"cannot read the key file {path}: {e}", kind="input") from None
     return pub.encode(), sec.encode()
-
