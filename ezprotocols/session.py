@@ -41,12 +41,17 @@ class Session:
     pluggable engine (``None``: the default of :data:`ezprotocols.backends.DEFAULTS`):
     ``ot`` (``"iknp"``), ``triples`` (``"ot"``; ``"dealer"`` is a trusted dealer for
     research comparisons only), ``linear`` (``"ot"``), ``compare`` (``"ot"``; ``"gc"`` the garbled carry).  Both
-    parties must choose the same implementations.
+    parties must choose the same implementations: either pass the same names on both
+    sides, or let one party decide with ``backends_from=k`` on both sides (party ``k``
+    sends its four names at set-up, one 64-byte message; the other adopts them, after
+    checking each is registered and refusing the trusted dealer, which a party must
+    choose itself).  The implementation names are public: all registered ones except
+    the dealer are secure, and the choice changes costs, not what a party learns.
     """
 
     def __init__(self, role: int, channel: Channel, *, prg: Prg | None = None, frac_bits: int = 16,
                  ot: str | None = None, triples: str | None = None, linear: str | None = None,
-                 compare: str | None = None, check_roles: bool = True):
+                 compare: str | None = None, check_roles: bool = True, backends_from: int | None = None):
         if role not in (0, 1):
             raise ValueError(f"role must be 0 or 1, not {role!r}")
         if not isinstance(channel, Channel):
@@ -76,6 +81,45 @@ class Session:
                 # (else the peer waits its whole timeout and the socket leaks)
                 self.channel.abort(abort_note(e))
                 raise
+        if backends_from is not None:
+            try:
+                self._agree_backends(backends_from)
+            except BaseException as e:
+                self.channel.abort(abort_note(e))
+                raise
+
+    _KINDS = ("ot", "triples", "linear", "compare")
+    _NAME_BYTES = 16
+
+    def _agree_backends(self, chooser: int) -> None:
+        """Party ``chooser`` announces its implementation names; the other adopts them."""
+        if chooser not in (0, 1):
+            raise ValueError(f"backends_from must be 0 or 1, not {chooser!r}")
+        step, width = "setup.backends", self._NAME_BYTES
+        with self.phase("setup"):
+            if self.role == chooser:
+                rec = np.zeros((len(self._KINDS), width), dtype=np.uint8)
+                for i, kind in enumerate(self._KINDS):
+                    b = self.backends[kind].encode("ascii")
+                    rec[i, :len(b)] = np.frombuffer(b, dtype=np.uint8)
+                self.channel.send(step, rec)
+                return
+            rec = self.channel.recv_array(step, np.uint8, (len(self._KINDS), width))
+        chosen = {}
+        for i, kind in enumerate(self._KINDS):
+            raw = rec[i].tobytes().rstrip(b"\0")
+            if b"\0" in raw or not all(0x21 <= c < 0x7f for c in raw):
+                raise ProtocolError(f"{step}: the peer's {kind} implementation name is not printable ASCII")
+            name = raw.decode("ascii")
+            if name not in _backends.names(kind):
+                raise ProtocolError(f"{step}: the peer chose {kind}={name!r}, which this side does not have "
+                                    f"(registered: {', '.join(_backends.names(kind))})")
+            chosen[kind] = name
+        if chosen["triples"] == "dealer" and self.backends["triples"] != "dealer":
+            raise ProtocolError(f"{step}: the peer chose the trusted dealer for triples; only a party that "
+                                "chose it itself may use it")
+        self.backends = chosen
+        self.triples_source = chosen["triples"]
 
     # ------------------------------------------------------------- engines
     def engine(self, kind: str, name: str | None = None):
