@@ -66,7 +66,7 @@ def _doomed_client(addr, step, nth):
     try:
         ch = open_client(addr, timeout=TIMEOUT)
         _arm(ch, step, nth)
-        with Session(1, ch) as s:
+        with Session(1, ch, backends_from=0) as s:
             validate_session(s, x, y, batch=3)
     except Exception as e:  # noqa: BLE001
         with open(f"/tmp/ezp-kill-{os.getpid()}.txt", "w") as f:
@@ -83,7 +83,7 @@ def _doomed_server(addr, step, nth):
     ch = net.listen(addr, timeout=TIMEOUT)
     ch.send("serve.hello", np.array([HELLO_MAGIC, HERE, 0, 0], np.uint64))     # as serve's lobby does
     _arm(ch, step, nth)
-    with Session(0, ch) as s:
+    with Session(0, ch, backends_from=0) as s:
         serve_session(s, plan)
     os._exit(3)
 
@@ -109,7 +109,7 @@ def test_client_killed_serve_goes_on(tmp_path):
         from ezprotocols.nn.secure import validate_session
         _, x, y = _data()
         t = time.perf_counter()
-        with Session(1, open_client(addr, timeout=60)) as s:
+        with Session(1, open_client(addr, timeout=60), backends_from=0) as s:
             assert validate_session(s, x, y, batch=3)["samples"] == 6
         assert time.perf_counter() - t < 4 * TIMEOUT
         out, err = srv.communicate(timeout=60)

@@ -33,7 +33,7 @@ class Server:
         self.t.start()
 
     def _one(self, plan, ch):
-        with Session(0, ch) as s:
+        with Session(0, ch, backends_from=0) as s:
             return serve_session(s, plan, shards=self.store, allow_confusion=True)
 
     def close(self):
@@ -179,7 +179,7 @@ def test_serve_forever_concurrent_sessions(plan, data):
     def client():
         import time
         t = time.monotonic()
-        with Session(1, open_client(srv.addr, timeout=60)) as s:
+        with Session(1, open_client(srv.addr, timeout=60), backends_from=0) as s:
             out.append(validate_session(s, x, y, batch=2))
         spans.append((t, time.monotonic()))
 

@@ -40,7 +40,7 @@ def test_serve_soak():
                             "--timeout", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def query():
-        with Session(1, open_client(addr, timeout=30)) as s:
+        with Session(1, open_client(addr, timeout=30), backends_from=0) as s:
             return query_session(s, x)["classes"]
 
     try:

@@ -226,7 +226,7 @@ def run_shard(address: str, vid: bytes, idx: int, lo: int, hi: int, data, labels
     y = np.asarray(_load_part(labels, lo, hi))
     token = secrets.token_bytes(16)
     ch = open_client(address, **(connect or {}))
-    with Session(1, ch) as s:
+    with Session(1, ch, backends_from=0) as s:     # engines as the model owner chose them
         if _die_once and not os.path.exists(_die_once):        # test hook: this worker dies mid-session
             open(_die_once, "w").close()
             os._exit(17)
@@ -302,7 +302,7 @@ def sharded_validate(address: str, data, labels, *, shards: int | None = None, w
         raise ProtocolError("shards: the model owner granted different options to different shards")
     t = time.perf_counter()
     ch = open_client(address, **(connect or {}))
-    with Session(1, ch) as s:
+    with Session(1, ch, backends_from=0) as s:     # engines as the model owner chose them
         res = aggregate_session(s, ck.vid, entries, n, granted=granted.pop(), thresholds=thresholds)
     res = {k: v for k, v in res.items() if k not in ("offline", "online", "per_op", "total")}
     res.update(mode="validate", samples=n, shards=len(ranges), resumed=resumed,

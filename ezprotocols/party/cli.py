@@ -99,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--curve-key", default=None, metavar="FILE",
                         help="this client's key pair (from 'keygen'; needed when the owner lists allowed clients)")
 
+    def engines(sp):
+        sp.add_argument("--ot", choices=("ferret", "iknp", "iknp-modp"), default="ferret",
+                        help="correlated-OT source: ferret (silent OT, the default: about 0.05 B per OT, the fewest "
+                             "bytes on any real link) or iknp (16 B per OT; faster on loopback only)")
+        sp.add_argument("--linear", choices=("he", "ot"), default="he",
+                        help="linear layers with the owner's weights: he (RLWE, the default) or ot")
+        sp.add_argument("--compare", choices=("ot", "gc"), default="ot",
+                        help="comparisons (ReLU, max): ot (OT millionaires, the default) or gc (garbled carry: "
+                             "fewer rounds, more bytes)")
+
     def common(sp, timeout=True):
         sp.add_argument("--json", action="store_true", help=JSON_HELP)
         if timeout:
@@ -114,12 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation digits to use (default 100; more than the 500 shipped is clamped, with a note)")
     d.add_argument("--batch", type=_positive_int, default=50, help="batch size (default 50)")
     d.add_argument("--frac-bits", type=_int_in(0, 30), default=16, help="fixed-point fractional bits, 0..30 (default 16)")
+    engines(d)
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("serve", help="P0: serve an ONNX model to clients (weights never leave)",
                        description="P0: load an ONNX model, then serve query/validate sessions one at a time.")
     common(s)
     s.add_argument("--model", required=True, help="ONNX model file")
+    engines(s)
     s.add_argument("--listen", required=True, help="address to bind, e.g. tcp://0.0.0.0:5555")
     s.add_argument("--allow-logits", action="store_true", help="let clients learn the logits, not only the class")
     s.add_argument("--allow-confusion", action="store_true",

@@ -33,7 +33,7 @@ def _client(args, fn, keypair, attempts: int = 3):
     for i in range(attempts):
         ch = open_client(args.connect, **_connect_opts(args, keypair))
         try:
-            with Session(1, ch) as s:
+            with Session(1, ch, backends_from=0) as s:      # engines as the model owner chose them
                 return fn(s)
         except PeerGone as e:
             if i == attempts - 1 or not str(e).startswith(("nn.arch", "setup")):

@@ -23,7 +23,8 @@ def _demo_secure(args):
     plain_correct = int((pred == y).sum())
     r0, r1 = run_pair(lambda s: serve_session(s, plan, allow_confusion=True),
                       lambda s: validate_session(s, x, y, confusion=True, batch=args.batch, progress=not args.json),
-                      timeout=max(600.0, 5.0 * len(y)), frac_bits=args.frac_bits)
+                      timeout=max(600.0, 5.0 * len(y)), frac_bits=args.frac_bits,
+                      ot=args.ot, linear=args.linear, compare=args.compare)
     return {"model": "LeNet-5 style CNN, MNIST (ezprotocols/nn/data/lenet_mnist.onnx)",
             "samples": int(len(y)), "batch": r1["batch"],
             "plaintext": {"correct": plain_correct, "accuracy": plain_correct / len(y), "seconds": t_plain},
@@ -31,7 +32,8 @@ def _demo_secure(args):
                        "confusion": r1.get("confusion"),
                        "offline": r1["offline"], "online": r1["online"], "per_op": r1["per_op"],
                        "total": r1["total"]},
-            "triples": "ot (no trusted party)"}
+            "engines": {"ot": args.ot, "linear": args.linear, "compare": args.compare},
+            "triples": "no trusted party"}
 
 
 def cmd_demo(args) -> int:
@@ -48,6 +50,8 @@ def cmd_demo(args) -> int:
     print(f"{'time':9}  {p['seconds']:>10.2f} s  {s['total']['seconds']:>10.2f} s")
     print(f"{'traffic':9}  {'-':>12}  {fmt_bytes(s['total']['bytes']):>12}")
     print_costs(s)
+    e = res["engines"]
+    print(f"engines  : ot={e['ot']}, linear={e['linear']}, compare={e['compare']}")
     print("both parties learned only the accuracy and the confusion matrix (both agreed); no trusted party")
     return 0
 

@@ -139,7 +139,9 @@ def cmd_serve(args) -> int:
     served = [0]
 
     def handle(ch):
-        with Session(0, ch, frac_bits=plan.frac_bits) as s:
+        # the model owner chooses the engines; the client adopts them (names only, all secure)
+        with Session(0, ch, frac_bits=plan.frac_bits, ot=args.ot, linear=args.linear, compare=args.compare,
+                     backends_from=0) as s:
             return serve_session(s, plan, allow_logits=args.allow_logits, allow_confusion=args.allow_confusion,
                                  shards=store, policy=policy)
 
