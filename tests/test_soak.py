@@ -21,9 +21,14 @@ MLP = os.path.join(DATA, "torch_mlp.onnx")
 def _proc_stats(pid):
     with open(f"/proc/{pid}/status") as f:
         st = dict(line.split(":", 1) for line in f if ":" in line)
-    fds = os.listdir(f"/proc/{pid}/fd")
-    socks = sum(1 for fd in fds if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
-    return int(st["VmRSS"].split()[0]) * 1024, int(st["Threads"]), len(fds), socks
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:                     # closed meanwhile
+            pass
+    socks = sum(1 for link in links if link.startswith("socket:"))
+    return int(st["VmRSS"].split()[0]) * 1024, int(st["Threads"]), len(links), socks
 
 
 @pytest.mark.slow
