@@ -31,12 +31,16 @@ def _proc_stats(pid):
     return int(st["VmRSS"].split()[0]) * 1024, int(st["Threads"]), len(links), socks
 
 
+SOAK_SECONDS = float(os.environ.get("EZP_SOAK_SECONDS", "600"))
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(SOAK_SECONDS + 300)
 def test_serve_soak():
     from ezprotocols import Session, net
     from ezprotocols.nn import load_onnx
     from ezprotocols.nn.secure import query_session
-    seconds = float(os.environ.get("EZP_SOAK_SECONDS", "600"))
+    seconds = SOAK_SECONDS
     plan = load_onnx(MLP)
     x = np.random.default_rng(0).standard_normal((2,) + plan.input_shape)
     port = free_tcp_port()
