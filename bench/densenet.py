@@ -83,7 +83,7 @@ def _party(role, model, x, act_bits):
     return fn
 
 
-def measure(name: str, act_bits: int = ACT_BITS, transport: str = "tcp") -> dict:
+def measure(name: str, act_bits: int = ACT_BITS, transport: str = "tcp", ot: str | None = None) -> dict:
     """One image of configuration ``name``; both parties' costs and memory."""
     from make_densenet import densenet
 
@@ -93,7 +93,7 @@ def measure(name: str, act_bits: int = ACT_BITS, transport: str = "tcp") -> dict
     x = np.random.default_rng(1).standard_normal((1, 3, cfg["size"], cfg["size"])).astype(np.float32)
     t = time.perf_counter()
     r0, r1 = run_pair(_party(0, model, x, act_bits), _party(1, model, x, act_bits), transport=transport,
-                      timeout=24 * 3600.0, frac_bits=FRAC_BITS)
+                      timeout=24 * 3600.0, frac_bits=FRAC_BITS, ot=ot)
     wall = time.perf_counter() - t
     err = None
     try:
@@ -114,7 +114,7 @@ def measure(name: str, act_bits: int = ACT_BITS, transport: str = "tcp") -> dict
     for k, d in kinds.items():
         d["peak_rss_p0"] = r0["kind_rss"].get(k, 0)
         d["peak_rss_p1"] = r1["kind_rss"].get(k, 0)
-    return {"config": name, **cfg, "act_bits": act_bits, "seconds": wall, "p1_seconds": r1["wall"],
+    return {"config": name, **cfg, "act_bits": act_bits, "ot": ot or "iknp", "seconds": wall, "p1_seconds": r1["wall"],
             "bytes": r1["total"]["bytes"], "rounds": r1["total"]["rounds"],
             "offline_bytes": r1["offline"]["bytes"], "online_bytes": r1["online"]["bytes"],
             "peak_rss_p0": r0["maxrss"], "peak_rss_p1": r1["maxrss"], "max_prob_error": err, "kinds": kinds}
@@ -208,12 +208,13 @@ def main(argv=None) -> int:
     p.add_argument("--configs", default="mini,d121-32")
     p.add_argument("--link", default="loopback", help="label of the link (run under netshape.sh to limit it)")
     p.add_argument("--act-bits", type=int, default=ACT_BITS)
+    p.add_argument("--ot", default=None, help="correlated-OT source (iknp, the library default, or ferret, the CLI's)")
     p.add_argument("--project", action="store_true", help="also project DenseNet-121 224x224 from d121-32")
     p.add_argument("--model-224", default=None, help="a generated 224x224 model file to reuse for --project")
     p.add_argument("--json", default=None, help="write the results to this file")
     p.add_argument("--spu", action="store_true", help="also run SPU 0.9.5 cheetah on the same network (reference)")
     a = p.parse_args(argv)
-    rows = [measure(c, a.act_bits) for c in a.configs.split(",")]
+    rows = [measure(c, a.act_bits, ot=a.ot) for c in a.configs.split(",")]
     print(table(rows, a.link), flush=True)
     res = {"link": a.link, "runs": rows}
     if a.spu:
