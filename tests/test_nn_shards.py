@@ -3,6 +3,8 @@ retried, a crashed coordinator resumed from its checkpoint, a total opened once;
 and serve_forever running concurrent sessions on one address."""
 import threading
 
+import time
+
 import numpy as np
 import pytest
 
@@ -131,6 +133,9 @@ def test_killed_worker_shard_is_retried(plan, data, tmp_path):
                                batch=6, _die_once=str(tmp_path / "died"))
         assert (tmp_path / "died").exists()
         assert res["correct"] == ref["correct"] and res["accuracy_per_output"] == ref["accuracy_per_output"]
+        end = time.monotonic() + 60                 # the server notices the dead peer asynchronously
+        while not srv.errors and time.monotonic() < end:
+            time.sleep(0.1)
         assert srv.errors                          # the dead attempt failed on the server, which went on
     finally:
         c.close()
