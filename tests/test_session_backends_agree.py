@@ -56,48 +56,31 @@ def test_trusted_dealer_is_never_adopted():
     assert isinstance(err[0], (PeerGone, ProtocolError))    # the chooser hears of it at its next step
 
 
-def test_unknown_or_garbage_names_are_refused():
-    c0, c1 = local_pair(timeout=10)
-    res = {}
+def _named(*names):
+    rec = np.zeros((4, 16), np.uint8)
+    for i, n in enumerate(names):
+        rec[i, :len(n)] = np.frombuffer(n, np.uint8)
+    return rec
 
-    def hostile():
-        ch = c0
-        ch.send("setup.role", np.array([0], np.uint8))
-        ch.recv_array("setup.role", np.uint8, (1,))
-        rec = np.zeros((4, 16), np.uint8)
-        rec[0, :5] = np.frombuffer(b"nope!", np.uint8)
-        ch.send("setup.backends", rec)
+
+@pytest.mark.parametrize("record,match", [
+    (_named(b"nope!"), "setup.backends: the peer chose ot='nope!'"),
+    (np.full((4, 16), 0x1b, np.uint8), "not printable ASCII"),
+    (np.zeros((5, 16), np.uint8), "setup.backends"),
+])
+def test_unknown_or_garbage_names_are_refused(record, match):
+    c0, c1 = local_pair(timeout=10)
+
+    def hostile():          # an honest role exchange, then a bad backends record
+        c0.send("setup.role", np.array([0], np.uint8))
+        c0.recv_array("setup.role", np.uint8, (1,))
+        c0.send("setup.backends", record)
 
     t = threading.Thread(target=hostile)
     t.start()
-    with pytest.raises(ProtocolError, match="setup.backends: the peer chose ot='nope!'"):
+    with pytest.raises(ProtocolError, match=match):
         Session(1, c1, backends_from=0)
     t.join(10)
-    c2, c3 = local_pair(timeout=10)
-
-    def hostile2():
-        c2.send("setup.role", np.array([0], np.uint8))
-        c2.recv_array("setup.role", np.uint8, (1,))
-        c2.send("setup.backends", np.full((4, 16), 0x1b, np.uint8))
-
-    t = threading.Thread(target=hostile2)
-    t.start()
-    with pytest.raises(ProtocolError, match="not printable ASCII"):
-        Session(1, c3, backends_from=0)
-    t.join(10)
-    c4, c5 = local_pair(timeout=10)
-
-    def hostile3():
-        c4.send("setup.role", np.array([0], np.uint8))
-        c4.recv_array("setup.role", np.uint8, (1,))
-        c4.send("setup.backends", np.zeros((5, 16), np.uint8))
-
-    t = threading.Thread(target=hostile3)
-    t.start()
-    with pytest.raises(ProtocolError, match="setup.backends"):
-        Session(1, c5, backends_from=0)
-    t.join(10)
-    assert res == {}
 
 
 def test_bad_chooser_index():
