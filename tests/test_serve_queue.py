@@ -73,7 +73,7 @@ def test_queue_0_refuses_at_once(server):
     assert res == [7, 1] and errs == []
 
 
-def test_queue_1_serves_in_order_then_refuses(server):
+def test_queue_2_serves_in_order_then_refuses(server):
     addr, res, errs = server(queue=2)
     a = open_client(addr, timeout=20)
     order, chans = [], {}
