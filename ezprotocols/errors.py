@@ -29,6 +29,11 @@ class PeerGone(ChannelError, ConnectionError):
     """The peer closed the channel, aborted, or its process disappeared."""
 
 
+class ServerBusy(ChannelError):
+    """The model owner runs as many sessions as it serves at once and its wait queue
+    is full (or it keeps none): refused at once, try again later."""
+
+
 class HandshakeFailed(ChannelError, ConnectionError):
     """The encrypted (CurveZMQ) handshake with the peer failed: a wrong or missing
     server key, a client the server does not accept, or one side encrypting and the

@@ -172,9 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-range", type=float, default=None, metavar="R",
                    help="publish |x| <= R as the input range the model was checked on; clients refuse inputs "
                         "outside it (default: the largest |x| of --error-bound's samples, else none)")
-    s.add_argument("--workers", type=_positive_int, default=1,
+    s.add_argument("--workers", type=_int_in(1, 1 << 16), default=1,
                    help="serve this many sessions concurrently on the one listening address (default 1; clients "
-                        "beyond that wait; needs a tcp:// address when above 1)")
+                        "beyond that wait in --queue; needs a tcp:// address when above 1)")
+    s.add_argument("--queue", type=_int_in(0, 1 << 16), default=8,
+                   help="while every worker is busy, let up to this many clients wait (served in order); a client "
+                        "beyond that is told at once that the model owner is busy (default 8; 0: refuse at once; "
+                        "tcp:// addresses only: on ipc/inproc clients wait in their connect retry)")
     s.add_argument("--calibrate", default=None, metavar="X.npy",
                    help="measure the fixed-point error on these samples (your own data) for several precisions, "
                         "report the worst error, the decision margins and the worst-case bound, and serve with the "

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from .common import (CliError, check_address, check_samples, check_writable, fmt_bytes, jsonable, load_npy,
-                     print_costs, read_keypair)
+from .common import (EXIT_FAIL, CliError, check_address, check_samples, check_writable, fmt_bytes, jsonable,
+                     load_npy, print_costs, read_keypair)
 
 
 def _preflight(args) -> tuple | None:
@@ -27,11 +27,14 @@ def _client(args, fn, keypair, attempts: int = 3):
     """Connect and run ``fn(session)``; a connection lost while still receiving the
     architecture (nothing of ours was sent yet) is retried.  A ValueError of ours
     after connecting (our input does not fit the model) is a usage error (exit 2)."""
-    from ..errors import PeerGone
+    from ..errors import PeerGone, ServerBusy
     from ..nn.serving import open_client
     from ..session import Session
     for i in range(attempts):
-        ch = open_client(args.connect, **_connect_opts(args, keypair))
+        try:
+            ch = open_client(args.connect, **_connect_opts(args, keypair))
+        except ServerBusy as e:                     # refused at once: every worker busy, the queue full
+            raise CliError(str(e), EXIT_FAIL, "ServerBusy") from None
         try:
             with Session(1, ch, backends_from=0) as s:      # engines as the model owner chose them
                 return fn(s)

@@ -166,7 +166,8 @@ def cmd_serve(args) -> int:
             print(json.dumps({"session_failed": type(e).__name__, "message": peer_text(str(e), 300)}), flush=True)
 
     try:
-        serve_forever(args.listen, handle, workers=args.workers, sessions=args.sessions, timeout=args.timeout,
+        serve_forever(args.listen, handle, workers=args.workers, queue=args.queue, sessions=args.sessions,
+                      timeout=args.timeout,
                       accept_timeout=args.accept_timeout, curve_keypair=keypair, allowed_clients=args.allow_client,
                       on_result=on_result, on_error=on_error)
     except PeerTimeout as e:
