@@ -237,6 +237,8 @@ def _execute(plan: Plan, x: np.ndarray, fixed: bool) -> list:
                 y = tr(a[0] * c[0])
             elif k == "affine":
                 y = tr(a[0] * c[0] + c[1])
+            elif k == "affine_sign":
+                y = a[0] * c[0] + c[1]
             elif k == "relu":
                 _check_bits(a[0], bits, f"op {len(vals) - 1} (relu)")
                 y = np.maximum(a[0], 0)
@@ -293,7 +295,7 @@ def error_bound(plan: Plan, x, *, output: bool = False) -> np.ndarray:
     Propagation (u = 2^-f; E = the bound of a value, |x| <= |x^| + E its magnitude):
     input u/2; matmul/conv ``E|W~| + (u/2)(|x^| + E) 1 + u^2/2 + u`` (rounded weights
     W~, weight rounding u/2 times the input magnitude, bias rounding, truncation);
-    mul_const/affine likewise elementwise; add_const ``E + u/2``; add/sub ``E_a + E_b``;
+    mul_const/affine likewise elementwise; affine_sign ``E |s| + u/2``; add_const ``E + u/2``; add/sub ``E_a + E_b``;
     mul ``E_a|b^| + (|a^| + E_a)E_b + u``; averages ``r~ sum(E) + (u/2) sum(|x^| + E) + u``
     (r~ = round(2^f/count)/2^f); relu, max and pooling by max, layout ops: unchanged."""
     if not plan.encoded:
@@ -355,6 +357,9 @@ def error_bound(plan: Plan, x, *, output: bool = False) -> np.ndarray:
         elif k == "affine":
             overflow(i + 1, k, m[0] * np.abs(C[op.consts[0]] * u), lim2, "before truncation")
             y = e[0] * np.abs(C[op.consts[0]] * u) + (u / 2) * m[0] + (u * u / 2 + u)
+        elif k == "affine_sign":                                   # exact signs; t rounded at scale f
+            overflow(i + 1, k, m[0] * np.abs(C[op.consts[0]]), lim1, "")
+            y = e[0] * np.abs(C[op.consts[0]]) + u / 2
         elif k == "relu":
             y = e[0]
         elif k == "maxpool":

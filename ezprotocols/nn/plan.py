@@ -23,6 +23,7 @@ Fixed-point semantics (shared by both executors, ``f`` = frac_bits)::
     matmul / conv    y = trunc_f(x @ W + b)      W at scale f, b at scale 2f
     mul_const        y = trunc_f(x * c)          c at scale f
     affine           y = trunc_f(x * s + t)      s at scale f, t at scale 2f
+    affine_sign      y = x * s + t               s in {-1, 0, 1} (scale 0), t at scale f: exact
     add_const        y = x + c                   c at scale f
     mul              y = trunc_f(x * y)
     avgpool / gap    y = trunc_f(sum(window) * round(2^f / count))
@@ -75,6 +76,9 @@ _SPEC = {
     "add_const": (1, ("c",), (), {}),
     "mul_const": (1, ("c",), (), {}),
     "affine": (1, ("s", "t"), (), {}),
+    # the sign part of a BatchNorm before a ReLU whose |scale| went into the next conv / matmul
+    # (the ``fold_relu_scale`` pass of the ONNX import): integer signs, bias at scale f
+    "affine_sign": (1, ("sg", "tf"), (), {}),
     "relu": (1, (), (), {}),
     "maxpool": (1, (), (), {"kernel": ("ints", 2), "strides": ("ints", 2), "pads": ("ints", 4),
                             "dilations": ("ints", 2), "ceil_mode": "bool"}),
@@ -192,7 +196,7 @@ class Plan:
         for op in self.ops:
             slots = _SPEC[op.kind][1] + _SPEC[op.kind][2]
             for slot, c in zip(slots, op.consts):
-                s = 2 * f if slot in ("b", "t") else f
+                s = 2 * f if slot in ("b", "t") else 0 if slot == "sg" else f
                 if scale.setdefault(c, s) != s:
                     raise ValueError(f"constant {c} is used at two fixed-point scales")
         out = []
@@ -293,7 +297,7 @@ def infer_shape(kind: str, ins: list[tuple], cs: list[tuple], attrs: dict, err=V
         return _broadcast(ins[0], ins[1], kind, err)
     if kind in ("add_const", "mul_const"):
         return _broadcast(x, cs[0], kind, err)
-    if kind == "affine":
+    if kind in ("affine", "affine_sign"):
         s = _broadcast(x, cs[0], kind, err)
         return _broadcast(s, cs[1], kind, err)
     if kind in ("neg", "relu"):

@@ -183,10 +183,11 @@ def linear_form(plan: Plan, op, p0: bool):
     a BatchNormalization that could not be folded, e.g. after a concatenation in
     DenseNet) as a depthwise 1x1 convolution: its offline material is made by the
     linear engine like a conv's, and online it costs one masked message instead of
-    a Beaver product per element.  None for other ops."""
+    a Beaver product per element; ``affine_sign`` likewise, with weights in
+    {-1, 0, 1} (weight_bits 2).  None for other ops."""
     if op.kind in ("matmul", "conv"):
         return op.kind, (plan.consts[op.consts[0]] if p0 else None), plan.const_shapes[op.consts[0]], op.attrs
-    if op.kind == "affine":
+    if op.kind in ("affine", "affine_sign"):
         xs = plan.value_shape(op.inputs[0])
         ss = plan.const_shapes[op.consts[0]]
         if len(xs) == 3 and tuple(ss) == (xs[0], 1, 1) and tuple(op.shape) == tuple(xs):
@@ -282,15 +283,14 @@ class _Exec:
             return self.p0_add(a[0], self.c(op.consts[0]) if self.p0 else np.zeros(cs[0], np.int64))
         if k == "mul_const":
             return b.trunc(b.mul_p0(a[0], self.c(op.consts[0]), cs[0]), f)
-        if k == "affine" and linear_form(self.plan, op, False) is not None:
-            kind, W, wshape, attrs = linear_form(self.plan, op, self.p0)
-            y = b.linear(a[0], kind, W, wshape, attrs, key=self.key(op))
+        if k in ("affine", "affine_sign"):
+            if linear_form(self.plan, op, False) is not None:
+                kind, W, wshape, attrs = linear_form(self.plan, op, self.p0)
+                y = b.linear(a[0], kind, W, wshape, attrs, key=self.key(op))
+            else:
+                y = b.mul_p0(a[0], self.c(op.consts[0]), cs[0])
             y = self.p0_add(y, self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64))
-            return b.trunc(y, f)
-        if k == "affine":
-            y = b.mul_p0(a[0], self.c(op.consts[0]), cs[0])
-            y = self.p0_add(y, self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64))
-            return b.trunc(y, f)
+            return b.trunc(y, f) if k == "affine" else y         # affine_sign: integer signs, exact
         if k == "relu":
             return b.relu(a[0])
         if k == "maxpool":

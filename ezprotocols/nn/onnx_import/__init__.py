@@ -10,7 +10,12 @@ subgraphs (``Constant`` nodes, ``Shape`` of an activation, weight transposes...)
 at the model's own opset; translation of each node into plan ops;
 BatchNormalization folded into the preceding Conv/Gemm/MatMul (kept as an
 ``affine`` op otherwise), biases and per-channel scales folded likewise, a
-per-feature scaling folded into the following MatMul; the weights finally
+per-feature scaling folded into the following MatMul; an ``affine`` op followed
+by a ReLU that only feeds convs (group 1) / matmuls split by positive homogeneity,
+``relu(x s + t) = |s| relu(x sign(s) + t/|s|)``: ``|s|`` folded into those layers'
+input channels, the op kept as ``affine_sign`` (signs in {-1, 0, 1}: 2-bit
+weights instead of ~17) when every nonzero ``|s| >= 2^-6`` and ``t/|s|`` fits
+the activation range (``Passes.fold_relu_scale``); the weights finally
 converted to fixed point.
 
 Any op outside the supported set fails before any protocol starts with
@@ -97,6 +102,8 @@ def load_onnx(path, *, frac_bits: int = 16, batch: int | None = None, output: st
             model = onnx.load_from_string(bytes(path)) if isinstance(path, (bytes, bytearray)) else onnx.load(path)
         except Exception as e:             # protobuf DecodeError, a directory, missing external data...
             raise OnnxImportError(f"not a readable ONNX model: {type(e).__name__}: {e}") from None
-    plan = _Importer(model, frac_bits, batch, output).run(encode)
+    imp = _Importer(model, frac_bits, batch, output)
+    imp.act_bits = act_bits                # bounds what fold_relu_scale may put into an affine_sign bias
+    plan = imp.run(encode)
     plan.act_bits = act_bits
     return plan

@@ -20,6 +20,7 @@ class Passes:
         self.fold_linear()
         self.fold_affine()
         self.fold_into_next_matmul()
+        self.fold_relu_scale(last.v)
         self.swap_relu_maxpool()
         ops, consts, last_v = self.compact(last.v)
         plan = Plan(input_shape=self.input_ps, ops=ops, const_shapes=[c.shape for c in consts], consts=consts,
@@ -153,6 +154,78 @@ class Passes:
                     lin.inputs = [op.inputs[0]]
                     changed = True
                     break
+
+    #: smallest nonzero |s| of an affine op that :meth:`fold_relu_scale` rewrites: below,
+    #: t / |s| and W * |s| would lose too much precision at the plan's fixed-point scale
+    RELU_SCALE_MIN = 2.0 ** -6
+
+    def fold_relu_scale(self, last_v):
+        """A per-channel affine op (a BatchNorm that could not be folded into a preceding
+        conv, e.g. after a DenseNet concatenation) whose only user is a ReLU whose users
+        are all convs (group 1) or all matmuls, along the channel axis they contract:
+        ReLU is positively homogeneous, so with ``c = |s|`` (1 where s = 0)::
+
+            relu(x * s + t) = c * relu(x * sign(s) + t / c)
+
+        ``c`` goes into those layers' weights along their input-channel axis and the
+        affine op becomes ``affine_sign`` (signs in {-1, 0, 1}, exact, no truncation):
+        a product with 2-bit weights instead of ~17.  Applied only when every nonzero
+        |s| is at least :attr:`RELU_SCALE_MIN` and |t / c| stays a quarter of the
+        activation range (``act_bits``); otherwise the op stays as it was.  A public,
+        deterministic pass: the architecture shows that it applied, not the scales."""
+        users = {}
+        for j, op in enumerate(self.ops):
+            for v in op.inputs:
+                users.setdefault(v, []).append(j)
+        f = self.f
+        act_bits = getattr(self, "act_bits", 64)
+        for j, op in enumerate(self.ops):
+            v = j + 1
+            if op.kind != "affine" or op.inputs[0] == 0 or v == last_v or len(users.get(v, ())) != 1:
+                continue
+            r = users[v][0]
+            R = self.ops[r]
+            if R.kind != "relu" or r + 1 == last_v or R.inputs != [v]:
+                continue
+            cons = [self.ops[i] for i in users.get(r + 1, ())]
+            if not cons or any(c.inputs != [r + 1] for c in cons):
+                continue
+            xs = tuple(op.shape)
+            if tuple(self.act_shape(Act(op.inputs[0]))) != xs or not xs:
+                continue
+            if all(c.kind == "conv" and c.attrs.get("group", 1) == 1 for c in cons) and len(xs) == 3:
+                axis = 0
+            elif all(c.kind == "matmul" for c in cons):
+                axis = len(xs) - 1
+            else:
+                continue
+            n = xs[axis]
+            vecs = []
+            for ci in op.consts:
+                arr = np.asarray(self.consts[ci], dtype=np.float64)
+                off = len(xs) - arr.ndim
+                if off < 0 or any(d != 1 for i, d in enumerate(arr.shape) if i + off != axis) or \
+                        (axis - off >= 0 and arr.shape[axis - off] not in (1, n)):
+                    break
+                vecs.append(np.broadcast_to(arr.reshape(-1), (n,)).copy())
+            if len(vecs) != 2:
+                continue
+            s, t = vecs
+            a = np.abs(s)
+            if np.any((a > 0) & (a < self.RELU_SCALE_MIN)):
+                continue
+            c = np.where(a > 0, a, 1.0)
+            t2 = t / c
+            if t2.size and float(np.max(np.abs(t2))) >= 2.0 ** (act_bits - 3 - f):
+                continue
+            cshape = [1] * len(xs)
+            cshape[axis] = n
+            for L in cons:
+                W = np.asarray(self.consts[L.consts[0]], dtype=np.float64)
+                W2 = W * (c.reshape(1, -1, *([1] * (W.ndim - 2))) if L.kind == "conv" else c.reshape(-1, 1))
+                L.consts = [self.add_const(W2)] + list(L.consts[1:])
+            op.kind = "affine_sign"
+            op.consts = [self.add_const(np.sign(s).reshape(cshape)), self.add_const(t2.reshape(cshape))]
 
     def swap_relu_maxpool(self):
         """maxpool(relu(x)) == relu(maxpool(x)) exactly (max is monotone and every
