@@ -20,7 +20,7 @@ WORKLOADS = {
 }
 
 
-FERRET_BYTES_PER_COT = 0.3     # issue 12's target for silent COT (both ways), for the projection
+FERRET_BYTES_PER_COT = 0.3     # the target for silent COT (both ways), for the projection
 
 
 def _count_ots(s, tally):

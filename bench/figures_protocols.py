@@ -6,7 +6,7 @@
 Every workload runs with both comparison engines ("gc": garbled carry, "ot": OT-based
 millionaires) over both correlated-OT sources ("iknp", "ferret").  ``proj. MB`` is
 the byte count projected from the OT counts for a silent-OT source at 0.3 bytes per
-OT plus one choice bit (issue 12's target), replacing IKNP's 16 bytes per OT.
+OT plus one choice bit (the silent-OT target), replacing IKNP's 16 bytes per OT.
 ``--quick`` skips ReLU 1e6.
 """
 import json

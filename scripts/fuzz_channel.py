@@ -1,4 +1,4 @@
-"""atheris fuzz target for long runs outside CI (issue 15): arbitrary bytes as the
+"""atheris fuzz target for long runs outside CI: arbitrary bytes as the
 frames a peer sends, against the receiving code of the channel and the architecture
 parser.  Anything but a ProtocolError/PeerGone/PeerTimeout (or a hang) is a bug.
 

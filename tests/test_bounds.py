@@ -1,5 +1,5 @@
 """Sizes a peer announces are bounded by what this side expects before anything is
-allocated or iterated (issue 15)."""
+allocated or iterated."""
 import time
 import tracemalloc
 

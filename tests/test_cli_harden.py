@@ -1,4 +1,4 @@
-"""CLI hardening (issue 15): every argument checked before connecting (exit 2, JSON
+"""CLI hardening: every argument checked before connecting (exit 2, JSON
 error with --json), CurveZMQ off loopback, serve policy, a serve loop that survives
 any failure of one session."""
 import json

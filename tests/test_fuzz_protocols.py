@@ -1,4 +1,4 @@
-"""Fuzz suite (issue 15): at every step where a party receives data, a scripted peer
+"""Fuzz suite: at every step where a party receives data, a scripted peer
 sends truncated, oversized, wrong-dtype, wrong-count, replayed and random frames;
 the honest party must raise a ProtocolError naming the step within its timeout
 (never hang, never crash with anything else), and a server goes on serving.

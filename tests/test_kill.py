@@ -1,4 +1,4 @@
-"""Kill tests (issue 15): either party killed (SIGKILL) at points during base OT, OT
+"""Kill tests: either party killed (SIGKILL) at points during base OT, OT
 extension, garbling and a validation batch; the other ends with a clear peer error,
 no traceback, within its timeout, and ``serve`` goes on serving the next client."""
 import multiprocessing as mp

@@ -1,4 +1,4 @@
-"""Hardening of the channel layer (issue 15): stray connections, failed CurveZMQ
+"""Hardening of the channel layer: stray connections, failed CurveZMQ
 handshakes, exchanges above the high-water mark, what an abort tells the peer."""
 import os
 import threading

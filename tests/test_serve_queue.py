@@ -1,4 +1,4 @@
-"""The serve lobby's bounded wait queue (issue 15): while every worker is busy, up to
+"""The serve lobby's bounded wait queue: while every worker is busy, up to
 ``queue`` clients wait and are served in order; a client beyond that is told at once
 that the model owner is busy; the running session never notices."""
 import json
