@@ -224,8 +224,20 @@ class Session:
         return self._shared_prg
 
     # ------------------------------------------------------------- lifetime
+    _ENGINE_ATTRS = ("ot", "linear", "compare", "triples", "gc", "arith")
+
+    def _release(self) -> None:
+        """Drop the engines: they point back at the session, so without this a closed
+        session and its buffers (a Ferret source's pre-faulted iteration buffers, tens
+        of MiB) live until the cyclic garbage collector runs, and a server's memory
+        grows by many sessions' worth in between (issue 15 soak)."""
+        self._engines.clear()
+        for name in self._ENGINE_ATTRS:
+            self.__dict__.pop(name, None)
+
     def close(self) -> None:
         self.channel.close()
+        self._release()
 
     def __enter__(self):
         return self
@@ -235,6 +247,7 @@ class Session:
             self.channel.abort(abort_note(ev) if ev is not None else et.__name__)
         else:
             self.channel.close()
+        self._release()
 
     def __repr__(self):
         return f"<Session P{self.role} {self.channel!r}>"

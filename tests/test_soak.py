@@ -79,5 +79,7 @@ def test_serve_soak():
     print(f"soak: {n} queries in {seconds:g} s; RSS {rss0 >> 20} -> {rss1 >> 20} MiB, threads {thr0} -> {thr1}, "
           f"fds {fd0} -> {fd1}, sockets {sock0} -> {sock1}")
     assert n > 0
-    assert rss1 < rss0 * 1.25 + (32 << 20), (rss0, rss1)
+    # flat after warm-up: a closed session frees its engines at once (no reference cycles
+    # left for the cyclic collector; before the fix RSS grew by hundreds of MiB)
+    assert rss1 <= rss0 + (16 << 20), (rss0, rss1)
     assert thr1 <= thr0 + 2 and fd1 <= fd0 + 4 and sock1 <= sock0 + 4, (base, end)
