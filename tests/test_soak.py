@@ -1,4 +1,4 @@
-"""Soak test (issue 15; marked slow, not in CI): a ``serve`` process answers queries
+"""Soak test (marked slow, not in CI): a ``serve`` process answers queries
 for EZP_SOAK_SECONDS (default 600) with flat memory and no leaked sockets or
 threads.  Run: ``EZP_SLOW=1 python -m pytest tests/test_soak.py``."""
 import os
