@@ -230,7 +230,7 @@ class Session:
         """Drop the engines: they point back at the session, so without this a closed
         session and its buffers (a Ferret source's pre-faulted iteration buffers, tens
         of MiB) live until the cyclic garbage collector runs, and a server's memory
-        grows by many sessions' worth in between (issue 15 soak)."""
+        grows by many sessions' worth in between (the soak test)."""
         self._engines.clear()
         for name in self._ENGINE_ATTRS:
             self.__dict__.pop(name, None)

@@ -1,5 +1,5 @@
 """A closed session frees its engines at once, without the cyclic garbage collector
-(issue 15 soak: the engines point back at the session, and a ``serve`` process kept
+(found by the soak test: the engines point back at the session, and a ``serve`` process kept
 many sessions' Ferret buffers -- tens of MiB each -- alive between collections)."""
 import gc
 import threading
