@@ -22,7 +22,7 @@ import numpy as np
 from .protocols import setup
 from .runner import run_pair
 
-__all__ = ["measure", "OPS", "main"]
+__all__ = ["measure", "main"]
 
 
 class _CountingOT:
@@ -204,8 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1200, help="elements per operation (a multiple of 400; default 1200)")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     ap.add_argument("--markdown", action="store_true", help="a markdown table")
-    ap.add_argument("--compare", choices=("gc", "ot"), default="gc",
-                    help="comparison engine: garbled carry (gc, default) or OT millionaires (ot)")
+    ap.add_argument("--compare", choices=("gc", "ot"), default="ot",
+                    help="comparison engine: OT millionaires (ot, the library default) or garbled carry (gc)")
     ap.add_argument("--linear", metavar="NET", help="plan-level bytes of NET's linear layers, OT vs HE "
                     "(densenet121, lenet; see ezprotocols.arith.plan_costs)")
     ap.add_argument("--batch", type=int, default=None, help="with --linear: batch size")
