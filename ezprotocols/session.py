@@ -108,7 +108,7 @@ class Session:
         chosen = {}
         for i, kind in enumerate(self._KINDS):
             raw = rec[i].tobytes().rstrip(b"\0")
-            if b"\0" in raw or not all(0x21 <= c < 0x7f for c in raw):
+            if not all(0x21 <= c < 0x7f for c in raw):          # no inner NUL, space or control byte
                 raise ProtocolError(f"{step}: the peer's {kind} implementation name is not printable ASCII")
             name = raw.decode("ascii")
             if name not in _backends.names(kind):

@@ -913,9 +913,7 @@ def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cro
     Nb, C, H, W = geom.x_shape
     Xs = None
     if s.role == x_owner:
-        X = np.ascontiguousarray(X, dtype=U64)
-        if X.shape != geom.x_shape:
-            raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+        X = _owned_input(X, geom, step)
         t, l, b, r = geom.padding
         Hp, Wp = geom.padded_hw
         buf = np.zeros((Nb, C, Hb, Wp), U64)
@@ -925,6 +923,14 @@ def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cro
     ho, wo = geom.out_hw
     rows = (np.arange(Nb) * (Hb // geom.stride[0]))[:, None] + np.arange(ho)[None, :]
     return np.ascontiguousarray(y[0][:, rows, :wo].transpose(1, 0, 2, 3))
+
+
+def _owned_input(X, geom: Conv2dGeom, step: str) -> np.ndarray:
+    """The input owner's convolution input as contiguous ring words of the geometry's shape."""
+    X = np.ascontiguousarray(X, dtype=U64)
+    if X.shape != geom.x_shape:
+        raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+    return X
 
 
 def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
@@ -937,9 +943,7 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
     G = geom.groups
     Og = O // G
     ho, wo = geom.out_hw
-    if Nb * O * ho * wo == 0:
-        return np.zeros(geom.out_shape, U64)
-    if C == 0:
+    if Nb * O * ho * wo * C == 0:
         return np.zeros(geom.out_shape, U64)
     dh, dw = geom.dilation
     sh, sw = geom.stride
@@ -954,9 +958,7 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
     Xp = None
     pt_fn = None
     if s.role == x_owner:
-        X = np.ascontiguousarray(X, dtype=U64)
-        if X.shape != geom.x_shape:
-            raise ValueError(f"{step}: input shape {X.shape}, expected {geom.x_shape}")
+        X = _owned_input(X, geom, step)
         t, l, _, _ = geom.padding
         # padded input big enough for every tile: rows nth*hot + kh - 1
         HH, WW = nth * hot + kh - 1, ntw * wot + kw - 1
