@@ -203,6 +203,21 @@ class Channel:
             if self._monitor is not None and self._monitor in events:
                 self._poll_monitor()
 
+    def _raise_handshake_failure(self, step: str, where: str = "the server") -> None:
+        """Raise HandshakeFailed if the connection's CurveZMQ handshake failed (recorded by the
+        monitor before a peer was accepted; a failure without detail counts only on an
+        encrypted socket, where it means a wrong key rather than a reset)."""
+        hf = self._handshake_failure
+        if hf is None:
+            return
+        if hf[0] == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            try:
+                if self._sock.getsockopt(zmq.MECHANISM) != zmq.CURVE:
+                    return
+            except zmq.ZMQError:
+                return
+        raise HandshakeFailed(f"{step}: " + _handshake_message(*hf, where))
+
     def _zsend(self, step: str, data, copy: bool) -> None:
         deadline = time.monotonic() + self.timeout
         while True:
@@ -214,6 +229,7 @@ class Channel:
             self._poll_monitor()
             if self._peer_gone() is not None:
                 raise PeerGone(f"{step}: {self._gone_reason}")
+            self._raise_handshake_failure(step)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PeerTimeout(f"{step}: the peer did not take our message within {self.timeout:g} s")
@@ -443,9 +459,8 @@ class Channel:
                     # hello may have died with the old connection; the listener ignores repeats
                     hellos = self._tcp_connects
                     self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
-                if initiator and self._handshake_failure is not None and (
-                        self._handshake_failure[0] != zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL or encrypted):
-                    raise HandshakeFailed("handshake: " + _handshake_message(*self._handshake_failure, where))
+                if initiator:
+                    self._raise_handshake_failure("handshake", where)
                 if remaining <= 0:
                     if initiator and self._tcp_reached:
                         raise PeerTimeout(f"handshake: {where} accepted the connection but started no session in "
@@ -455,10 +470,6 @@ class Channel:
                     raise PeerTimeout(f"handshake: {what}")
                 self._poller.poll(max(1, int(min(remaining, 0.5) * 1000)))
 
-        try:
-            encrypted = self._sock.getsockopt(zmq.MECHANISM) == zmq.CURVE
-        except zmq.ZMQError:
-            encrypted = False
         if initiator:
             self._send_frame("hello", KIND_HELLO, 0, (), payload, count=False)
         wait()
