@@ -77,17 +77,19 @@ def lenet_demo_model():
 MODELS = {"mlp": mlp_model, "lenet": lenet_model, "lenet_demo": lenet_demo_model}
 
 
-def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp", **session_kwargs):
+def run_inference(model: str, batch: int, reps: int = 3, transport: str = "tcp", act_bits: int = 64,
+                  **session_kwargs):
     """Secure inference of ``batch`` random samples, ``reps + 1`` times in one session
     pair; returns per-run dicts ``{offline, online, total}`` (seconds: max over the two
     parties), bytes (offline, online, total) and ``cold`` (the first run, which also
     pays the session's one-time costs such as the base OTs; the others are warm).
     ``session_kwargs`` (``ot=``, ``linear=``, ``triples=``, ``compare=``) go to both
-    parties' :class:`~ezprotocols.Session`."""
+    parties' :class:`~ezprotocols.Session`.  ``act_bits``: the model owner's public
+    activation bound (``serve --calibrate`` picks one; 64 = none)."""
     from ezprotocols.nn import load_onnx
     from ezprotocols.nn.secure import query_session, serve_session
     from ezprotocols.runner import run_pair
-    plan = load_onnx(MODELS[model]().SerializeToString())
+    plan = load_onnx(MODELS[model]().SerializeToString(), act_bits=act_bits)
     rng = np.random.default_rng(3)                   # benchmark data only
     x = rng.random((batch,) + plan.input_shape)
 

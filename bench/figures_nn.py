@@ -85,7 +85,8 @@ def main(argv=None):
     ap.add_argument("--ot", default="iknp,ferret", help="comma list of OT backends (each is run)")
     ap.add_argument("--linear", default=None)
     ap.add_argument("--triples", default=None)
-    ap.add_argument("--compare", default=None)
+    ap.add_argument("--compare", default=None, help="comma list of comparison engines (each is run)")
+    ap.add_argument("--act-bits", type=int, default=64, help="the models' public activation bound (64: none)")
     ap.add_argument("--no-spu", action="store_true")
     ap.add_argument("--spu-reps", type=int, default=2)
     ap.add_argument("--label", default="tcp loopback", help="free text printed in the header (e.g. the link)")
@@ -105,8 +106,11 @@ def main(argv=None):
         for model, batch in wls:
             group = []
             for ot in ots:
-                kw = {"ot": ot, "linear": args.linear, "triples": args.triples, "compare": args.compare}
-                group.append(ours(model, batch, args.reps, kw))
+                for cmp in (args.compare or "").split(","):
+                    kw = {"ot": ot, "linear": args.linear, "triples": args.triples, "compare": cmp or None}
+                    if args.act_bits != 64:
+                        kw["act_bits"] = args.act_bits
+                    group.append(ours(model, batch, args.reps, kw))
             ref = None if args.no_spu else spu(model, batch, args.spu_reps)
             if ref:
                 group.append(ref)

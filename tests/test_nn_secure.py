@@ -252,3 +252,42 @@ def test_secure_class_labels_and_binary_sigmoid(rng):
     _, r1 = run_pair(lambda s: serve_session(s, bplan), lambda s: query_session(s, x), timeout=300)
     clear = np.abs(lg[:, 0]) > 1e-3
     assert np.array_equal(r1["classes"][clear], (lg[clear, 0] > 0).astype(np.int64))
+
+
+# ---------------------------------------------------------------------- fused garbled stages (compare="gc")
+def test_gc_fused_query_is_exact_and_constant_round():
+    """With the garbled comparison engine every non-linear stage of LeNet (the
+    truncation before it, max pool and ReLU; the final argmax and its opening to P1)
+    is one garbled circuit: exact floor truncation, so the classes equal the plaintext
+    executor's, and each stage costs two message runs."""
+    plan = load_onnx(demo_model_path())
+    x, y = demo_validation_set(6)
+    want = predict_classes(plan, decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits))
+    r0, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: query_session(s, x), compare="gc",
+                      ot="ferret", timeout=300)
+    assert np.array_equal(r1["classes"], want) and "classes" not in r0
+    _, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: query_session(s, x[:1]), compare="gc",
+                     ot="ferret", timeout=300)
+    # input 1, two convs and two matmuls 1 each (the masked input), four garbled stages 2 each
+    assert r1["online"]["rounds"] <= 14
+    assert np.array_equal(r1["classes"], want[:1])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_gc_fused_models_within_bound(name, rng):
+    plan = load_onnx(os.path.join(DATA, name))
+    x = rng.standard_normal((2,) + plan.input_shape)
+    _, r1 = run_pair(lambda s: serve_session(s, plan, allow_logits=True),
+                     lambda s: query_session(s, x, want_logits=True), compare="gc", timeout=300)
+    _within_bound(os.path.join(DATA, name), plan, x, r1["logits"])
+
+
+def test_gc_fused_validation_and_activation_bound():
+    plan = load_onnx(demo_model_path(), act_bits=25)
+    x, y = demo_validation_set(24)
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(x, plan.frac_bits)), plan.frac_bits))
+    r0, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: validate_session(s, x, y, batch=12),
+                      compare="gc", timeout=300)
+    assert r0["correct"] == r1["correct"] == int((pred == y).sum())
+    _, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: query_session(s, x), compare="gc", timeout=300)
+    assert np.array_equal(r1["classes"], pred)

@@ -278,12 +278,19 @@ class YaoEngine:
 
     # ------------------------------------------------------------------ header
     def _header(self, step: str, kind: int, circuit: Circuit | None, batch, garbler: int, reveal: int,
-                owners_code: int, nvalues: int, chunk_bytes: int) -> int:
+                owners_code: int, nvalues: int, chunk_bytes: int, oneway: bool = False) -> int:
         fp = circuit.fingerprint if circuit is not None else bytes(16)
         mine = np.array([_MAGIC, _UNKNOWN if batch is None else batch,
                          int.from_bytes(fp[:8], "little"), int.from_bytes(fp[8:], "little"),
                          garbler, reveal, owners_code, nvalues, self.tweak, kind, chunk_bytes], dtype=np.uint64)
-        peer = self.session.channel.exchange(step, mine)
+        ch = self.session.channel
+        if not oneway:
+            peer = ch.exchange(step, mine)
+        elif self.session.role == garbler:          # one-way: the evaluator announces, the garbler checks
+            peer = ch.recv_array(step, np.uint64, mine.shape)
+        else:
+            ch.send(step, mine)
+            peer = mine
         for i, name in enumerate(_HDR_FIELDS):
             if i == 1:
                 continue
@@ -318,11 +325,15 @@ class YaoEngine:
         return hg.evaluate(circuit, batch, in_labels, tweak, recv, chunk_bytes=chunk_bytes)
 
     def run(self, circuit: Circuit, inputs: Sequence[YaoTensor], *, batch: int | None = None,
-            garbler: int | None = None, chunk_bytes: int = hg.CHUNK_BYTES) -> list[YaoTensor]:
+            garbler: int | None = None, chunk_bytes: int = hg.CHUNK_BYTES,
+            oneway: bool = False) -> list[YaoTensor]:
         """Garble (garbler) or evaluate (evaluator) ``circuit`` on labelled inputs:
         ``inputs[i]`` of shape (batch, width_i).  Returns one YaoTensor (batch, width_j)
         per output value.  Costs exactly 32 bytes per AND gate and copy (plus a
-        HEADER_BYTES = 88-byte header each way)."""
+        HEADER_BYTES = 88-byte header each way).  ``oneway``: only the evaluator sends
+        its header and the garbler checks it (both must know the batch), so the run is
+        one message flight from the evaluator (following its input COTs) and one from
+        the garbler, no exchange."""
         s = self.session
         if not isinstance(circuit, Circuit):
             raise TypeError("circuit must be an ezprotocols.gc.Circuit")
@@ -346,7 +357,9 @@ class YaoEngine:
                 local_batch = t.shape[0]
             elif t.shape[0] != local_batch:
                 raise ValueError(f"run: inputs[{i}] has {t.shape[0]} copies, expected {local_batch}")
-        bsz = self._header("yao.run", 2, circuit, local_batch, garbler, 0, 0, len(inputs), chunk_bytes)
+        if oneway and local_batch is None:
+            raise ValueError("run: a one-way header needs the batch on both sides")
+        bsz = self._header("yao.run", 2, circuit, local_batch, garbler, 0, 0, len(inputs), chunk_bytes, oneway)
         delta = self.delta(garbler)
         outs = self._garble_or_eval(circuit, bsz, [np.ascontiguousarray(t.labels) for t in inputs], garbler,
                                     delta, chunk_bytes)

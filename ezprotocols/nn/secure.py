@@ -86,6 +86,11 @@ class Backend:
         self.arith = arith
         self.layers: dict = {}
         self.act_bits = 64
+        #: constant-round garbled layers (:mod:`ezprotocols.protocols.gcstage`) when the
+        #: session's comparison engine is the garbled one: each non-linear stage (with
+        #: the truncation before it and a ReLU after a max pool fused in) is one circuit,
+        #: two message flights, instead of a comparison tree with a multiplexer per level
+        self.fuse = bool(getattr(session.compare, "fused_stages", False))
 
     # -- conversions between share arrays and ArithTensor
     def _t(self, share: np.ndarray):
@@ -153,14 +158,28 @@ class Backend:
     # -- non-linear (``bits``: public bound on the two's-complement width of the values;
     #    64 is always exact, fewer bits make the garbled comparison cheaper)
     def relu(self, x) -> np.ndarray:
+        if self.fuse:
+            return self.stage(x, "relu")
         return self._a(self.ez.relu(self._t(x), bits=self.act_bits))
 
     def max(self, x, axis=-1) -> np.ndarray:
+        if self.fuse:
+            return self.stage(np.moveaxis(x, axis, -1), "max")
         return self._a(self.ez.max(self._t(x), axis=axis, bits=self.act_bits))
 
     def argmax(self, x) -> np.ndarray:
         """Index of the maximum along the last axis (lowest on ties), as integer shares."""
+        if self.fuse:
+            return self.stage(x, "argmax")
         return self._a(self.ez.argmax(self._t(x), axis=-1, bits=self.act_bits))
+
+    def stage(self, x, op: str, f: int = 0, reveal: bool = False):
+        """One fused garbled stage (:func:`ezprotocols.protocols.gcstage.stage`) on shares
+        ``x`` still to be truncated by ``f`` bits; the words are ``act_bits + f`` wide.
+        ``reveal``: the result goes to P1 in the clear (None at P0)."""
+        from ..protocols.gcstage import stage
+        return stage(self.s, x, op, f=f, w_in=min(64, self.act_bits + f), reveal_to=1 if reveal else None,
+                     step=f"gc.{op}")
 
     def gt_zero(self, x, bits: int = 64) -> np.ndarray:
         """[x > 0] (signed, ``bits`` wide) as 0/1 integer shares; one batched comparison."""
@@ -175,6 +194,15 @@ class Backend:
                 x_shape = (batch,) + tuple(plan.value_shape(op.inputs[0]))
                 with self.s.phase(op.kind):
                     self.prepare_linear(i, *lin, x_shape, count)
+        if self.fuse:
+            # shared coins, base OTs, the garbler's delta and the evaluator's input COTs of
+            # the garbled stages (P0 sends): ready before any input, so each stage stays
+            # two message flights
+            self.s.compare.setup()
+            self.s.gc.delta(0)
+            need = sum(math.prod(plan.value_shape(op.inputs[0])) for op in plan.ops if op.kind in ("relu", "maxpool"))
+            need += math.prod(plan.output_shape)
+            self.s.ot.prefill(need * batch * count * min(64, self.act_bits + plan.frac_bits), senders=(0,))
 
 
 def linear_form(plan: Plan, op, p0: bool):
@@ -199,10 +227,29 @@ def linear_form(plan: Plan, op, p0: bool):
 
 
 # ---------------------------------------------------------------------- executor
-class _Exec:
-    """Runs a plan on shares; ``consts`` is P0's list of int64 constants (None on P1)."""
+class _Pending:
+    """Shares of a value whose truncation by ``f`` bits (and, with ``relu``, a ReLU) is
+    still to be applied: fused into the garbled stage that consumes it."""
 
-    def __init__(self, session, plan: Plan, backend: Backend):
+    __slots__ = ("share", "f", "relu")
+
+    def __init__(self, share, f: int, relu: bool = False):
+        self.share, self.f, self.relu = share, f, relu
+
+
+_LINEAR_TRUNC = ("matmul", "conv", "affine")
+
+
+class _Exec:
+    """Runs a plan on shares; ``consts`` is P0's list of int64 constants (None on P1).
+
+    With a fusing backend (``backend.fuse``: garbled stages) the executor defers the
+    truncation of a linear layer whose only consumer is a ReLU or a max pool (or the
+    output, with ``pending_out``) and merges ReLU with an adjacent max pool, so each
+    non-linear stage is one garbled circuit (:meth:`Backend.stage`); both parties make
+    the same choices from the public plan."""
+
+    def __init__(self, session, plan: Plan, backend: Backend, pending_out: bool = False):
         self.s = session
         self.plan = plan
         self.b = backend
@@ -211,6 +258,47 @@ class _Exec:
         self.p0 = session.role == 0
         self.f = plan.frac_bits
         self._keys = {id(op): i for i, op in enumerate(plan.ops)}
+        self.fuse = bool(getattr(backend, "fuse", False))
+        self.defer, self.relu_pass, self.relu_defer, self.pool_relu = self._fusion(pending_out)
+
+    def _fusion(self, pending_out: bool):
+        """Which ops fuse (sets of op indices): ``defer`` linear ops returning untruncated
+        shares, ``relu_pass`` ReLUs already applied by the max pool before them,
+        ``relu_defer`` ReLUs applied by the max pool after them, ``pool_relu`` max pools
+        that apply a ReLU."""
+        ops = self.plan.ops
+        if not self.fuse:
+            return set(), set(), set(), set()
+        users = [[] for _ in range(len(ops) + 1)]
+        for i, op in enumerate(ops):
+            for j in set(op.inputs):
+                users[j].append(i)
+        sole = [u[0] if len(u) == 1 and ops[u[0]].inputs.count(j) == 1 else None for j, u in enumerate(users)]
+        defer, relu_pass, relu_defer, pool_relu = set(), set(), set(), set()
+        for i, op in enumerate(ops):
+            c = sole[i + 1]
+            if op.kind == "relu" and c is not None and ops[c].kind == "maxpool":
+                relu_defer.add(i)
+                pool_relu.add(c)
+            if op.kind == "maxpool" and c is not None and ops[c].kind == "relu" and i not in pool_relu:
+                pool_relu.add(i)
+                relu_pass.add(c)
+        for i, op in enumerate(ops):
+            if op.kind not in _LINEAR_TRUNC or (op.kind == "affine" and linear_form(self.plan, op, False) is None):
+                continue
+            c = sole[i + 1]
+            last = i == len(ops) - 1 and not users[i + 1]
+            if (c is not None and ops[c].kind in ("relu", "maxpool")) or (last and pending_out):
+                defer.add(i)
+        return defer, relu_pass, relu_defer, pool_relu
+
+    def materialize(self, v) -> np.ndarray:
+        """Shares of a value (a pending truncation/ReLU applied by one garbled stage)."""
+        if not isinstance(v, _Pending):
+            return v
+        if v.relu:
+            return self.b.stage(v.share, "relu", f=v.f)
+        return self.b.stage(v.share, "id", f=v.f) if v.f else v.share
 
     def key(self, op):
         return self._keys[id(op)]
@@ -246,7 +334,7 @@ class _Exec:
                 self.t_prep += time.perf_counter() - t
             with s.phase("online"):
                 with s.phase(op.kind):
-                    vals.append(self.op(op, [vals[j] for j in op.inputs], N))
+                    vals.append(self.op(op, [vals[j] for j in op.inputs], N, i))
             if OP_PROBE is not None:
                 OP_PROBE(op.kind)
             for j in set(op.inputs):
@@ -262,15 +350,57 @@ class _Exec:
                 last[j] = i
         return last
 
-    def op(self, op, a, N):
+    def _fused(self, i, op, a, N):
+        """The ops a fusing executor runs differently (None: the ordinary way)."""
+        k = op.kind
+        if k == "relu":
+            v = a[0]
+            if i in self.relu_pass:
+                return v
+            if i in self.relu_defer:
+                return _Pending(v.share, v.f) if isinstance(v, _Pending) else _Pending(v, 0)
+            if isinstance(v, _Pending):
+                v = _Pending(v.share, v.f, True)
+                return self.materialize(v)
+            return self.b.stage(v, "relu")
+        if k == "maxpool":
+            v = a[0]
+            pf, pre_relu = (v.f, v.relu) if isinstance(v, _Pending) else (0, False)
+            sh0 = v.share if isinstance(v, _Pending) else v
+            at = op.attrs
+            w_in = min(64, self.plan.act_bits + pf)
+            pad = np.int64(-(1 << (w_in - 1))).astype(U64) if self.p0 else U64(0)
+            vw = window_view(sh0, at["kernel"], at["strides"], at["pads"], at["dilations"], at["ceil_mode"], pad)
+            sh = vw.shape
+            vw = np.ascontiguousarray(vw).reshape(sh[:4] + (sh[4] * sh[5],))
+            relu = pre_relu or i in self.pool_relu
+            if sh[4] * sh[5] == 1:
+                return _Pending(vw[..., 0], pf, relu) if (pf or relu) else vw[..., 0]
+            return self.b.stage(vw, "max_relu" if relu else "max", f=pf)
+        if i in self.defer:
+            return _Pending(self.op(op, a, N, i, trunc=False), self.f)
+        return None
+
+    def op(self, op, a, N, i=None, trunc: bool = True):
+        if self.fuse and trunc and i is not None:
+            r = self._fused(i, op, a, N)
+            if r is not None:
+                return r
+        if self.fuse:
+            a = [self.materialize(v) for v in a]
         k, at, f, b = op.kind, op.attrs, self.f, self.b
         cs = [self.plan.const_shapes[i] for i in op.consts]
+        if not trunc:
+            def tr(y, f):
+                return y
+        else:
+            tr = b.trunc
         if k in ("matmul", "conv"):
             y = b.linear(a[0], k, self.c(op.consts[0]), cs[0], at, key=self.key(op))
             if len(op.consts) > 1:
                 bias = self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64)
                 y = self.p0_add(y, bias.reshape(-1, 1, 1) if k == "conv" else bias)
-            return b.trunc(y, f)
+            return tr(y, f)
         if k == "add":
             return a[0] + a[1]
         if k == "sub":
@@ -290,7 +420,7 @@ class _Exec:
             else:
                 y = b.mul_p0(a[0], self.c(op.consts[0]), cs[0])
             y = self.p0_add(y, self.c(op.consts[1]) if self.p0 else np.zeros(cs[1], np.int64))
-            return b.trunc(y, f) if k == "affine" else y         # affine_sign: integer signs, exact
+            return tr(y, f) if k == "affine" else y         # affine_sign: integer signs, exact
         if k == "relu":
             return b.relu(a[0])
         if k == "maxpool":
@@ -603,13 +733,14 @@ def offline_bytes(plan: Plan, batch: int) -> int:
     return tot
 
 
-def _run_batches(session, plan, backend, n, batch, feed, consume, progress, label, group: int = 8):
+def _run_batches(session, plan, backend, n, batch, feed, consume, progress, label, group: int = 8,
+                 pending_out: bool = False):
     """Shared loop over groups of ``group`` batches: the offline phase prepares the
     correlated randomness of the whole group (before any of its inputs is shared),
     then the group's batches run online.  Memory stays bounded by one group; when
     one group's material exceeds :data:`OFFLINE_BUDGET`, each layer's material is
     made just ahead of that layer instead (one batch at a time)."""
-    ex = _Exec(session, plan, backend)
+    ex = _Exec(session, plan, backend, pending_out)
     t_off = 0.0
     t_on = 0.0
     bar = _Progress(n, progress, label)
@@ -807,11 +938,13 @@ def serve_session(session, plan: Plan, *, allow_logits: bool = False, allow_conf
             if granted & FLAG_LOGITS:
                 be.reveal(logits, to=1)
             else:
-                be.reveal(_decisions(be, plan, logits), to=1)
+                _reveal_decisions(be, plan, logits)
         else:
             val.batch(be, logits, None, hi - lo)
 
-    t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P0")
+    t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P0",
+                               pending_out=mode == MODE_QUERY and not granted & FLAG_LOGITS
+                               and _fused_output(be, plan))
     res = SecureResult(mode="query" if mode == MODE_QUERY else "validate", samples=n, batch=batch)
     if mode == MODE_VALIDATE:
         if req.sharded:
@@ -868,6 +1001,23 @@ def _aggregate(session, be, val, req, store=None, entries=None):
     res.update(val.finish(be, total, req.n))
     res.update(_costs(session, 0.0, time.perf_counter() - t))
     return res
+
+
+def _fused_output(be, plan) -> bool:
+    """Whether a query's decisions come out of one garbled argmax stage revealed to P1
+    (a fusing backend and a multi-class head); public, the same on both sides."""
+    return bool(getattr(be, "fuse", False)) and not plan.multilabel
+
+
+def _reveal_decisions(be, plan, logits):
+    """Open the decisions (:func:`_decisions`) to P1: the classes there, None at P0.
+    With a fusing backend, the logits' pending truncation, the argmax and the opening
+    are one garbled stage."""
+    if _fused_output(be, plan):
+        f = logits.f if isinstance(logits, _Pending) else 0
+        sh = logits.share if isinstance(logits, _Pending) else logits
+        return be.stage(_class_matrix(plan, sh), "argmax", f=f, reveal=True)
+    return be.reveal(_decisions(be, plan, logits), to=1)
 
 
 def _decisions(be, plan, logits):
@@ -955,9 +1105,10 @@ def query_session(session, x, *, want_logits: bool = False, batch: int | None = 
         if granted & FLAG_LOGITS:
             outs.append(be.reveal(logits, to=1))
         else:
-            outs.append(be.reveal(_decisions(be, plan, logits), to=1))
+            outs.append(_reveal_decisions(be, plan, logits))
 
-    t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P1")
+    t_off, t_on = _run_batches(session, plan, be, n, batch, feed, consume, progress, "P1",
+                               pending_out=not granted & FLAG_LOGITS and _fused_output(be, plan))
     res = SecureResult(mode="query", samples=n, batch=batch)
     out_ps = plan.output_shape
     rest = tuple(d for i, d in enumerate(out_ps) if i != plan.class_axis)

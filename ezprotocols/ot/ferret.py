@@ -416,6 +416,24 @@ class Ferret(CotSource):
         """This party's sender offset (``uint8[16]``, bit 0 set): the IKNP sender's."""
         return self._iknp.delta
 
+    def prefill(self, n: int, senders=(0, 1)) -> None:
+        """Collective: when fewer than ``n`` COTs (at most one iteration's output) are
+        ready in a listed direction, drop them and run one iteration now, so an online
+        step that needs ``n`` draws them without the iteration's messages.  Both ends of
+        a direction hold the same pool, so both decide alike."""
+        n = _check_n(n)
+        s = self.session
+        with s.phase("ot_base"):
+            for d in (0, 1):
+                if d not in senders or n == 0:
+                    continue
+                side = self._tx() if s.role == d else self._rx()
+                p, nxt = side._plan(0)
+                want = min(n, p.n - nxt.reserve - 1)
+                if side.avail < want:
+                    side.pos = side.end
+                    side.extend(want, None, 0)
+
     # ------------------------------------------------------------------ random-choice COT (native)
     def send_rcot(self, n: int, *, out: np.ndarray | None = None):
         """``n`` random COTs as sender: ``(q, delta)``; the receiver's blocks are ``q ^ r delta``

@@ -103,6 +103,12 @@ class CotSource:
         at the same point); otherwise it happens on first use."""
         raise NotImplementedError
 
+    def prefill(self, n: int, senders=(0, 1)) -> None:
+        """Collective (offline): have ``n`` COTs ready in the directions whose sender is
+        in ``senders``, so that the next ``n`` are drawn without a message of their own.
+        A no-op for sources that make COTs on demand (IKNP's extension message travels
+        with the request anyway)."""
+
     @property
     def delta(self) -> np.ndarray:
         """This party's sender offset: ``uint8[16]``, read-only, lowest bit 1."""

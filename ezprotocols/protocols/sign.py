@@ -62,12 +62,17 @@ class CompareEngine:
 class GcCompare(CompareEngine):
     """Sign bit through a garbled carry circuit (``"gc"``); see the module docstring.
     Costs per element: ``bits - 1`` COTs and AND gates.  ``garbler``: the party that
-    garbles (default P0)."""
+    garbles (default P0).  ``fused_stages``: the network executor runs whole non-linear
+    layers as single circuits with this engine (:mod:`.gcstage`, constant rounds)."""
+
+    fused_stages = True
 
     def setup(self) -> None:
+        from .otcmp import prime_silent          # otcmp imports this module
         s = self.session
         s.shared_prg()
         s.ot.setup()
+        prime_silent(s)
         s.gc.delta(0)
 
     def msb(self, share, bits, garbler: int = 0):
