@@ -27,6 +27,10 @@ private inputs (weights of P0, data of P1) are given only to their owner (SPU's
 workloads reveal the logits inside the program (``spu.experimental.reveal``, counted);
 the other workloads leave the result shared.
 
+Latency: with ``EZP_SPU_DELAY=S`` (``--mode procs``) each party's listening port is fronted
+by the shared tools' ``delayproxy.py`` (S seconds one way, both directions), and the peer
+connects through it: the same link model as ezprotocols' figures behind that proxy.
+
 The only output on stdout is the result: one JSON object (``--json``) or a short table.
 SPU's own log lines go to stderr (parent) or to per-party log files that are parsed.
 """
@@ -306,6 +310,23 @@ def _free_ports(n):
 
 # --------------------------------------------------------------------------- parties
 
+def _delay_proxies(ports, delay):
+    """With ``EZP_SPU_DELAY`` (seconds, one way) > 0: one delayproxy (the shared tools'
+    ``delayproxy.py``, ``EZP_DELAYPROXY`` overrides its path) in front of each party's
+    listening port; returns (the ports peers connect to, the proxy processes)."""
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    tool = os.environ.get("EZP_DELAYPROXY") or os.path.normpath(
+        os.path.join(here, "..", "..", "..", "shared", "tools", "delayproxy.py"))
+    if not os.path.isfile(tool):
+        raise RuntimeError(f"EZP_SPU_DELAY is set but there is no delay proxy at {tool} (set EZP_DELAYPROXY)")
+    front = _free_ports(len(ports))
+    procs = [subprocess.Popen([sys.executable, tool, str(f), str(p), str(delay)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for f, p in zip(front, ports)]
+    time.sleep(0.5)
+    return front, procs
+
+
 def _party_process(ranks, link_kind, ports, cfg_bytes, exe_bytes, shares, iters, log_path, conn):
     """Entry of a party process (spawned). Runs the given ranks (threads) and sends back
     {rank: {"times": [...], "outputs": [(meta, chunks), ...]}} or {"error": str}."""
@@ -314,7 +335,8 @@ def _party_process(ranks, link_kind, ports, cfg_bytes, exe_bytes, shares, iters,
     os.dup2(fd, 2)
     os.close(fd)
     try:
-        res = _run_parties(ranks, link_kind, ports, cfg_bytes, exe_bytes, shares, iters)
+        res = _run_parties(ranks, link_kind, ports[:2], cfg_bytes, exe_bytes, shares, iters,
+                           ports[2:] if len(ports) > 2 else None)
         conn.send(res)
     except BaseException as e:  # report, do not hang the parent
         import traceback
@@ -326,7 +348,7 @@ def _party_process(ranks, link_kind, ports, cfg_bytes, exe_bytes, shares, iters,
         conn.close()
 
 
-def _run_parties(ranks, link_kind, ports, cfg_bytes, exe_bytes, shares, iters):
+def _run_parties(ranks, link_kind, ports, cfg_bytes, exe_bytes, shares, iters, peer_ports=None):
     import spu.api as spu_api
     import spu.libspu as libspu
 
@@ -337,7 +359,8 @@ def _run_parties(ranks, link_kind, ports, cfg_bytes, exe_bytes, shares, iters):
     desc = libspu.link.Desc()
     desc.recv_timeout_ms = 3600 * 1000
     for r in range(2):
-        desc.add_party(f"P{r}", f"127.0.0.1:{ports[r]}" if link_kind == "brpc" else f"mem_{r}")
+        port = ports[r] if peer_ports is None or r in ranks else peer_ports[r]   # peers through the proxy
+        desc.add_party(f"P{r}", f"127.0.0.1:{port}" if link_kind == "brpc" else f"mem_{r}")
     out, errors = {}, []
 
     def party(rank):
@@ -449,9 +472,14 @@ def _run_and_collect(name, reps, mode, breakdown, timeout, fxp_bits, exe, io, pe
     import spu.libspu as libspu
 
     ctx = mp.get_context("spawn")
+    proxies = []
     if mode == "procs":
         ports = _free_ports(2)
         groups = [([0], "brpc"), ([1], "brpc")]
+        delay = float(os.environ.get("EZP_SPU_DELAY") or 0)
+        if delay > 0:
+            front, proxies = _delay_proxies(ports, delay)
+            ports = ports + front
     elif mode == "threads":
         ports = [0, 0]
         groups = [([0, 1], "mem")]
@@ -489,6 +517,9 @@ def _run_and_collect(name, reps, mode, breakdown, timeout, fxp_bits, exe, io, pe
         if p.is_alive():
             p.kill()
             p.join()
+    for p in proxies:
+        p.kill()
+        p.wait()
     if err:
         tails = []
         for log in logs:

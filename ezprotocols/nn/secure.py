@@ -198,11 +198,14 @@ class Backend:
             # shared coins, base OTs, the garbler's delta and the evaluator's input COTs of
             # the garbled stages (P0 sends): ready before any input, so each stage stays
             # two message flights
+            from ..protocols.otcmp import PRIME_COTS, prime_silent
             self.s.compare.setup()
             self.s.gc.delta(0)
             need = sum(math.prod(plan.value_shape(op.inputs[0])) for op in plan.ops if op.kind in ("relu", "maxpool"))
-            need += math.prod(plan.output_shape)
-            self.s.ot.prefill(need * batch * count * min(64, self.act_bits + plan.frac_bits), senders=(0,))
+            need = (need + math.prod(plan.output_shape)) * batch * count * min(64, self.act_bits + plan.frac_bits)
+            if need > PRIME_COTS:
+                prime_silent(self.s)        # worth a main-size iteration (cheaper per COT) only for many
+            self.s.ot.prefill(need, senders=(0,))
 
 
 def linear_form(plan: Plan, op, p0: bool):

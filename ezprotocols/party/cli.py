@@ -106,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--linear", choices=("he", "ot"), default="he",
                         help="linear layers with the owner's weights: he (RLWE, the default) or ot")
         sp.add_argument("--compare", choices=("ot", "gc"), default="ot",
-                        help="comparisons (ReLU, max): ot (OT millionaires, the default) or gc (garbled carry: "
-                             "fewer rounds, more bytes)")
+                        help="non-linear layers (ReLU, max pool, argmax): ot (OT millionaires, the default: "
+                             "the fewest bytes) or gc (each layer, with the truncation before it, one garbled "
+                             "circuit: two message flights per layer, about 10-50x the bytes; for single queries "
+                             "and small batches over high-latency links)")
 
     def common(sp, timeout=True):
         sp.add_argument("--json", action="store_true", help=JSON_HELP)

@@ -68,11 +68,9 @@ class GcCompare(CompareEngine):
     fused_stages = True
 
     def setup(self) -> None:
-        from .otcmp import prime_silent          # otcmp imports this module
         s = self.session
         s.shared_prg()
         s.ot.setup()
-        prime_silent(s)
         s.gc.delta(0)
 
     def msb(self, share, bits, garbler: int = 0):
