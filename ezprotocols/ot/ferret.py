@@ -182,9 +182,13 @@ class _Side:
     """State common to both ends of one direction: the reserved base vector, the pool
     of ready COTs (a range of a reused iteration buffer) and the schedule."""
 
-    def __init__(self, ch, sender_role: int):
+    def __init__(self, ch, sender_role: int, take_tweaks=None):
         self.ch = ch
         self.sender_role = sender_role
+        # n -> first low tweak word of n fresh tree-level hash tweaks (the session-wide
+        # counter of domain 'F'); None: a counter of this object (stand-alone use)
+        self._take_tweaks = take_tweaks
+        self._own_tweaks = 0
         self.prefix = f"ferret.s{sender_role}"
         self.mode = "setup"
         self.base: np.ndarray | None = None       # reserved COTs, lsb-form
@@ -261,12 +265,23 @@ class _Side:
     def tweak_hi(self, domain: int) -> int:
         return (domain << 56) | (self.sender_role << 48)
 
+    def level_tweaks(self, n: int) -> tuple[int, int]:
+        """(hi, first lo) of the ``n`` tree-level hash tweaks of this iteration: domain 'F',
+        this direction, the iteration number in the high word; the low word from the
+        session-wide counter, so two Ferret instances bootstrapped by one IKNP (one delta)
+        never share a tweak."""
+        if self._take_tweaks is not None:
+            lo = self._take_tweaks(n)
+        else:
+            lo, self._own_tweaks = self._own_tweaks, self._own_tweaks + n
+        return self.tweak_hi(EXT_DOMAIN) | (self.iteration & 0xFFFFFFFFFFFF), lo
+
 
 class FerretSender(_Side):
     """The sending end of one direction (holds ``delta``)."""
 
-    def __init__(self, ch, sender_role: int, delta: np.ndarray, base_q: np.ndarray):
-        super().__init__(ch, sender_role)
+    def __init__(self, ch, sender_role: int, delta: np.ndarray, base_q: np.ndarray, take_tweaks=None):
+        super().__init__(ch, sender_role, take_tweaks)
         self.delta = np.array(delta, np.uint8).reshape(16)
         if not self.delta[0] & 1:
             raise ValueError("delta must have bit 0 set")
@@ -299,8 +314,8 @@ class FerretSender(_Side):
         ql = self.base[p.k:p.k + nl]
         h0 = np.empty((nl, 16), np.uint8)
         h1 = np.empty((nl, 16), np.uint8)
-        hi = self.tweak_hi(EXT_DOMAIN) | (self.iteration & 0xFFFFFFFFFFFF)
-        _k.hash2_rows(ql, self.delta, hi, 0, h0, h1)
+        hi, lo = self.level_tweaks(nl)
+        _k.hash2_rows(ql, self.delta, hi, lo, h0, h1)
         h0 = h0.reshape(p.t, p.h, 16)
         h1 = h1.reshape(p.t, p.h, 16)
         dm = d[:, :, None].astype(bool)
@@ -319,8 +334,8 @@ class FerretSender(_Side):
 class FerretReceiver(_Side):
     """The receiving end of one direction; its choice bits are bit 0 of its blocks."""
 
-    def __init__(self, ch, sender_role: int, base_t: np.ndarray):
-        super().__init__(ch, sender_role)
+    def __init__(self, ch, sender_role: int, base_t: np.ndarray, take_tweaks=None):
+        super().__init__(ch, sender_role, take_tweaks)
         self.base = self.base_full = np.array(base_t, np.uint8)
         self.prg = Prg()
 
@@ -343,8 +358,8 @@ class FerretReceiver(_Side):
         M.encode(self.base[:p.k], head, 0, True)
         M.encode(self.base[:p.k], tail, head.shape[0], True)
         hl = np.empty((nl, 16), np.uint8)
-        hi = self.tweak_hi(EXT_DOMAIN) | (self.iteration & 0xFFFFFFFFFFFF)
-        _k.tccr_rows(tl, None, hi, 0, hl)
+        hi, lo = self.level_tweaks(nl)
+        _k.tccr_rows(tl, None, hi, lo, hl)
         msg = self.ch.recv_array(f"{self.prefix}.ext.m", np.uint8, (p.t, 2 * p.h + 1, 16))
         lv = msg[:, :2 * p.h].reshape(p.t, p.h, 2, 16)
         side = (1 - abits)[:, :, None, None].astype(np.intp)
@@ -387,7 +402,8 @@ class Ferret(CotSource):
             s = self.session
             with s.phase("ot_base"):
                 q, delta = self._iknp.send_cot(SETUP.reserve)
-            self._sender = FerretSender(s.channel, s.role, delta, q)
+            self._sender = FerretSender(s.channel, s.role, delta, q,
+                                        lambda n, r=s.role: s.take_tweaks(EXT_DOMAIN, r, n))
         return self._sender
 
     def _rx(self) -> FerretReceiver:
@@ -398,7 +414,8 @@ class Ferret(CotSource):
                                   count=SETUP.reserve, bitorder="little")
                 t = self._iknp.recv_cot(b)
             t[:, 0] = (t[:, 0] & 0xFE) | b
-            self._receiver = FerretReceiver(s.channel, s.peer, t)
+            self._receiver = FerretReceiver(s.channel, s.peer, t,
+                                            lambda n, r=s.peer: s.take_tweaks(EXT_DOMAIN, r, n))
         return self._receiver
 
     def setup(self) -> None:
