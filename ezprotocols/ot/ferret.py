@@ -230,12 +230,15 @@ class _Side:
         return a, self.buf[:X], self.buf[X:p.n], False
 
     def _finish_iteration(self, p: LpnParams, nxt: LpnParams, direct: bool, out: np.ndarray, at: int) -> int:
-        """Keep the next reserve, hand out the rest; returns the rows written into ``out``."""
+        """Keep the next reserve, hand out the rest; returns the rows written into ``out``.
+        The consumed reserve and the iteration buffer's copy of the next one are zeroed
+        (a memset of the reserve's size, small next to the iteration)."""
         R = nxt.reserve
         spare = self._spare
         if spare is None or spare.shape[0] < R:
             spare = alloc_blocks(R)
         spare[:R] = self.buf[:R]
+        self.base_full.fill(0)                   # this iteration's reserve: used up
         self._spare, self.base = self.base_full, spare[:R]
         self.base_full = spare
         self.mode = nxt.name
@@ -243,10 +246,22 @@ class _Side:
         if direct:
             X = -(-R // p.N) * p.N
             out[at:at + X - R] = self.buf[R:X]
+            self.buf[:X].fill(0)
             self.pos = self.end = 0
             return p.n - R
+        self.buf[:R].fill(0)
         self.pos, self.end = R, p.n
         return 0
+
+    def wipe(self) -> None:
+        """Zero and drop every buffer holding this direction's COTs (reserve, spare,
+        iteration output and pool) and its PRG (GGM seeds, puncture points)."""
+        for a in (self.buf, self.base_full, self._spare):
+            if a is not None:
+                a.fill(0)
+        self.buf = self.base = self.base_full = self._spare = None
+        self.pos = self.end = 0
+        self.prg = None
 
     def take(self, n: int, out: np.ndarray) -> np.ndarray:
         """Fill ``out`` (uint8[n, 16]) with the next n COTs, extending as needed."""
@@ -325,6 +340,8 @@ class FerretSender(_Side):
         lv[:, :, 1] = sums[:, :, 1] ^ np.where(dm, h0, h1)      # K1 ^ H(q ^ !d delta)
         msg[:, 2 * p.h] = leafsum ^ self.delta
         self.ch.send(f"{self.prefix}.ext.m", msg)
+        for a in (seeds, sums, leafsum, h0, h1):  # tree seeds, level sums, hash pads
+            a.fill(0)
         M = _matrix(p)
         M.encode(self.base[:p.k], head, 0)
         M.encode(self.base[:p.k], tail, head.shape[0])
@@ -368,6 +385,8 @@ class FerretReceiver(_Side):
         c = np.ascontiguousarray(msg[:, 2 * p.h])
         _f.ggm_recv(alpha[:a], ksib[:a], c[:a], p.h, head, True)
         _f.ggm_recv(alpha[a:], ksib[a:], c[a:], p.h, tail, True)
+        for z in (alpha, abits, r, ksib, hl):     # noise positions, sibling sums, hash pads
+            z.fill(0)
         return self._finish_iteration(p, nxt, direct, out, at)
 
 
@@ -395,9 +414,29 @@ class Ferret(CotSource):
         self._sender: FerretSender | None = None
         self._receiver: FerretReceiver | None = None
         self._scratch_bufs: list[np.ndarray | None] = [None, None]
+        self._released = False
+
+    def release(self) -> None:
+        """Zero and drop this source's secret buffers: both directions' reserves, iteration
+        outputs and pools, PRGs, and the derived flavours' scratch COTs.  ``Session.close``
+        (and leaving its ``with`` block) calls it; the source cannot be used afterwards."""
+        self._released = True
+        for side in (self._sender, self._receiver):
+            if side is not None:
+                side.wipe()
+        self._sender = self._receiver = None
+        for b in self._scratch_bufs:
+            if b is not None:
+                b.fill(0)
+        self._scratch_bufs = [None, None]
+
+    def _check_live(self) -> None:
+        if self._released:
+            raise RuntimeError("this Ferret source was released (its session is closed)")
 
     # ------------------------------------------------------------------ setup
     def _tx(self) -> FerretSender:
+        self._check_live()
         if self._sender is None:
             s = self.session
             with s.phase("ot_base"):
@@ -407,6 +446,7 @@ class Ferret(CotSource):
         return self._sender
 
     def _rx(self) -> FerretReceiver:
+        self._check_live()
         if self._receiver is None:
             s = self.session
             with s.phase("ot_base"):
