@@ -69,6 +69,7 @@ class Session:
         self.triples_source = self.backends["triples"]
         self._engines: dict[tuple, object] = {}
         self._shared_prg: Prg | None = None
+        self._tweak_next: dict[tuple[int, int], int] = {}
         if check_roles:
             try:
                 with self.phase("setup"):
@@ -223,6 +224,26 @@ class Session:
             self._shared_prg = Prg((mine ^ theirs).tobytes())
         return self._shared_prg
 
+    # ------------------------------------------------------------- hash tweaks
+    def take_tweaks(self, domain: int, sender: int, n: int) -> int:
+        """The first of ``n`` fresh low tweak words of hash domain ``domain`` (the top byte
+        of the tweak's high word) for hashes under party ``sender``'s delta.
+
+        One counter per (domain, sender) for the whole session, shared by every engine
+        and every OT source (and wrapper around a source) that hashes in that domain: two
+        engines hashing under one delta (Ferret and the IKNP that bootstraps it, a
+        wrapper around the session's IKNP) never get the same tweak.  Both parties make
+        the same collective calls in the same order, so they take the same values.  The
+        domains in use are listed in ``tests/test_tweak_domains.py``."""
+        if not 0 <= domain < 256 or sender not in (0, 1) or n < 0:
+            raise ValueError(f"take_tweaks: bad domain {domain!r}, sender {sender!r} or count {n!r}")
+        key = (int(domain), int(sender))
+        lo = self._tweak_next.get(key, 0)
+        if lo + n > 1 << 64:
+            raise OverflowError(f"hash tweaks of domain {domain:#04x} exhausted for this session")
+        self._tweak_next[key] = lo + int(n)
+        return lo
+
     # ------------------------------------------------------------- lifetime
     _ENGINE_ATTRS = ("ot", "linear", "compare", "triples", "gc", "arith")
 
@@ -230,7 +251,12 @@ class Session:
         """Drop the engines: they point back at the session, so without this a closed
         session and its buffers (a Ferret source's pre-faulted iteration buffers, tens
         of MiB) live until the cyclic garbage collector runs, and a server's memory
-        grows by many sessions' worth in between (the soak test)."""
+        grows by many sessions' worth in between (the soak test).  An engine with a
+        ``release`` method (Ferret) first zeroes its secret buffers."""
+        for eng in {id(e): e for e in self._engines.values()}.values():
+            rel = getattr(eng, "release", None)
+            if callable(rel):
+                rel()
         self._engines.clear()
         for name in self._ENGINE_ATTRS:
             self.__dict__.pop(name, None)

@@ -109,3 +109,38 @@ def test_b2a(rng):
 
     a0, a1 = pair(fn)
     assert np.array_equal(a0 + a1, (b0 ^ b1).astype(U64))
+
+
+def test_local_truncation_error_is_a_function_of_the_openers_share(rng):
+    """Why a local truncation must not be opened: the error bit e of the opened result is
+    [x mod 2^f + ((-x1) mod 2^f) >= 2^f], fixed by P1's own share and the discarded low
+    bits of x, so P1 (seeing the opening and its share) tells apart two secrets with the
+    same floor(x / 2^f)."""
+    from ezprotocols.arith.trunc import trunc_local
+    f, n = 16, 20000
+    x0 = rng.integers(0, 2**63, n, dtype=np.uint64) * U64(2) + rng.integers(0, 2, n, dtype=np.uint64)
+    seen = {}
+    for low in (1, 2**f - 1):                       # same floor(x / 2^f) = 5, different low bits
+        x = U64(5 * 2**f + low)
+        x1 = x - x0                                 # P1's share (uniform: x0 uniform)
+        y = trunc_local(x0, f, 0) + trunc_local(x1, f, 1)
+        e = (y - U64(5)).astype(np.int64)
+        l1 = (U64(0) - x1) & U64(2**f - 1)
+        assert set(np.unique(e)) <= {0, 1}          # no wrap at this |x|
+        assert np.array_equal(e, (int(low) + l1.astype(np.int64) >= 2**f).astype(np.int64))
+        seen[low] = (l1, e)
+    # P1's view (its share's low bits, opened result): for the same share threshold the
+    # two secrets give different opened values with overwhelming frequency
+    (l1a, ea), (l1b, eb) = seen[1], seen[2**f - 1]
+    mid_a = (l1a > 1) & (l1a < 2**f - 1)
+    mid_b = (l1b > 1) & (l1b < 2**f - 1)
+    assert ea[mid_a].max() == 0 and eb[mid_b].min() == 1
+
+
+def test_serve_warns_when_logits_are_opened_after_a_probabilistic_truncation():
+    from ezprotocols.party.serve import logits_warning
+    for trunc in ("local", "onebit"):
+        w = logits_warning(True, trunc)
+        assert w and "--trunc faithful" in w and trunc in w
+    assert logits_warning(True, "faithful") is None and logits_warning(True, "exact") is None
+    assert logits_warning(False, "local") is None

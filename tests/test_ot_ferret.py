@@ -442,3 +442,60 @@ def test_prefill_moves_the_iteration_offline():
     ((q, delta), b0, k0), (t, b1, k1) = run_pair(party, party, ot="ferret", timeout=300)
     assert np.array_equal(t, np.where(bits[:, None].astype(bool), q ^ delta, q))
     assert b0 == b1 == 32 + n // 8 and k0 == k1 == 1
+
+
+def test_secret_buffers_zeroed_after_use_and_on_close():
+    """A used-up reserve is zeroed at the end of an iteration; closing the session zeroes
+    and drops every buffer of both directions (reserve, spare, iteration output / pool,
+    derived-flavour scratch) and the source refuses further use."""
+    from ezprotocols import Session
+    from ezprotocols.net import local_pair
+    import threading
+
+    got, errors = [None, None], []
+
+    def party(role, ch):
+        try:
+            with Session(role, ch, ot="ferret") as s:
+                fr = s.ot
+                if role == 0:
+                    s.ot.send_rcot(1 << 12)
+                    s.ot.send_rot(1 << 12)              # derived flavour: scratch buffer
+                    s.ot.recv_rcot(1 << 12)
+                    side = fr._sender
+                else:
+                    s.ot.recv_rcot(1 << 12)
+                    s.ot.recv_rot(np.ones(1 << 12, np.uint8))
+                    s.ot.send_rcot(1 << 12)
+                    side = fr._receiver
+                first_reserve = side.base_full
+                assert first_reserve.any()
+                # a second iteration (more than the setup pool holds) uses up that reserve
+                if role == 0:
+                    s.ot.send_rcot(SETUP.n)
+                else:
+                    s.ot.recv_rcot(SETUP.n)
+                assert side.iteration >= 2 and not first_reserve.any()
+                held = [fr._sender.buf, fr._sender.base_full, fr._sender._spare,
+                        fr._receiver.buf, fr._receiver.base_full, *fr._scratch_bufs]
+                held = [a for a in held if a is not None]
+                # the reserves and the derived flavours' scratch hold COTs (the spare and a
+                # fully handed-out iteration buffer may already be zero)
+                assert len(held) >= 5 and fr._sender.base_full.any() and fr._receiver.base_full.any()
+                assert any(b is not None and b.any() for b in fr._scratch_bufs)
+            got[role] = (fr, held)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+
+    c0, c1 = local_pair(timeout=60)
+    ts = [threading.Thread(target=party, args=(r, c)) for r, c in ((0, c0), (1, c1))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert not errors, errors
+    for fr, held in got:
+        assert fr._sender is None and fr._receiver is None and fr._scratch_bufs == [None, None]
+        assert all(not a.any() for a in held), "a buffer still holds COTs after close"
+        with pytest.raises(RuntimeError, match="released"):
+            fr.send_rcot(1)

@@ -33,6 +33,7 @@ cdef extern from "ezp_aes.h" nogil:
     int ezp_have_vaes
     void ezp_aes_init()
     void ezp_aes_set_key(ezp_aes_key *key, const uint8_t *k16)
+    void ezp_wipe(void *p, size_t n)
     void ezp_aes_ecb(const ezp_aes_key *key, const uint8_t *inp, uint8_t *out, size_t n)
     void ezp_aes_ctr(const ezp_aes_key *key, uint64_t nonce, uint64_t ctr, uint8_t *out, size_t n)
     void ezp_aes_ctr_bytes(const ezp_aes_key *key, uint64_t nonce, uint64_t *ctr, uint8_t *out, size_t nbytes)
@@ -225,6 +226,7 @@ cdef class Prg:
 
     def __dealloc__(self):
         if self.k != NULL:
+            ezp_wipe(self.k, 192)          # the key schedule (the seed stays in ``self.seed``)
             free(self.k)
 
     @property

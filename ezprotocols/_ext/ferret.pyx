@@ -22,6 +22,7 @@ cdef extern from "ezp_ferret.h" nogil:
     void ezp_ferret_lsb_pack(const uint8_t *blocks, size_t n, const uint8_t *b, uint8_t *packed)
     void ezp_ferret_cond_xor_packed(uint8_t *blocks, size_t n, const uint8_t *packed, const uint8_t *delta)
     void ezp_aes_set_key(ezp_aes_key *key, const uint8_t *k16)
+    void ezp_wipe(void *p, size_t n)
     void ezp_ggm_send(const uint8_t *seeds, size_t t, int h, uint8_t *out, uint8_t *sums, uint8_t *leafsum)
     void ezp_ggm_recv(const uint32_t *alpha, const uint8_t *ksib, const uint8_t *c, size_t t, int h,
                       uint8_t *out, uint8_t *scratch)
@@ -85,7 +86,9 @@ def ggm_recv(const uint32_t[::1] alpha, const uint8_t[:, :, ::1] ksib, const uin
             raise MemoryError()
     with nogil:
         ezp_ggm_recv(&alpha[0], &ksib[0, 0, 0], &c[0, 0], t, h, &out[0, 0], scratch)
-    free(scratch)
+    if scratch != NULL:
+        ezp_wipe(scratch, 16 * N)          # the last tree's nodes
+        free(scratch)
 
 
 cdef class LpnMatrix:

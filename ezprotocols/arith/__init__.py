@@ -26,7 +26,8 @@ from .trunc import trunc_faithful, trunc_local
 
 
 def truncate(t: ArithTensor, bits: int, method=None) -> ArithTensor:
-    """``t / 2^bits`` (the scale drops by ``bits``); see :meth:`ArithTensor.truncate`.
+    """``t / 2^bits`` (the scale drops by ``bits``); see :meth:`ArithTensor.truncate`
+    (a ``local``/``onebit`` result must not be opened without further masking).
     A tensor at scale 0 (raw ring integers, as the nn executor keeps them) is treated
     as having ``bits`` fractional bits to remove: the result is again at scale 0."""
     if t.scale >= bits:

@@ -227,8 +227,11 @@ class ArithTensor:
         return self.truncate(self.scale - scale, method=method)
 
     def truncate(self, bits: int, method=None) -> "ArithTensor":
-        """Divide by ``2^bits`` (the scale drops by ``bits``): ``local`` or ``faithful``
-        (default: ``session.arith.trunc``); see :mod:`ezprotocols.arith.trunc`."""
+        """Divide by ``2^bits`` (the scale drops by ``bits``): ``local``, ``faithful``,
+        ``onebit`` or ``exact`` (default: ``session.arith.trunc``); see
+        :mod:`ezprotocols.arith.trunc`.  A ``local`` or ``onebit`` result carries a
+        one-unit error correlated with the shares: do not open it (or a linear function
+        of it) without further masking; truncate ``faithful`` before an opening."""
         bits = int(bits)
         if bits < 0 or bits > self.scale:
             raise ValueError(f"cannot truncate {bits} bits from a tensor at scale {self.scale}")

@@ -47,6 +47,28 @@ one batch of additive COTs.  The protocol is
 :func:`ezprotocols.protocols.otcmp.trunc_shares` (one layer up, imported where the
 faithful truncation runs).  Per element at ``f = 16`` over IKNP: 16 leaf ROTs + 6
 triple ROTs + 2 additive COTs, about 0.45 KB.
+
+Opening a truncated value.  ``local`` and ``onebit`` are probabilistic: their
+result is ``floor(x / 2^f) + e`` with an error ``e`` in ``{0, 1}`` (``local``) or
+``{-1, 0}`` (``onebit``) that is the carry of the two parties' low share bits,
+``e = [l0 + l1 >= 2^f]`` up to sign (``local``: of ``x0 mod 2^f`` and
+``(-x1) mod 2^f``).  Each party knows its own share, so for the party that sees an
+opened result ``e`` is a function of its *own* share and of ``x mod 2^f``: it is
+not independent noise but one comparison of the discarded low bits of ``x`` with a
+threshold that party knows (the probability that ``e`` is set is about
+``(x mod 2^f) / 2^f``), and ``local`` additionally fails catastrophically with
+probability ``|x| / 2^64``, which again depends on ``x``.  So a result of ``local``
+or ``onebit`` truncation -- and anything computed from it by linear operations --
+must not be opened without further masking: the opened value cannot be simulated
+from ``floor(x / 2^f)`` (the ideal output) alone.  Feeding it into a comparison,
+ReLU, max or argmax whose outputs stay shared is fine; the opened result of such a
+protocol (a class index, a count of comparisons) depends on the error only where
+values are within one unit of each other.  Use ``faithful`` (or ``exact``) for
+every truncation on the path to a value that is opened.  In the library the one
+direct opening of this kind is the ``--allow-logits`` query (``nn/secure.py``:
+``be.reveal(logits, to=1)``), whose logits come out of the plan's truncation
+method; the CLI warns when ``serve --allow-logits`` runs with ``--trunc local`` or
+``onebit``.
 """
 from __future__ import annotations
 
@@ -58,7 +80,15 @@ U64 = np.uint64
 
 
 def trunc_local(share: np.ndarray, f: int, role: int) -> np.ndarray:
-    """SecureML local truncation of this party's share (no communication)."""
+    """SecureML local truncation of this party's share (no communication).
+
+    Probabilistic: the reconstructed result is ``floor(x / 2^f)`` plus a carry bit of
+    the two shares' low bits (or, with probability ``|x| / 2^64``, wrong by about
+    ``2^(64-f)``).  Do not open it (or a linear function of it) without further
+    masking: for the party that sees the opened value the carry is a function of its
+    own share and of ``x mod 2^f``, so the opening leaks a comparison of the discarded
+    low bits (module docstring, "Opening a truncated value"); use
+    :func:`trunc_faithful` on the way to an opened value."""
     if f == 0:
         return share.copy()
     sh = np.uint64(f)
@@ -78,7 +108,12 @@ def trunc_faithful(s, share: np.ndarray, f: int, step: str = "arith.trunc") -> n
 
 
 def truncate_shares(s, share: np.ndarray, f: int, method: str | None = None) -> np.ndarray:
-    """Truncate this party's share by ``f`` bits with ``method`` (default: ``s.arith.trunc``)."""
+    """Truncate this party's share by ``f`` bits with ``method`` (default: ``s.arith.trunc``).
+
+    ``local`` (the default) and ``onebit`` leave a one-unit error that is correlated
+    with the shares: their result must not be opened, directly or through linear
+    operations, without further masking (module docstring, "Opening a truncated
+    value"); ``faithful`` and ``exact`` give exactly ``floor(x / 2^f)`` and may be opened."""
     method = method or s.arith.trunc
     a = np.asarray(share, dtype=U64)
     flat = a.reshape(-1)

@@ -182,9 +182,13 @@ class _Side:
     """State common to both ends of one direction: the reserved base vector, the pool
     of ready COTs (a range of a reused iteration buffer) and the schedule."""
 
-    def __init__(self, ch, sender_role: int):
+    def __init__(self, ch, sender_role: int, take_tweaks=None):
         self.ch = ch
         self.sender_role = sender_role
+        # n -> first low tweak word of n fresh tree-level hash tweaks (the session-wide
+        # counter of domain 'F'); None: a counter of this object (stand-alone use)
+        self._take_tweaks = take_tweaks
+        self._own_tweaks = 0
         self.prefix = f"ferret.s{sender_role}"
         self.mode = "setup"
         self.base: np.ndarray | None = None       # reserved COTs, lsb-form
@@ -226,12 +230,15 @@ class _Side:
         return a, self.buf[:X], self.buf[X:p.n], False
 
     def _finish_iteration(self, p: LpnParams, nxt: LpnParams, direct: bool, out: np.ndarray, at: int) -> int:
-        """Keep the next reserve, hand out the rest; returns the rows written into ``out``."""
+        """Keep the next reserve, hand out the rest; returns the rows written into ``out``.
+        The consumed reserve and the iteration buffer's copy of the next one are zeroed
+        (a memset of the reserve's size, small next to the iteration)."""
         R = nxt.reserve
         spare = self._spare
         if spare is None or spare.shape[0] < R:
             spare = alloc_blocks(R)
         spare[:R] = self.buf[:R]
+        self.base_full.fill(0)                   # this iteration's reserve: used up
         self._spare, self.base = self.base_full, spare[:R]
         self.base_full = spare
         self.mode = nxt.name
@@ -239,10 +246,22 @@ class _Side:
         if direct:
             X = -(-R // p.N) * p.N
             out[at:at + X - R] = self.buf[R:X]
+            self.buf[:X].fill(0)
             self.pos = self.end = 0
             return p.n - R
+        self.buf[:R].fill(0)
         self.pos, self.end = R, p.n
         return 0
+
+    def wipe(self) -> None:
+        """Zero and drop every buffer holding this direction's COTs (reserve, spare,
+        iteration output and pool) and its PRG (GGM seeds, puncture points)."""
+        for a in (self.buf, self.base_full, self._spare):
+            if a is not None:
+                a.fill(0)
+        self.buf = self.base = self.base_full = self._spare = None
+        self.pos = self.end = 0
+        self.prg = None
 
     def take(self, n: int, out: np.ndarray) -> np.ndarray:
         """Fill ``out`` (uint8[n, 16]) with the next n COTs, extending as needed."""
@@ -261,12 +280,23 @@ class _Side:
     def tweak_hi(self, domain: int) -> int:
         return (domain << 56) | (self.sender_role << 48)
 
+    def level_tweaks(self, n: int) -> tuple[int, int]:
+        """(hi, first lo) of the ``n`` tree-level hash tweaks of this iteration: domain 'F',
+        this direction, the iteration number in the high word; the low word from the
+        session-wide counter, so two Ferret instances bootstrapped by one IKNP (one delta)
+        never share a tweak."""
+        if self._take_tweaks is not None:
+            lo = self._take_tweaks(n)
+        else:
+            lo, self._own_tweaks = self._own_tweaks, self._own_tweaks + n
+        return self.tweak_hi(EXT_DOMAIN) | (self.iteration & 0xFFFFFFFFFFFF), lo
+
 
 class FerretSender(_Side):
     """The sending end of one direction (holds ``delta``)."""
 
-    def __init__(self, ch, sender_role: int, delta: np.ndarray, base_q: np.ndarray):
-        super().__init__(ch, sender_role)
+    def __init__(self, ch, sender_role: int, delta: np.ndarray, base_q: np.ndarray, take_tweaks=None):
+        super().__init__(ch, sender_role, take_tweaks)
         self.delta = np.array(delta, np.uint8).reshape(16)
         if not self.delta[0] & 1:
             raise ValueError("delta must have bit 0 set")
@@ -299,8 +329,8 @@ class FerretSender(_Side):
         ql = self.base[p.k:p.k + nl]
         h0 = np.empty((nl, 16), np.uint8)
         h1 = np.empty((nl, 16), np.uint8)
-        hi = self.tweak_hi(EXT_DOMAIN) | (self.iteration & 0xFFFFFFFFFFFF)
-        _k.hash2_rows(ql, self.delta, hi, 0, h0, h1)
+        hi, lo = self.level_tweaks(nl)
+        _k.hash2_rows(ql, self.delta, hi, lo, h0, h1)
         h0 = h0.reshape(p.t, p.h, 16)
         h1 = h1.reshape(p.t, p.h, 16)
         dm = d[:, :, None].astype(bool)
@@ -310,6 +340,8 @@ class FerretSender(_Side):
         lv[:, :, 1] = sums[:, :, 1] ^ np.where(dm, h0, h1)      # K1 ^ H(q ^ !d delta)
         msg[:, 2 * p.h] = leafsum ^ self.delta
         self.ch.send(f"{self.prefix}.ext.m", msg)
+        for a in (seeds, sums, leafsum, h0, h1):  # tree seeds, level sums, hash pads
+            a.fill(0)
         M = _matrix(p)
         M.encode(self.base[:p.k], head, 0)
         M.encode(self.base[:p.k], tail, head.shape[0])
@@ -319,8 +351,8 @@ class FerretSender(_Side):
 class FerretReceiver(_Side):
     """The receiving end of one direction; its choice bits are bit 0 of its blocks."""
 
-    def __init__(self, ch, sender_role: int, base_t: np.ndarray):
-        super().__init__(ch, sender_role)
+    def __init__(self, ch, sender_role: int, base_t: np.ndarray, take_tweaks=None):
+        super().__init__(ch, sender_role, take_tweaks)
         self.base = self.base_full = np.array(base_t, np.uint8)
         self.prg = Prg()
 
@@ -343,8 +375,8 @@ class FerretReceiver(_Side):
         M.encode(self.base[:p.k], head, 0, True)
         M.encode(self.base[:p.k], tail, head.shape[0], True)
         hl = np.empty((nl, 16), np.uint8)
-        hi = self.tweak_hi(EXT_DOMAIN) | (self.iteration & 0xFFFFFFFFFFFF)
-        _k.tccr_rows(tl, None, hi, 0, hl)
+        hi, lo = self.level_tweaks(nl)
+        _k.tccr_rows(tl, None, hi, lo, hl)
         msg = self.ch.recv_array(f"{self.prefix}.ext.m", np.uint8, (p.t, 2 * p.h + 1, 16))
         lv = msg[:, :2 * p.h].reshape(p.t, p.h, 2, 16)
         side = (1 - abits)[:, :, None, None].astype(np.intp)
@@ -353,6 +385,8 @@ class FerretReceiver(_Side):
         c = np.ascontiguousarray(msg[:, 2 * p.h])
         _f.ggm_recv(alpha[:a], ksib[:a], c[:a], p.h, head, True)
         _f.ggm_recv(alpha[a:], ksib[a:], c[a:], p.h, tail, True)
+        for z in (alpha, abits, r, ksib, hl):     # noise positions, sibling sums, hash pads
+            z.fill(0)
         return self._finish_iteration(p, nxt, direct, out, at)
 
 
@@ -380,17 +414,39 @@ class Ferret(CotSource):
         self._sender: FerretSender | None = None
         self._receiver: FerretReceiver | None = None
         self._scratch_bufs: list[np.ndarray | None] = [None, None]
+        self._released = False
+
+    def release(self) -> None:
+        """Zero and drop this source's secret buffers: both directions' reserves, iteration
+        outputs and pools, PRGs, and the derived flavours' scratch COTs.  ``Session.close``
+        (and leaving its ``with`` block) calls it; the source cannot be used afterwards."""
+        self._released = True
+        for side in (self._sender, self._receiver):
+            if side is not None:
+                side.wipe()
+        self._sender = self._receiver = None
+        for b in self._scratch_bufs:
+            if b is not None:
+                b.fill(0)
+        self._scratch_bufs = [None, None]
+
+    def _check_live(self) -> None:
+        if self._released:
+            raise RuntimeError("this Ferret source was released (its session is closed)")
 
     # ------------------------------------------------------------------ setup
     def _tx(self) -> FerretSender:
+        self._check_live()
         if self._sender is None:
             s = self.session
             with s.phase("ot_base"):
                 q, delta = self._iknp.send_cot(SETUP.reserve)
-            self._sender = FerretSender(s.channel, s.role, delta, q)
+            self._sender = FerretSender(s.channel, s.role, delta, q,
+                                        lambda n, r=s.role: s.take_tweaks(EXT_DOMAIN, r, n))
         return self._sender
 
     def _rx(self) -> FerretReceiver:
+        self._check_live()
         if self._receiver is None:
             s = self.session
             with s.phase("ot_base"):
@@ -398,7 +454,8 @@ class Ferret(CotSource):
                                   count=SETUP.reserve, bitorder="little")
                 t = self._iknp.recv_cot(b)
             t[:, 0] = (t[:, 0] & 0xFE) | b
-            self._receiver = FerretReceiver(s.channel, s.peer, t)
+            self._receiver = FerretReceiver(s.channel, s.peer, t,
+                                            lambda n, r=s.peer: s.take_tweaks(EXT_DOMAIN, r, n))
         return self._receiver
 
     def setup(self) -> None:

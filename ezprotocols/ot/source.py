@@ -95,7 +95,6 @@ class CotSource:
 
     def __init__(self, session):
         self.session = session
-        self._hash_ctr = [0, 0]          # derived-flavour tweaks used, per sending party
 
     # ------------------------------------------------------------------ the implementation
     def setup(self) -> None:
@@ -133,10 +132,12 @@ class CotSource:
         return self.recv_cot(bits)
 
     def _tweaks(self, sender: int, n: int):
-        """(hi, first lo) of ``n`` fresh tweaks for OTs sent by ``sender`` (both parties
-        advance the same counter in the same calls)."""
-        lo = self._hash_ctr[sender]
-        self._hash_ctr[sender] += n
+        """(hi, first lo) of ``n`` fresh tweaks for OTs sent by ``sender``, from the
+        session-wide counter of (``tweak_domain``, ``sender``) (:meth:`Session.take_tweaks
+        <ezprotocols.session.Session.take_tweaks>`): two sources of one session that
+        share a delta and a domain (two wrappers around the session's IKNP) still never
+        reuse a tweak."""
+        lo = self.session.take_tweaks(self.tweak_domain, sender, n)
         return (self.tweak_domain << 56) | (sender << 48), lo
 
     def send_rcot(self, n: int):

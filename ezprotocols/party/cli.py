@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="ONNX model file")
     engines(s)
     s.add_argument("--listen", required=True, help="address to bind, e.g. tcp://0.0.0.0:5555")
-    s.add_argument("--allow-logits", action="store_true", help="let clients learn the logits, not only the class")
+    s.add_argument("--allow-logits", action="store_true",
+                   help="let clients learn the logits, not only the class (use with --trunc faithful: local "
+                        "truncation errors in opened logits depend on the client's shares)")
     s.add_argument("--allow-confusion", action="store_true",
                    help="agree to reveal the confusion matrix when a validating client asks for it")
     s.add_argument("--frac-bits", type=_int_in(0, 30), default=None,

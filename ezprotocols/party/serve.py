@@ -41,6 +41,17 @@ def _trunc_failure(plan, xs) -> float:
     return min(1.0, count * top / 2.0 ** 64)
 
 
+def logits_warning(allow_logits: bool, trunc: str) -> str | None:
+    """The warning ``serve`` prints when clients may see logits computed with a
+    probabilistic truncation (see :mod:`ezprotocols.arith.trunc`, "Opening a truncated
+    value"), else None."""
+    if allow_logits and trunc in ("local", "onebit"):
+        return (f"warning: --allow-logits with --trunc {trunc}: the opened logits carry truncation errors "
+                "that depend on the client's own shares and on the discarded low bits of the products, "
+                "so each query leaks a little more than the logits; use --trunc faithful")
+    return None
+
+
 def _calibrate(args):
     """serve --calibrate: measure, report, and pick the precision (explicit flags win)."""
     from ..nn.calibrate import calibrate
@@ -104,6 +115,9 @@ def cmd_serve(args) -> int:
     act = 64 if act is None else act
     plan = _load_plan(args.model, frac, args.output_name, act)
     plan.trunc = args.trunc
+    note = logits_warning(args.allow_logits, plan.trunc)
+    if note:
+        print(note, file=sys.stderr)
     if args.error_bound:
         from ..nn import error_bound
         xs = load_npy(args.error_bound, "samples")

@@ -56,8 +56,6 @@ party on its own.
 """
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from .._ext import millionaire as _mk
@@ -163,17 +161,14 @@ def millionaire_costs(n: int, nbits: int, m: int = DIGIT) -> dict:
 # ---------------------------------------------------------------------- random OT, random choices
 
 TWEAK_DOMAIN = 0x4D        # 'M': hashing of random COTs into random OTs here (eprint 2019/074 tweaks)
-_HASH_INDEX: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _next_index(s, sender_role: int, n: int) -> int:
-    """Running hash index of one direction in session ``s`` (the same on both sides: both
-    call in the same order), so no (tweak, delta) pair repeats, whichever OT source of
-    the session (or wrapper around it) produced the COTs."""
-    d = _HASH_INDEX.setdefault(s, {})
-    i = d.get(sender_role, 0)
-    d[sender_role] = i + n
-    return i
+    """Running hash index of one direction in session ``s`` (the session-wide counter of
+    this domain, the same on both sides: both call in the same order), so no (tweak,
+    delta) pair repeats, whichever OT source of the session (or wrapper around it)
+    produced the COTs."""
+    return s.take_tweaks(TWEAK_DOMAIN, sender_role, n)
 
 
 def _tweak_hi(sender_role: int) -> int:

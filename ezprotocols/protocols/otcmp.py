@@ -151,7 +151,15 @@ def trunc_shares(s, share, f: int, exact: bool = True, m: int | None = None, ste
     shared signed ``x``; shares of the same shape.  ``known_msb`` (default): ``|x| < 2^62``
     is the caller's promise and the wrap bit costs one ``f``-bit additive COT; with
     ``known_msb=False`` (exact only) any ``x`` of the ring is exact: the wrap bit comes
-    from a 64-bit millionaires' comparison batched with the carry's."""
+    from a 64-bit millionaires' comparison batched with the carry's.
+
+    The one-bit-error variant (``exact=False``, the ``onebit`` method) drops the carry
+    ``c = [l0 + l1 >= 2^f]`` of the low share bits: the error is a function of each
+    party's own share and of ``x mod 2^f``, so its result (or a linear function of
+    it) must not be opened without further masking -- the opening would leak a
+    comparison of the discarded low bits with a threshold the opener knows
+    (:mod:`ezprotocols.arith.trunc`, "Opening a truncated value").  ``exact=True``
+    results may be opened."""
     if isinstance(f, bool) or not 0 <= int(f) < 62:
         raise ValueError("trunc: f must be in [0, 62)")
     if not known_msb and not exact:
@@ -201,7 +209,13 @@ def trunc_shares(s, share, f: int, exact: bool = True, m: int | None = None, ste
 
 def trunc(x: ArithTensor, f: int | None = None, exact: bool = True) -> ArithTensor:
     """Divide a fixed-point tensor by ``2^f`` (default ``f = x.scale - frac_bits``); the
-    result has scale ``x.scale - f``.  Needs ``|x| < 2^62`` (ring units)."""
+    result has scale ``x.scale - f``.  Needs ``|x| < 2^62`` (ring units).
+
+    ``exact=True`` (default): exactly ``floor(x / 2^f)``, safe to open.  ``exact=False``
+    (Cheetah's one-bit error): ``floor(x / 2^f)`` or one less, where the error bit is
+    the carry of the two shares' low bits and so correlated with each party's own
+    share: do not open such a result (or a linear function of it) without further
+    masking (see :func:`trunc_shares`)."""
     s = x.session
     if f is None:
         f = x.scale - s.frac_bits

@@ -71,6 +71,13 @@ static inline void ezp_aes_set_key(ezp_aes_key *key, const uint8_t *k16) {
     rk[10] = ezp__expand_step(rk[9], _mm_aeskeygenassist_si128(rk[9], 0x36));
 }
 
+/* Zero n bytes at p in a way the compiler cannot drop as a dead store (before free). */
+static inline void ezp_wipe(void *p, size_t n) {
+    if (!p) return;
+    memset(p, 0, n);
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
 /* The fixed key of pi: the first 16 bytes of the binary expansion of pi
  * (nothing-up-my-sleeve); public by design. */
 static const uint8_t EZP_FIXED_KEY_BYTES[16] = {
