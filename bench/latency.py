@@ -136,7 +136,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     rows = []
     if not a.json:
-        print(f"LeNet (demo model) batch {a.batch}, CLI server and client through delayproxy; "
+        print(f"LeNet (demo model) batch {a.batch}, data owner -> delayproxy -> model owner (two processes, fresh session per query); "
               f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
         print(f"{'delay':>7} {'who':28} {'query s':>8} {'median':>8} {'online s':>8} {'MB':>8} {'MB on':>7} "
               f"{'rounds':>6} {'r on':>5} {'cold s':>7}")

@@ -291,3 +291,28 @@ def test_gc_fused_validation_and_activation_bound():
     assert r0["correct"] == r1["correct"] == int((pred == y).sum())
     _, r1 = run_pair(lambda s: serve_session(s, plan), lambda s: query_session(s, x), compare="gc", timeout=300)
     assert np.array_equal(r1["classes"], pred)
+
+
+def test_stage_choice_is_public_and_follows_round_bytes():
+    """With the OT engine a stage is garbled only where its bytes are at most round_bytes
+    per message run saved (LeNet: the last ReLU and the argmax at batch 1, the argmax
+    alone at 64); with the garbled engine (infinite) every stage; 0 turns them off."""
+    import math
+    import types
+    from ezprotocols.nn.secure import ROUND_BYTES, _Exec
+    plan = load_onnx(demo_model_path())
+    kinds = [op.kind for op in plan.ops]
+    be = types.SimpleNamespace(round_bytes=ROUND_BYTES, act_bits=64)
+    ex = _Exec(types.SimpleNamespace(role=0), plan, be, pending_out=True)
+    fp1, fp64 = ex._fusion(1), ex._fusion(64)
+    last_relu = max(i for i, k in enumerate(kinds) if k == "relu")
+    assert fp1["stage"] == {last_relu} and fp1["defer"] == {last_relu - 1, len(kinds) - 1} and fp1["out"]
+    assert fp64["stage"] == set() and fp64["out"]
+    be.round_bytes = math.inf
+    fp = _Exec(types.SimpleNamespace(role=1), plan, be, pending_out=True)._fusion(64)
+    pools = {i for i, k in enumerate(kinds) if k == "maxpool"}
+    assert fp["stage"] == pools | {last_relu} and fp["pool_relu"] == pools and len(fp["relu_pass"]) == 2
+    assert fp["defer"] == {i for i, k in enumerate(kinds) if k in ("conv", "matmul")} and fp["out"]
+    be.round_bytes = 0
+    fp = _Exec(types.SimpleNamespace(role=0), plan, be, pending_out=True)._fusion(1)
+    assert not fp["stage"] and not fp["out"] and not fp["defer"]

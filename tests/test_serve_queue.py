@@ -187,3 +187,67 @@ def test_cli_queue_is_validated():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "0..65536" in r.stderr
     assert "error" in json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _forwarder(upstream_port):
+    """A TCP forwarder on a fresh port (a stand-in for one forwarded port / a proxy):
+    returns (port, bytes carried so far as a one-element list)."""
+    import socket
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    carried = [0]
+
+    def pump(a, b):
+        try:
+            while True:
+                d = a.recv(1 << 16)
+                if not d:
+                    break
+                carried[0] += len(d)
+                b.sendall(d)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def accept():
+        while True:
+            c, _ = lsock.accept()
+            u = socket.create_connection(("127.0.0.1", upstream_port))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return lsock.getsockname()[1], carried
+
+
+def test_single_port_sessions_run_through_one_forwarded_port():
+    """With single_port every session stays on the listening connection (HERE), so a
+    client that reaches the model owner only through one forwarded port is served,
+    one session after the other, and all of its traffic crosses the forwarder."""
+    port = free_tcp_port()
+    res, errs, stop = [], [], threading.Event()
+    t = threading.Thread(target=serve_forever, args=(f"tcp://127.0.0.1:{port}", _echo), daemon=True,
+                         kwargs=dict(timeout=20, accept_timeout=0.5, stop=stop, single_port=True,
+                                     on_result=res.append, on_error=errs.append))
+    t.start()
+    try:
+        fport, carried = _forwarder(port)
+        for v in (3, 8):
+            before = carried[0]
+            assert _ping(open_client(f"tcp://127.0.0.1:{fport}", timeout=30), v) == [v + 1] * 4
+            assert carried[0] - before >= 2 * 32             # ping and pong crossed the forwarder
+        deadline = time.monotonic() + 10
+        while len(res) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert res == [3, 8] and not errs
+    finally:
+        stop.set()
+        t.join(30)
+    with pytest.raises(ValueError, match="workers must be 1"):
+        serve_forever("tcp://127.0.0.1:1", _echo, workers=2, single_port=True)

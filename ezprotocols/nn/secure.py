@@ -91,6 +91,10 @@ class Backend:
         #: the truncation before it and a ReLU after a max pool fused in) is one circuit,
         #: two message flights, instead of a comparison tree with a multiplexer per level
         self.fuse = bool(getattr(session.compare, "fused_stages", False))
+        #: what one message round is worth in bytes when the executor picks, per stage, the
+        #: OT comparisons (about OT_RUNS_PER_LEVEL runs per comparison level) or one garbled
+        #: stage (2 runs): a stage is garbled when its bytes <= round_bytes x the runs saved
+        self.round_bytes = math.inf if self.fuse else ROUND_BYTES
 
     # -- conversions between share arrays and ArithTensor
     def _t(self, share: np.ndarray):
@@ -194,13 +198,15 @@ class Backend:
                 x_shape = (batch,) + tuple(plan.value_shape(op.inputs[0]))
                 with self.s.phase(op.kind):
                     self.prepare_linear(i, *lin, x_shape, count)
+        if self.round_bytes:
+            # garbled stages: the shared coins and the garbler's delta before any input
+            self.s.shared_prg()
+            self.s.gc.delta(0)
         if self.fuse:
-            # shared coins, base OTs, the garbler's delta and the evaluator's input COTs of
-            # the garbled stages (P0 sends): ready before any input, so each stage stays
-            # two message flights
+            # with the garbled engine: base OTs and the evaluator's input COTs of every stage
+            # (P0 sends), so each stage stays two message flights
             from ..protocols.otcmp import PRIME_COTS, prime_silent
             self.s.compare.setup()
-            self.s.gc.delta(0)
             need = sum(math.prod(plan.value_shape(op.inputs[0])) for op in plan.ops if op.kind in ("relu", "maxpool"))
             need = (need + math.prod(plan.output_shape)) * batch * count * min(64, self.act_bits + plan.frac_bits)
             if need > PRIME_COTS:
@@ -242,15 +248,38 @@ class _Pending:
 
 _LINEAR_TRUNC = ("matmul", "conv", "affine")
 
+#: default :attr:`Backend.round_bytes`: 128 KiB, a 100 Mbit/s link with a 10 ms round trip
+#: (public: both parties make the same per-stage choices)
+ROUND_BYTES = 128 << 10
+#: message runs of one comparison level over the OT comparison engine (millionaires'
+#: tree, then the multiplexer), measured on LeNet: ReLU 9, 2x2 max pool 17, argmax of 10 34
+OT_RUNS_PER_LEVEL = 8
+
+
+def stage_pays(be, op: str, n: int, k: int, f: int, act_bits: int, shares: bool = True) -> bool:
+    """Whether a non-linear stage runs as one garbled circuit (:meth:`Backend.stage`):
+    always with the garbled comparison engine; otherwise when its garbled bytes are at
+    most ``be.round_bytes`` per message run it saves.  Public inputs only."""
+    from ..protocols.gcstage import stage_costs
+    rb = getattr(be, "round_bytes", 0)
+    if not rb or n <= 0 or k < 1:
+        return False
+    if rb == math.inf:
+        return True
+    lv = max(1, math.ceil(math.log2(k))) if op != "relu" else 1
+    lv += op == "max_relu"
+    saved = OT_RUNS_PER_LEVEL * lv - 2
+    return stage_costs(op, n, k, min(64, act_bits + f), f, shares)["bytes"] <= rb * saved
+
 
 class _Exec:
     """Runs a plan on shares; ``consts`` is P0's list of int64 constants (None on P1).
 
-    With a fusing backend (``backend.fuse``: garbled stages) the executor defers the
-    truncation of a linear layer whose only consumer is a ReLU or a max pool (or the
-    output, with ``pending_out``) and merges ReLU with an adjacent max pool, so each
-    non-linear stage is one garbled circuit (:meth:`Backend.stage`); both parties make
-    the same choices from the public plan."""
+    Non-linear stages (a max pool with an adjacent ReLU, a ReLU, the final argmax of a
+    query with ``pending_out``) run as single garbled circuits where :func:`stage_pays`
+    says so (always with the garbled comparison engine); the truncation of a linear layer
+    whose only consumer is such a stage is deferred into it.  Both parties make the same
+    choices from the public plan and batch size."""
 
     def __init__(self, session, plan: Plan, backend: Backend, pending_out: bool = False):
         self.s = session
@@ -261,39 +290,83 @@ class _Exec:
         self.p0 = session.role == 0
         self.f = plan.frac_bits
         self._keys = {id(op): i for i, op in enumerate(plan.ops)}
-        self.fuse = bool(getattr(backend, "fuse", False))
-        self.defer, self.relu_pass, self.relu_defer, self.pool_relu = self._fusion(pending_out)
+        self.pending_out = pending_out
+        self._plans: dict = {}
+        self.fp = self._fusion(0)
 
-    def _fusion(self, pending_out: bool):
-        """Which ops fuse (sets of op indices): ``defer`` linear ops returning untruncated
-        shares, ``relu_pass`` ReLUs already applied by the max pool before them,
-        ``relu_defer`` ReLUs applied by the max pool after them, ``pool_relu`` max pools
-        that apply a ReLU."""
-        ops = self.plan.ops
-        if not self.fuse:
-            return set(), set(), set(), set()
+    def _fusion(self, N: int) -> dict:
+        """The stage choices at batch ``N`` (sets of op indices): ``stage`` max pools and
+        ReLUs run as garbled stages, ``defer`` linear ops returning untruncated shares,
+        ``relu_pass`` ReLUs applied by the max pool before them, ``relu_defer`` ReLUs
+        applied by the max pool after them, ``pool_relu`` max pools applying a ReLU;
+        ``out``: the final argmax is a garbled stage revealed to P1."""
+        got = self._plans.get(N)
+        if got is not None:
+            return got
+        ops, plan = self.plan.ops, self.plan
+        act = plan.act_bits
+        fp = {"stage": set(), "defer": set(), "relu_pass": set(), "relu_defer": set(), "pool_relu": set(),
+              "out": False}
+        self._plans[N] = fp
+        if N == 0 or not getattr(self.b, "round_bytes", 0):
+            return fp
         users = [[] for _ in range(len(ops) + 1)]
         for i, op in enumerate(ops):
             for j in set(op.inputs):
                 users[j].append(i)
         sole = [u[0] if len(u) == 1 and ops[u[0]].inputs.count(j) == 1 else None for j, u in enumerate(users)]
-        defer, relu_pass, relu_defer, pool_relu = set(), set(), set(), set()
+
+        def lin(j, output=False):
+            """The linear op producing value j (read by one op only, or the output) whose
+            truncation can be deferred, or None."""
+            i = j - 1
+            if i < 0 or (users[j] if output else sole[j] is None):
+                return None
+            op = ops[i]
+            if op.kind not in _LINEAR_TRUNC or (op.kind == "affine" and linear_form(plan, op, False) is None):
+                return None
+            return i
+
+        size = [math.prod(plan.input_shape)] + [math.prod(op.shape) for op in ops]
         for i, op in enumerate(ops):
-            c = sole[i + 1]
-            if op.kind == "relu" and c is not None and ops[c].kind == "maxpool":
-                relu_defer.add(i)
-                pool_relu.add(c)
-            if op.kind == "maxpool" and c is not None and ops[c].kind == "relu" and i not in pool_relu:
-                pool_relu.add(i)
-                relu_pass.add(c)
-        for i, op in enumerate(ops):
-            if op.kind not in _LINEAR_TRUNC or (op.kind == "affine" and linear_form(self.plan, op, False) is None):
+            if op.kind != "maxpool":
                 continue
-            c = sole[i + 1]
-            last = i == len(ops) - 1 and not users[i + 1]
-            if (c is not None and ops[c].kind in ("relu", "maxpool")) or (last and pending_out):
-                defer.add(i)
-        return defer, relu_pass, relu_defer, pool_relu
+            k = op.attrs["kernel"][0] * op.attrs["kernel"][1]
+            src = op.inputs[0]
+            before = src - 1 >= 0 and ops[src - 1].kind == "relu" and sole[src] == i
+            after = sole[i + 1] is not None and ops[sole[i + 1]].kind == "relu"
+            feed = ops[src - 1].inputs[0] if before else src
+            li = lin(feed)
+            f = self.f if li is not None else 0
+            relu = before or after
+            if k > 1 and stage_pays(self.b, "max_relu" if relu else "max", N * size[i + 1], k, f, act):
+                fp["stage"].add(i)
+                if li is not None:
+                    fp["defer"].add(li)
+                if before:
+                    fp["relu_defer"].add(src - 1)
+                    fp["pool_relu"].add(i)
+                elif after:
+                    fp["relu_pass"].add(sole[i + 1])
+                    fp["pool_relu"].add(i)
+        for i, op in enumerate(ops):
+            if op.kind != "relu" or i in fp["relu_pass"] or i in fp["relu_defer"]:
+                continue
+            li = lin(op.inputs[0])
+            f = self.f if li is not None else 0
+            if stage_pays(self.b, "relu", N * size[i + 1], 1, f, act):
+                fp["stage"].add(i)
+                if li is not None:
+                    fp["defer"].add(li)
+        if self.pending_out and ops:
+            li = lin(len(ops), output=True)
+            rest = size[-1] // max(1, plan.n_classes)
+            if stage_pays(self.b, "argmax", N * rest, plan.n_classes, self.f if li is not None else 0, act,
+                          shares=False):
+                fp["out"] = True
+                if li is not None:
+                    fp["defer"].add(li)
+        return fp
 
     def materialize(self, v) -> np.ndarray:
         """Shares of a value (a pending truncation/ReLU applied by one garbled stage)."""
@@ -326,6 +399,7 @@ class _Exec:
         vals = [x]
         last = self.last_use()
         self.t_prep = 0.0
+        self.fp = self._fusion(N)
         s, plan = self.s, self.plan
         for i, op in enumerate(plan.ops):
             lin = linear_form(plan, op, self.p0) if jit else None
@@ -354,19 +428,19 @@ class _Exec:
         return last
 
     def _fused(self, i, op, a, N):
-        """The ops a fusing executor runs differently (None: the ordinary way)."""
-        k = op.kind
+        """The ops run as (parts of) garbled stages (None: the ordinary way)."""
+        k, fp = op.kind, self.fp
         if k == "relu":
             v = a[0]
-            if i in self.relu_pass:
+            if i in fp["relu_pass"]:
                 return v
-            if i in self.relu_defer:
-                return _Pending(v.share, v.f) if isinstance(v, _Pending) else _Pending(v, 0)
-            if isinstance(v, _Pending):
-                v = _Pending(v.share, v.f, True)
-                return self.materialize(v)
-            return self.b.stage(v, "relu")
-        if k == "maxpool":
+            if i in fp["relu_defer"]:
+                return v if isinstance(v, _Pending) else _Pending(v, 0)
+            if i in fp["stage"]:
+                return self.materialize(_Pending(v.share, v.f, True) if isinstance(v, _Pending) else
+                                        _Pending(v, 0, True))
+            return None
+        if k == "maxpool" and i in fp["stage"]:
             v = a[0]
             pf, pre_relu = (v.f, v.relu) if isinstance(v, _Pending) else (0, False)
             sh0 = v.share if isinstance(v, _Pending) else v
@@ -376,21 +450,17 @@ class _Exec:
             vw = window_view(sh0, at["kernel"], at["strides"], at["pads"], at["dilations"], at["ceil_mode"], pad)
             sh = vw.shape
             vw = np.ascontiguousarray(vw).reshape(sh[:4] + (sh[4] * sh[5],))
-            relu = pre_relu or i in self.pool_relu
-            if sh[4] * sh[5] == 1:
-                return _Pending(vw[..., 0], pf, relu) if (pf or relu) else vw[..., 0]
-            return self.b.stage(vw, "max_relu" if relu else "max", f=pf)
-        if i in self.defer:
+            return self.b.stage(vw, "max_relu" if (pre_relu or i in fp["pool_relu"]) else "max", f=pf)
+        if i in fp["defer"]:
             return _Pending(self.op(op, a, N, i, trunc=False), self.f)
         return None
 
     def op(self, op, a, N, i=None, trunc: bool = True):
-        if self.fuse and trunc and i is not None:
+        if trunc and i is not None:
             r = self._fused(i, op, a, N)
             if r is not None:
                 return r
-        if self.fuse:
-            a = [self.materialize(v) for v in a]
+        a = [self.materialize(v) for v in a]
         k, at, f, b = op.kind, op.attrs, self.f, self.b
         cs = [self.plan.const_shapes[i] for i in op.consts]
         if not trunc:
@@ -1007,16 +1077,18 @@ def _aggregate(session, be, val, req, store=None, entries=None):
 
 
 def _fused_output(be, plan) -> bool:
-    """Whether a query's decisions come out of one garbled argmax stage revealed to P1
-    (a fusing backend and a multi-class head); public, the same on both sides."""
-    return bool(getattr(be, "fuse", False)) and not plan.multilabel
+    """Whether a query's decisions may come out of one garbled argmax stage revealed to
+    P1 (a multi-class head, a backend with garbled stages); public, the same on both
+    sides.  Per batch, :func:`stage_pays` decides."""
+    return bool(getattr(be, "round_bytes", 0)) and not plan.multilabel
 
 
 def _reveal_decisions(be, plan, logits):
     """Open the decisions (:func:`_decisions`) to P1: the classes there, None at P0.
-    With a fusing backend, the logits' pending truncation, the argmax and the opening
-    are one garbled stage."""
-    if _fused_output(be, plan):
+    As one garbled stage (the logits' pending truncation, the argmax and the opening)
+    when the executor deferred the logits' truncation into it or the stage pays."""
+    if isinstance(logits, _Pending) or (_fused_output(be, plan) and stage_pays(
+            be, "argmax", logits.size // max(1, plan.n_classes), plan.n_classes, 0, plan.act_bits, shares=False)):
         f = logits.f if isinstance(logits, _Pending) else 0
         sh = logits.share if isinstance(logits, _Pending) else logits
         return be.stage(_class_matrix(plan, sh), "argmax", f=f, reveal=True)

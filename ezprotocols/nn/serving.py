@@ -15,7 +15,7 @@ known magic and kind, bounded values):
 * kind 3 (``BUSY``, a = sessions running, b = queue bound): all ``workers``
   slots are taken and ``queue`` clients already wait: the client is refused at
   once (:class:`~ezprotocols.errors.ServerBusy`), the lobby listens again;
-* kind 1 (``HERE``): only on a non-TCP address (one worker, no queue): the
+* kind 1 (``HERE``): on a non-TCP address or with ``single_port`` (one worker, no queue): the
   session continues on this channel, and the lobby listens again only when it
   ends (more clients wait in their connect retry).
 
@@ -85,19 +85,25 @@ def _session_address(address: str) -> str:
 
 def serve_forever(address: str, handle, *, workers: int = 1, queue: int = 8, sessions: int = 0,
                   timeout: float = 120.0, accept_timeout: float | None = None, curve_keypair=None,
-                  allowed_clients=None, on_result=None, on_error=None, stop: threading.Event | None = None) -> int:
+                  allowed_clients=None, on_result=None, on_error=None, stop: threading.Event | None = None,
+                  single_port: bool = False) -> int:
     """Serve sessions on ``address``: ``handle(channel)`` runs one session (in a
     worker thread on a TCP address) and returns its result, passed to
     ``on_result(result)``; a failed session goes to ``on_error(exc)`` and the
     server goes on.  While ``workers`` sessions run, up to ``queue`` more clients
     wait (served in order); a client beyond that is told at once that the server
     is busy.  Stops after ``sessions`` sessions (0: never) or when ``stop`` is
-    set; returns the number of sessions completed."""
+    set; returns the number of sessions completed.  ``single_port``: every session
+    runs on the lobby's own connection (``HERE``, one at a time, no queue: waiting
+    clients retry their connect), never on an ephemeral port: for a model owner behind
+    one forwarded port or a TCP proxy."""
     if not 1 <= workers <= MAX_SLOTS:
         raise ValueError(f"workers must be in 1..{MAX_SLOTS}")
     if not 0 <= queue <= MAX_SLOTS:
         raise ValueError(f"queue must be in 0..{MAX_SLOTS}")
-    tcp = address.startswith("tcp://")
+    tcp = address.startswith("tcp://") and not single_port
+    if single_port and workers > 1:
+        raise ValueError("single_port serves one session at a time: workers must be 1")
     if workers > 1 and not tcp:
         _session_address(address)              # raises: several workers need a tcp:// address
     sess_addr = _session_address(address) if tcp else None

@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_int_in(1, 1 << 16), default=1,
                    help="serve this many sessions concurrently on the one listening address (default 1; clients "
                         "beyond that wait in --queue; needs a tcp:// address when above 1)")
+    s.add_argument("--single-port", action="store_true",
+                   help="run every session on the listening connection itself, one at a time (waiting clients "
+                        "retry their connect), instead of redirecting it to an ephemeral port: for a model owner "
+                        "reachable through one forwarded port or a TCP proxy only (with --workers 1)")
     s.add_argument("--queue", type=_int_in(0, 1 << 16), default=8,
                    help="while every worker is busy, let up to this many clients wait (served in order); a client "
                         "beyond that is told at once that the model owner is busy (default 8; 0: refuse at once; "

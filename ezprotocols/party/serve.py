@@ -183,7 +183,7 @@ def cmd_serve(args) -> int:
         serve_forever(args.listen, handle, workers=args.workers, queue=args.queue, sessions=args.sessions,
                       timeout=args.timeout,
                       accept_timeout=args.accept_timeout, curve_keypair=keypair, allowed_clients=args.allow_client,
-                      on_result=on_result, on_error=on_error)
+                      on_result=on_result, on_error=on_error, single_port=args.single_port)
     except PeerTimeout as e:
         raise CliError(str(e), EXIT_FAIL, "PeerTimeout") from None
     except (OSError, ValueError, zmq.ZMQError) as e:
