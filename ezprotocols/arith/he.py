@@ -297,9 +297,12 @@ def _state(s) -> dict:
     return st
 
 
-def _setup(s, sender: int):
+def _setup(s, sender: int, galois: bool = False):
     """Key generation (once per session and direction): the sender samples ``s`` and
-    sends ``b_pk`` (``a_pk`` from a seed)."""
+    sends ``b_pk`` (``a_pk`` from a seed); with ``galois``, also the Galois keys of output
+    packing (:func:`_galois_setup`; otherwise they follow on the first packed product)."""
+    if galois:
+        return _galois_setup(s, sender)
     st = _state(s)
     key = ("send" if s.role == sender else "eval", sender)
     if key in st:
@@ -352,6 +355,11 @@ GALOIS = tuple((1 << j) + 1 for j in GALOIS_J)
 #: worst-case key-switching noise: balanced RNS digits |d_i| <= (q_i - 1)/2 times key errors
 #: |e| <= ETA, summed over N coefficients and the PACK_LIMBS digits
 B_KS = sum((q - 1) // 2 for q in PRIMES[:PACK_LIMBS]) * N * ETA
+
+
+def _have_galois(s, sender: int) -> bool:
+    ks = _state(s).get(("send" if s.role == sender else "eval", sender))
+    return ks is not None and ks.gk is not None
 
 
 def _gk_bytes() -> int:
@@ -465,11 +473,7 @@ def _key_switch(a: np.ndarray, key, qs: np.ndarray, tb):
     (coefficients) decrypting under ``tau_g(s)``: the digits ``d_i`` are the centred residues
     ``[a]_{q_i}`` (RNS decomposition, no special prime), ``|d_i| <= (q_i - 1)/2``."""
     cnt = a.shape[0]
-    D = PACK_LIMBS
-    q = qs.astype(np.int64).reshape(1, -1, 1)
-    c = a.astype(np.int64)
-    c = np.where(c > q // 2, c - q, c)
-    dig = K.to_rns(np.ascontiguousarray(c.reshape(cnt * D, N)), qs).reshape(cnt, D, PACK_LIMBS, N)
+    dig = K.rns_digits(a, qs)
     tb.forward(dig)
     kb = np.zeros((cnt, PACK_LIMBS, N), U64)
     ka = np.zeros((cnt, PACK_LIMBS, N), U64)
@@ -490,17 +494,12 @@ def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.nda
     ``j = D mod 2D``, so the multiples of ``D`` stay clean (the other coefficients mix)."""
     for k in range(1, l + 1):
         half = ct.shape[0] // 2
-        E, O = ct[:half], ct[half:]
-        Dk = S >> k
         g = (N // S << k) + 1
-        XO = _monomial(O, Dk, qs)
-        sm = _add_mod(E, XO, qs)
-        t = _automorph(_sub_mod(E, XO, qs), g, qs)
+        sm, t = K.pack_pre(ct[:half], ct[half:], qs, S >> k, g)
         kb, ka = _key_switch(np.ascontiguousarray(t[:, 1]), gk[g], qs, tb)
-        out = np.empty_like(sm)
-        out[:, 0] = _add_mod(_add_mod(sm[:, 0], t[:, 0], qs), kb, qs)
-        out[:, 1] = _add_mod(sm[:, 1], ka, qs)
-        ct = out
+        K.add_rows(kb, t[:, 0].copy(), qs)
+        K.add_rows(sm, np.stack([kb, ka], axis=1), qs)
+        ct = sm
     return ct[0]
 
 
@@ -514,6 +513,7 @@ def _pack_stride(pos: np.ndarray) -> tuple:
     return S, int(pos[0]) % S
 
 
+@lru_cache(maxsize=65536)
 def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int):
     """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels): the product at
     5 or 6 primes (then switched to 5), packing, re-randomization and flooding at
@@ -556,15 +556,20 @@ def pack_options(n_in: int, T: int, pos, wbits: int, nsum: int, nnz: int):
     ``None`` (no power-of-two stride, a single result ciphertext, or the noise does not fit)."""
     pos = np.asarray(pos, dtype=np.int64)
     S, c = _pack_stride(pos)
+    return _pack_options(n_in, T, pos.shape[0], S, c, wbits, nsum, nnz)
+
+
+@lru_cache(maxsize=65536)
+def _pack_options(n_in, T, npos, S, c, wbits, nsum, nnz):
     best = None
     for l in range(1, LOG_PACK + 1):
         if (1 << l) > S or (1 << (l - 1)) >= T:
             break
-        lv = level_for_pack(wbits, nsum, nnz, T * pos.shape[0], l)
+        lv = level_for_pack(wbits, nsum, nnz, T * npos, l)
         if lv is None:
             continue
         ib = _in_bytes(n_in, lv[0])
-        ob = _packed_out_bytes(T, pos.shape[0], 1 << l)
+        ob = _packed_out_bytes(T, npos, 1 << l)
         cand = {"l": l, "S": S, "c": c, "L": lv[0], "f": lv[1], "in_bytes": ib, "out_bytes": ob,
                 "bytes": ib + ob}
         if best is None or (ib + ob, l) < (best["bytes"], best["l"]):
@@ -873,7 +878,7 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         tb.inverse(live)
         if L > PACK_LIMBS:
             live = K.rescale(np.ascontiguousarray(live), qs, lev.qinv[0])
-        live = _monomial(live.reshape(cnt, 2, PACK_LIMBS, N), 2 * N - c, q5)
+        live = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, PACK_LIMBS, N)), q5, (2 * N - c) % (2 * N))
         full = np.zeros((n, 2, PACK_LIMBS, N), U64)
         full[:cnt] = live
         pc = _pack_tree(full, S, l, ks.gk, q5, tb)
@@ -884,7 +889,7 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         K.mul_acc(rr[0:1], u.reshape(1, 1, PACK_LIMBS, N), pk[0:1], pkp[0:1], q5)
         K.mul_acc(rr[1:2], u.reshape(1, 1, PACK_LIMBS, N), pk[1:2], pkp[1:2], q5)
         tb.inverse(rr)
-        pc = _add_mod(pc, rr, q5)
+        K.add_rows(pc, rr, q5)
         acc_a = np.ascontiguousarray(pc[1:2])
         _add_signed(acc_a, K.cbd(rnd["e2"], ETA), q5)
         pp = _packed_positions(pos, S, c, n, cnt)
@@ -995,9 +1000,9 @@ def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False, pack: bo
                 ib = _in_bytes(nI * nK, lv[0])
                 opts.append((ib + _out_bytes(nI * nJ, npos), ib, lv[0], lv[1], None))
             if pack:
-                ii, jj = np.meshgrid(np.arange(mw), np.arange(nw), indexing="ij")
-                pos = (ii * kw * nw + jj * kw + kw - 1).reshape(-1)
-                po = pack_options(nI * nK, nI * nJ, pos, wbits, nsum, nnz)
+                # results at i kw nw + j kw + kw - 1: one class modulo the power of two dividing kw
+                S = min(kw & -kw, 1 << LOG_PACK) if mw * nw > 1 else 1 << LOG_PACK
+                po = _pack_options(nI * nK, nI * nJ, npos, S, (kw - 1) % S, wbits, nsum, nnz)
                 if po is not None:
                     opts.append((po["bytes"], po["in_bytes"], po["L"], po["f"], po))
             for tot, ib, L, f, po in opts:
@@ -1010,6 +1015,23 @@ def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False, pack: bo
     return None if best is None else best[1]
 
 
+def _plan_keys(planner, args: tuple, pack: bool, have_keys: bool):
+    """The cheapest plan (``planner(*args, pack)``), except that without Galois keys a packed
+    plan is taken only if it saves more than the keys cost."""
+    p = planner(*args, pack)
+    if p is not None and p.get("pack") is not None and not have_keys:
+        u = planner(*args, False)
+        if u is not None and u["bytes"] <= p["bytes"] + _gk_bytes():
+            return u
+    return p
+
+
+def _plan_now(s, sender: int, planner, args: tuple, pack: bool):
+    """The plan a product runs with (:func:`_plan_keys`; both parties know whether the Galois
+    keys of this direction were sent)."""
+    return _plan_keys(planner, args, pack, _have_galois(s, sender))
+
+
 def _matmul_core(s, **kw) -> np.ndarray:
     return _drive(_matmul_gen(s, **kw))
 
@@ -1019,7 +1041,7 @@ def _matmul_gen(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbits
     """Shares of ``X @ W`` (``uint64[m, n]``), ``X[m, k]`` at ``sender``, ``W`` at the other party
     (``W[k, n]``, or ``W[k]`` the diagonal when ``diag``).  ``pack``: allow output packing (the
     plan uses it where it moves fewer bytes)."""
-    plan = matmul_plan(m, k, n, wbits, diag, pack)
+    plan = _plan_now(s, sender, matmul_plan, (m, k, n, wbits, diag), pack)
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit {m}x{k}x{n} at {wbits}-bit plaintexts")
     mw, kw, nw, nI, nK, nJ = (plan[x] for x in ("mw", "kw", "nw", "nI", "nK", "nJ"))
@@ -1072,17 +1094,24 @@ def _matmul_gen(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbits
     return np.ascontiguousarray(out[:m, :n])
 
 
-def matmul_costs(m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64) -> dict:
+def matmul_costs(m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64, galois: bool = True) -> dict:
     """Bytes (both directions) of :func:`cross_matmul` encrypting ``L`` (``"L"``: ``R`` is the
-    plaintext, ``nbits_r`` signed bits) or ``R`` (``"R"``); ``None`` where infeasible."""
-    pl = matmul_plan(m, k, n, nbits_r)
-    pr = matmul_plan(n, k, m, nbits_l)
+    plaintext, ``nbits_r`` signed bits) or ``R`` (``"R"``); ``None`` where infeasible.
+    ``galois``: the Galois keys of output packing are in place (one-time bytes not counted);
+    without them a product packs only when that saves more than the keys cost."""
+    pl = _plan_keys(matmul_plan, (m, k, n, nbits_r, False), True, galois)
+    pr = _plan_keys(matmul_plan, (n, k, m, nbits_l, False), True, galois)
     return {"L": None if pl is None else pl["bytes"], "R": None if pr is None else pr["bytes"]}
 
 
-def _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step):
+def _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step, s=None, l_owner=0):
     if encrypt == "auto":
         c = matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r)
+        if s is not None:       # the runtime plans: packing only pays once the keys are in place
+            c = {"L": matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r,
+                                   galois=_have_galois(s, l_owner))["L"],
+                 "R": matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r,
+                                   galois=_have_galois(s, 1 - l_owner))["R"]}
         opts = [x for x in ("L", "R") if c[x] is not None]
         if not opts:
             raise ValueError(f"{step}: no HE parameters fit this product")
@@ -1104,7 +1133,7 @@ def cross_matmul(s, *, l_owner: int, m: int, k: int, n: int, L=None, R=None, nbi
 def cross_matmul_gen(s, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, encrypt="auto",
                      step="he.cross_matmul"):
     """``(sender, generator)`` of :func:`cross_matmul` (for :func:`run_concurrent`)."""
-    encrypt = _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step)
+    encrypt = _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step, s, l_owner)
     mine_l = s.role == l_owner
     if encrypt == "L":
         return l_owner, _matmul_gen(s, sender=l_owner, m=m, k=k, n=n, X=L if mine_l else None,
@@ -1487,7 +1516,9 @@ class HeProducts(Products):
         return {"he": {"bytes": b, "rounds": HE_ROUNDS}} if b is not None else {}
 
     def matmul_costs(self, m, k, n, *, nbits_l=64, nbits_r=64) -> dict:
-        h = [v for v in matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r).values() if v is not None]
+        keys = _have_galois(self.session, 0) and _have_galois(self.session, 1)
+        h = [v for v in matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r, galois=keys).values()
+             if v is not None]
         return {**self.ot.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r), **self._he(min(h) if h else None)}
 
     def cross_matmul(self, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, decompose="auto",
