@@ -7,7 +7,8 @@ multiplies by its plaintext polynomials (coefficient encodings in which one
 coefficient of the product is an inner product: no rotations, no key
 switching), adds a fresh uniform mask, re-randomizes and floods the noise,
 modulus-switches down and returns only the coefficients that carry results
-(plus the ``a`` part decryption needs).  Two messages, one round trip.
+(plus the ``a`` part decryption needs).  Two messages, one round trip.  With output
+packing (below) the evaluator first merges up to 64 result ciphertexts into one.
 
 Scheme (own kernels, :mod:`ezprotocols._ext.he`): symmetric BFV with plaintext
 modulus ``t = 2^64`` so results land directly in the library's ring; ring
@@ -30,6 +31,44 @@ wraps modulo ``t`` without an error term proportional to ``Q mod t``.
   decryption margin).  Its share is ``-r``.
 * The sender decrypts ``round(2^64 (b' + a' s) / q') mod 2^64 = x w + r``.
 
+Output packing (PackLWEs: Chen, Dai, Kim, Song, "Efficient Homomorphic Conversion Between
+(Ring) LWE Ciphertexts", eprint 2020/015, algorithm 2; BumbleBee, eprint 2023/1678, packs
+Cheetah's matmul results the same way).  A returned ciphertext carries ``m_w n_w`` results
+but ``N`` coefficients of ``a'``; when the results of every product ciphertext lie in one
+residue class ``c`` modulo a power of two ``S <= 64`` (matmul blocks with a power-of-two
+``k_w``), the evaluator merges ``n = 2^l <= S`` of them:
+
+* the sender encodes with ``t' = 2^(64+l)``: ``round(Q x / t')`` (the kernel adds
+  ``round(floor(Q / 2^l) x / 2^64)``, which errs by < 1.5); products still wrap modulo ``t'``;
+* the evaluator switches each product down to ``Q5 = q0 .. q4`` (~201.2 bits) if it was
+  computed at 6 primes, multiplies it by ``X^-c`` (results at multiples of ``S``) and runs the
+  merge tree (:func:`_pack_tree`): level ``k = 1 .. l`` turns pairs ``(E, O)`` into ``(E + X^D
+  O) + tau_g(E - X^D O)``, ``D = S / 2^k``, ``g = 2^k N / S + 1``, ``tau_g: X -> X^g``
+  followed by key switching back to ``s``.  Member ``m``'s result at ``c + S a`` ends at ``S a
+  + m S / n``, multiplied by ``2^l``: the message becomes ``2^l (x w mod t') = 2^l (x w mod
+  2^64)`` in units of ``Q5 / t'``, i.e. ``x w mod 2^64`` in units of ``Q5 / 2^64``, so the
+  usual decryption at ``t = 2^64`` returns the share exactly (no ``2^-l`` needed);
+* then, as before, re-randomization with ``pk`` at ``Q5``, flooding, the mask at the result
+  positions, switching to ``q'``; ``b'`` is sent at the result positions only.  The other
+  coefficients of the packed ciphertext mix partial sums of several members (weight-dependent
+  garbage): the tree keeps only the multiples of ``S / n`` clean and none of the rest is sent,
+  so no trace (the zeroing half of PackLWEs) is needed.
+
+Key switching uses the RNS decomposition without a special prime: digit ``d_i`` is the centred
+residue ``[a]_{q_i}``, and the Galois key of ``g`` holds, for each digit, ``b = -a s + e + E_i
+tau_g(s)`` at ``Q5`` with ``E_i`` the CRT idempotent of ``q_i`` (only ``b`` is sent, ``a`` from
+a seed): ``5`` digits x 6 elements ``g = 2^j + 1`` (``j = 8 .. 13``, every ``S <= 64``), 6.24 MB
+per direction, sent once per session and direction with the first packed product (or by
+``_setup(s, sender, galois=True)``).  A product without keys in place packs only if that saves
+more than the keys cost.  Why not hybrid key switching (special prime ``P``, noise ~ ``q_i N
+21 / P``): ``Q P`` must stay within the standard's 218 bits.  With ``P ~ 2^50`` the fixed-point
+128x784x128 matmul could run on ~160-bit inputs (about 0.55 MB less per product; keys 4 digits
+x ~210 bits, ~5.2 MB instead of 6.24 MB), but products with 64-bit operands (shared x shared)
+need ~203 bits for flooding after packing and could not pack at all (21.4 MB instead of 6.5 MB
+for the shared 128x784x128 product).  One key set that serves both is the RNS decomposition
+at ``Q5``: its noise (``B_KS < 2^64``) fits the room at ``Q5`` (flooding needs
+``2^(66+40+14)`` times the noise, leaving ~2^80).
+
 Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
 218`` for ``N = 8192`` in the homomorphicencryption.org standard's table
 (Albrecht et al., "Homomorphic Encryption Standard", 2018, table 1, classical
@@ -39,7 +78,7 @@ bits; a call uses the shortest prefix (3 to 6 primes: ~126.9, ~155.4, ~201.2 or 
 bits) whose product clears its noise bound.
 
 Noise (worst case, every term has bounded support so decryption is exact, not
-just likely): let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
+just likely), without packing: let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
 coefficients (signed), ``nnz`` the non-zeros of one plaintext polynomial and
 ``K`` the products summed per output.  The weight-dependent noise is
 ``|sum_k (e_k + eps_k) w_k| <= B_w = K * nnz * (21 + 1/2) * W``, re-randomization adds
@@ -48,6 +87,16 @@ at most ``(2N + 1) * 21`` (it depends on ``u``), the mask encoding 1/2: ``B = B_
 (``n_rev`` = coefficients returned).  ``Q`` is chosen with ``|noise| < Q / 2^66``; after switching to ``q'`` the
 noise is below ``q'/2^66 + (N + 1)/2 * 1.001 + 2^14 < q' / 2^65`` (the last term: the
 dropped bits of ``b'``), so rounding recovers ``x w + r`` exactly.
+
+With packing (:func:`level_for_pack`): the encoding errs by < 1.5, so ``B_w = K nnz (21 + 3/2)
+W``; switched from 6 to 5 primes it is ``B_in = B_w / q5 + (N + 1)/2 + 2`` (else ``B_in =
+B_w``); each merge level at most doubles the noise and adds the key-switching noise ``B_KS =
+sum_i (q_i - 1)/2 * N * 21`` (balanced digits times key errors), so after ``l`` levels it is below
+``2^l (B_in + B_KS)``; re-randomization adds ``(2N + 1) 21``, the mask's encoding 1/2: ``B``.
+Flooding ``2^f >= 2^40 * n_rev * B`` after packing (it hides the key-switching noise too, which
+depends on the weight-dependent intermediate ``a`` parts), and ``(2^f + B) 2^66 < Q5``; the
+switch to ``q'`` is as above.  The 128x784x128 product with 18-bit weights packs 64 ciphertexts
+with ``Q5`` inputs; with 64-bit weights its products need ``Q6``.
 
 What each party sees (semi-honest, simulatable):
 
@@ -63,8 +112,24 @@ What each party sees (semi-honest, simulatable):
   * B / 2^(f+1) <= 2^-41`` per product call (sigma = 40 per call; a session of ``c``
   products is within ``c 2^-41``).  Modulus switching is a public post-processing.  So
   the sender's view is simulated from its own output share.
-* Neither learns anything else: the shapes, ``wbits`` and the encoding parameters
-  are public (computed by both from public shapes).
+* Packed products: the evaluator additionally sees the Galois keys, RLWE samples under ``s``
+  whose messages ``E_i tau_g(s)`` depend on ``s`` itself: pseudorandom under RLWE with the
+  usual circular-security assumption for key-switching keys (as for every relinearization
+  or rotation key: SEAL, eprint 2020/015 section 2, BFV/CKKS key switching); ``N = 8192``,
+  ``log Q5 = 201.2 <= 218``, the same secret and error distributions.  The sender sees per
+  packed ciphertext ``a'`` and ``b'`` at the result positions.  ``a' = a_pack + a_pk u + e2``
+  with a fresh ``u``: pseudorandom, whatever ``a_pack`` (a function of ``a w`` and the key
+  switching) is.  At each result position the decrypted value is ``x w + r`` with a fresh
+  uniform ``r`` and the noise is ``2^l n_w + n_ks + n_u + F`` with ``|...| <= B`` (the
+  key-switching noise ``n_ks`` depends on the intermediate ``a`` parts, so on ``w``): the
+  flooding ``F`` hides it with statistical distance ``<= n_rev B / 2^(f+1) <= 2^-41`` per call.
+  The other coefficients of the packed ciphertext (mixed weight-dependent partial sums) are not
+  sent: the sender holds ``b'`` only at result positions (``tests/test_he_pack.py`` checks the
+  frame sizes and that the decrypted values are uniformly masked).  So the sender's view is
+  again simulated from its output share.
+* Neither learns anything else: the shapes, ``wbits`` and the encoding and packing
+  parameters are public (computed by both from public shapes, and whether this direction's
+  Galois keys were already sent).
 
 Coefficient encoding gives products of *polynomials*, not elementwise products:
 elementwise Beaver triples through this scheme would waste a whole ciphertext
@@ -90,10 +155,11 @@ extension/truncation protocols at every layer boundary (Cheetah's route); with
 ``t = 2^64`` and the precise encoding the results are shares of the library's ring as
 they are.  The negacyclic NTT uses Shoup multiplication, AVX-512 IFMA (52-bit) when
 present (``_ext/include/ezp_he.h``), and the evaluator's independent responses run on
-two threads.  What dominates the bytes at small batch sizes is the ``a`` part of each
-returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); packing the results of
-several ciphertexts into one (PackLWEs, eprint 2020/015, with Galois keys) is not
-implemented.
+two threads.  Without packing, what dominates the bytes at small batch sizes is the ``a``
+part of each returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); output packing
+(above) is chosen per product by the cost functions.  Convolutions do not pack yet: their
+results fill a contiguous block of each ciphertext (no common residue class modulo a power
+of two), which would need a channel-interleaved encoding.
 """
 from __future__ import annotations
 
