@@ -844,6 +844,8 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     returned (``pack`` from :func:`pack_options`)."""
     npos = pos.shape[0]
     L, f, l, S, c = (pack[x] for x in ("L", "f", "l", "S", "c"))
+    if np.any((pos - c) % S) or not 1 <= (1 << l) <= S <= 1 << LOG_PACK:
+        raise ValueError(f"{step}: results not in one class modulo {S}; cannot pack")
     n = 1 << l
     T = nI * nJ
     groups = _groups(T, n)
