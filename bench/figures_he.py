@@ -14,7 +14,9 @@ time (the slower party), payload bytes in both directions and rounds, for
 * ``lenet_b64``: the four linear layers of LeNet (bench/reference/spu_ref.py) at batch 64:
   HE bytes measured, OT bytes from the cost model (which the tests check against measured
   bytes; running it moves ~2 GB);
-* the one-time key set-up (public key, each direction) is reported separately.
+* the one-time key set-up (public key and the Galois keys of output packing, each direction)
+  is reported separately; the rows exclude it (``with keys``: a session's first packed
+  product including the keys of its direction).
 
 ``--spu`` runs SPU 0.9.5 cheetah's ``matmul_p0w``, ``matmul_ss`` and ``lenet_b64`` in the same
 run (``bench/reference``; its figures include truncation and, for LeNet, the non-linear
@@ -57,11 +59,21 @@ def _layer(s, kind, x_shape, w_shape, decompose):
                          decompose=decompose)
 
 
+def _keys(s):
+    with s.phase("keys"):
+        for k in (0, 1):
+            he._setup(s, k)
+    with s.phase("galois"):
+        for k in (0, 1):
+            he._setup(s, k, galois=True)
+    st = s.stats()
+    return st["keys"]["bytes"], st["galois"]["bytes"]
+
+
 def party_private(s, kind, x_shape, w_shape):
     """One private layer with P0's weights, nothing prepared: the HE product runs on the
     non-owner's share directly (one round trip)."""
-    he._setup(s, 0)
-    he._setup(s, 1)
+    pk_bytes, gk_bytes = _keys(s)
     lay = _layer(s, kind, x_shape, w_shape, "he")
     x = s.input(np.zeros(x_shape) if s.role == 1 else None, 1, shape=x_shape)
     _barrier(s, "a")
@@ -77,12 +89,11 @@ def party_private(s, kind, x_shape, w_shape):
     return {"offline_s": t1 - t0, "online_s": t2 - t1, "total_s": t2 - t0,
             "offline_bytes": off["bytes"], "online_bytes": on["bytes"],
             "bytes": off["bytes"] + on["bytes"], "rounds": off["rounds"] + on["rounds"],
-            "setup_bytes": st.get("he.setup", {}).get("bytes", 0), "costs": lay.costs(x_shape)}
+            "setup_bytes": pk_bytes, "galois_bytes": gk_bytes, "costs": lay.costs(x_shape)}
 
 
 def party_ss(s, m, k, n):
-    he._setup(s, 0)
-    he._setup(s, 1)
+    _keys(s)
     X = s.prg.random_uint64((m, k))
     Y = s.prg.random_uint64((k, n))
     _barrier(s, "a")
@@ -148,13 +159,17 @@ def main():
     p = res["params"]
     print(f"HE parameters: N={p['N']}, log2 Q={p['log2_Q']:.2f} (<= {p['max_log2_Q_128']}: 128-bit, "
           f"homomorphicencryption.org), final q' 2^{p['final_log2_q']:.1f}; transport {a.transport}")
-    print(f"one-time key set-up (public key, per direction): {rows['matmul_p0w']['setup_bytes'] / 2 / 1e6:.2f} MB")
+    gk = rows["matmul_p0w"]["galois_bytes"] / 2
+    print(f"one-time key set-up per direction: public key {rows['matmul_p0w']['setup_bytes'] / 2 / 1e6:.2f} MB, "
+          f"Galois keys (output packing) {gk / 1e6:.2f} MB")
     mb = lambda v: f"{v / 1e6:8.2f} MB"   # noqa: E731
     for name in ("matmul_p0w", "matmul_ss", "resnet_conv"):
         r = rows[name]
         spu = res["spu"].get(name)
         ref = f"   SPU cheetah: {spu['time_s']:.2f} s {mb(spu['bytes'])}" if spu else ""
-        print(f"{name:12s} {r['total_s']:7.2f} s {mb(r['bytes'])}  rounds {r['rounds']}{ref}")
+        dirs = {"matmul_ss": 2, "matmul_p0w": 1}.get(name, 0)       # rows whose products pack
+        keys = f"  (with Galois keys {mb(r['bytes'] + dirs * gk)})" if dirs else ""
+        print(f"{name:12s} {r['total_s']:7.2f} s {mb(r['bytes'])}  rounds {r['rounds']}{keys}{ref}")
     rc = rows["resnet_conv"]
     print(f"  resnet_conv: {rc['bytes'] / rc['shares_bytes']:.2f}x the input+output shares "
           f"({mb(rc['shares_bytes'])}); target <= 4x")
@@ -165,7 +180,8 @@ def main():
         spu = res["spu"].get("lenet_b64")
         ref = f"; SPU cheetah whole network {mb(spu['bytes'])} {spu['time_s']:.2f} s" if spu else ""
         print(f"lenet_b64 linear layers: HE {mb(L['he_bytes'])} vs OT {mb(L['ot_bytes'])} "
-              f"({L['ot_bytes'] / L['he_bytes']:.0f}x less){ref}")
+              f"({L['ot_bytes'] / L['he_bytes']:.0f}x less){ref} "
+              f"(Galois keys of the P0-weights direction, once: {mb(gk)})")
 
 
 if __name__ == "__main__":

@@ -302,8 +302,8 @@ def test_cost_model_matches_measured_bytes(rng):
     geom = Conv2dGeom.make((1, 3, 12, 12), (4, 3, 3, 3), 2, 1, 1, 1)
 
     def f(s):
-        he._setup(s, 0)
-        he._setup(s, 1)
+        he._setup(s, 0, galois=True)
+        he._setup(s, 1, galois=True)
         with s.phase("mm"):
             he.cross_matmul(s, l_owner=0, m=20, k=50, n=30, L=np.ones((20, 50), U64) if s.role == 0 else None,
                             R=None if s.role == 0 else np.ones((50, 30), U64), nbits_r=18)
@@ -333,7 +333,7 @@ def test_shared_product_runs_both_directions_at_once(rng):
     # each party: send its ciphertexts, receive the peer's, respond, receive the responses (the
     # two flights of each direction overlap; the counter sees four same-direction runs)
     assert st0["rounds"] == 4 and st1["rounds"] == 4
-    assert st0["bytes"] == 2 * min(he.matmul_costs(30, 40, 20).values())
+    assert st0["bytes"] == 2 * min(he.matmul_costs(30, 40, 20, galois=False).values())
 
 
 def test_forked_parties_after_threads_were_used():

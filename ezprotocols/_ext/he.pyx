@@ -48,6 +48,12 @@ cdef extern from "ezp_he.h" nogil:
                   size_t nbytes)
     int ezp_unpack(const uint8_t *inp, size_t cnt, size_t L, size_t n, const uint8_t *w,
                    const uint64_t *qs, uint64_t *x)
+    void ezp_monomial(const uint64_t *x, size_t cnt, size_t L, size_t N, const uint64_t *qs, size_t e,
+                      uint64_t *out)
+    void ezp_pack_pre(const uint64_t *E, const uint64_t *O, size_t cnt, size_t L, size_t N,
+                      const uint64_t *qs, size_t D, uint64_t g, uint64_t *sm, uint64_t *t)
+    void ezp_rns_digits(const uint64_t *a, size_t cnt, size_t L, size_t N, const uint64_t *qs, uint64_t *out)
+    void ezp_add_rows(uint64_t *x, const uint64_t *y, size_t cnt, size_t L, size_t N, const uint64_t *qs)
 
 U64 = np.dtype(np.uint64)
 I64 = np.dtype(np.int64)
@@ -451,3 +457,90 @@ def unpack(data, shape, widths, primes):
     with nogil:
         bad = ezp_unpack(&D[0], c_, L_, n_, &W[0], &qs[0], &O[0])
     return out, not bad
+
+
+cdef object _rows(object x, object primes, str name):
+    X = _arr(x, U64, name)
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    if X.ndim < 2 or qa.shape[0] != X.shape[X.ndim - 2]:
+        raise ValueError(f"{name}: expected uint64[..., L, n] with L = len(primes)")
+    return X, qa
+
+
+def monomial(x, primes, size_t e):
+    """``X^e x`` in ``Z_q[X]/(X^n + 1)`` of coefficient vectors ``uint64[..., L, n]`` (``e < 2n``)."""
+    X, qa = _rows(x, primes, "x")
+    cdef size_t L = X.shape[X.ndim - 2], n = X.shape[X.ndim - 1]
+    if e >= 2 * n:
+        raise ValueError("monomial: e must be below 2n")
+    out = np.empty_like(X)
+    if X.size == 0:
+        return out
+    cdef const uint64_t[::1] Xv = X.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t cnt = X.size // (L * n)
+    with nogil:
+        ezp_monomial(&Xv[0], cnt, L, n, &qs[0], e, &O[0])
+    return out
+
+
+def pack_pre(E, O, primes, size_t D, uint64_t g):
+    """One PackLWEs merge before key switching: ``(E + X^D O, tau_g(E - X^D O))`` for
+    coefficient vectors ``uint64[..., L, n]`` of equal shapes (``g`` odd, ``D < n``)."""
+    Ea, qa = _rows(E, primes, "E")
+    Oa, _ = _rows(O, primes, "O")
+    if Ea.shape != Oa.shape:
+        raise ValueError("pack_pre: E and O differ in shape")
+    cdef size_t L = Ea.shape[Ea.ndim - 2], n = Ea.shape[Ea.ndim - 1]
+    if D >= n or g % 2 == 0:
+        raise ValueError("pack_pre: need D < n and g odd")
+    sm = np.empty_like(Ea)
+    t = np.empty_like(Ea)
+    if Ea.size == 0:
+        return sm, t
+    cdef const uint64_t[::1] Ev = Ea.reshape(-1)
+    cdef const uint64_t[::1] Ov = Oa.reshape(-1)
+    cdef uint64_t[::1] S = sm.reshape(-1)
+    cdef uint64_t[::1] T = t.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t cnt = Ea.size // (L * n)
+    cdef uint64_t gg = g % (2 * n)
+    with nogil:
+        ezp_pack_pre(&Ev[0], &Ov[0], cnt, L, n, &qs[0], D, gg, &S[0], &T[0])
+    return sm, t
+
+
+def rns_digits(a, primes):
+    """Key-switching digits of ``a uint64[cnt, L, n]``: ``uint64[cnt, L, L, n]``, digit ``i`` the
+    centred residue ``[a]_{q_i}`` reduced modulo every prime."""
+    A, qa = _rows(a, primes, "a")
+    if A.ndim != 3:
+        raise ValueError("rns_digits: a must be uint64[cnt, L, n]")
+    cdef size_t cnt = A.shape[0], L = A.shape[1], n = A.shape[2]
+    out = np.empty((cnt, L, L, n), U64)
+    if out.size == 0:
+        return out
+    cdef const uint64_t[::1] Av = A.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    with nogil:
+        ezp_rns_digits(&Av[0], cnt, L, n, &qs[0], &O[0])
+    return out
+
+
+def add_rows(x, y, primes):
+    """``x += y`` modulo ``q_l`` in place (``uint64[..., L, n]`` residues of equal shapes)."""
+    X, qa = _rows(x, primes, "x")
+    Y, _ = _rows(y, primes, "y")
+    if X.shape != Y.shape:
+        raise ValueError("add_rows: shapes differ")
+    cdef size_t L = X.shape[X.ndim - 2], n = X.shape[X.ndim - 1]
+    if X.size == 0:
+        return
+    cdef uint64_t[::1] Xv = X.reshape(-1)
+    cdef const uint64_t[::1] Yv = Y.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t cnt = X.size // (L * n)
+    with nogil:
+        ezp_add_rows(&Xv[0], &Yv[0], cnt, L, n, &qs[0])

@@ -7,7 +7,8 @@ multiplies by its plaintext polynomials (coefficient encodings in which one
 coefficient of the product is an inner product: no rotations, no key
 switching), adds a fresh uniform mask, re-randomizes and floods the noise,
 modulus-switches down and returns only the coefficients that carry results
-(plus the ``a`` part decryption needs).  Two messages, one round trip.
+(plus the ``a`` part decryption needs).  Two messages, one round trip.  With output
+packing (below) the evaluator first merges up to 64 result ciphertexts into one.
 
 Scheme (own kernels, :mod:`ezprotocols._ext.he`): symmetric BFV with plaintext
 modulus ``t = 2^64`` so results land directly in the library's ring; ring
@@ -30,6 +31,44 @@ wraps modulo ``t`` without an error term proportional to ``Q mod t``.
   decryption margin).  Its share is ``-r``.
 * The sender decrypts ``round(2^64 (b' + a' s) / q') mod 2^64 = x w + r``.
 
+Output packing (PackLWEs: Chen, Dai, Kim, Song, "Efficient Homomorphic Conversion Between
+(Ring) LWE Ciphertexts", eprint 2020/015, algorithm 2; BumbleBee, eprint 2023/1678, packs
+Cheetah's matmul results the same way).  A returned ciphertext carries ``m_w n_w`` results
+but ``N`` coefficients of ``a'``; when the results of every product ciphertext lie in one
+residue class ``c`` modulo a power of two ``S <= 64`` (matmul blocks with a power-of-two
+``k_w``), the evaluator merges ``n = 2^l <= S`` of them:
+
+* the sender encodes with ``t' = 2^(64+l)``: ``round(Q x / t')`` (the kernel adds
+  ``round(floor(Q / 2^l) x / 2^64)``, which errs by < 1.5); products still wrap modulo ``t'``;
+* the evaluator switches each product down to ``Q5 = q0 .. q4`` (~201.2 bits) if it was
+  computed at 6 primes, multiplies it by ``X^-c`` (results at multiples of ``S``) and runs the
+  merge tree (:func:`_pack_tree`): level ``k = 1 .. l`` turns pairs ``(E, O)`` into ``(E + X^D
+  O) + tau_g(E - X^D O)``, ``D = S / 2^k``, ``g = 2^k N / S + 1``, ``tau_g: X -> X^g``
+  followed by key switching back to ``s``.  Member ``m``'s result at ``c + S a`` ends at ``S a
+  + m S / n``, multiplied by ``2^l``: the message becomes ``2^l (x w mod t') = 2^l (x w mod
+  2^64)`` in units of ``Q5 / t'``, i.e. ``x w mod 2^64`` in units of ``Q5 / 2^64``, so the
+  usual decryption at ``t = 2^64`` returns the share exactly (no ``2^-l`` needed);
+* then, as before, re-randomization with ``pk`` at ``Q5``, flooding, the mask at the result
+  positions, switching to ``q'``; ``b'`` is sent at the result positions only.  The other
+  coefficients of the packed ciphertext mix partial sums of several members (weight-dependent
+  garbage): the tree keeps only the multiples of ``S / n`` clean and none of the rest is sent,
+  so no trace (the zeroing half of PackLWEs) is needed.
+
+Key switching uses the RNS decomposition without a special prime: digit ``d_i`` is the centred
+residue ``[a]_{q_i}``, and the Galois key of ``g`` holds, for each digit, ``b = -a s + e + E_i
+tau_g(s)`` at ``Q5`` with ``E_i`` the CRT idempotent of ``q_i`` (only ``b`` is sent, ``a`` from
+a seed): ``5`` digits x 6 elements ``g = 2^j + 1`` (``j = 8 .. 13``, every ``S <= 64``), 6.24 MB
+per direction, sent once per session and direction with the first packed product (or by
+``_setup(s, sender, galois=True)``).  A product without keys in place packs only if that saves
+more than the keys cost.  Why not hybrid key switching (special prime ``P``, noise ~ ``q_i N
+21 / P``): ``Q P`` must stay within the standard's 218 bits.  With ``P ~ 2^50`` the fixed-point
+128x784x128 matmul could run on ~160-bit inputs (about 0.55 MB less per product; keys 4 digits
+x ~210 bits, ~5.2 MB instead of 6.24 MB), but products with 64-bit operands (shared x shared)
+need ~203 bits for flooding after packing and could not pack at all (21.4 MB instead of 6.5 MB
+for the shared 128x784x128 product).  One key set that serves both is the RNS decomposition
+at ``Q5``: its noise (``B_KS < 2^64``) fits the room at ``Q5`` (flooding needs
+``2^(66+40+14)`` times the noise, leaving ~2^80).
+
 Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
 218`` for ``N = 8192`` in the homomorphicencryption.org standard's table
 (Albrecht et al., "Homomorphic Encryption Standard", 2018, table 1, classical
@@ -39,7 +78,7 @@ bits; a call uses the shortest prefix (3 to 6 primes: ~126.9, ~155.4, ~201.2 or 
 bits) whose product clears its noise bound.
 
 Noise (worst case, every term has bounded support so decryption is exact, not
-just likely): let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
+just likely), without packing: let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
 coefficients (signed), ``nnz`` the non-zeros of one plaintext polynomial and
 ``K`` the products summed per output.  The weight-dependent noise is
 ``|sum_k (e_k + eps_k) w_k| <= B_w = K * nnz * (21 + 1/2) * W``, re-randomization adds
@@ -48,6 +87,16 @@ at most ``(2N + 1) * 21`` (it depends on ``u``), the mask encoding 1/2: ``B = B_
 (``n_rev`` = coefficients returned).  ``Q`` is chosen with ``|noise| < Q / 2^66``; after switching to ``q'`` the
 noise is below ``q'/2^66 + (N + 1)/2 * 1.001 + 2^14 < q' / 2^65`` (the last term: the
 dropped bits of ``b'``), so rounding recovers ``x w + r`` exactly.
+
+With packing (:func:`level_for_pack`): the encoding errs by < 1.5, so ``B_w = K nnz (21 + 3/2)
+W``; switched from 6 to 5 primes it is ``B_in = B_w / q5 + (N + 1)/2 + 2`` (else ``B_in =
+B_w``); each merge level at most doubles the noise and adds the key-switching noise ``B_KS =
+sum_i (q_i - 1)/2 * N * 21`` (balanced digits times key errors), so after ``l`` levels it is below
+``2^l (B_in + B_KS)``; re-randomization adds ``(2N + 1) 21``, the mask's encoding 1/2: ``B``.
+Flooding ``2^f >= 2^40 * n_rev * B`` after packing (it hides the key-switching noise too, which
+depends on the weight-dependent intermediate ``a`` parts), and ``(2^f + B) 2^66 < Q5``; the
+switch to ``q'`` is as above.  The 128x784x128 product with 18-bit weights packs 64 ciphertexts
+with ``Q5`` inputs; with 64-bit weights its products need ``Q6``.
 
 What each party sees (semi-honest, simulatable):
 
@@ -63,8 +112,24 @@ What each party sees (semi-honest, simulatable):
   * B / 2^(f+1) <= 2^-41`` per product call (sigma = 40 per call; a session of ``c``
   products is within ``c 2^-41``).  Modulus switching is a public post-processing.  So
   the sender's view is simulated from its own output share.
-* Neither learns anything else: the shapes, ``wbits`` and the encoding parameters
-  are public (computed by both from public shapes).
+* Packed products: the evaluator additionally sees the Galois keys, RLWE samples under ``s``
+  whose messages ``E_i tau_g(s)`` depend on ``s`` itself: pseudorandom under RLWE with the
+  usual circular-security assumption for key-switching keys (as for every relinearization
+  or rotation key: SEAL, eprint 2020/015 section 2, BFV/CKKS key switching); ``N = 8192``,
+  ``log Q5 = 201.2 <= 218``, the same secret and error distributions.  The sender sees per
+  packed ciphertext ``a'`` and ``b'`` at the result positions.  ``a' = a_pack + a_pk u + e2``
+  with a fresh ``u``: pseudorandom, whatever ``a_pack`` (a function of ``a w`` and the key
+  switching) is.  At each result position the decrypted value is ``x w + r`` with a fresh
+  uniform ``r`` and the noise is ``2^l n_w + n_ks + n_u + F`` with ``|...| <= B`` (the
+  key-switching noise ``n_ks`` depends on the intermediate ``a`` parts, so on ``w``): the
+  flooding ``F`` hides it with statistical distance ``<= n_rev B / 2^(f+1) <= 2^-41`` per call.
+  The other coefficients of the packed ciphertext (mixed weight-dependent partial sums) are not
+  sent: the sender holds ``b'`` only at result positions (``tests/test_he_pack.py`` checks the
+  frame sizes and that the decrypted values are uniformly masked).  So the sender's view is
+  again simulated from its output share.
+* Neither learns anything else: the shapes, ``wbits`` and the encoding and packing
+  parameters are public (computed by both from public shapes, and whether this direction's
+  Galois keys were already sent).
 
 Coefficient encoding gives products of *polynomials*, not elementwise products:
 elementwise Beaver triples through this scheme would waste a whole ciphertext
@@ -90,10 +155,11 @@ extension/truncation protocols at every layer boundary (Cheetah's route); with
 ``t = 2^64`` and the precise encoding the results are shares of the library's ring as
 they are.  The negacyclic NTT uses Shoup multiplication, AVX-512 IFMA (52-bit) when
 present (``_ext/include/ezp_he.h``), and the evaluator's independent responses run on
-two threads.  What dominates the bytes at small batch sizes is the ``a`` part of each
-returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); packing the results of
-several ciphertexts into one (PackLWEs, eprint 2020/015, with Galois keys) is not
-implemented.
+two threads.  Without packing, what dominates the bytes at small batch sizes is the ``a``
+part of each returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); output packing
+(above) is chosen per product by the cost functions.  Convolutions do not pack yet: their
+results fill a contiguous block of each ciphertext (no common residue class modulo a power
+of two), which would need a channel-interleaved encoding.
 """
 from __future__ import annotations
 
@@ -285,6 +351,8 @@ class _Keys:
         self.s_ntt_p = None
         self.pk = None          # [2, L, N] NTT: (b_pk, a_pk)
         self.pk_p = None
+        self.sk = None          # int64[N] coefficients (sender)
+        self.gk = None          # Galois keys: {g: (b [D, PACK_LIMBS, N], a, b_shoup, a_shoup)} NTT (evaluator)
 
 
 def _state(s) -> dict:
@@ -295,9 +363,12 @@ def _state(s) -> dict:
     return st
 
 
-def _setup(s, sender: int):
+def _setup(s, sender: int, galois: bool = False):
     """Key generation (once per session and direction): the sender samples ``s`` and
-    sends ``b_pk`` (``a_pk`` from a seed)."""
+    sends ``b_pk`` (``a_pk`` from a seed); with ``galois``, also the Galois keys of output
+    packing (:func:`_galois_setup`; otherwise they follow on the first packed product)."""
+    if galois:
+        return _galois_setup(s, sender)
     st = _state(s)
     key = ("send" if s.role == sender else "eval", sender)
     if key in st:
@@ -309,6 +380,7 @@ def _setup(s, sender: int):
     with s.phase("he.setup"):
         if s.role == sender:
             sk = K.ternary(s.prg.random_uint64(N))
+            ks.sk = sk
             s_r = K.to_rns(sk.reshape(1, N), qs)
             tb.forward(s_r)
             ks.s_ntt = s_r[0]
@@ -335,6 +407,240 @@ def _setup(s, sender: int):
             ks.pk_p = K.shoup(ks.pk, qs)
     st[key] = ks
     return ks
+
+
+# ------------------------------------------------------------------ output packing (PackLWEs)
+
+#: Packing runs at this level (``q0 .. q4``, ~201.2 bits) and the Galois keys live there.
+PACK_LIMBS = 5
+#: At most ``2^LOG_PACK`` returned ciphertexts are merged into one; the Galois elements
+#: ``2^j + 1`` for ``j`` in ``GALOIS_J`` serve every stride ``S <= 2^LOG_PACK``.
+LOG_PACK = 6
+GALOIS_J = tuple(range(LOG_N + 1 - LOG_PACK, LOG_N + 1))
+GALOIS = tuple((1 << j) + 1 for j in GALOIS_J)
+#: worst-case key-switching noise: balanced RNS digits |d_i| <= (q_i - 1)/2 times key errors
+#: |e| <= ETA, summed over N coefficients and the PACK_LIMBS digits
+B_KS = sum((q - 1) // 2 for q in PRIMES[:PACK_LIMBS]) * N * ETA
+
+
+def _have_galois(s, sender: int) -> bool:
+    ks = _state(s).get(("send" if s.role == sender else "eval", sender))
+    return ks is not None and ks.gk is not None
+
+
+def _gk_bytes() -> int:
+    return K.packed_size(len(GALOIS) * PACK_LIMBS, N, WIDTHS[:PACK_LIMBS]) + 16
+
+
+@lru_cache(maxsize=None)
+def _aut_index(g: int):
+    """``tau_g: X -> X^g`` on coefficient vectors as a gather: ``out[j] = sign[j] * x[src[j]]``
+    (``g`` odd; ``X^(g i) = X^(g i mod N) * (-1)^floor(g i / N mod 2)``)."""
+    i = np.arange(N, dtype=np.int64)
+    d = (g * i) % (2 * N)
+    src = np.empty(N, np.int64)
+    neg = np.empty(N, bool)
+    src[d % N] = i
+    neg[d % N] = d >= N
+    return src, neg
+
+
+def _neg_where(x: np.ndarray, mask: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """``-x mod q`` where ``mask`` (broadcast over the last axis), ``x`` elsewhere (residues)."""
+    q = qs.reshape(-1, 1)
+    return np.where(mask & (x != 0), q - x, x)
+
+
+def _automorph(x: np.ndarray, g: int, qs: np.ndarray) -> np.ndarray:
+    """``tau_g`` of RNS coefficient vectors ``x[..., L, N]``."""
+    src, neg = _aut_index(g)
+    return _neg_where(np.take(x, src, axis=-1), neg, qs)
+
+
+def _monomial(x: np.ndarray, e: int, qs: np.ndarray) -> np.ndarray:
+    """``X^e * x`` in ``Z_q[X]/(X^N + 1)`` for RNS coefficient vectors (``0 <= e < 2N``)."""
+    e %= 2 * N
+    flip = e >= N
+    e %= N
+    r = np.roll(x, e, axis=-1)
+    mask = np.zeros(N, bool)
+    mask[:e] = True
+    if flip:
+        mask = ~mask
+    return _neg_where(r, mask, qs)
+
+
+def _add_mod(x, y, qs):
+    q = qs.reshape(-1, 1)
+    r = x + y
+    return np.where(r >= q, r - q, r)
+
+
+def _sub_mod(x, y, qs):
+    q = qs.reshape(-1, 1)
+    return np.where(x >= y, x - y, x + q - y)
+
+
+def _galois_setup(s, sender: int) -> _Keys:
+    """The Galois keys of :data:`GALOIS` (once per session and direction, on the first packed
+    product or from :meth:`HeProducts.setup`): for each element ``g`` and each digit ``i <
+    PACK_LIMBS`` an RLWE encryption under ``s`` at ``Q5 = q0 .. q4`` of ``E_i tau_g(s)``, with
+    ``E_i`` the CRT idempotent of ``q_i`` (``1 mod q_i``, ``0 mod`` the other primes):
+    ``b = -a s + e + E_i tau_g(s)``.  Only the ``b`` parts are sent (the ``a`` parts expand a
+    16-byte seed)."""
+    ks = _setup(s, sender)
+    if ks.gk is not None:
+        return ks
+    tb = _tables()
+    qs = np.array(PRIMES[:PACK_LIMBS], dtype=U64)
+    D = PACK_LIMBS
+    ng = len(GALOIS)
+    step = f"he.setup.galois.P{sender}"
+    shape = (ng * D, PACK_LIMBS, N)
+    with s.phase("he.setup"):
+        if s.role == sender:
+            seed = secrets.token_bytes(16)
+            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * PACK_LIMBS * N), qs, shape)
+            sn = np.ascontiguousarray(ks.s_ntt[:PACK_LIMBS])
+            snp = np.ascontiguousarray(ks.s_ntt_p[:PACK_LIMBS])
+            neg = np.zeros(shape, U64)
+            K.mul_acc(neg, a.reshape(ng * D, 1, PACK_LIMBS, N), sn.reshape(1, PACK_LIMBS, N),
+                      snp.reshape(1, PACK_LIMBS, N), qs)
+            e = K.to_rns(K.cbd(s.prg.random_uint64((ng * D, N)), ETA), qs)
+            tb.forward(e)
+            b = _sub_mod(e, neg, qs).reshape(ng, D, PACK_LIMBS, N)
+            src_all = [_aut_index(g) for g in GALOIS]
+            for gi, (src, sg) in enumerate(src_all):
+                ts = np.where(sg, -ks.sk[src], ks.sk[src]).reshape(1, N)
+                tr = K.to_rns(np.ascontiguousarray(ts), qs)
+                tb.forward(tr)
+                idx = np.arange(D)
+                b[gi, idx, idx] = _add_mod(b[gi, idx, idx], tr[0], qs)
+            s.channel.send(step, np.frombuffer(seed, np.uint8))
+            s.channel.send(step, K.pack(np.ascontiguousarray(b.reshape(shape)), WIDTHS[:PACK_LIMBS]))
+            ks.gk = True
+        else:
+            seed = s.channel.recv_array(step, np.uint8, (16,)).tobytes()
+            data = s.channel.recv_array(step, np.uint8, (K.packed_size(ng * D, N, WIDTHS[:PACK_LIMBS]),))
+            b, ok = K.unpack(data, shape, WIDTHS[:PACK_LIMBS], qs)
+            if not ok:
+                raise ProtocolError(f"{step}: Galois key residues out of range")
+            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * PACK_LIMBS * N), qs, shape)
+            b = b.reshape(ng, D, PACK_LIMBS, N)
+            a = a.reshape(ng, D, PACK_LIMBS, N)
+            ks.gk = {g: (np.ascontiguousarray(b[i]), np.ascontiguousarray(a[i]),
+                         K.shoup(np.ascontiguousarray(b[i]), qs), K.shoup(np.ascontiguousarray(a[i]), qs))
+                     for i, g in enumerate(GALOIS)}
+    return ks
+
+
+def _key_switch(a: np.ndarray, key, qs: np.ndarray, tb):
+    """``(kb, ka)`` with ``kb + ka s = a tau_g(s) + sum_i d_i e_i`` for ``a[cnt, PACK_LIMBS, N]``
+    (coefficients) decrypting under ``tau_g(s)``: the digits ``d_i`` are the centred residues
+    ``[a]_{q_i}`` (RNS decomposition, no special prime), ``|d_i| <= (q_i - 1)/2``."""
+    cnt = a.shape[0]
+    dig = K.rns_digits(a, qs)
+    tb.forward(dig)
+    kb = np.zeros((cnt, PACK_LIMBS, N), U64)
+    ka = np.zeros((cnt, PACK_LIMBS, N), U64)
+    K.mul_acc(kb, dig, key[0], key[2], qs)
+    K.mul_acc(ka, dig, key[1], key[3], qs)
+    tb.inverse(kb)
+    tb.inverse(ka)
+    return kb, ka
+
+
+def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.ndarray:
+    """PackLWEs (Chen, Dai, Kim, Song, eprint 2020/015, algorithm 2) on RLWE ciphertexts whose
+    wanted coefficients sit at multiples of ``S``: ``ct[2^l, 2, PACK_LIMBS, N]`` (coefficient form,
+    ``(b, a)``) -> one ciphertext ``[2, PACK_LIMBS, N]`` whose coefficient ``S a + m S / 2^l`` is
+    ``2^l`` times coefficient ``S a`` of member ``m``.  Level ``k = 1 .. l`` merges members
+    ``m`` and ``m + 2^(l-k)`` as ``(E + X^D O) + tau_g(E - X^D O)`` with ``D = S / 2^k`` and
+    ``g = 2^k N / S + 1``: ``tau_g`` fixes ``X^j`` for ``j = 0 mod 2D`` and negates it for
+    ``j = D mod 2D``, so the multiples of ``D`` stay clean (the other coefficients mix)."""
+    for k in range(1, l + 1):
+        half = ct.shape[0] // 2
+        g = (N // S << k) + 1
+        sm, t = K.pack_pre(ct[:half], ct[half:], qs, S >> k, g)
+        kb, ka = _key_switch(np.ascontiguousarray(t[:, 1]), gk[g], qs, tb)
+        K.add_rows(kb, t[:, 0].copy(), qs)
+        K.add_rows(sm, np.stack([kb, ka], axis=1), qs)
+        ct = sm
+    return ct[0]
+
+
+def _pack_stride(pos: np.ndarray) -> tuple:
+    """``(S, c)``: the largest power of two ``S <= 2^LOG_PACK`` with every position ``= c mod S``."""
+    if pos.shape[0] == 0:
+        return 1, 0
+    d = np.bitwise_or.reduce((pos - pos[0]).astype(np.int64)) if pos.shape[0] > 1 else 0
+    v = LOG_PACK if d == 0 else min(LOG_PACK, (int(d) & -int(d)).bit_length() - 1)
+    S = 1 << v
+    return S, int(pos[0]) % S
+
+
+@lru_cache(maxsize=65536)
+def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int):
+    """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels): the product at
+    5 or 6 primes (then switched to 5), packing, re-randomization and flooding at
+    ``Q5 = q0 .. q4``; ``None`` if the noise does not fit (module docstring)."""
+    # t' = 2^(64+l): the encoding round(Q_L 2^-l x / 2^64) errs by < 1.5
+    B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 3) * (1 << (wbits - 1)) // 2 + 1
+    Q5 = math.prod(PRIMES[:PACK_LIMBS])
+    for L in (PACK_LIMBS, PACK_LIMBS + 1):
+        B_in = B_w if L == PACK_LIMBS else B_w // PRIMES[PACK_LIMBS] + 1 + (N + 1) // 2 + 1
+        # packing: n_l <= 2 n_(l-1) + B_KS; then re-randomization and the mask's rounding
+        B = (B_in + B_KS << l) + (2 * N + 1) * ETA + 1
+        f = B.bit_length() + SIGMA + max(n_rev - 1, 1).bit_length()
+        if ((1 << f) + B) << (T_BITS + 2) < Q5:
+            return L, f
+    return None
+
+
+@lru_cache(maxsize=None)
+def _delta_t(L: int, l: int):
+    """``(delta, qlow)`` for :func:`K.add_delta` encoding at ``t' = 2^(64+l)``: the kernel adds
+    ``round(C m / 2^64)`` with ``C = floor(Q_L / 2^l)``, which is ``Q_L m / t'`` up to < 1.5."""
+    Q = math.prod(PRIMES[:L])
+    C = Q >> l
+    return np.array([(C >> 64) % q for q in PRIMES[:L]], dtype=U64), C & ((1 << 64) - 1)
+
+
+def _packed_out_bytes(T: int, npos: int, n: int) -> int:
+    """Bytes of ``T`` results ciphertexts with ``npos`` results each, merged ``n`` at a time."""
+    G, last = divmod(T, n)
+    a1 = K.packed_size(1, N, WIDTHS[:FINAL_LIMBS])
+    out = G * (a1 + K.packed_size(1, n * npos, B_WIDTHS))
+    if last:
+        out += a1 + K.packed_size(1, last * npos, B_WIDTHS)
+    return out
+
+
+def pack_options(n_in: int, T: int, pos, wbits: int, nsum: int, nnz: int):
+    """The cheapest packing of a product with ``n_in`` input and ``T`` result ciphertexts with
+    results at ``pos``: ``{"l", "S", "c", "L", "f", "in_bytes", "out_bytes", "bytes"}`` or
+    ``None`` (no power-of-two stride, a single result ciphertext, or the noise does not fit)."""
+    pos = np.asarray(pos, dtype=np.int64)
+    S, c = _pack_stride(pos)
+    return _pack_options(n_in, T, pos.shape[0], S, c, wbits, nsum, nnz)
+
+
+@lru_cache(maxsize=65536)
+def _pack_options(n_in, T, npos, S, c, wbits, nsum, nnz):
+    best = None
+    for l in range(1, LOG_PACK + 1):
+        if (1 << l) > S or (1 << (l - 1)) >= T:
+            break
+        lv = level_for_pack(wbits, nsum, nnz, T * npos, l)
+        if lv is None:
+            continue
+        ib = _in_bytes(n_in, lv[0])
+        ob = _packed_out_bytes(T, npos, 1 << l)
+        cand = {"l": l, "S": S, "c": c, "L": lv[0], "f": lv[1], "in_bytes": ib, "out_bytes": ob,
+                "bytes": ib + ob}
+        if best is None or (ib + ob, l) < (best["bytes"], best["l"]):
+            best = cand
+    return best
 
 
 # ------------------------------------------------------------------ the core product
@@ -389,7 +695,7 @@ def product(s, **kw) -> np.ndarray:
 
 
 def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits: int, nnz: int,
-                nsum: int | None = None, X=None, pt_fn=None, step: str = "he.product"):
+                nsum: int | None = None, X=None, pt_fn=None, step: str = "he.product", pack=None):
     """A generator (yields once at the sender, after its ciphertexts are sent) returning the
     shares ``uint64[nI, nJ, len(pos)]`` of the coefficients ``pos`` of
     ``sum_k X[i, k] * W[k, j]`` (negacyclic products in ``Z_2^64[X]/(X^N+1)``).
@@ -402,6 +708,9 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
     if nI * nJ * npos == 0:
         return np.zeros((nI, nJ, npos), U64)
     nsum = nK if nsum is None else int(nsum)
+    if pack is not None:
+        return (yield from _packed_gen(s, sender=sender, nI=nI, nK=nK, nJ=nJ, pos=pos, wbits=wbits, nnz=nnz,
+                                       nsum=nsum, X=X, pt_fn=pt_fn, step=step, pack=pack))
     lv = level_for(wbits, nsum, nnz, nI * nJ * npos)
     if lv is None:
         raise ValueError(f"{step}: the noise bound does not fit the largest modulus "
@@ -520,6 +829,167 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
     return share
 
 
+def _groups(T: int, n: int) -> list:
+    """Result ciphertexts ``t = j nI + i`` merged ``n`` at a time: ``[(t0, t1), ...]``."""
+    return [(t, min(t + n, T)) for t in range(0, T, n)]
+
+
+def _packed_positions(pos: np.ndarray, S: int, c: int, n: int, cnt: int) -> np.ndarray:
+    """Positions of the results of members ``0 .. cnt-1`` in the packed ciphertext (member-major)."""
+    return (((pos - c)[None, :] + (np.arange(cnt) * (S // n))[:, None])).reshape(-1)
+
+
+def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step, pack):
+    """:func:`product_gen` with the results merged by :func:`_pack_tree` before they are
+    returned (``pack`` from :func:`pack_options`)."""
+    npos = pos.shape[0]
+    L, f, l, S, c = (pack[x] for x in ("L", "f", "l", "S", "c"))
+    if np.any((pos - c) % S) or not 1 <= (1 << l) <= S <= 1 << LOG_PACK:
+        raise ValueError(f"{step}: results not in one class modulo {S}; cannot pack")
+    n = 1 << l
+    T = nI * nJ
+    groups = _groups(T, n)
+    lev = _level(L)
+    qs = lev.primes
+    tb = _tables()
+    ks = _galois_setup(s, sender)
+    n_in = nI * nK
+    in_shape = (n_in, L, N)
+    a_bytes = K.packed_size(1, N, WIDTHS[:FINAL_LIMBS])
+    q2 = np.array(PRIMES[:FINAL_LIMBS], dtype=U64)
+    if s.role == sender:
+        X = np.ascontiguousarray(X, dtype=U64)
+        if X.shape != (nI, nK, N):
+            raise ValueError(f"{step}: X has shape {X.shape}, expected {(nI, nK, N)}")
+        seed = secrets.token_bytes(16)
+        a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
+        b = np.zeros(in_shape, U64)
+        if n_in:
+            K.mul_acc(b, a.reshape(n_in, 1, L, N), ks.s_ntt[:L].reshape(1, L, N),
+                      ks.s_ntt_p[:L].reshape(1, L, N), qs)
+        tb.inverse(b)
+        b = _neg_mod(b, qs)
+        _add_signed(b, K.cbd(s.prg.random_uint64((n_in, N)), ETA), qs)
+        dl, ql = _delta_t(L, l)
+        K.add_delta(b, X.reshape(n_in, N), qs, dl, ql)
+        s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
+        s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
+        yield "sent"
+        out = np.empty((T, npos), U64)
+        sq = ks.s_ntt[:FINAL_LIMBS].reshape(1, FINAL_LIMBS, N)
+        sqp = ks.s_ntt_p[:FINAL_LIMBS].reshape(1, FINAL_LIMBS, N)
+        for t0, t1 in groups:
+            cnt = t1 - t0
+            pp = _packed_positions(pos, S, c, n, cnt)
+            data = s.channel.recv_array(step + ".resp", np.uint8, (a_bytes + K.packed_size(1, pp.shape[0], B_WIDTHS),))
+            ap, ok = K.unpack(data[:a_bytes], (1, FINAL_LIMBS, N), WIDTHS[:FINAL_LIMBS], q2)
+            if not ok:
+                raise ProtocolError(f"{step}.resp: residues out of range")
+            bc, _ = K.unpack(data[a_bytes:], (1, 2, pp.shape[0]), B_WIDTHS, np.zeros(2, U64))
+            bp = K.crt2_expand(bc, PRIMES[0], PRIMES[1], DROP)
+            tb.forward(ap)
+            acc = np.zeros((1, FINAL_LIMBS, N), U64)
+            K.mul_acc(acc, ap.reshape(1, 1, FINAL_LIMBS, N), sq, sqp, q2)
+            tb.inverse(acc)
+            x = (acc[:, :, pp] + bp) % q2[:, None]
+            out[t0:t1] = K.decrypt2(np.ascontiguousarray(x), PRIMES[0], PRIMES[1], Q0INV).reshape(cnt, npos)
+        return np.ascontiguousarray(out.reshape(nJ, nI, npos).transpose(1, 0, 2))
+    # ---- evaluator
+    if pt_fn is None:
+        raise ValueError(f"{step}: the evaluator must pass pt_fn")
+    seed = s.channel.recv_array(step + ".ct", np.uint8, (16,)).tobytes()
+    data = s.channel.recv_array(step + ".ct", np.uint8, (K.packed_size(n_in, N, WIDTHS[:L]),))
+    b, ok = K.unpack(data, in_shape, WIDTHS[:L], qs)
+    if not ok:
+        raise ProtocolError(f"{step}.ct: ciphertext residues out of range")
+    tb.forward(b)
+    a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
+    cb = b.reshape(nI, nK, L, N)
+    ca = a.reshape(nI, nK, L, N)
+    lev5 = _level(PACK_LIMBS)
+    q5 = lev5.primes
+    pk = np.ascontiguousarray(ks.pk[:, :PACK_LIMBS])
+    pkp = np.ascontiguousarray(ks.pk_p[:, :PACK_LIMBS])
+    share = np.empty((T, npos), U64)
+
+    def plaintexts(j):
+        w, kidx = pt_fn(j)
+        w = np.ascontiguousarray(w, dtype=np.int64)
+        kidx = np.ascontiguousarray(kidx, dtype=np.int64)
+        if w.ndim != 2 or w.shape[1] != N or kidx.shape != (w.shape[0],) or w.shape[0] > nsum:
+            raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
+        if wbits < 64 and w.size:
+            lim = 1 << (wbits - 1)
+            if int(w.max()) > lim or int(w.min()) < -lim:
+                raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
+        wr = K.to_rns(w, qs)
+        tb.forward(wr)
+        return wr, kidx
+
+    def respond(t0, t1, rnd):
+        ct = np.zeros((n, 2, L, N), U64)
+        t = t0
+        while t < t1:
+            j, i0 = divmod(t, nI)
+            i1 = min(nI, i0 + t1 - t)
+            wr, kidx = plaintexts(j)
+            m = t - t0
+            accb = np.zeros((i1 - i0, L, N), U64)
+            acca = np.zeros((i1 - i0, L, N), U64)
+            K.mul_acc(accb, cb[i0:i1], wr, None, qs, kidx)
+            K.mul_acc(acca, ca[i0:i1], wr, None, qs, kidx)
+            ct[m:m + i1 - i0, 0] = accb
+            ct[m:m + i1 - i0, 1] = acca
+            t += i1 - i0
+        cnt = t1 - t0
+        live = ct[:cnt].reshape(cnt * 2, L, N)
+        tb.inverse(live)
+        if L > PACK_LIMBS:
+            live = K.rescale(np.ascontiguousarray(live), qs, lev.qinv[0])
+        live = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, PACK_LIMBS, N)), q5, (2 * N - c) % (2 * N))
+        full = np.zeros((n, 2, PACK_LIMBS, N), U64)
+        full[:cnt] = live
+        pc = _pack_tree(full, S, l, ks.gk, q5, tb)
+        # re-randomize with an encryption of zero under pk, flood and mask the results
+        u = K.to_rns(K.ternary(rnd["u"]), q5)
+        tb.forward(u)
+        rr = np.zeros((2, PACK_LIMBS, N), U64)
+        K.mul_acc(rr[0:1], u.reshape(1, 1, PACK_LIMBS, N), pk[0:1], pkp[0:1], q5)
+        K.mul_acc(rr[1:2], u.reshape(1, 1, PACK_LIMBS, N), pk[1:2], pkp[1:2], q5)
+        tb.inverse(rr)
+        K.add_rows(pc, rr, q5)
+        acc_a = np.ascontiguousarray(pc[1:2])
+        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), q5)
+        pp = _packed_positions(pos, S, c, n, cnt)
+        bsel = np.ascontiguousarray(pc[0:1][:, :, pp])
+        _add_signed(bsel, K.cbd(rnd["e1"], ETA), q5)
+        K.add_flood(bsel, rnd["flood"], q5, f)
+        K.add_delta(bsel, rnd["r"], q5, lev5.delta, lev5.qlow)
+        both = np.concatenate([acc_a, bsel], axis=2)
+        for i, top in enumerate(range(PACK_LIMBS - 1, FINAL_LIMBS - 1, -1)):
+            both = K.rescale(np.ascontiguousarray(both), q5[:top + 1], lev5.qinv[i])
+        both = np.ascontiguousarray(both)
+        bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
+        return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
+                               K.pack(bc, B_WIDTHS)])
+
+    pending = []
+    pool = _pool()
+    for gi in range(len(groups) + 1):
+        if gi < len(groups):
+            t0, t1 = groups[gi]
+            m = (t1 - t0) * npos
+            rnd = {"u": s.prg.random_uint64((1, N)), "e2": s.prg.random_uint64((1, N)),
+                   "e1": s.prg.random_uint64((1, m)), "flood": s.prg.random_uint64((1, m, 3)),
+                   "r": s.prg.random_uint64((1, m))}
+            share[t0:t1] = (np.uint64(0) - rnd["r"]).reshape(t1 - t0, npos)
+            pending.append(pool.submit(respond, t0, t1, rnd) if pool else respond(t0, t1, rnd))
+        while pending and (gi == len(groups) or len(pending) > 2 or pool is None):
+            fut = pending.pop(0)
+            s.channel.send(step + ".resp", fut.result() if pool else fut)
+    return np.ascontiguousarray(share.reshape(nJ, nI, npos).transpose(1, 0, 2))
+
+
 _POOL: dict = {}
 
 
@@ -559,7 +1029,7 @@ def _cands(d: int, cap: int) -> list:
 
 
 @lru_cache(maxsize=4096)
-def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False):
+def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False, pack: bool = True):
     """Block sizes ``(mw, kw, nw)`` (``mw kw nw <= N``) for ``X[m, k] @ W[k, n]`` with ``X``
     encrypted (Cheetah's matmul encoding: ``X[i, t]`` at ``i kw nw + t``, ``W[t, j]`` at
     ``j kw + kw - 1 - t``, results at ``i kw nw + j kw + kw - 1``) that move the fewest bytes;
@@ -568,7 +1038,7 @@ def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False):
     best = None
     if m == 0 or k == 0 or n == 0:
         return {"mw": 1, "kw": 1, "nw": 1, "nI": 0, "nK": 0, "nJ": 0, "L": MIN_LIMBS, "f": 0,
-                "bytes": 0, "in_bytes": 0, "out_bytes": 0, "rounds": 0}
+                "bytes": 0, "in_bytes": 0, "out_bytes": 0, "rounds": 0, "pack": None}
     for mw in _cands(m, N):
         if diag:
             pairs = [(c, c) for c in _cands(k, int(math.isqrt(N // mw)))]
@@ -578,23 +1048,56 @@ def matmul_plan(m: int, k: int, n: int, wbits: int, diag: bool = False):
                 kmax = N // (mw * nw)
                 if kmax >= 1:
                     pairs.append((_cands(k, kmax)[-1], nw))
-        for kw, nw in pairs:
+                    # power-of-two blocks: the results then share a residue class modulo a
+                    # power of two, which output packing needs
+                    p2 = 1 << (kmax.bit_length() - 1)
+                    while p2 >= 2 and pack:
+                        if p2 < 2 * k:
+                            pairs.append((p2, nw))
+                        p2 //= 2
+        for kw, nw in dict.fromkeys(pairs):
             if mw * kw * nw > N:
                 continue
             nI, nK, nJ = -(-m // mw), -(-k // kw), -(-n // nw)
             npos = mw * nw
             nsum = 1 if diag else nK
             nnz = nw if diag else kw * nw
+            opts = []
             lv = level_for(wbits, nsum, nnz, nI * nJ * npos)
-            if lv is None:
-                continue
-            ib = _in_bytes(nI * nK, lv[0])
-            ob = _out_bytes(nI * nJ, npos)
-            key = (ib + ob, nI * nK + nI * nJ)
-            if best is None or key < best[0]:
-                best = (key, {"mw": mw, "kw": kw, "nw": nw, "nI": nI, "nK": nK, "nJ": nJ, "L": lv[0],
-                              "f": lv[1], "bytes": ib + ob, "in_bytes": ib, "out_bytes": ob, "rounds": 1})
+            if lv is not None:
+                ib = _in_bytes(nI * nK, lv[0])
+                opts.append((ib + _out_bytes(nI * nJ, npos), ib, lv[0], lv[1], None))
+            if pack:
+                # results at i kw nw + j kw + kw - 1: one class modulo the power of two dividing kw
+                S = min(kw & -kw, 1 << LOG_PACK) if mw * nw > 1 else 1 << LOG_PACK
+                po = _pack_options(nI * nK, nI * nJ, npos, S, (kw - 1) % S, wbits, nsum, nnz)
+                if po is not None:
+                    opts.append((po["bytes"], po["in_bytes"], po["L"], po["f"], po))
+            for tot, ib, L, f, po in opts:
+                ncts = nI * nK + (nI * nJ if po is None else -(-nI * nJ // (1 << po["l"])))
+                key = (tot, ncts, po is not None)
+                if best is None or key < best[0]:
+                    best = (key, {"mw": mw, "kw": kw, "nw": nw, "nI": nI, "nK": nK, "nJ": nJ, "L": L,
+                                  "f": f, "bytes": tot, "in_bytes": ib, "out_bytes": tot - ib, "rounds": 1,
+                                  "pack": po})
     return None if best is None else best[1]
+
+
+def _plan_keys(planner, args: tuple, pack: bool, have_keys: bool):
+    """The cheapest plan (``planner(*args, pack)``), except that without Galois keys a packed
+    plan is taken only if it saves more than the keys cost."""
+    p = planner(*args, pack)
+    if p is not None and p.get("pack") is not None and not have_keys:
+        u = planner(*args, False)
+        if u is not None and u["bytes"] <= p["bytes"] + _gk_bytes():
+            return u
+    return p
+
+
+def _plan_now(s, sender: int, planner, args: tuple, pack: bool):
+    """The plan a product runs with (:func:`_plan_keys`; both parties know whether the Galois
+    keys of this direction were sent)."""
+    return _plan_keys(planner, args, pack, _have_galois(s, sender))
 
 
 def _matmul_core(s, **kw) -> np.ndarray:
@@ -602,10 +1105,11 @@ def _matmul_core(s, **kw) -> np.ndarray:
 
 
 def _matmul_gen(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbits: int = 64,
-                diag: bool = False, step: str = "he.matmul"):
+                diag: bool = False, pack: bool = True, step: str = "he.matmul"):
     """Shares of ``X @ W`` (``uint64[m, n]``), ``X[m, k]`` at ``sender``, ``W`` at the other party
-    (``W[k, n]``, or ``W[k]`` the diagonal when ``diag``)."""
-    plan = matmul_plan(m, k, n, wbits, diag)
+    (``W[k, n]``, or ``W[k]`` the diagonal when ``diag``).  ``pack``: allow output packing (the
+    plan uses it where it moves fewer bytes)."""
+    plan = _plan_now(s, sender, matmul_plan, (m, k, n, wbits, diag), pack)
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit {m}x{k}x{n} at {wbits}-bit plaintexts")
     mw, kw, nw, nI, nK, nJ = (plan[x] for x in ("mw", "kw", "nw", "nI", "nK", "nJ"))
@@ -652,22 +1156,30 @@ def _matmul_gen(s, *, sender: int, m: int, k: int, n: int, X=None, W=None, wbits
             poly[:, :kw * nw] = blk.reshape(nK, -1)
             return poly, np.arange(nK)
     sh = yield from product_gen(s, sender=sender, nI=nI, nK=nK, nJ=nJ, pos=pos, wbits=wbits,
-                                nnz=nw if diag else kw * nw, nsum=1 if diag else nK, X=Xp, pt_fn=pt_fn, step=step)
+                                nnz=nw if diag else kw * nw, nsum=1 if diag else nK, X=Xp, pt_fn=pt_fn, step=step,
+                                pack=plan["pack"])
     out = sh.reshape(nI, nJ, mw, nw).transpose(0, 2, 1, 3).reshape(nI * mw, nJ * nw)
     return np.ascontiguousarray(out[:m, :n])
 
 
-def matmul_costs(m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64) -> dict:
+def matmul_costs(m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64, galois: bool = True) -> dict:
     """Bytes (both directions) of :func:`cross_matmul` encrypting ``L`` (``"L"``: ``R`` is the
-    plaintext, ``nbits_r`` signed bits) or ``R`` (``"R"``); ``None`` where infeasible."""
-    pl = matmul_plan(m, k, n, nbits_r)
-    pr = matmul_plan(n, k, m, nbits_l)
+    plaintext, ``nbits_r`` signed bits) or ``R`` (``"R"``); ``None`` where infeasible.
+    ``galois``: the Galois keys of output packing are in place (one-time bytes not counted);
+    without them a product packs only when that saves more than the keys cost."""
+    pl = _plan_keys(matmul_plan, (m, k, n, nbits_r, False), True, galois)
+    pr = _plan_keys(matmul_plan, (n, k, m, nbits_l, False), True, galois)
     return {"L": None if pl is None else pl["bytes"], "R": None if pr is None else pr["bytes"]}
 
 
-def _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step):
+def _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step, s=None, l_owner=0):
     if encrypt == "auto":
         c = matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r)
+        if s is not None:       # the runtime plans: packing only pays once the keys are in place
+            c = {"L": matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r,
+                                   galois=_have_galois(s, l_owner))["L"],
+                 "R": matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r,
+                                   galois=_have_galois(s, 1 - l_owner))["R"]}
         opts = [x for x in ("L", "R") if c[x] is not None]
         if not opts:
             raise ValueError(f"{step}: no HE parameters fit this product")
@@ -689,7 +1201,7 @@ def cross_matmul(s, *, l_owner: int, m: int, k: int, n: int, L=None, R=None, nbi
 def cross_matmul_gen(s, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, encrypt="auto",
                      step="he.cross_matmul"):
     """``(sender, generator)`` of :func:`cross_matmul` (for :func:`run_concurrent`)."""
-    encrypt = _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step)
+    encrypt = _encrypt_choice(m, k, n, nbits_l, nbits_r, encrypt, step, s, l_owner)
     mine_l = s.role == l_owner
     if encrypt == "L":
         return l_owner, _matmul_gen(s, sender=l_owner, m=m, k=k, n=n, X=L if mine_l else None,
@@ -1072,7 +1584,9 @@ class HeProducts(Products):
         return {"he": {"bytes": b, "rounds": HE_ROUNDS}} if b is not None else {}
 
     def matmul_costs(self, m, k, n, *, nbits_l=64, nbits_r=64) -> dict:
-        h = [v for v in matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r).values() if v is not None]
+        keys = _have_galois(self.session, 0) and _have_galois(self.session, 1)
+        h = [v for v in matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r, galois=keys).values()
+             if v is not None]
         return {**self.ot.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r), **self._he(min(h) if h else None)}
 
     def cross_matmul(self, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, decompose="auto",

@@ -441,4 +441,83 @@ EZP_IFMA static void ezp_mul_acc_fp_v(uint64_t *out, const uint64_t *a, const ui
     for (; j < n; j++) out[j] = ezp_add_mod(out[j], ezp_mul_fp(a[j], w[j], q, qinv), q);
 }
 
+/* ==================================================================== output packing (PackLWEs)
+ * Coefficient-form RNS polynomials x[cnt][L][N]. */
+
+static inline uint64_t ezp_neg_mod(uint64_t a, uint64_t q) { return a ? q - a : 0; }
+
+/* x <- X^e x in Z_q[X]/(X^N + 1), 0 <= e < 2N (out != x) */
+static void ezp_monomial(const uint64_t *x, size_t cnt, size_t L, size_t N, const uint64_t *qs, size_t e,
+                         uint64_t *out) {
+    int flip = e >= N;
+    size_t s = e % N;
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l < L; l++) {
+            uint64_t q = qs[l];
+            const uint64_t *src = x + (c * L + l) * N;
+            uint64_t *dst = out + (c * L + l) * N;
+            for (size_t j = 0; j < N; j++) {
+                size_t k = j + s;
+                uint64_t v = src[j];
+                int neg = flip;
+                if (k >= N) { k -= N; neg = !neg; }
+                dst[k] = neg ? ezp_neg_mod(v, q) : v;
+            }
+        }
+}
+
+/* One PackLWEs merge before key switching, for pairs of ciphertext rows (E, O):
+ * sm = E + X^D O and t = tau_g(E - X^D O) (tau_g: X -> X^g, g odd), 0 <= D < N. */
+static void ezp_pack_pre(const uint64_t *E, const uint64_t *O, size_t cnt, size_t L, size_t N,
+                         const uint64_t *qs, size_t D, uint64_t g, uint64_t *sm, uint64_t *t) {
+    uint64_t N2 = 2 * (uint64_t)N;
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l < L; l++) {
+            uint64_t q = qs[l];
+            size_t off = (c * L + l) * N;
+            const uint64_t *e = E + off, *o = O + off;
+            uint64_t *s = sm + off, *tt = t + off;
+            uint64_t d = 0;                               /* g j mod 2N */
+            for (size_t j = 0; j < N; j++) {
+                uint64_t xo = j >= D ? o[j - D] : ezp_neg_mod(o[j + N - D], q);
+                s[j] = ezp_add_mod(e[j], xo, q);
+                uint64_t df = ezp_sub_mod(e[j], xo, q);
+                if (d < N) tt[d] = df; else tt[d - N] = ezp_neg_mod(df, q);
+                d += g;
+                if (d >= N2) d -= N2 * (d / N2);
+            }
+        }
+}
+
+/* RNS digits for key switching: out[c][i][l][j] = [a[c][i][j]]_{q_i} (centred) mod q_l */
+static void ezp_rns_digits(const uint64_t *a, size_t cnt, size_t L, size_t N, const uint64_t *qs, uint64_t *out) {
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t i = 0; i < L; i++) {
+            uint64_t qi = qs[i], half = qi >> 1;
+            const uint64_t *src = a + (c * L + i) * N;
+            for (size_t l = 0; l < L; l++) {
+                uint64_t q = qs[l];
+                uint64_t *dst = out + ((c * L + i) * L + l) * N;
+                if (l == i) { memcpy(dst, src, N * sizeof(uint64_t)); continue; }
+                uint64_t qim = qi % q;
+                for (size_t j = 0; j < N; j++) {
+                    uint64_t v = src[j];
+                    uint64_t r = v % q;
+                    dst[j] = v > half ? ezp_sub_mod(r, qim, q) : r;
+                }
+            }
+        }
+}
+
+/* x[c][l][j] += y[c][l][j] mod q_l */
+static void ezp_add_rows(uint64_t *x, const uint64_t *y, size_t cnt, size_t L, size_t N, const uint64_t *qs) {
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l < L; l++) {
+            uint64_t q = qs[l];
+            uint64_t *d = x + (c * L + l) * N;
+            const uint64_t *s = y + (c * L + l) * N;
+            for (size_t j = 0; j < N; j++) d[j] = ezp_add_mod(d[j], s[j], q);
+        }
+}
+
 #endif

@@ -1,0 +1,297 @@
+"""Output packing of the HE products (ezprotocols.arith.he, PackLWEs of eprint 2020/015):
+Galois-key parameters and key-switching noise, the merge tree on known ciphertexts (clean
+result positions, exactly those are sent), exact ring results of packed matmuls against numpy
+on random and edge inputs, what the sender receives, and frame-size checks of the keys and
+the packed responses."""
+import math
+
+import numpy as np
+import pytest
+
+from ezprotocols._ext import he as K
+from ezprotocols.arith import PrivateLinear, he
+from ezprotocols.errors import ProtocolError
+from ezprotocols.testing import run_pair
+
+U64 = np.uint64
+N = he.N
+Q5 = np.array(he.PRIMES[:he.PACK_LIMBS], dtype=U64)
+
+
+def mm(a, b):
+    return (a.astype(object) @ b.astype(object)) % (1 << 64)
+
+
+def _keys():
+    """The sender's and the evaluator's key state after a Galois-key set-up."""
+    def snd(s):
+        return he._setup(s, 0, galois=True)
+
+    def ev(s):
+        return he._setup(s, 0, galois=True)
+    return run_pair(snd, ev)
+
+
+def _centered(x, qs):
+    """Residues ``uint64[..., L, N]`` -> centred integers (CRT over the primes)."""
+    Q = math.prod(int(q) for q in qs)
+    acc = np.zeros(x.shape[:-2] + x.shape[-1:], dtype=object)
+    for i, q in enumerate(int(v) for v in qs):
+        Mi = Q // q
+        acc = (acc + x[..., i, :].astype(object) * (Mi * pow(Mi, -1, q))) % Q
+    return np.where(acc > Q // 2, acc - Q, acc)
+
+
+def _phase(ct, sk, qs):
+    """``b + a s`` (centred) of coefficient-form ciphertexts ``[..., 2, L, N]``."""
+    tb = he._tables()
+    s_r = K.to_rns(sk.reshape(1, N), qs)
+    a = np.ascontiguousarray(ct[..., 1, :, :]).reshape(-1, len(qs), N).copy()
+    tb.forward(s_r)
+    tb.forward(a)
+    prod = np.zeros_like(a)
+    K.mul_acc(prod, a.reshape(-1, 1, len(qs), N), s_r, None, qs)
+    tb.inverse(prod)
+    b = np.ascontiguousarray(ct[..., 0, :, :]).reshape(prod.shape)
+    return _centered((b + prod) % qs[:, None], qs).reshape(ct.shape[:-3] + (N,))
+
+
+# ---------------------------------------------------------------- parameters
+
+def test_galois_parameters():
+    p = he.check_parameters()
+    assert p["ok"] and p["log2_Q_bits"] <= he.HE_STANDARD_128[N]
+    # keys at q0..q4 (no special prime: the whole chain stays within the standard's 218 bits)
+    assert math.prod(he.PRIMES[:he.PACK_LIMBS]).bit_length() <= he.HE_STANDARD_128[N]
+    assert he.GALOIS == tuple((1 << j) + 1 for j in range(8, 14))
+    # every stride S <= 2^LOG_PACK and level k <= log S uses a generated element
+    for s in range(1, he.LOG_PACK + 1):
+        for k in range(1, s + 1):
+            assert (N >> s << k) + 1 in he.GALOIS
+    assert he.B_KS.bit_length() <= 65
+    # the fixed-point matmul of the figures packs 64 ciphertexts at 5 primes; 64-bit operands at 6
+    assert he.level_for_pack(18, 13, 64, 128 * 128, 6)[0] == 5
+    assert he.level_for_pack(64, 13, 64, 128 * 128, 6)[0] == 6
+    assert he.level_for_pack(64, 10**4, N, 10**6, 6) is None
+
+
+def test_key_switching_noise_within_bound(rng):
+    (ks_s, ks_e) = _keys()
+    tb = he._tables()
+    for g in (he.GALOIS[0], he.GALOIS[-1]):
+        a = K.uniform_mod(rng.integers(0, 2**64, size=2 * 3 * he.PACK_LIMBS * N, dtype=U64), Q5,
+                          (3, he.PACK_LIMBS, N))
+        kb, ka = he._key_switch(a, ks_e.gk[g], Q5, tb)
+        # kb + ka s - a tau_g(s) = sum_i d_i e_i
+        src, neg = he._aut_index(g)
+        ts = np.where(neg, -ks_s.sk[src], ks_s.sk[src])
+        ph = _phase(np.stack([kb, ka], axis=1), ks_s.sk, Q5)
+        zero = np.zeros_like(a)
+        ref = _phase(np.stack([zero, a], axis=1), ts, Q5)
+        err = np.abs((ph - ref).astype(object))
+        assert int(err.max()) <= he.B_KS
+        assert int(err.max()) > 2 ** 40            # the worst case is not wildly loose
+
+
+# ---------------------------------------------------------------- the merge tree
+
+@pytest.mark.parametrize("S,l,cnt", [(64, 6, 64), (64, 3, 5), (8, 3, 8), (32, 1, 2)])
+def test_pack_tree_clean_positions(rng, S, l, cnt):
+    """Members with messages at multiples of S: the packed ciphertext holds 2^l times member m's
+    coefficient S a at S a + m S / 2^l (within the noise bound); the other coefficients mix
+    (weight-dependent garbage), and the protocol sends b' only at the result positions."""
+    (ks_s, ks_e) = _keys()
+    tb = he._tables()
+    n = 1 << l
+    Q = math.prod(he.PRIMES[:he.PACK_LIMBS])
+    msg = rng.integers(0, 2**64, size=(cnt, N), dtype=U64)
+    # fresh symmetric encryptions at q0..q4 with the precise encoding at t' = 2^(64+l)
+    a = K.uniform_mod(rng.integers(0, 2**64, size=2 * cnt * he.PACK_LIMBS * N, dtype=U64), Q5,
+                      (cnt, he.PACK_LIMBS, N))
+    s_r = K.to_rns(ks_s.sk.reshape(1, N), Q5)
+    tb.forward(s_r)
+    an = a.copy()
+    tb.forward(an)
+    b = np.zeros_like(a)
+    K.mul_acc(b, an.reshape(cnt, 1, he.PACK_LIMBS, N), s_r, None, Q5)
+    tb.inverse(b)
+    b = (Q5[:, None] - b) % Q5[:, None]
+    e = rng.integers(-21, 22, size=(cnt, N)).astype(object)
+    full = rng.integers(0, 2**62, size=(cnt, N)).astype(object)   # stand-ins for partial sums
+    full[:, ::S] = (msg[:, ::S].astype(object) * Q + (1 << (63 + l))) >> (64 + l)
+    full += e
+    for i, q in enumerate(int(v) for v in Q5):
+        b[:, i, :] = ((b[:, i, :].astype(object) + full % q) % q).astype(U64)
+    ct = np.zeros((n, 2, he.PACK_LIMBS, N), U64)
+    ct[:cnt, 0] = b
+    ct[:cnt, 1] = a
+    pc = he._pack_tree(ct, S, l, ks_e.gk, Q5, tb)
+    ph = _phase(pc, ks_s.sk, Q5)
+    pos = he._packed_positions(np.arange(0, N, S), S, 0, n, cnt)
+    want = msg[:, ::S].astype(object).reshape(-1)
+    got = ((ph[pos] * (1 << 64) + Q // 2) // Q) % (1 << 64)
+    assert np.array_equal(got, want)
+    # the noise of the packed results stays within the bound of level_for_pack
+    d = (ph[pos] * (1 << 64) - want * Q) % (Q << 64)
+    noise = np.minimum(d, (Q << 64) - d) >> 64
+    assert int(noise.max()) <= (22 + he.B_KS) << l
+    # positions outside the result set carry mixed garbage: not sent
+    rest = np.setdiff1d(np.arange(N), pos)
+    assert rest.size == N - cnt * (N // S)
+    if rest.size:
+        assert np.mean(np.abs(ph[rest].astype(float)) > 2.0 ** 50) > 0.9
+
+
+# ---------------------------------------------------------------- exact results
+
+def _packed_pair(m, k, n, L, R, bits, encrypt="L"):
+    def a(s):
+        he._setup(s, 0, galois=True)
+        he._setup(s, 1, galois=True)
+        return he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, L=L, nbits_r=bits, encrypt=encrypt)
+
+    def b(s):
+        he._setup(s, 0, galois=True)
+        he._setup(s, 1, galois=True)
+        return he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, R=R, nbits_r=bits, encrypt=encrypt)
+    z0, z1 = run_pair(a, b)
+    return z0 + z1
+
+
+def _weights(rng, shape, bits, kind):
+    if kind == "zero":
+        return np.zeros(shape, U64)
+    if kind == "minus1":
+        return np.full(shape, 2**64 - 1, U64)
+    if kind == "extreme":
+        lim = 1 << (bits - 1)
+        v = np.where(rng.integers(0, 2, size=shape) == 1, lim - 1, -lim).astype(np.int64)
+        return v.view(U64) if bits < 64 else np.where(v > 0, 2**63 - 1, 2**63).astype(U64)
+    if bits == 64:
+        return rng.integers(0, 2**64, size=shape, dtype=U64)
+    return rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=shape).astype(np.int64).view(U64)
+
+
+@pytest.mark.parametrize("m,k,n,bits,kind", [
+    (33, 70, 65, 18, "random"), (1, 300, 50, 18, "random"), (64, 100, 10, 18, "extreme"),
+    (20, 50, 30, 18, "zero"), (20, 50, 30, 18, "minus1"), (17, 129, 40, 64, "random"),
+    (40, 64, 33, 64, "extreme"), (128, 784, 128, 18, "random")])
+def test_packed_matmul_exact(rng, m, k, n, bits, kind):
+    plan = he.matmul_plan(m, k, n, bits)
+    assert plan["pack"] is not None, plan
+    L = rng.integers(0, 2**64, size=(m, k), dtype=U64)
+    L.reshape(-1)[:3] = [0, 2**64 - 1, 2**63]
+    R = _weights(rng, (k, n), bits, kind)
+    assert np.array_equal(_packed_pair(m, k, n, L, R, bits).astype(object), mm(L, R))
+
+
+def test_packed_transposed_and_private_linear(rng):
+    m, k, n = 5, 90, 70
+    L = rng.integers(-2**17, 2**17, size=(m, k)).astype(np.int64).view(U64)
+    R = rng.integers(0, 2**64, size=(k, n), dtype=U64)
+    assert np.array_equal(_packed_pair(m, k, n, L, R, 64, encrypt="R").astype(object), mm(L, R))
+
+    W = rng.normal(size=(60, 40)) * 0.1
+    X = rng.normal(size=(50, 60))
+
+    def f(s):
+        he._setup(s, 0, galois=True)
+        he._setup(s, 1, galois=True)
+        lay = PrivateLinear(s, W if s.role == 0 else None, shape=W.shape, weight_bits=18, decompose="he")
+        x = s.input(X if s.role == 1 else None, 1, shape=X.shape)
+        return s.reveal(lay(x, truncate=False), raw=True)
+    r0, _ = run_pair(f, f)
+    e = (lambda v: np.round(v * 2**16).astype(np.int64))   # noqa: E731
+    assert np.array_equal(np.asarray(r0).astype(np.int64), e(X) @ e(W))
+
+
+def test_no_packing_without_keys_unless_it_pays():
+    """Without Galois keys a small product stays unpacked (the keys cost more than it saves);
+    the figures' matmul packs even then."""
+    small = he.matmul_costs(20, 50, 30, nbits_r=18, galois=False)["L"]
+    assert small == he.matmul_plan(20, 50, 30, 18, False, False)["bytes"]
+    big = he.matmul_costs(128, 784, 128, nbits_r=18, galois=False)["L"]
+    assert big == he.matmul_plan(128, 784, 128, 18)["bytes"] < 4_000_000
+    # packing is never chosen where it costs more
+    for shape in [(20, 50, 30), (1, 784, 10), (64, 256, 100), (128, 784, 128), (3, 5, 7)]:
+        for bits in (18, 64):
+            p, u = he.matmul_plan(*shape, bits), he.matmul_plan(*shape, bits, False, False)
+            assert p["bytes"] <= u["bytes"]
+
+
+# ---------------------------------------------------------------- what the sender sees
+
+def test_sender_sees_masked_results_only(rng):
+    """The packed responses carry a' (every coefficient re-randomized) and b' at the result
+    positions only (frame sizes); what the sender decrypts there is x w + r with a fresh
+    uniform r (x = 0: uniform bits, two runs differ)."""
+    m, k, n = 64, 16, 64
+    L = np.zeros((m, k), U64)
+    R = _weights(rng, (k, n), 18, "extreme")
+    plan = he.matmul_plan(m, k, n, 18)
+    po = plan["pack"]
+    assert po is not None
+    T = plan["nI"] * plan["nJ"]
+    npos = plan["mw"] * plan["nw"]
+    assert po["out_bytes"] == he._packed_out_bytes(T, npos, 1 << po["l"])
+
+    def run():
+        def a(s):
+            he._setup(s, 0, galois=True)
+            with s.phase("p"):
+                z = he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, L=L, nbits_r=18, encrypt="L")
+            return z, s.stats()["p"]
+
+        def b(s):
+            he._setup(s, 0, galois=True)
+            return he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, R=R, nbits_r=18, encrypt="L")
+        return run_pair(a, b)[0]
+    (x, st), (y, _) = run(), run()
+    # received = a' (N coefficients) + b' at exactly the T * npos result positions
+    assert st["bytes_recv"] == po["out_bytes"]
+    assert np.mean(x == y) < 0.01
+    bits = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    sd = 0.5 / math.sqrt(x.size)
+    assert np.all(np.abs(bits.mean(axis=0) - 0.5) < 6 * sd)
+
+
+# ---------------------------------------------------------------- frames
+
+def test_galois_key_frames_checked():
+    ks = K.packed_size(len(he.GALOIS) * he.PACK_LIMBS, N, he.WIDTHS[:he.PACK_LIMBS])
+
+    def evaluator(s):
+        he._setup(s, 0, galois=True)
+
+    for size, fill in ((ks - 1, 0), (ks + 1, 0), (ks, 255)):
+        def bad(s, size=size, fill=fill):
+            he._setup(s, 0)
+            step = "he.setup.galois.P0"
+            s.channel.send(step, np.zeros(16, np.uint8))
+            s.channel.send(step, np.full(size, fill, np.uint8))
+        with pytest.raises(ProtocolError, match="he.setup.galois.P0"):
+            run_pair(bad, evaluator)
+
+
+def test_packed_response_frames_checked(rng):
+    m, k, n = 20, 50, 30
+    plan = he.matmul_plan(m, k, n, 18)
+    po = plan["pack"]
+    L = rng.integers(0, 2**64, size=(m, k), dtype=U64)
+    first = K.packed_size(1, N, he.WIDTHS[:2]) + K.packed_size(1, min(T := plan["nI"] * plan["nJ"], 1 << po["l"])
+                                                                 * plan["mw"] * plan["nw"], he.B_WIDTHS)
+
+    def sender(s):
+        he._setup(s, 0, galois=True)
+        return he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, L=L, nbits_r=18, encrypt="L")
+
+    for size in (first - 1, first + 1):
+        def bad(s, size=size):
+            he._setup(s, 0, galois=True)
+            s.channel.recv_array("he.cross_matmul.ct", np.uint8, (16,))
+            s.channel.recv_array("he.cross_matmul.ct", np.uint8,
+                                 (K.packed_size(plan["nI"] * plan["nK"], N, he.WIDTHS[:po["L"]]),))
+            s.channel.send("he.cross_matmul.resp", np.zeros(size, np.uint8))
+        with pytest.raises(ProtocolError, match="he.cross_matmul.resp"):
+            run_pair(sender, bad)
+    assert T >= 2
