@@ -411,16 +411,55 @@ def _setup(s, sender: int, galois: bool = False):
 
 # ------------------------------------------------------------------ output packing (PackLWEs)
 
-#: Packing runs at this level (``q0 .. q4``, ~201.2 bits) and the Galois keys live there.
-PACK_LIMBS = 5
-#: At most ``2^LOG_PACK`` returned ciphertexts are merged into one; the Galois elements
-#: ``2^j + 1`` for ``j`` in ``GALOIS_J`` serve every stride ``S <= 2^LOG_PACK``.
+#: Packing, re-randomization and flooding after packing run at ``Q4 = q0 .. q3`` (~155.3 bits).
+PACK_LIMBS = 4
+#: Hybrid key switching: the Galois keys live at ``Q4 P`` with the special modulus ``P = q4 q5``
+#: (~62.7 bits), i.e. at the whole chain (218 bits, the standard's limit for N = 8192).
+KS_LIMBS = 6
+P_KS = math.prod(PRIMES[PACK_LIMBS:KS_LIMBS])
+#: Key-switching digits: the centred residues of ``a`` modulo ``q0 q3`` (~69 bits), ``q1``, ``q2``.
+KS_GROUPS = ((0, 3), (1,), (2,))
+#: At most ``2^LOG_PACK`` returned ciphertexts are merged into one.
 LOG_PACK = 6
+#: The merge levels need automorphisms ``tau_g`` with ``g = 1 + 2^j mod 2^(j+1)`` for ``j`` in
+#: ``GALOIS_J`` (every stride ``S <= 2^LOG_PACK``); keys exist for :data:`GALOIS` only, the other
+#: elements are products of key elements (one key switch per factor, :func:`galois_path`).
 GALOIS_J = tuple(range(LOG_N + 1 - LOG_PACK, LOG_N + 1))
 GALOIS = tuple((1 << j) + 1 for j in GALOIS_J)
-#: worst-case key-switching noise: balanced RNS digits |d_i| <= (q_i - 1)/2 times key errors
-#: |e| <= ETA, summed over N coefficients and the PACK_LIMBS digits
-B_KS = sum((q - 1) // 2 for q in PRIMES[:PACK_LIMBS]) * N * ETA
+#: worst-case key-switching noise: balanced digits |d_g| <= (Q_g - 1)/2 times key errors |e| <=
+#: ETA, summed over N coefficients and the digits, divided by P; plus the rounding of the division
+#: by P (two roundings: < 1 on b, < 1 per coefficient of a times the ternary s: N)
+B_KS = -(-sum((math.prod(PRIMES[i] for i in g) - 1) // 2 for g in KS_GROUPS) * N * ETA // P_KS) + N + 1
+
+
+@lru_cache(maxsize=None)
+def galois_path(j: int) -> tuple:
+    """The fewest key elements (:data:`GALOIS`) whose product ``g`` (mod ``2N``) satisfies ``g = 1 +
+    2^j mod 2^(j+1)``: ``tau_g`` fixes ``X^i`` for ``i = 0 mod 2^(LOG_N+1-j)`` and negates it for
+    ``i = 2^(LOG_N-j) mod 2^(LOG_N+1-j)``, as a merge level needs (breadth-first over products)."""
+    m2 = 2 * N
+    want = lambda g: g % (1 << (j + 1)) == (1 + (1 << j)) % (1 << (j + 1))   # noqa: E731
+    seen = {1: ()}
+    front = [1]
+    while front:
+        nxt = []
+        for g in front:
+            for k in GALOIS:
+                h = g * k % m2
+                if h in seen:
+                    continue
+                seen[h] = seen[g] + (k,)
+                if want(h):
+                    return seen[h]
+                nxt.append(h)
+        front = nxt
+    raise ValueError(f"no product of the Galois keys reaches level j={j}")
+
+
+def _ks_count(S: int, l: int) -> int:
+    """Key switchings of one merge tree (``2^l`` members, stride ``S``), weighted by how often
+    their noise doubles afterwards: ``sum_k 2^(l-k) |path_k|``."""
+    return sum(len(galois_path(LOG_N + k - (S.bit_length() - 1))) << (l - k) for k in range(1, l + 1))
 
 
 def _have_galois(s, sender: int) -> bool:
@@ -429,7 +468,7 @@ def _have_galois(s, sender: int) -> bool:
 
 
 def _gk_bytes() -> int:
-    return K.packed_size(len(GALOIS) * PACK_LIMBS, N, WIDTHS[:PACK_LIMBS]) + 16
+    return K.packed_size(len(GALOIS) * len(KS_GROUPS), N, WIDTHS[:KS_LIMBS]) + 16
 
 
 @lru_cache(maxsize=None)
@@ -483,71 +522,82 @@ def _sub_mod(x, y, qs):
 
 def _galois_setup(s, sender: int) -> _Keys:
     """The Galois keys of :data:`GALOIS` (once per session and direction, on the first packed
-    product or from :meth:`HeProducts.setup`): for each element ``g`` and each digit ``i <
-    PACK_LIMBS`` an RLWE encryption under ``s`` at ``Q5 = q0 .. q4`` of ``E_i tau_g(s)``, with
-    ``E_i`` the CRT idempotent of ``q_i`` (``1 mod q_i``, ``0 mod`` the other primes):
-    ``b = -a s + e + E_i tau_g(s)``.  Only the ``b`` parts are sent (the ``a`` parts expand a
-    16-byte seed)."""
+    product or from :meth:`HeProducts.setup`): for each element ``g`` and each digit group ``G``
+    of :data:`KS_GROUPS` an RLWE encryption under ``s`` at ``Q4 P`` (the whole chain) of ``P E_G
+    tau_g(s)``, with ``E_G`` the CRT idempotent of the group's primes in ``Q4`` (``1`` modulo
+    them, ``0`` modulo the other primes of ``Q4``): ``b = -a s + e + P E_G tau_g(s)``.  Only the
+    ``b`` parts are sent (the ``a`` parts expand a 16-byte seed)."""
     ks = _setup(s, sender)
     if ks.gk is not None:
         return ks
     tb = _tables()
-    qs = np.array(PRIMES[:PACK_LIMBS], dtype=U64)
-    D = PACK_LIMBS
+    qs = np.array(PRIMES[:KS_LIMBS], dtype=U64)
+    D = len(KS_GROUPS)
     ng = len(GALOIS)
     step = f"he.setup.galois.P{sender}"
-    shape = (ng * D, PACK_LIMBS, N)
+    shape = (ng * D, KS_LIMBS, N)
     with s.phase("he.setup"):
         if s.role == sender:
             seed = secrets.token_bytes(16)
-            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * PACK_LIMBS * N), qs, shape)
-            sn = np.ascontiguousarray(ks.s_ntt[:PACK_LIMBS])
-            snp = np.ascontiguousarray(ks.s_ntt_p[:PACK_LIMBS])
+            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * KS_LIMBS * N), qs, shape)
+            sn = np.ascontiguousarray(ks.s_ntt[:KS_LIMBS])
+            snp = np.ascontiguousarray(ks.s_ntt_p[:KS_LIMBS])
             neg = np.zeros(shape, U64)
-            K.mul_acc(neg, a.reshape(ng * D, 1, PACK_LIMBS, N), sn.reshape(1, PACK_LIMBS, N),
-                      snp.reshape(1, PACK_LIMBS, N), qs)
+            K.mul_acc(neg, a.reshape(ng * D, 1, KS_LIMBS, N), sn.reshape(1, KS_LIMBS, N),
+                      snp.reshape(1, KS_LIMBS, N), qs)
             e = K.to_rns(K.cbd(s.prg.random_uint64((ng * D, N)), ETA), qs)
             tb.forward(e)
-            b = _sub_mod(e, neg, qs).reshape(ng, D, PACK_LIMBS, N)
-            src_all = [_aut_index(g) for g in GALOIS]
-            for gi, (src, sg) in enumerate(src_all):
+            b = _sub_mod(e, neg, qs).reshape(ng, D, KS_LIMBS, N)
+            pm = np.array([P_KS % int(q) for q in qs], dtype=U64)
+            for gi, g in enumerate(GALOIS):
+                src, sg = _aut_index(g)
                 ts = np.where(sg, -ks.sk[src], ks.sk[src]).reshape(1, N)
                 tr = K.to_rns(np.ascontiguousarray(ts), qs)
                 tb.forward(tr)
-                idx = np.arange(D)
-                b[gi, idx, idx] = _add_mod(b[gi, idx, idx], tr[0], qs)
+                ptr = np.zeros((1, KS_LIMBS, N), U64)       # P tau_g(s)
+                K.mul_acc(ptr, tr.reshape(1, 1, KS_LIMBS, N),
+                          np.ascontiguousarray(np.broadcast_to(pm[:, None], (KS_LIMBS, N))).reshape(1, KS_LIMBS, N),
+                          None, qs)
+                for di, grp in enumerate(KS_GROUPS):
+                    for i in grp:       # at the group's primes, 0 elsewhere
+                        b[gi, di, i] = _add_mod(b[gi, di, i:i + 1], ptr[0, i:i + 1], qs[i:i + 1])
             s.channel.send(step, np.frombuffer(seed, np.uint8))
-            s.channel.send(step, K.pack(np.ascontiguousarray(b.reshape(shape)), WIDTHS[:PACK_LIMBS]))
+            s.channel.send(step, K.pack(np.ascontiguousarray(b.reshape(shape)), WIDTHS[:KS_LIMBS]))
             ks.gk = True
         else:
             seed = s.channel.recv_array(step, np.uint8, (16,)).tobytes()
-            data = s.channel.recv_array(step, np.uint8, (K.packed_size(ng * D, N, WIDTHS[:PACK_LIMBS]),))
-            b, ok = K.unpack(data, shape, WIDTHS[:PACK_LIMBS], qs)
+            data = s.channel.recv_array(step, np.uint8, (K.packed_size(ng * D, N, WIDTHS[:KS_LIMBS]),))
+            b, ok = K.unpack(data, shape, WIDTHS[:KS_LIMBS], qs)
             if not ok:
                 raise ProtocolError(f"{step}: Galois key residues out of range")
-            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * PACK_LIMBS * N), qs, shape)
-            b = b.reshape(ng, D, PACK_LIMBS, N)
-            a = a.reshape(ng, D, PACK_LIMBS, N)
+            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * KS_LIMBS * N), qs, shape)
+            b = b.reshape(ng, D, KS_LIMBS, N)
+            a = a.reshape(ng, D, KS_LIMBS, N)
             ks.gk = {g: (np.ascontiguousarray(b[i]), np.ascontiguousarray(a[i]),
                          K.shoup(np.ascontiguousarray(b[i]), qs), K.shoup(np.ascontiguousarray(a[i]), qs))
                      for i, g in enumerate(GALOIS)}
     return ks
 
 
-def _key_switch(a: np.ndarray, key, qs: np.ndarray, tb):
-    """``(kb, ka)`` with ``kb + ka s = a tau_g(s) + sum_i d_i e_i`` for ``a[cnt, PACK_LIMBS, N]``
-    (coefficients) decrypting under ``tau_g(s)``: the digits ``d_i`` are the centred residues
-    ``[a]_{q_i}`` (RNS decomposition, no special prime), ``|d_i| <= (q_i - 1)/2``."""
+def _key_switch(a: np.ndarray, key, tb):
+    """``(kb, ka)`` at ``Q4`` with ``kb + ka s = a tau_g(s) + n_ks``, ``|n_ks| <= B_KS``, for
+    ``a[cnt, PACK_LIMBS, N]`` (coefficients) decrypting under ``tau_g(s)``: hybrid key switching
+    (digits ``d_G`` = centred residues of ``a`` modulo the groups of :data:`KS_GROUPS`, lifted to
+    ``Q4 P``; ``sum_G d_G key_G`` decrypts to ``P a tau_g(s) + sum_G d_G e_G``; divided by ``P``
+    with rounding: the two drops ``q5``, ``q4``)."""
     cnt = a.shape[0]
-    dig = K.rns_digits(a, qs)
+    q6 = _level(KS_LIMBS)
+    dig = K.group_digits(a, q6.primes[:PACK_LIMBS], KS_GROUPS, q6.primes)
     tb.forward(dig)
-    kb = np.zeros((cnt, PACK_LIMBS, N), U64)
-    ka = np.zeros((cnt, PACK_LIMBS, N), U64)
-    K.mul_acc(kb, dig, key[0], key[2], qs)
-    K.mul_acc(ka, dig, key[1], key[3], qs)
-    tb.inverse(kb)
-    tb.inverse(ka)
-    return kb, ka
+    kk = np.zeros((2, cnt, KS_LIMBS, N), U64)
+    K.mul_acc(kk[0], dig, key[0], key[2], q6.primes)
+    K.mul_acc(kk[1], dig, key[1], key[3], q6.primes)
+    kk = kk.reshape(2 * cnt, KS_LIMBS, N)
+    tb.inverse(kk)
+    for i in range(KS_LIMBS - PACK_LIMBS):
+        kk = K.rescale(kk, q6.primes[:KS_LIMBS - i], q6.qinv[i])
+    kk = kk.reshape(2, cnt, PACK_LIMBS, N)
+    return kk[0], kk[1]
 
 
 def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.ndarray:
@@ -555,16 +605,21 @@ def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.nda
     wanted coefficients sit at multiples of ``S``: ``ct[2^l, 2, PACK_LIMBS, N]`` (coefficient form,
     ``(b, a)``) -> one ciphertext ``[2, PACK_LIMBS, N]`` whose coefficient ``S a + m S / 2^l`` is
     ``2^l`` times coefficient ``S a`` of member ``m``.  Level ``k = 1 .. l`` merges members
-    ``m`` and ``m + 2^(l-k)`` as ``(E + X^D O) + tau_g(E - X^D O)`` with ``D = S / 2^k`` and
-    ``g = 2^k N / S + 1``: ``tau_g`` fixes ``X^j`` for ``j = 0 mod 2D`` and negates it for
-    ``j = D mod 2D``, so the multiples of ``D`` stay clean (the other coefficients mix)."""
+    ``m`` and ``m + 2^(l-k)`` as ``(E + X^D O) + tau_g(E - X^D O)`` with ``D = S / 2^k`` and ``g =
+    1 + 2^k N / S mod 2^(k+1) N / S`` (:func:`galois_path`: a product of key elements, one key
+    switch each): ``tau_g`` fixes ``X^j`` for ``j = 0 mod 2D`` and negates it for ``j = D mod
+    2D``, so the multiples of ``D`` stay clean (the other coefficients mix)."""
     for k in range(1, l + 1):
         half = ct.shape[0] // 2
-        g = (N // S << k) + 1
-        sm, t = K.pack_pre(ct[:half], ct[half:], qs, S >> k, g)
-        kb, ka = _key_switch(np.ascontiguousarray(t[:, 1]), gk[g], qs, tb)
-        K.add_rows(kb, t[:, 0].copy(), qs)
-        K.add_rows(sm, np.stack([kb, ka], axis=1), qs)
+        path = galois_path(LOG_N + k - (S.bit_length() - 1))
+        sm, t = K.pack_pre(ct[:half], ct[half:], qs, S >> k, path[0])
+        for i, g in enumerate(path):
+            if i:
+                t = _automorph(t, g, qs)
+            kb, ka = _key_switch(np.ascontiguousarray(t[:, 1]), gk[g], tb)
+            K.add_rows(kb, np.ascontiguousarray(t[:, 0]), qs)
+            t = np.stack([kb, ka], axis=1)
+        K.add_rows(sm, t, qs)
         ct = sm
     return ct[0]
 
@@ -580,19 +635,23 @@ def _pack_stride(pos: np.ndarray) -> tuple:
 
 
 @lru_cache(maxsize=65536)
-def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int):
-    """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels): the product at
-    5 or 6 primes (then switched to 5), packing, re-randomization and flooding at
-    ``Q5 = q0 .. q4``; ``None`` if the noise does not fit (module docstring)."""
+def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int, S: int = 1 << LOG_PACK):
+    """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels, stride ``S``): the
+    product at 4, 5 or 6 primes (then switched to ``Q4``), packing, re-randomization and flooding
+    at ``Q4 = q0 .. q3``; ``None`` if the noise does not fit (module docstring)."""
     # t' = 2^(64+l): the encoding round(Q_L 2^-l x / 2^64) errs by < 1.5
     B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 3) * (1 << (wbits - 1)) // 2 + 1
-    Q5 = math.prod(PRIMES[:PACK_LIMBS])
-    for L in (PACK_LIMBS, PACK_LIMBS + 1):
-        B_in = B_w if L == PACK_LIMBS else B_w // PRIMES[PACK_LIMBS] + 1 + (N + 1) // 2 + 1
-        # packing: n_l <= 2 n_(l-1) + B_KS; then re-randomization and the mask's rounding
-        B = (B_in + B_KS << l) + (2 * N + 1) * ETA + 1
+    Q4 = math.prod(PRIMES[:PACK_LIMBS])
+    B_in = B_w
+    for L in range(PACK_LIMBS, MAX_LIMBS + 1):
+        if L > PACK_LIMBS:     # one more prime dropped: n / q + 1/2 (b) + N/2 (a times s) + 1/2
+            B_in = B_w
+            for q in PRIMES[PACK_LIMBS:L][::-1]:
+                B_in = B_in // q + 1 + (N + 1) // 2 + 1
+        # packing: n_k <= 2 n_(k-1) + |path_k| B_KS; then re-randomization and the mask's rounding
+        B = (B_in << l) + _ks_count(S, l) * B_KS + (2 * N + 1) * ETA + 1
         f = B.bit_length() + SIGMA + max(n_rev - 1, 1).bit_length()
-        if ((1 << f) + B) << (T_BITS + 2) < Q5:
+        if ((1 << f) + B) << (T_BITS + 2) < Q4:
             return L, f
     return None
 
@@ -631,7 +690,7 @@ def _pack_options(n_in, T, npos, S, c, wbits, nsum, nnz):
     for l in range(1, LOG_PACK + 1):
         if (1 << l) > S or (1 << (l - 1)) >= T:
             break
-        lv = level_for_pack(wbits, nsum, nnz, T * npos, l)
+        lv = level_for_pack(wbits, nsum, nnz, T * npos, l, S)
         if lv is None:
             continue
         ib = _in_bytes(n_in, lv[0])
@@ -906,8 +965,8 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
     cb = b.reshape(nI, nK, L, N)
     ca = a.reshape(nI, nK, L, N)
-    lev5 = _level(PACK_LIMBS)
-    q5 = lev5.primes
+    levp = _level(PACK_LIMBS)       # the packing level Q4
+    qp = levp.primes
     pk = np.ascontiguousarray(ks.pk[:, :PACK_LIMBS])
     pkp = np.ascontiguousarray(ks.pk_p[:, :PACK_LIMBS])
     share = np.empty((T, npos), U64)
@@ -944,30 +1003,30 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         cnt = t1 - t0
         live = ct[:cnt].reshape(cnt * 2, L, N)
         tb.inverse(live)
-        if L > PACK_LIMBS:
-            live = K.rescale(np.ascontiguousarray(live), qs, lev.qinv[0])
-        live = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, PACK_LIMBS, N)), q5, (2 * N - c) % (2 * N))
+        for i in range(L - PACK_LIMBS):        # switch down to Q4
+            live = K.rescale(np.ascontiguousarray(live), qs[:L - i], lev.qinv[i])
+        live = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, PACK_LIMBS, N)), qp, (2 * N - c) % (2 * N))
         full = np.zeros((n, 2, PACK_LIMBS, N), U64)
         full[:cnt] = live
-        pc = _pack_tree(full, S, l, ks.gk, q5, tb)
+        pc = _pack_tree(full, S, l, ks.gk, qp, tb)
         # re-randomize with an encryption of zero under pk, flood and mask the results
-        u = K.to_rns(K.ternary(rnd["u"]), q5)
+        u = K.to_rns(K.ternary(rnd["u"]), qp)
         tb.forward(u)
         rr = np.zeros((2, PACK_LIMBS, N), U64)
-        K.mul_acc(rr[0:1], u.reshape(1, 1, PACK_LIMBS, N), pk[0:1], pkp[0:1], q5)
-        K.mul_acc(rr[1:2], u.reshape(1, 1, PACK_LIMBS, N), pk[1:2], pkp[1:2], q5)
+        K.mul_acc(rr[0:1], u.reshape(1, 1, PACK_LIMBS, N), pk[0:1], pkp[0:1], qp)
+        K.mul_acc(rr[1:2], u.reshape(1, 1, PACK_LIMBS, N), pk[1:2], pkp[1:2], qp)
         tb.inverse(rr)
-        K.add_rows(pc, rr, q5)
+        K.add_rows(pc, rr, qp)
         acc_a = np.ascontiguousarray(pc[1:2])
-        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), q5)
+        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), qp)
         pp = _packed_positions(pos, S, c, n, cnt)
         bsel = np.ascontiguousarray(pc[0:1][:, :, pp])
-        _add_signed(bsel, K.cbd(rnd["e1"], ETA), q5)
-        K.add_flood(bsel, rnd["flood"], q5, f)
-        K.add_delta(bsel, rnd["r"], q5, lev5.delta, lev5.qlow)
+        _add_signed(bsel, K.cbd(rnd["e1"], ETA), qp)
+        K.add_flood(bsel, rnd["flood"], qp, f)
+        K.add_delta(bsel, rnd["r"], qp, levp.delta, levp.qlow)
         both = np.concatenate([acc_a, bsel], axis=2)
         for i, top in enumerate(range(PACK_LIMBS - 1, FINAL_LIMBS - 1, -1)):
-            both = K.rescale(np.ascontiguousarray(both), q5[:top + 1], lev5.qinv[i])
+            both = K.rescale(np.ascontiguousarray(both), qp[:top + 1], levp.qinv[i])
         both = np.ascontiguousarray(both)
         bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
         return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
