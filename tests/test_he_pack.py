@@ -80,10 +80,35 @@ def test_galois_parameters():
     bks = sum((math.prod(he.PRIMES[i] for i in g) - 1) // 2 for g in he.KS_GROUPS) * N * he.ETA
     assert he.B_KS == -(-bks // he.P_KS) + N + 1
     assert he.B_KS.bit_length() <= 23
+    # two key elements; a 64-member tree takes 92 key switches, its noise fits Q4 for the
+    # figures' product (B < 2^30: 2^84 flooding, 2^150 < Q4)
+    assert he.GALOIS == (257, 3585) and he._ks_count(64, 6) == 92
+    assert [len(he.galois_path(j)) for j in range(8, 14)] == [1, 1, 2, 4, 3, 6]
     # the fixed-point matmul of the figures packs 64 ciphertexts at 5 primes; 64-bit operands at 6
     assert he.level_for_pack(18, 13, 64, 128 * 128, 6)[0] == 5
     assert he.level_for_pack(64, 13, 64, 128 * 128, 6)[0] == 6
     assert he.level_for_pack(64, 10**4, N, 10**6, 6) is None
+
+
+def test_group_digits_exact(rng):
+    """The hybrid key-switching digits: centred residues modulo each group (one prime or two),
+    reduced modulo every prime of Q4 P, against big integers (incl. 0, -1 and the extremes)."""
+    qs = [int(q) for q in he.PRIMES]
+    q4 = np.array(qs[:he.PACK_LIMBS], dtype=U64)
+    q6 = np.array(qs[:he.KS_LIMBS], dtype=U64)
+    n = 64
+    a = K.uniform_mod(rng.integers(0, 2**64, size=2 * 2 * he.PACK_LIMBS * n, dtype=U64), q4, (2, he.PACK_LIMBS, n))
+    Q4 = math.prod(qs[:he.PACK_LIMBS])
+    for j, v in enumerate([0, Q4 - 1, 1, (Q4 - 1) // 2, (Q4 + 1) // 2]):
+        a[0, :, j] = [v % q for q in qs[:he.PACK_LIMBS]]
+    for groups in (he.KS_GROUPS, ((3, 0), (1, 2)), ((0,), (1,), (2,), (3,))):
+        d = K.group_digits(a, q4, groups, q6)
+        for gi, g in enumerate(groups):
+            Qg = math.prod(qs[i] for i in g)
+            x = _centered(a[:, list(g), :], [qs[i] for i in g])
+            assert all(abs(int(v)) <= (Qg - 1) // 2 for v in x.reshape(-1))
+            for lq, q in enumerate(qs[:he.KS_LIMBS]):
+                assert np.array_equal(d[:, gi, lq, :].astype(object), x % q)
 
 
 def test_key_switching_noise_within_bound(rng):
@@ -269,7 +294,8 @@ def test_sender_sees_masked_results_only(rng):
 # ---------------------------------------------------------------- frames
 
 def test_galois_key_frames_checked():
-    ks = K.packed_size(len(he.GALOIS) * he.PACK_LIMBS, N, he.WIDTHS[:he.PACK_LIMBS])
+    ks = K.packed_size(len(he.GALOIS) * len(he.KS_GROUPS), N, he.WIDTHS[:he.KS_LIMBS])
+    assert ks + 16 == he._gk_bytes() < 1_400_000
 
     def evaluator(s):
         he._setup(s, 0, galois=True)

@@ -40,34 +40,41 @@ residue class ``c`` modulo a power of two ``S <= 64`` (matmul blocks with a powe
 
 * the sender encodes with ``t' = 2^(64+l)``: ``round(Q x / t')`` (the kernel adds
   ``round(floor(Q / 2^l) x / 2^64)``, which errs by < 1.5); products still wrap modulo ``t'``;
-* the evaluator switches each product down to ``Q5 = q0 .. q4`` (~201.2 bits) if it was
-  computed at 6 primes, multiplies it by ``X^-c`` (results at multiples of ``S``) and runs the
-  merge tree (:func:`_pack_tree`): level ``k = 1 .. l`` turns pairs ``(E, O)`` into ``(E + X^D
-  O) + tau_g(E - X^D O)``, ``D = S / 2^k``, ``g = 2^k N / S + 1``, ``tau_g: X -> X^g``
-  followed by key switching back to ``s``.  Member ``m``'s result at ``c + S a`` ends at ``S a
-  + m S / n``, multiplied by ``2^l``: the message becomes ``2^l (x w mod t') = 2^l (x w mod
-  2^64)`` in units of ``Q5 / t'``, i.e. ``x w mod 2^64`` in units of ``Q5 / 2^64``, so the
-  usual decryption at ``t = 2^64`` returns the share exactly (no ``2^-l`` needed);
-* then, as before, re-randomization with ``pk`` at ``Q5``, flooding, the mask at the result
+* the evaluator switches each product down to ``Q4 = q0 .. q3`` (~155.3 bits) if it was
+  computed at 5 or 6 primes, multiplies it by ``X^-c`` (results at multiples of ``S``) and runs
+  the merge tree (:func:`_pack_tree`): level ``k = 1 .. l`` turns pairs ``(E, O)`` into ``(E +
+  X^D O) + tau_g(E - X^D O)``, ``D = S / 2^k``, ``g = 1 + 2^k N / S mod 2^(k+1) N / S``,
+  ``tau_g: X -> X^g`` (a product of key elements, each factor followed by key switching back
+  to ``s``).  Member ``m``'s result at ``c + S a`` ends at ``S a + m S / n``, multiplied by
+  ``2^l``: the message becomes ``2^l (x w mod t') = 2^l (x w mod 2^64)`` in units of ``Q4 /
+  t'``, i.e. ``x w mod 2^64`` in units of ``Q4 / 2^64``, so the usual decryption at ``t =
+  2^64`` returns the share exactly (no ``2^-l`` needed);
+* then, as before, re-randomization with ``pk`` at ``Q4``, flooding, the mask at the result
   positions, switching to ``q'``; ``b'`` is sent at the result positions only.  The other
   coefficients of the packed ciphertext mix partial sums of several members (weight-dependent
   garbage): the tree keeps only the multiples of ``S / n`` clean and none of the rest is sent,
   so no trace (the zeroing half of PackLWEs) is needed.
 
-Key switching uses the RNS decomposition without a special prime: digit ``d_i`` is the centred
-residue ``[a]_{q_i}``, and the Galois key of ``g`` holds, for each digit, ``b = -a s + e + E_i
-tau_g(s)`` at ``Q5`` with ``E_i`` the CRT idempotent of ``q_i`` (only ``b`` is sent, ``a`` from
-a seed): ``5`` digits x 6 elements ``g = 2^j + 1`` (``j = 8 .. 13``, every ``S <= 64``), 6.24 MB
-per direction, sent once per session and direction with the first packed product (or by
-``_setup(s, sender, galois=True)``).  A product without keys in place packs only if that saves
-more than the keys cost.  Why not hybrid key switching (special prime ``P``, noise ~ ``q_i N
-21 / P``): ``Q P`` must stay within the standard's 218 bits.  With ``P ~ 2^50`` the fixed-point
-128x784x128 matmul could run on ~160-bit inputs (about 0.55 MB less per product; keys 4 digits
-x ~210 bits, ~5.2 MB instead of 6.24 MB), but products with 64-bit operands (shared x shared)
-need ~203 bits for flooding after packing and could not pack at all (21.4 MB instead of 6.5 MB
-for the shared 128x784x128 product).  One key set that serves both is the RNS decomposition
-at ``Q5``: its noise (``B_KS < 2^64``) fits the room at ``Q5`` (flooding needs
-``2^(66+40+14)`` times the noise, leaving ~2^80).
+Key switching is hybrid (the special modulus of Gentry, Halevi, Smart, eprint 2012/099, with
+digits that group RNS primes as in Han and Ki, eprint 2019/688): the packing level ``Q4``
+(155.3 bits) leaves exactly ``P = q4 q5`` (~62.7 bits) of the standard's 218, and the Galois
+keys live at ``Q4 P`` (the whole chain).  Digit ``d_G`` is the centred residue of ``a`` modulo
+a group of primes (:data:`KS_GROUPS`: ``q0 q3`` ~69 bits, ``q1``, ``q2``), the key of ``g`` holds
+per digit ``b = -a s + e + P E_G tau_g(s)`` with ``E_G`` the CRT idempotent of the group in
+``Q4``; ``sum_G d_G key_G`` decrypts to ``P a tau_g(s) + sum_G d_G e_G`` and is divided by ``P``
+with rounding, so the key-switching noise is ``B_KS = sum_G (Q_G - 1)/2 N 21 / P + N + 1 <
+2^23`` (``2^22.7``; two digits give ``2^40``, which does not fit the room below; four digits
+``2^13``, keys 4/3 as large).  Keys exist for two elements only (:data:`GALOIS`: ``257`` and
+``3585``); the other automorphisms of the tree are their products, one key switch per factor
+(:func:`galois_path`; a 64-member tree: 92 key switches instead of 63).  Keys: 2 elements x 3
+digits x ``N`` b-residues at 218 bits, 1.35 MB per direction (before: 6 elements x 5 RNS
+digits at ``Q5 = q0 .. q4`` without special modulus, 6.24 MB), sent once per session and
+direction with the first packed product (or by ``_setup(s, sender, galois=True)``).  A product
+without keys in place packs only if that saves more than the keys cost.  Packing at ``Q4``
+rather than ``Q5`` works because the product's noise is divided by ``q4`` (and ``q5``) when it
+is switched down before packing and the key-switching noise is small; the price is less room
+for very large products: a 64-member tree fits up to ``n_rev = 2^19`` results per call (fewer
+members or no packing beyond).
 
 Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
 218`` for ``N = 8192`` in the homomorphicencryption.org standard's table
@@ -89,14 +96,18 @@ noise is below ``q'/2^66 + (N + 1)/2 * 1.001 + 2^14 < q' / 2^65`` (the last term
 dropped bits of ``b'``), so rounding recovers ``x w + r`` exactly.
 
 With packing (:func:`level_for_pack`): the encoding errs by < 1.5, so ``B_w = K nnz (21 + 3/2)
-W``; switched from 6 to 5 primes it is ``B_in = B_w / q5 + (N + 1)/2 + 2`` (else ``B_in =
-B_w``); each merge level at most doubles the noise and adds the key-switching noise ``B_KS =
-sum_i (q_i - 1)/2 * N * 21`` (balanced digits times key errors), so after ``l`` levels it is below
-``2^l (B_in + B_KS)``; re-randomization adds ``(2N + 1) 21``, the mask's encoding 1/2: ``B``.
-Flooding ``2^f >= 2^40 * n_rev * B`` after packing (it hides the key-switching noise too, which
-depends on the weight-dependent intermediate ``a`` parts), and ``(2^f + B) 2^66 < Q5``; the
-switch to ``q'`` is as above.  The 128x784x128 product with 18-bit weights packs 64 ciphertexts
-with ``Q5`` inputs; with 64-bit weights its products need ``Q6``.
+W``; each prime ``q`` dropped on the way down to ``Q4`` maps a bound ``n`` to ``n / q + (N + 1)/2 +
+2`` (``B_in``; ``B_in = B_w`` for inputs at ``Q4``).  At the result positions (the multiples of
+``D`` stay clean) a merge level at most doubles the noise and adds ``r_k B_KS`` (``r_k`` the
+factors of its automorphism; the automorphisms permute coefficients up to sign and keep the
+bound), so after ``l`` levels it is below ``2^l B_in + sum_k 2^(l-k) r_k B_KS``
+(:func:`_ks_count`: ``92 B_KS < 2^29.3`` for a 64-member tree); re-randomization adds ``(2N + 1)
+21``, the mask's encoding 1/2: ``B``.  Flooding ``2^f >= 2^40 * n_rev * B`` after packing (it
+hides the key-switching noise too, which depends on the weight-dependent intermediate ``a``
+parts), and ``(2^f + B) 2^66 < Q4``; the switch to ``q'`` is as above.  The 128x784x128 product
+with 18-bit weights packs 64 ciphertexts with ``Q5`` inputs (``B < 2^30``, ``f = 84``,
+``2^150 < Q4``); with 64-bit weights its inputs are at ``Q6``; small products (LeNet's
+64x256x100) pack with ``Q4`` inputs.
 
 What each party sees (semi-honest, simulatable):
 
@@ -113,10 +124,11 @@ What each party sees (semi-honest, simulatable):
   products is within ``c 2^-41``).  Modulus switching is a public post-processing.  So
   the sender's view is simulated from its own output share.
 * Packed products: the evaluator additionally sees the Galois keys, RLWE samples under ``s``
-  whose messages ``E_i tau_g(s)`` depend on ``s`` itself: pseudorandom under RLWE with the
+  whose messages ``P E_G tau_g(s)`` depend on ``s`` itself: pseudorandom under RLWE with the
   usual circular-security assumption for key-switching keys (as for every relinearization
   or rotation key: SEAL, eprint 2020/015 section 2, BFV/CKKS key switching); ``N = 8192``,
-  ``log Q5 = 201.2 <= 218``, the same secret and error distributions.  The sender sees per
+  ``log (Q4 P) = 218 <= 218`` (the special modulus counts: the keys are samples modulo the
+  whole chain), the same secret and error distributions.  The sender sees per
   packed ciphertext ``a'`` and ``b'`` at the result positions.  ``a' = a_pack + a_pk u + e2``
   with a fresh ``u``: pseudorandom, whatever ``a_pack`` (a function of ``a w`` and the key
   switching) is.  At each result position the decrypted value is ``x w + r`` with a fresh
@@ -422,10 +434,15 @@ KS_GROUPS = ((0, 3), (1,), (2,))
 #: At most ``2^LOG_PACK`` returned ciphertexts are merged into one.
 LOG_PACK = 6
 #: The merge levels need automorphisms ``tau_g`` with ``g = 1 + 2^j mod 2^(j+1)`` for ``j`` in
-#: ``GALOIS_J`` (every stride ``S <= 2^LOG_PACK``); keys exist for :data:`GALOIS` only, the other
-#: elements are products of key elements (one key switch per factor, :func:`galois_path`).
+#: ``GALOIS_J`` (every stride ``S <= 2^LOG_PACK``).  Keys exist for :data:`GALOIS` only; the
+#: other levels compose key elements (one key switch per factor, :func:`galois_path`).  Two keys
+#: (``257 = 1 + 2^8``, ``3585 = 1 + 7 2^9``, the pair with the fewest key switches, found by
+#: exhaustive search over the 64 elements ``= 1 mod 2^8``) reach the six levels with paths of
+#: 1, 1, 2, 4, 3, 6 factors: a 64-member tree takes 92 key switches instead of 63 with six keys,
+#: and the keys cost 1.35 MB instead of 4.06 MB per direction (one key, ``257``: 192 switches,
+#: 0.68 MB).
 GALOIS_J = tuple(range(LOG_N + 1 - LOG_PACK, LOG_N + 1))
-GALOIS = tuple((1 << j) + 1 for j in GALOIS_J)
+GALOIS = (257, 3585)
 #: worst-case key-switching noise: balanced digits |d_g| <= (Q_g - 1)/2 times key errors |e| <=
 #: ETA, summed over N coefficients and the digits, divided by P; plus the rounding of the division
 #: by P (two roundings: < 1 on b, < 1 per coefficient of a times the ternary s: N)
