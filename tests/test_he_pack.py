@@ -10,6 +10,7 @@ import pytest
 
 from ezprotocols._ext import he as K
 from ezprotocols.arith import PrivateLinear, he
+from ezprotocols.arith.conv import Conv2dGeom, conv2d_ring
 from ezprotocols.errors import ProtocolError
 from ezprotocols.testing import run_pair
 
@@ -332,3 +333,81 @@ def test_packed_response_frames_checked(rng):
         with pytest.raises(ProtocolError, match="he.cross_matmul.resp"):
             run_pair(sender, bad)
     assert T >= 2
+
+
+# ---------------------------------------------------------------- packed convolutions
+
+def _conv_cases():
+    import importlib.util
+    import os
+    spec = importlib.util.spec_from_file_location("_t_arith_he", os.path.join(os.path.dirname(__file__),
+                                                                              "test_arith_he.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.CONV_CASES
+
+
+CONV_CASES = _conv_cases() + [
+    ((1, 7, 9, 11), (5, 7, 2, 3), 1, (0, 1, 1, 0), (3, 1), 1),       # odd sizes, dilated, 7 -> 8 channels
+    ((3, 16, 6, 6), (16, 16, 3, 3), 1, 1, 1, 1),                     # 16 channels: Cw 16
+    ((1, 64, 12, 12), (8, 64, 3, 3), 1, 1, 1, 1),                     # several channel blocks
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("bits,kind", [(18, "random"), (64, "random"), (18, "extreme"), (64, "extreme")])
+def test_packed_conv2d_exact(rng, case, bits, kind):
+    """With the input owner's Galois keys in place, the channel-interleaved packed encoding is
+    chosen where it moves fewer bytes; results are exact (against numpy) either way."""
+    xs, ws, st, pd, dl, g = case
+    geom = Conv2dGeom.make(xs, ws, st, pd, dl, g)
+    X = rng.integers(0, 2**64, size=xs, dtype=U64)
+    X.reshape(-1)[:3] = [0, 2**64 - 1, 2**63][:X.size]
+    Kr = _weights(rng, ws, bits, kind)
+
+    def a(s):
+        he._setup(s, 1, galois=True)
+        return he.cross_conv2d(s, x_owner=1, geom=geom, K=Kr, nbits=bits)
+
+    def b(s):
+        he._setup(s, 1, galois=True)
+        return he.cross_conv2d(s, x_owner=1, geom=geom, X=X, nbits=bits)
+    r0, r1 = run_pair(a, b)
+    assert r0.shape == geom.out_shape
+    assert np.array_equal(r0 + r1, conv2d_ring(X, Kr, geom))
+
+
+def test_packed_conv_plans():
+    """The interleaved packed encoding is chosen for most cases once keys are in place, never
+    where it costs more, and the figures' layers get cheaper (ResNet 3x3, LeNet's second conv)."""
+    used = 0
+    for case in CONV_CASES:
+        geom = Conv2dGeom.make(*case)
+        for bits in (18, 64):
+            p = he._conv_choice(geom, bits, True)[2]
+            u = he._conv_choice(geom, bits, False)[2]
+            assert p["bytes"] <= u["bytes"]
+            used += bool(p["il"])
+            if p["il"] and p["nI"]:
+                assert p["pack"] is not None and p["Cw"] & (p["Cw"] - 1) == 0
+    assert used >= len(CONV_CASES)
+    for xs, ws, pd in [((1, 64, 56, 56), (64, 64, 3, 3), 1), ((64, 6, 12, 12), (16, 6, 5, 5), 0)]:
+        geom = Conv2dGeom.make(xs, ws, 1, pd, 1, 1)
+        assert he.conv2d_costs(geom, nbits=18)["X"] < he._conv_choice(geom, 18, False)[2]["bytes"]
+
+
+def test_packed_conv_bytes_match_cost_model(rng):
+    geom = Conv2dGeom.make((4, 6, 12, 12), (16, 6, 5, 5), 1, 0, 1, 1)
+    assert he._conv_choice(geom, 18, True)[2]["il"]
+    Kr = _weights(rng, geom.w_shape, 18, "random")
+
+    def a(s):
+        he._setup(s, 1, galois=True)
+        with s.phase("cv"):
+            he.cross_conv2d(s, x_owner=1, geom=geom, K=Kr, nbits=18)
+        return s.stats()["cv"]["bytes"]
+
+    def b(s):
+        he._setup(s, 1, galois=True)
+        he.cross_conv2d(s, x_owner=1, geom=geom, X=np.ones(geom.x_shape, U64), nbits=18)
+    assert run_pair(a, b)[0] == he.conv2d_costs(geom, nbits=18)["X"]

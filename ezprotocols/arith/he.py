@@ -1337,7 +1337,7 @@ def _tile_cands(Hs: int, kh: int, sh: int, cap: int) -> list:
 
 
 @lru_cache(maxsize=4096)
-def conv2d_plan(geom: Conv2dGeom, wbits: int):
+def conv2d_plan(geom: Conv2dGeom, wbits: int, pack: bool = True):
     """Tiling of Cheetah's convolution encoding for ``geom`` (input encrypted, kernel plaintext)
     that moves the fewest bytes, or ``None``.
 
@@ -1347,13 +1347,21 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int):
     (kh-1) Wt + kw - 1``; the stride-1 output ``(i, j)`` of the tile is coefficient ``O + i Wt
     + j`` (no other product term lands there, wrapped terms land below ``O``).  Strides keep
     every ``sh``-th row/column (tiles are aligned to the stride); groups restrict the
-    channel blocks an output channel sums over."""
+    channel blocks an output channel sums over.
+
+    With ``pack``, also the channel-interleaved encoding (``"il"``) with ``Cw`` a power of two:
+    ``x[c, i, j]`` at ``(i Wt + j) Cw + c``, ``k[c, u, v]`` at ``O - (u Wt + v) Cw - c`` with ``O =
+    ((kh-1) Wt + kw - 1) Cw + Cw - 1``; the output ``(i, j)`` is coefficient ``O + (i Wt + j) Cw``
+    (a product term ``x[c] k[c']`` lands at ``O + (..) Cw + c - c'``, a multiple of ``Cw`` away
+    from ``O`` only when ``c = c'``; the row/column argument and the wrapped terms are as
+    above), so every result is ``= Cw - 1 mod Cw`` and the returned ciphertexts can be packed
+    (:func:`pack_options`, stride ``min(Cw, 64)``)."""
     Nb, C, H, W = geom.x_shape
     O, Cg, KH, KW = geom.w_shape
     G = geom.groups
     if Nb * O * C == 0:
         return {"Ht": 1, "Wt": 1, "Cw": 1, "nI": 0, "nK": 0, "nJ": 0, "bytes": 0, "in_bytes": 0,
-                "out_bytes": 0, "rounds": 0, "L": MIN_LIMBS, "f": 0}
+                "out_bytes": 0, "rounds": 0, "L": MIN_LIMBS, "f": 0, "il": False, "pack": None}
     dh, dw = geom.dilation
     sh, sw = geom.stride
     kh, kw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
@@ -1367,25 +1375,41 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int):
             if cmax < 1:
                 continue
             nkg = -(-Cg // cmax)
-            Cw = -(-Cg // nkg)
+            cws = [(-(-Cg // nkg), False)]
+            if pack:
+                p2 = 2
+                while p2 <= cmax and p2 < 2 * Cg:
+                    cws.append((p2, True))
+                    p2 *= 2
             hot, wot = Ht - kh + 1, Wt - kw + 1
             nth, ntw = -(-Hs // hot), -(-Ws // wot)
             rows = -(-hot // sh)
             cols = -(-wot // sw)
             npos = rows * cols
             nI = Nb * nth * ntw
-            nK = G * nkg
-            nnz = Cw * KH * KW
-            lv = level_for(wbits, nkg, nnz, nI * O * npos)
-            if lv is None:
-                continue
-            ib = _in_bytes(nI * nK, lv[0])
-            ob = _out_bytes(nI * O, npos)
-            key = (ib + ob, nI * (nK + O))
-            if best is None or key < best[0]:
-                best = (key, {"Ht": Ht, "Wt": Wt, "Cw": Cw, "nkg": nkg, "nth": nth, "ntw": ntw,
-                              "rows": rows, "cols": cols, "nI": nI, "nK": nK, "nJ": O, "L": lv[0],
-                              "f": lv[1], "bytes": ib + ob, "in_bytes": ib, "out_bytes": ob, "rounds": 1})
+            for Cw, il in cws:
+                nkg = -(-Cg // Cw)
+                nK = G * nkg
+                nnz = Cw * KH * KW
+                opts = []
+                if not il:
+                    lv = level_for(wbits, nkg, nnz, nI * O * npos)
+                    if lv is not None:
+                        ib = _in_bytes(nI * nK, lv[0])
+                        opts.append((ib + _out_bytes(nI * O, npos), ib, lv[0], lv[1], None))
+                else:
+                    S = min(Cw, 1 << LOG_PACK)
+                    po = _pack_options(nI * nK, nI * O, npos, S, (Cw - 1) % S, wbits, nkg, nnz)
+                    if po is not None:
+                        opts.append((po["bytes"], po["in_bytes"], po["L"], po["f"], po))
+                for tot, ib, L, f, po in opts:
+                    ncts = nI * nK + (nI * O if po is None else -(-nI * O // (1 << po["l"])))
+                    key = (tot, ncts, il)
+                    if best is None or key < best[0]:
+                        best = (key, {"Ht": Ht, "Wt": Wt, "Cw": Cw, "nkg": nkg, "nth": nth, "ntw": ntw,
+                                      "rows": rows, "cols": cols, "nI": nI, "nK": nK, "nJ": O, "L": L,
+                                      "f": f, "bytes": tot, "in_bytes": ib, "out_bytes": tot - ib, "rounds": 1,
+                                      "il": il, "pack": po})
     return None if best is None else best[1]
 
 
@@ -1444,9 +1468,10 @@ def _poly_k(Kr, geom: Conv2dGeom, g2: Conv2dGeom) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def _conv_choice(geom: Conv2dGeom, nbits: int):
+def _conv_choice(geom: Conv2dGeom, nbits: int, pack: bool = True):
     """``(polyphase, stacked, plan)``: the cheapest of the per-image and stacked-batch
-    encodings, of the convolution itself or (strided) of its polyphase form."""
+    encodings, of the convolution itself or (strided) of its polyphase form (``pack``: the
+    packed channel-interleaved encodings may be chosen)."""
     best = (False, False, None)
     g2 = _polyphase(geom)
     for poly, g in ((False, geom), (True, g2)):
@@ -1456,15 +1481,27 @@ def _conv_choice(geom: Conv2dGeom, nbits: int):
         for stacked, gg in ((False, g), (True, None if st is None else st[0])):
             if gg is None:
                 continue
-            p = conv2d_plan(gg, nbits)
+            p = conv2d_plan(gg, nbits, pack)
             if p is not None and (best[2] is None or p["bytes"] < best[2]["bytes"]):
                 best = (poly, stacked, p)
     return best
 
 
-def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64) -> dict:
-    """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted)."""
-    p = _conv_choice(geom, nbits)[2]
+def _conv_choice_keys(geom: Conv2dGeom, nbits: int, have_keys: bool):
+    """:func:`_conv_choice`, except that without Galois keys a packed encoding is taken only if it
+    saves more than the keys cost."""
+    c = _conv_choice(geom, nbits, True)
+    if c[2] is not None and c[2].get("pack") is not None and not have_keys:
+        u = _conv_choice(geom, nbits, False)
+        if u[2] is not None and u[2]["bytes"] <= c[2]["bytes"] + _gk_bytes():
+            return u + (False,)
+    return c + (True,)
+
+
+def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64, galois: bool = True) -> dict:
+    """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted);
+    ``galois`` as in :func:`matmul_costs`."""
+    p = _conv_choice_keys(geom, nbits, galois)[2]
     return {"X": None if p is None else p["bytes"]}
 
 
@@ -1479,7 +1516,7 @@ def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: in
 
 def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cross_conv2d"):
     """Generator form of :func:`cross_conv2d` (the sender is ``x_owner``)."""
-    poly, stacked, plan = _conv_choice(geom, nbits)
+    poly, stacked, plan, pack = _conv_choice_keys(geom, nbits, _have_galois(s, x_owner))
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
     if s.role == x_owner:
@@ -1496,7 +1533,7 @@ def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cro
         K = None if s.role == x_owner else _poly_k(K, geom, g2)
         geom = g2
     if not stacked:
-        return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
+        return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step, pack=pack))
     gst, Hb = _stacked(geom)
     Nb, C, H, W = geom.x_shape
     Xs = None
@@ -1507,7 +1544,7 @@ def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cro
         buf = np.zeros((Nb, C, Hb, Wp), U64)
         buf[:, :, t:t + H, l:l + W] = X
         Xs = np.ascontiguousarray(buf.transpose(1, 0, 2, 3).reshape(1, C, Nb * Hb, Wp))
-    y = yield from _conv_gen(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step)
+    y = yield from _conv_gen(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step, pack=pack)
     ho, wo = geom.out_hw
     rows = (np.arange(Nb) * (Hb // geom.stride[0]))[:, None] + np.arange(ho)[None, :]
     return np.ascontiguousarray(y[0][:, rows, :wo].transpose(1, 0, 2, 3))
@@ -1522,8 +1559,8 @@ def _owned_input(X, geom: Conv2dGeom, step: str) -> np.ndarray:
 
 
 def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
-              step: str = "he.cross_conv2d"):
-    plan = conv2d_plan(geom, nbits)
+              step: str = "he.cross_conv2d", pack: bool = True):
+    plan = conv2d_plan(geom, nbits, pack)
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
     Nb, C, H, W = geom.x_shape
@@ -1540,9 +1577,14 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
     hot, wot = Ht - kh + 1, Wt - kw + 1
     rows, cols = plan["rows"], plan["cols"]
     nI, nK = plan["nI"], plan["nK"]
-    off = (Cw - 1) * Ht * Wt + (kh - 1) * Wt + (kw - 1)
+    il = plan.get("il", False)
     ri, ci = np.meshgrid(np.arange(rows) * sh, np.arange(cols) * sw, indexing="ij")
-    pos = (off + ri * Wt + ci).reshape(-1)
+    if il:      # channel-interleaved: x[c, i, j] at (i Wt + j) Cw + c
+        off = ((kh - 1) * Wt + kw - 1) * Cw + Cw - 1
+        pos = (off + (ri * Wt + ci) * Cw).reshape(-1)
+    else:
+        off = (Cw - 1) * Ht * Wt + (kh - 1) * Wt + (kw - 1)
+        pos = (off + ri * Wt + ci).reshape(-1)
     Xp = None
     pt_fn = None
     if s.role == x_owner:
@@ -1559,7 +1601,10 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
         ix = (np.arange(ntw) * wot)[:, None] + np.arange(Wt)[None, :]          # [ntw, Wt]
         b5 = buf.reshape(Nb, G, nkg, Cw, HH, WW)
         tiles = b5[:, :, :, :, iy[:, None, :, None], ix[None, :, None, :]]    # [Nb,G,nkg,Cw,nth,ntw,Ht,Wt]
-        tiles = tiles.transpose(0, 4, 5, 1, 2, 3, 6, 7).reshape(nI, nK, Cw * Ht * Wt)
+        if il:
+            tiles = tiles.transpose(0, 4, 5, 1, 2, 6, 7, 3).reshape(nI, nK, Cw * Ht * Wt)
+        else:
+            tiles = tiles.transpose(0, 4, 5, 1, 2, 3, 6, 7).reshape(nI, nK, Cw * Ht * Wt)
         Xp = np.zeros((nI, nK, N), U64)
         Xp[:, :, :Cw * Ht * Wt] = tiles
     else:
@@ -1569,7 +1614,7 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
         Kd = np.zeros((O, nkg * Cw, kh, kw), np.int64)
         Kd[:, :Cg, ::dh, ::dw] = Ka
         cc, uu, vv = np.meshgrid(np.arange(Cw), np.arange(kh), np.arange(kw), indexing="ij")
-        kpos = (off - cc * Ht * Wt - uu * Wt - vv).reshape(-1)
+        kpos = (off - ((uu * Wt + vv) * Cw + cc) if il else off - cc * Ht * Wt - uu * Wt - vv).reshape(-1)
 
         def pt_fn(o):
             g = o // Og
@@ -1577,7 +1622,7 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
             poly[:, kpos] = Kd[o].reshape(nkg, Cw * kh * kw)
             return poly, g * nkg + np.arange(nkg)
     sh_ = yield from product_gen(s, sender=x_owner, nI=nI, nK=nK, nJ=O, pos=pos, wbits=nbits, nnz=Cw * KH * KW,
-                                 nsum=nkg, X=Xp, pt_fn=pt_fn, step=step)
+                                 nsum=nkg, X=Xp, pt_fn=pt_fn, step=step, pack=plan.get("pack"))
     # [nI=(Nb, nth, ntw), O, rows, cols] -> [Nb, O, nth*rows, ntw*cols] -> crop
     y = sh_.reshape(Nb, nth, ntw, O, rows, cols).transpose(0, 3, 1, 4, 2, 5).reshape(Nb, O, nth * rows, ntw * cols)
     return np.ascontiguousarray(y[:, :, :ho, :wo])
@@ -1676,8 +1721,9 @@ class HeProducts(Products):
                                     decompose=decompose, step=step)
 
     def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64) -> dict:
+        keys = _have_galois(self.session, 0) and _have_galois(self.session, 1)
         return {**self.ot.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k),
-                **self._he(conv2d_costs(geom, nbits=nbits_k)["X"])}
+                **self._he(conv2d_costs(geom, nbits=nbits_k, galois=keys)["X"])}
 
     def cross_conv2d(self, *, x_owner, geom, X=None, K=None, nbits_x=64, nbits_k=64, decompose="auto",
                      step="arith.cross_conv2d"):
