@@ -54,6 +54,8 @@ cdef extern from "ezp_he.h" nogil:
                       const uint64_t *qs, size_t D, uint64_t g, uint64_t *sm, uint64_t *t)
     void ezp_rns_digits(const uint64_t *a, size_t cnt, size_t L, size_t N, const uint64_t *qs, uint64_t *out)
     void ezp_add_rows(uint64_t *x, const uint64_t *y, size_t cnt, size_t L, size_t N, const uint64_t *qs)
+    void ezp_group_digits(const uint64_t *a, size_t cnt, size_t L, size_t N, const uint64_t *qs, size_t Lout,
+                          const uint64_t *grp, size_t G, uint64_t *out)
 
 U64 = np.dtype(np.uint64)
 I64 = np.dtype(np.int64)
@@ -526,6 +528,37 @@ def rns_digits(a, primes):
     cdef const uint64_t[::1] qs = qa
     with nogil:
         ezp_rns_digits(&Av[0], cnt, L, n, &qs[0], &O[0])
+    return out
+
+
+def group_digits(a, primes, groups, out_primes):
+    """Hybrid key-switching digits of ``a uint64[cnt, L, n]`` (residues modulo ``primes``):
+    ``uint64[cnt, G, Lout, n]``, digit ``g`` the centred residue of ``a`` modulo the product of
+    the group ``groups[g]`` (one prime index or two) reduced modulo every prime of ``out_primes``
+    (whose first ``L`` entries are ``primes``)."""
+    A, qa = _rows(a, primes, "a")
+    qo = np.ascontiguousarray(out_primes, dtype=U64)
+    if A.ndim != 3 or qo.shape[0] < qa.shape[0] or np.any(qo[:qa.shape[0]] != qa):
+        raise ValueError("group_digits: a must be uint64[cnt, L, n], out_primes extend primes")
+    cdef size_t L = A.shape[1]
+    spec = []
+    for g in groups:
+        g = tuple(int(v) for v in g)
+        if not 1 <= len(g) <= 2 or any(not 0 <= v < L for v in g) or (len(g) == 2 and g[0] == g[1]):
+            raise ValueError("group_digits: groups are one or two distinct prime indices")
+        i, k = g[0], g[len(g) - 1]
+        spec += [i, k, pow(int(qa[i]), -1, int(qa[k])) if i != k else 0]
+    gr = np.array(spec, dtype=U64)
+    cdef size_t cnt = A.shape[0], n = A.shape[2], G = len(groups), Lout = qo.shape[0]
+    out = np.empty((cnt, G, Lout, n), U64)
+    if out.size == 0:
+        return out
+    cdef const uint64_t[::1] Av = A.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[::1] qs = qo
+    cdef const uint64_t[::1] Gv = gr
+    with nogil:
+        ezp_group_digits(&Av[0], cnt, L, n, &qs[0], Lout, &Gv[0], G, &O[0])
     return out
 
 

@@ -40,34 +40,41 @@ residue class ``c`` modulo a power of two ``S <= 64`` (matmul blocks with a powe
 
 * the sender encodes with ``t' = 2^(64+l)``: ``round(Q x / t')`` (the kernel adds
   ``round(floor(Q / 2^l) x / 2^64)``, which errs by < 1.5); products still wrap modulo ``t'``;
-* the evaluator switches each product down to ``Q5 = q0 .. q4`` (~201.2 bits) if it was
-  computed at 6 primes, multiplies it by ``X^-c`` (results at multiples of ``S``) and runs the
-  merge tree (:func:`_pack_tree`): level ``k = 1 .. l`` turns pairs ``(E, O)`` into ``(E + X^D
-  O) + tau_g(E - X^D O)``, ``D = S / 2^k``, ``g = 2^k N / S + 1``, ``tau_g: X -> X^g``
-  followed by key switching back to ``s``.  Member ``m``'s result at ``c + S a`` ends at ``S a
-  + m S / n``, multiplied by ``2^l``: the message becomes ``2^l (x w mod t') = 2^l (x w mod
-  2^64)`` in units of ``Q5 / t'``, i.e. ``x w mod 2^64`` in units of ``Q5 / 2^64``, so the
-  usual decryption at ``t = 2^64`` returns the share exactly (no ``2^-l`` needed);
-* then, as before, re-randomization with ``pk`` at ``Q5``, flooding, the mask at the result
+* the evaluator switches each product down to ``Q4 = q0 .. q3`` (~155.3 bits) if it was
+  computed at 5 or 6 primes, multiplies it by ``X^-c`` (results at multiples of ``S``) and runs
+  the merge tree (:func:`_pack_tree`): level ``k = 1 .. l`` turns pairs ``(E, O)`` into ``(E +
+  X^D O) + tau_g(E - X^D O)``, ``D = S / 2^k``, ``g = 1 + 2^k N / S mod 2^(k+1) N / S``,
+  ``tau_g: X -> X^g`` (a product of key elements, each factor followed by key switching back
+  to ``s``).  Member ``m``'s result at ``c + S a`` ends at ``S a + m S / n``, multiplied by
+  ``2^l``: the message becomes ``2^l (x w mod t') = 2^l (x w mod 2^64)`` in units of ``Q4 /
+  t'``, i.e. ``x w mod 2^64`` in units of ``Q4 / 2^64``, so the usual decryption at ``t =
+  2^64`` returns the share exactly (no ``2^-l`` needed);
+* then, as before, re-randomization with ``pk`` at ``Q4``, flooding, the mask at the result
   positions, switching to ``q'``; ``b'`` is sent at the result positions only.  The other
   coefficients of the packed ciphertext mix partial sums of several members (weight-dependent
   garbage): the tree keeps only the multiples of ``S / n`` clean and none of the rest is sent,
   so no trace (the zeroing half of PackLWEs) is needed.
 
-Key switching uses the RNS decomposition without a special prime: digit ``d_i`` is the centred
-residue ``[a]_{q_i}``, and the Galois key of ``g`` holds, for each digit, ``b = -a s + e + E_i
-tau_g(s)`` at ``Q5`` with ``E_i`` the CRT idempotent of ``q_i`` (only ``b`` is sent, ``a`` from
-a seed): ``5`` digits x 6 elements ``g = 2^j + 1`` (``j = 8 .. 13``, every ``S <= 64``), 6.24 MB
-per direction, sent once per session and direction with the first packed product (or by
-``_setup(s, sender, galois=True)``).  A product without keys in place packs only if that saves
-more than the keys cost.  Why not hybrid key switching (special prime ``P``, noise ~ ``q_i N
-21 / P``): ``Q P`` must stay within the standard's 218 bits.  With ``P ~ 2^50`` the fixed-point
-128x784x128 matmul could run on ~160-bit inputs (about 0.55 MB less per product; keys 4 digits
-x ~210 bits, ~5.2 MB instead of 6.24 MB), but products with 64-bit operands (shared x shared)
-need ~203 bits for flooding after packing and could not pack at all (21.4 MB instead of 6.5 MB
-for the shared 128x784x128 product).  One key set that serves both is the RNS decomposition
-at ``Q5``: its noise (``B_KS < 2^64``) fits the room at ``Q5`` (flooding needs
-``2^(66+40+14)`` times the noise, leaving ~2^80).
+Key switching is hybrid (the special modulus of Gentry, Halevi, Smart, eprint 2012/099, with
+digits that group RNS primes as in Han and Ki, eprint 2019/688): the packing level ``Q4``
+(155.3 bits) leaves exactly ``P = q4 q5`` (~62.7 bits) of the standard's 218, and the Galois
+keys live at ``Q4 P`` (the whole chain).  Digit ``d_G`` is the centred residue of ``a`` modulo
+a group of primes (:data:`KS_GROUPS`: ``q0 q3`` ~69 bits, ``q1``, ``q2``), the key of ``g`` holds
+per digit ``b = -a s + e + P E_G tau_g(s)`` with ``E_G`` the CRT idempotent of the group in
+``Q4``; ``sum_G d_G key_G`` decrypts to ``P a tau_g(s) + sum_G d_G e_G`` and is divided by ``P``
+with rounding, so the key-switching noise is ``B_KS = sum_G (Q_G - 1)/2 N 21 / P + N + 1 <
+2^23`` (``2^22.7``; two digits give ``2^40``, which does not fit the room below; four digits
+``2^13``, keys 4/3 as large).  Keys exist for two elements only (:data:`GALOIS`: ``257`` and
+``3585``); the other automorphisms of the tree are their products, one key switch per factor
+(:func:`galois_path`; a 64-member tree: 92 key switches instead of 63).  Keys: 2 elements x 3
+digits x ``N`` b-residues at 218 bits, 1.35 MB per direction (before: 6 elements x 5 RNS
+digits at ``Q5 = q0 .. q4`` without special modulus, 6.24 MB), sent once per session and
+direction with the first packed product (or by ``_setup(s, sender, galois=True)``).  A product
+without keys in place packs only if that saves more than the keys cost.  Packing at ``Q4``
+rather than ``Q5`` works because the product's noise is divided by ``q4`` (and ``q5``) when it
+is switched down before packing and the key-switching noise is small; the price is less room
+for very large products: a 64-member tree fits up to ``n_rev = 2^19`` results per call (fewer
+members or no packing beyond).
 
 Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
 218`` for ``N = 8192`` in the homomorphicencryption.org standard's table
@@ -89,14 +96,18 @@ noise is below ``q'/2^66 + (N + 1)/2 * 1.001 + 2^14 < q' / 2^65`` (the last term
 dropped bits of ``b'``), so rounding recovers ``x w + r`` exactly.
 
 With packing (:func:`level_for_pack`): the encoding errs by < 1.5, so ``B_w = K nnz (21 + 3/2)
-W``; switched from 6 to 5 primes it is ``B_in = B_w / q5 + (N + 1)/2 + 2`` (else ``B_in =
-B_w``); each merge level at most doubles the noise and adds the key-switching noise ``B_KS =
-sum_i (q_i - 1)/2 * N * 21`` (balanced digits times key errors), so after ``l`` levels it is below
-``2^l (B_in + B_KS)``; re-randomization adds ``(2N + 1) 21``, the mask's encoding 1/2: ``B``.
-Flooding ``2^f >= 2^40 * n_rev * B`` after packing (it hides the key-switching noise too, which
-depends on the weight-dependent intermediate ``a`` parts), and ``(2^f + B) 2^66 < Q5``; the
-switch to ``q'`` is as above.  The 128x784x128 product with 18-bit weights packs 64 ciphertexts
-with ``Q5`` inputs; with 64-bit weights its products need ``Q6``.
+W``; each prime ``q`` dropped on the way down to ``Q4`` maps a bound ``n`` to ``n / q + (N + 1)/2 +
+2`` (``B_in``; ``B_in = B_w`` for inputs at ``Q4``).  At the result positions (the multiples of
+``D`` stay clean) a merge level at most doubles the noise and adds ``r_k B_KS`` (``r_k`` the
+factors of its automorphism; the automorphisms permute coefficients up to sign and keep the
+bound), so after ``l`` levels it is below ``2^l B_in + sum_k 2^(l-k) r_k B_KS``
+(:func:`_ks_count`: ``92 B_KS < 2^29.3`` for a 64-member tree); re-randomization adds ``(2N + 1)
+21``, the mask's encoding 1/2: ``B``.  Flooding ``2^f >= 2^40 * n_rev * B`` after packing (it
+hides the key-switching noise too, which depends on the weight-dependent intermediate ``a``
+parts), and ``(2^f + B) 2^66 < Q4``; the switch to ``q'`` is as above.  The 128x784x128 product
+with 18-bit weights packs 64 ciphertexts with ``Q5`` inputs (``B < 2^30``, ``f = 84``,
+``2^150 < Q4``); with 64-bit weights its inputs are at ``Q6``; small products (LeNet's
+64x256x100) pack with ``Q4`` inputs.
 
 What each party sees (semi-honest, simulatable):
 
@@ -113,10 +124,11 @@ What each party sees (semi-honest, simulatable):
   products is within ``c 2^-41``).  Modulus switching is a public post-processing.  So
   the sender's view is simulated from its own output share.
 * Packed products: the evaluator additionally sees the Galois keys, RLWE samples under ``s``
-  whose messages ``E_i tau_g(s)`` depend on ``s`` itself: pseudorandom under RLWE with the
+  whose messages ``P E_G tau_g(s)`` depend on ``s`` itself: pseudorandom under RLWE with the
   usual circular-security assumption for key-switching keys (as for every relinearization
   or rotation key: SEAL, eprint 2020/015 section 2, BFV/CKKS key switching); ``N = 8192``,
-  ``log Q5 = 201.2 <= 218``, the same secret and error distributions.  The sender sees per
+  ``log (Q4 P) = 218 <= 218`` (the special modulus counts: the keys are samples modulo the
+  whole chain), the same secret and error distributions.  The sender sees per
   packed ciphertext ``a'`` and ``b'`` at the result positions.  ``a' = a_pack + a_pk u + e2``
   with a fresh ``u``: pseudorandom, whatever ``a_pack`` (a function of ``a w`` and the key
   switching) is.  At each result position the decrypted value is ``x w + r`` with a fresh
@@ -157,9 +169,11 @@ they are.  The negacyclic NTT uses Shoup multiplication, AVX-512 IFMA (52-bit) w
 present (``_ext/include/ezp_he.h``), and the evaluator's independent responses run on
 two threads.  Without packing, what dominates the bytes at small batch sizes is the ``a``
 part of each returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); output packing
-(above) is chosen per product by the cost functions.  Convolutions do not pack yet: their
-results fill a contiguous block of each ciphertext (no common residue class modulo a power
-of two), which would need a channel-interleaved encoding.
+(above) is chosen per product by the cost functions.  Convolutions pack through a
+channel-interleaved encoding (:func:`conv2d_plan`: channel ``c`` of a tile at ``(i Wt + j) Cw +
+c``, ``Cw`` a power of two, results at one class modulo ``Cw``), chosen when it moves fewer bytes
+(:data:`CONV_PACK`); it trades bytes for compute (smaller tiles, more result ciphertexts, more key
+switching: the ResNet 3x3 layer 12.17 -> 10.99 MB at several times the evaluator's time).
 """
 from __future__ import annotations
 
@@ -411,16 +425,60 @@ def _setup(s, sender: int, galois: bool = False):
 
 # ------------------------------------------------------------------ output packing (PackLWEs)
 
-#: Packing runs at this level (``q0 .. q4``, ~201.2 bits) and the Galois keys live there.
-PACK_LIMBS = 5
-#: At most ``2^LOG_PACK`` returned ciphertexts are merged into one; the Galois elements
-#: ``2^j + 1`` for ``j`` in ``GALOIS_J`` serve every stride ``S <= 2^LOG_PACK``.
+#: Packing, re-randomization and flooding after packing run at ``Q4 = q0 .. q3`` (~155.3 bits).
+PACK_LIMBS = 4
+#: Hybrid key switching: the Galois keys live at ``Q4 P`` with the special modulus ``P = q4 q5``
+#: (~62.7 bits), i.e. at the whole chain (218 bits, the standard's limit for N = 8192).
+KS_LIMBS = 6
+P_KS = math.prod(PRIMES[PACK_LIMBS:KS_LIMBS])
+#: Key-switching digits: the centred residues of ``a`` modulo ``q0 q3`` (~69 bits), ``q1``, ``q2``.
+KS_GROUPS = ((0, 3), (1,), (2,))
+#: At most ``2^LOG_PACK`` returned ciphertexts are merged into one.
 LOG_PACK = 6
+#: The merge levels need automorphisms ``tau_g`` with ``g = 1 + 2^j mod 2^(j+1)`` for ``j`` in
+#: ``GALOIS_J`` (every stride ``S <= 2^LOG_PACK``).  Keys exist for :data:`GALOIS` only; the
+#: other levels compose key elements (one key switch per factor, :func:`galois_path`).  Two keys
+#: (``257 = 1 + 2^8``, ``3585 = 1 + 7 2^9``, the pair with the fewest key switches, found by
+#: exhaustive search over the 64 elements ``= 1 mod 2^8``) reach the six levels with paths of
+#: 1, 1, 2, 4, 3, 6 factors: a 64-member tree takes 92 key switches instead of 63 with six keys,
+#: and the keys cost 1.35 MB instead of 4.06 MB per direction (one key, ``257``: 192 switches,
+#: 0.68 MB).
 GALOIS_J = tuple(range(LOG_N + 1 - LOG_PACK, LOG_N + 1))
-GALOIS = tuple((1 << j) + 1 for j in GALOIS_J)
-#: worst-case key-switching noise: balanced RNS digits |d_i| <= (q_i - 1)/2 times key errors
-#: |e| <= ETA, summed over N coefficients and the PACK_LIMBS digits
-B_KS = sum((q - 1) // 2 for q in PRIMES[:PACK_LIMBS]) * N * ETA
+GALOIS = (257, 3585)
+#: worst-case key-switching noise: balanced digits |d_g| <= (Q_g - 1)/2 times key errors |e| <=
+#: ETA, summed over N coefficients and the digits, divided by P; plus the rounding of the division
+#: by P (two roundings: < 1 on b, < 1 per coefficient of a times the ternary s: N)
+B_KS = -(-sum((math.prod(PRIMES[i] for i in g) - 1) // 2 for g in KS_GROUPS) * N * ETA // P_KS) + N + 1
+
+
+@lru_cache(maxsize=None)
+def galois_path(j: int) -> tuple:
+    """The fewest key elements (:data:`GALOIS`) whose product ``g`` (mod ``2N``) satisfies ``g = 1 +
+    2^j mod 2^(j+1)``: ``tau_g`` fixes ``X^i`` for ``i = 0 mod 2^(LOG_N+1-j)`` and negates it for
+    ``i = 2^(LOG_N-j) mod 2^(LOG_N+1-j)``, as a merge level needs (breadth-first over products)."""
+    m2 = 2 * N
+    want = lambda g: g % (1 << (j + 1)) == (1 + (1 << j)) % (1 << (j + 1))   # noqa: E731
+    seen = {1: ()}
+    front = [1]
+    while front:
+        nxt = []
+        for g in front:
+            for k in GALOIS:
+                h = g * k % m2
+                if h in seen:
+                    continue
+                seen[h] = seen[g] + (k,)
+                if want(h):
+                    return seen[h]
+                nxt.append(h)
+        front = nxt
+    raise ValueError(f"no product of the Galois keys reaches level j={j}")
+
+
+def _ks_count(S: int, l: int) -> int:
+    """Key switchings of one merge tree (``2^l`` members, stride ``S``), weighted by how often
+    their noise doubles afterwards: ``sum_k 2^(l-k) |path_k|``."""
+    return sum(len(galois_path(LOG_N + k - (S.bit_length() - 1))) << (l - k) for k in range(1, l + 1))
 
 
 def _have_galois(s, sender: int) -> bool:
@@ -429,7 +487,7 @@ def _have_galois(s, sender: int) -> bool:
 
 
 def _gk_bytes() -> int:
-    return K.packed_size(len(GALOIS) * PACK_LIMBS, N, WIDTHS[:PACK_LIMBS]) + 16
+    return K.packed_size(len(GALOIS) * len(KS_GROUPS), N, WIDTHS[:KS_LIMBS]) + 16
 
 
 @lru_cache(maxsize=None)
@@ -483,71 +541,82 @@ def _sub_mod(x, y, qs):
 
 def _galois_setup(s, sender: int) -> _Keys:
     """The Galois keys of :data:`GALOIS` (once per session and direction, on the first packed
-    product or from :meth:`HeProducts.setup`): for each element ``g`` and each digit ``i <
-    PACK_LIMBS`` an RLWE encryption under ``s`` at ``Q5 = q0 .. q4`` of ``E_i tau_g(s)``, with
-    ``E_i`` the CRT idempotent of ``q_i`` (``1 mod q_i``, ``0 mod`` the other primes):
-    ``b = -a s + e + E_i tau_g(s)``.  Only the ``b`` parts are sent (the ``a`` parts expand a
-    16-byte seed)."""
+    product or from :meth:`HeProducts.setup`): for each element ``g`` and each digit group ``G``
+    of :data:`KS_GROUPS` an RLWE encryption under ``s`` at ``Q4 P`` (the whole chain) of ``P E_G
+    tau_g(s)``, with ``E_G`` the CRT idempotent of the group's primes in ``Q4`` (``1`` modulo
+    them, ``0`` modulo the other primes of ``Q4``): ``b = -a s + e + P E_G tau_g(s)``.  Only the
+    ``b`` parts are sent (the ``a`` parts expand a 16-byte seed)."""
     ks = _setup(s, sender)
     if ks.gk is not None:
         return ks
     tb = _tables()
-    qs = np.array(PRIMES[:PACK_LIMBS], dtype=U64)
-    D = PACK_LIMBS
+    qs = np.array(PRIMES[:KS_LIMBS], dtype=U64)
+    D = len(KS_GROUPS)
     ng = len(GALOIS)
     step = f"he.setup.galois.P{sender}"
-    shape = (ng * D, PACK_LIMBS, N)
+    shape = (ng * D, KS_LIMBS, N)
     with s.phase("he.setup"):
         if s.role == sender:
             seed = secrets.token_bytes(16)
-            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * PACK_LIMBS * N), qs, shape)
-            sn = np.ascontiguousarray(ks.s_ntt[:PACK_LIMBS])
-            snp = np.ascontiguousarray(ks.s_ntt_p[:PACK_LIMBS])
+            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * KS_LIMBS * N), qs, shape)
+            sn = np.ascontiguousarray(ks.s_ntt[:KS_LIMBS])
+            snp = np.ascontiguousarray(ks.s_ntt_p[:KS_LIMBS])
             neg = np.zeros(shape, U64)
-            K.mul_acc(neg, a.reshape(ng * D, 1, PACK_LIMBS, N), sn.reshape(1, PACK_LIMBS, N),
-                      snp.reshape(1, PACK_LIMBS, N), qs)
+            K.mul_acc(neg, a.reshape(ng * D, 1, KS_LIMBS, N), sn.reshape(1, KS_LIMBS, N),
+                      snp.reshape(1, KS_LIMBS, N), qs)
             e = K.to_rns(K.cbd(s.prg.random_uint64((ng * D, N)), ETA), qs)
             tb.forward(e)
-            b = _sub_mod(e, neg, qs).reshape(ng, D, PACK_LIMBS, N)
-            src_all = [_aut_index(g) for g in GALOIS]
-            for gi, (src, sg) in enumerate(src_all):
+            b = _sub_mod(e, neg, qs).reshape(ng, D, KS_LIMBS, N)
+            pm = np.array([P_KS % int(q) for q in qs], dtype=U64)
+            for gi, g in enumerate(GALOIS):
+                src, sg = _aut_index(g)
                 ts = np.where(sg, -ks.sk[src], ks.sk[src]).reshape(1, N)
                 tr = K.to_rns(np.ascontiguousarray(ts), qs)
                 tb.forward(tr)
-                idx = np.arange(D)
-                b[gi, idx, idx] = _add_mod(b[gi, idx, idx], tr[0], qs)
+                ptr = np.zeros((1, KS_LIMBS, N), U64)       # P tau_g(s)
+                K.mul_acc(ptr, tr.reshape(1, 1, KS_LIMBS, N),
+                          np.ascontiguousarray(np.broadcast_to(pm[:, None], (KS_LIMBS, N))).reshape(1, KS_LIMBS, N),
+                          None, qs)
+                for di, grp in enumerate(KS_GROUPS):
+                    for i in grp:       # at the group's primes, 0 elsewhere
+                        b[gi, di, i] = _add_mod(b[gi, di, i:i + 1], ptr[0, i:i + 1], qs[i:i + 1])
             s.channel.send(step, np.frombuffer(seed, np.uint8))
-            s.channel.send(step, K.pack(np.ascontiguousarray(b.reshape(shape)), WIDTHS[:PACK_LIMBS]))
+            s.channel.send(step, K.pack(np.ascontiguousarray(b.reshape(shape)), WIDTHS[:KS_LIMBS]))
             ks.gk = True
         else:
             seed = s.channel.recv_array(step, np.uint8, (16,)).tobytes()
-            data = s.channel.recv_array(step, np.uint8, (K.packed_size(ng * D, N, WIDTHS[:PACK_LIMBS]),))
-            b, ok = K.unpack(data, shape, WIDTHS[:PACK_LIMBS], qs)
+            data = s.channel.recv_array(step, np.uint8, (K.packed_size(ng * D, N, WIDTHS[:KS_LIMBS]),))
+            b, ok = K.unpack(data, shape, WIDTHS[:KS_LIMBS], qs)
             if not ok:
                 raise ProtocolError(f"{step}: Galois key residues out of range")
-            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * PACK_LIMBS * N), qs, shape)
-            b = b.reshape(ng, D, PACK_LIMBS, N)
-            a = a.reshape(ng, D, PACK_LIMBS, N)
+            a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * KS_LIMBS * N), qs, shape)
+            b = b.reshape(ng, D, KS_LIMBS, N)
+            a = a.reshape(ng, D, KS_LIMBS, N)
             ks.gk = {g: (np.ascontiguousarray(b[i]), np.ascontiguousarray(a[i]),
                          K.shoup(np.ascontiguousarray(b[i]), qs), K.shoup(np.ascontiguousarray(a[i]), qs))
                      for i, g in enumerate(GALOIS)}
     return ks
 
 
-def _key_switch(a: np.ndarray, key, qs: np.ndarray, tb):
-    """``(kb, ka)`` with ``kb + ka s = a tau_g(s) + sum_i d_i e_i`` for ``a[cnt, PACK_LIMBS, N]``
-    (coefficients) decrypting under ``tau_g(s)``: the digits ``d_i`` are the centred residues
-    ``[a]_{q_i}`` (RNS decomposition, no special prime), ``|d_i| <= (q_i - 1)/2``."""
+def _key_switch(a: np.ndarray, key, tb):
+    """``(kb, ka)`` at ``Q4`` with ``kb + ka s = a tau_g(s) + n_ks``, ``|n_ks| <= B_KS``, for
+    ``a[cnt, PACK_LIMBS, N]`` (coefficients) decrypting under ``tau_g(s)``: hybrid key switching
+    (digits ``d_G`` = centred residues of ``a`` modulo the groups of :data:`KS_GROUPS`, lifted to
+    ``Q4 P``; ``sum_G d_G key_G`` decrypts to ``P a tau_g(s) + sum_G d_G e_G``; divided by ``P``
+    with rounding: the two drops ``q5``, ``q4``)."""
     cnt = a.shape[0]
-    dig = K.rns_digits(a, qs)
+    q6 = _level(KS_LIMBS)
+    dig = K.group_digits(a, q6.primes[:PACK_LIMBS], KS_GROUPS, q6.primes)
     tb.forward(dig)
-    kb = np.zeros((cnt, PACK_LIMBS, N), U64)
-    ka = np.zeros((cnt, PACK_LIMBS, N), U64)
-    K.mul_acc(kb, dig, key[0], key[2], qs)
-    K.mul_acc(ka, dig, key[1], key[3], qs)
-    tb.inverse(kb)
-    tb.inverse(ka)
-    return kb, ka
+    kk = np.zeros((2, cnt, KS_LIMBS, N), U64)
+    K.mul_acc(kk[0], dig, key[0], key[2], q6.primes)
+    K.mul_acc(kk[1], dig, key[1], key[3], q6.primes)
+    kk = kk.reshape(2 * cnt, KS_LIMBS, N)
+    tb.inverse(kk)
+    for i in range(KS_LIMBS - PACK_LIMBS):
+        kk = K.rescale(kk, q6.primes[:KS_LIMBS - i], q6.qinv[i])
+    kk = kk.reshape(2, cnt, PACK_LIMBS, N)
+    return kk[0], kk[1]
 
 
 def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.ndarray:
@@ -555,16 +624,21 @@ def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.nda
     wanted coefficients sit at multiples of ``S``: ``ct[2^l, 2, PACK_LIMBS, N]`` (coefficient form,
     ``(b, a)``) -> one ciphertext ``[2, PACK_LIMBS, N]`` whose coefficient ``S a + m S / 2^l`` is
     ``2^l`` times coefficient ``S a`` of member ``m``.  Level ``k = 1 .. l`` merges members
-    ``m`` and ``m + 2^(l-k)`` as ``(E + X^D O) + tau_g(E - X^D O)`` with ``D = S / 2^k`` and
-    ``g = 2^k N / S + 1``: ``tau_g`` fixes ``X^j`` for ``j = 0 mod 2D`` and negates it for
-    ``j = D mod 2D``, so the multiples of ``D`` stay clean (the other coefficients mix)."""
+    ``m`` and ``m + 2^(l-k)`` as ``(E + X^D O) + tau_g(E - X^D O)`` with ``D = S / 2^k`` and ``g =
+    1 + 2^k N / S mod 2^(k+1) N / S`` (:func:`galois_path`: a product of key elements, one key
+    switch each): ``tau_g`` fixes ``X^j`` for ``j = 0 mod 2D`` and negates it for ``j = D mod
+    2D``, so the multiples of ``D`` stay clean (the other coefficients mix)."""
     for k in range(1, l + 1):
         half = ct.shape[0] // 2
-        g = (N // S << k) + 1
-        sm, t = K.pack_pre(ct[:half], ct[half:], qs, S >> k, g)
-        kb, ka = _key_switch(np.ascontiguousarray(t[:, 1]), gk[g], qs, tb)
-        K.add_rows(kb, t[:, 0].copy(), qs)
-        K.add_rows(sm, np.stack([kb, ka], axis=1), qs)
+        path = galois_path(LOG_N + k - (S.bit_length() - 1))
+        sm, t = K.pack_pre(ct[:half], ct[half:], qs, S >> k, path[0])
+        for i, g in enumerate(path):
+            if i:
+                t = _automorph(t, g, qs)
+            kb, ka = _key_switch(np.ascontiguousarray(t[:, 1]), gk[g], tb)
+            K.add_rows(kb, np.ascontiguousarray(t[:, 0]), qs)
+            t = np.stack([kb, ka], axis=1)
+        K.add_rows(sm, t, qs)
         ct = sm
     return ct[0]
 
@@ -580,19 +654,23 @@ def _pack_stride(pos: np.ndarray) -> tuple:
 
 
 @lru_cache(maxsize=65536)
-def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int):
-    """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels): the product at
-    5 or 6 primes (then switched to 5), packing, re-randomization and flooding at
-    ``Q5 = q0 .. q4``; ``None`` if the noise does not fit (module docstring)."""
+def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int, S: int = 1 << LOG_PACK):
+    """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels, stride ``S``): the
+    product at 4, 5 or 6 primes (then switched to ``Q4``), packing, re-randomization and flooding
+    at ``Q4 = q0 .. q3``; ``None`` if the noise does not fit (module docstring)."""
     # t' = 2^(64+l): the encoding round(Q_L 2^-l x / 2^64) errs by < 1.5
     B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 3) * (1 << (wbits - 1)) // 2 + 1
-    Q5 = math.prod(PRIMES[:PACK_LIMBS])
-    for L in (PACK_LIMBS, PACK_LIMBS + 1):
-        B_in = B_w if L == PACK_LIMBS else B_w // PRIMES[PACK_LIMBS] + 1 + (N + 1) // 2 + 1
-        # packing: n_l <= 2 n_(l-1) + B_KS; then re-randomization and the mask's rounding
-        B = (B_in + B_KS << l) + (2 * N + 1) * ETA + 1
+    Q4 = math.prod(PRIMES[:PACK_LIMBS])
+    B_in = B_w
+    for L in range(PACK_LIMBS, MAX_LIMBS + 1):
+        if L > PACK_LIMBS:     # one more prime dropped: n / q + 1/2 (b) + N/2 (a times s) + 1/2
+            B_in = B_w
+            for q in PRIMES[PACK_LIMBS:L][::-1]:
+                B_in = B_in // q + 1 + (N + 1) // 2 + 1
+        # packing: n_k <= 2 n_(k-1) + |path_k| B_KS; then re-randomization and the mask's rounding
+        B = (B_in << l) + _ks_count(S, l) * B_KS + (2 * N + 1) * ETA + 1
         f = B.bit_length() + SIGMA + max(n_rev - 1, 1).bit_length()
-        if ((1 << f) + B) << (T_BITS + 2) < Q5:
+        if ((1 << f) + B) << (T_BITS + 2) < Q4:
             return L, f
     return None
 
@@ -631,7 +709,7 @@ def _pack_options(n_in, T, npos, S, c, wbits, nsum, nnz):
     for l in range(1, LOG_PACK + 1):
         if (1 << l) > S or (1 << (l - 1)) >= T:
             break
-        lv = level_for_pack(wbits, nsum, nnz, T * npos, l)
+        lv = level_for_pack(wbits, nsum, nnz, T * npos, l, S)
         if lv is None:
             continue
         ib = _in_bytes(n_in, lv[0])
@@ -906,8 +984,8 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
     cb = b.reshape(nI, nK, L, N)
     ca = a.reshape(nI, nK, L, N)
-    lev5 = _level(PACK_LIMBS)
-    q5 = lev5.primes
+    levp = _level(PACK_LIMBS)       # the packing level Q4
+    qp = levp.primes
     pk = np.ascontiguousarray(ks.pk[:, :PACK_LIMBS])
     pkp = np.ascontiguousarray(ks.pk_p[:, :PACK_LIMBS])
     share = np.empty((T, npos), U64)
@@ -944,30 +1022,30 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         cnt = t1 - t0
         live = ct[:cnt].reshape(cnt * 2, L, N)
         tb.inverse(live)
-        if L > PACK_LIMBS:
-            live = K.rescale(np.ascontiguousarray(live), qs, lev.qinv[0])
-        live = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, PACK_LIMBS, N)), q5, (2 * N - c) % (2 * N))
+        for i in range(L - PACK_LIMBS):        # switch down to Q4
+            live = K.rescale(np.ascontiguousarray(live), qs[:L - i], lev.qinv[i])
+        live = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, PACK_LIMBS, N)), qp, (2 * N - c) % (2 * N))
         full = np.zeros((n, 2, PACK_LIMBS, N), U64)
         full[:cnt] = live
-        pc = _pack_tree(full, S, l, ks.gk, q5, tb)
+        pc = _pack_tree(full, S, l, ks.gk, qp, tb)
         # re-randomize with an encryption of zero under pk, flood and mask the results
-        u = K.to_rns(K.ternary(rnd["u"]), q5)
+        u = K.to_rns(K.ternary(rnd["u"]), qp)
         tb.forward(u)
         rr = np.zeros((2, PACK_LIMBS, N), U64)
-        K.mul_acc(rr[0:1], u.reshape(1, 1, PACK_LIMBS, N), pk[0:1], pkp[0:1], q5)
-        K.mul_acc(rr[1:2], u.reshape(1, 1, PACK_LIMBS, N), pk[1:2], pkp[1:2], q5)
+        K.mul_acc(rr[0:1], u.reshape(1, 1, PACK_LIMBS, N), pk[0:1], pkp[0:1], qp)
+        K.mul_acc(rr[1:2], u.reshape(1, 1, PACK_LIMBS, N), pk[1:2], pkp[1:2], qp)
         tb.inverse(rr)
-        K.add_rows(pc, rr, q5)
+        K.add_rows(pc, rr, qp)
         acc_a = np.ascontiguousarray(pc[1:2])
-        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), q5)
+        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), qp)
         pp = _packed_positions(pos, S, c, n, cnt)
         bsel = np.ascontiguousarray(pc[0:1][:, :, pp])
-        _add_signed(bsel, K.cbd(rnd["e1"], ETA), q5)
-        K.add_flood(bsel, rnd["flood"], q5, f)
-        K.add_delta(bsel, rnd["r"], q5, lev5.delta, lev5.qlow)
+        _add_signed(bsel, K.cbd(rnd["e1"], ETA), qp)
+        K.add_flood(bsel, rnd["flood"], qp, f)
+        K.add_delta(bsel, rnd["r"], qp, levp.delta, levp.qlow)
         both = np.concatenate([acc_a, bsel], axis=2)
         for i, top in enumerate(range(PACK_LIMBS - 1, FINAL_LIMBS - 1, -1)):
-            both = K.rescale(np.ascontiguousarray(both), q5[:top + 1], lev5.qinv[i])
+            both = K.rescale(np.ascontiguousarray(both), qp[:top + 1], levp.qinv[i])
         both = np.ascontiguousarray(both)
         bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
         return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
@@ -1261,7 +1339,7 @@ def _tile_cands(Hs: int, kh: int, sh: int, cap: int) -> list:
 
 
 @lru_cache(maxsize=4096)
-def conv2d_plan(geom: Conv2dGeom, wbits: int):
+def conv2d_plan(geom: Conv2dGeom, wbits: int, pack: bool = True):
     """Tiling of Cheetah's convolution encoding for ``geom`` (input encrypted, kernel plaintext)
     that moves the fewest bytes, or ``None``.
 
@@ -1271,13 +1349,21 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int):
     (kh-1) Wt + kw - 1``; the stride-1 output ``(i, j)`` of the tile is coefficient ``O + i Wt
     + j`` (no other product term lands there, wrapped terms land below ``O``).  Strides keep
     every ``sh``-th row/column (tiles are aligned to the stride); groups restrict the
-    channel blocks an output channel sums over."""
+    channel blocks an output channel sums over.
+
+    With ``pack``, also the channel-interleaved encoding (``"il"``) with ``Cw`` a power of two:
+    ``x[c, i, j]`` at ``(i Wt + j) Cw + c``, ``k[c, u, v]`` at ``O - (u Wt + v) Cw - c`` with ``O =
+    ((kh-1) Wt + kw - 1) Cw + Cw - 1``; the output ``(i, j)`` is coefficient ``O + (i Wt + j) Cw``
+    (a product term ``x[c] k[c']`` lands at ``O + (..) Cw + c - c'``, a multiple of ``Cw`` away
+    from ``O`` only when ``c = c'``; the row/column argument and the wrapped terms are as
+    above), so every result is ``= Cw - 1 mod Cw`` and the returned ciphertexts can be packed
+    (:func:`pack_options`, stride ``min(Cw, 64)``)."""
     Nb, C, H, W = geom.x_shape
     O, Cg, KH, KW = geom.w_shape
     G = geom.groups
     if Nb * O * C == 0:
         return {"Ht": 1, "Wt": 1, "Cw": 1, "nI": 0, "nK": 0, "nJ": 0, "bytes": 0, "in_bytes": 0,
-                "out_bytes": 0, "rounds": 0, "L": MIN_LIMBS, "f": 0}
+                "out_bytes": 0, "rounds": 0, "L": MIN_LIMBS, "f": 0, "il": False, "pack": None}
     dh, dw = geom.dilation
     sh, sw = geom.stride
     kh, kw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
@@ -1291,26 +1377,47 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int):
             if cmax < 1:
                 continue
             nkg = -(-Cg // cmax)
-            Cw = -(-Cg // nkg)
+            cws = [(-(-Cg // nkg), False)]
+            if pack and CONV_PACK:
+                p2 = 2
+                while p2 <= cmax and p2 < 2 * Cg:
+                    cws.append((p2, True))
+                    p2 *= 2
             hot, wot = Ht - kh + 1, Wt - kw + 1
             nth, ntw = -(-Hs // hot), -(-Ws // wot)
             rows = -(-hot // sh)
             cols = -(-wot // sw)
             npos = rows * cols
             nI = Nb * nth * ntw
-            nK = G * nkg
-            nnz = Cw * KH * KW
-            lv = level_for(wbits, nkg, nnz, nI * O * npos)
-            if lv is None:
-                continue
-            ib = _in_bytes(nI * nK, lv[0])
-            ob = _out_bytes(nI * O, npos)
-            key = (ib + ob, nI * (nK + O))
-            if best is None or key < best[0]:
-                best = (key, {"Ht": Ht, "Wt": Wt, "Cw": Cw, "nkg": nkg, "nth": nth, "ntw": ntw,
-                              "rows": rows, "cols": cols, "nI": nI, "nK": nK, "nJ": O, "L": lv[0],
-                              "f": lv[1], "bytes": ib + ob, "in_bytes": ib, "out_bytes": ob, "rounds": 1})
+            for Cw, il in cws:
+                nkg = -(-Cg // Cw)
+                nK = G * nkg
+                nnz = Cw * KH * KW
+                opts = []
+                if not il:
+                    lv = level_for(wbits, nkg, nnz, nI * O * npos)
+                    if lv is not None:
+                        ib = _in_bytes(nI * nK, lv[0])
+                        opts.append((ib + _out_bytes(nI * O, npos), ib, lv[0], lv[1], None))
+                else:
+                    S = min(Cw, 1 << LOG_PACK)
+                    po = _pack_options(nI * nK, nI * O, npos, S, (Cw - 1) % S, wbits, nkg, nnz)
+                    if po is not None:
+                        opts.append((po["bytes"], po["in_bytes"], po["L"], po["f"], po))
+                for tot, ib, L, f, po in opts:
+                    ncts = nI * nK + (nI * O if po is None else -(-nI * O // (1 << po["l"])))
+                    key = (tot, ncts, il)
+                    if best is None or key < best[0]:
+                        best = (key, {"Ht": Ht, "Wt": Wt, "Cw": Cw, "nkg": nkg, "nth": nth, "ntw": ntw,
+                                      "rows": rows, "cols": cols, "nI": nI, "nK": nK, "nJ": O, "L": L,
+                                      "f": f, "bytes": tot, "in_bytes": ib, "out_bytes": tot - ib, "rounds": 1,
+                                      "il": il, "pack": po})
     return None if best is None else best[1]
+
+
+#: Offer the channel-interleaved packed encoding to convolutions (chosen only where it moves fewer
+#: bytes; it costs evaluator compute, see the module docstring).
+CONV_PACK = True
 
 
 def _stacked(geom: Conv2dGeom):
@@ -1368,9 +1475,10 @@ def _poly_k(Kr, geom: Conv2dGeom, g2: Conv2dGeom) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def _conv_choice(geom: Conv2dGeom, nbits: int):
+def _conv_choice(geom: Conv2dGeom, nbits: int, pack: bool = True):
     """``(polyphase, stacked, plan)``: the cheapest of the per-image and stacked-batch
-    encodings, of the convolution itself or (strided) of its polyphase form."""
+    encodings, of the convolution itself or (strided) of its polyphase form (``pack``: the
+    packed channel-interleaved encodings may be chosen)."""
     best = (False, False, None)
     g2 = _polyphase(geom)
     for poly, g in ((False, geom), (True, g2)):
@@ -1380,15 +1488,27 @@ def _conv_choice(geom: Conv2dGeom, nbits: int):
         for stacked, gg in ((False, g), (True, None if st is None else st[0])):
             if gg is None:
                 continue
-            p = conv2d_plan(gg, nbits)
+            p = conv2d_plan(gg, nbits, pack)
             if p is not None and (best[2] is None or p["bytes"] < best[2]["bytes"]):
                 best = (poly, stacked, p)
     return best
 
 
-def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64) -> dict:
-    """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted)."""
-    p = _conv_choice(geom, nbits)[2]
+def _conv_choice_keys(geom: Conv2dGeom, nbits: int, have_keys: bool):
+    """:func:`_conv_choice`, except that without Galois keys a packed encoding is taken only if it
+    saves more than the keys cost."""
+    c = _conv_choice(geom, nbits, True)
+    if c[2] is not None and c[2].get("pack") is not None and not have_keys:
+        u = _conv_choice(geom, nbits, False)
+        if u[2] is not None and u[2]["bytes"] <= c[2]["bytes"] + _gk_bytes():
+            return u + (False,)
+    return c + (True,)
+
+
+def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64, galois: bool = True) -> dict:
+    """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted);
+    ``galois`` as in :func:`matmul_costs`."""
+    p = _conv_choice_keys(geom, nbits, galois)[2]
     return {"X": None if p is None else p["bytes"]}
 
 
@@ -1403,7 +1523,7 @@ def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: in
 
 def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cross_conv2d"):
     """Generator form of :func:`cross_conv2d` (the sender is ``x_owner``)."""
-    poly, stacked, plan = _conv_choice(geom, nbits)
+    poly, stacked, plan, pack = _conv_choice_keys(geom, nbits, _have_galois(s, x_owner))
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
     if s.role == x_owner:
@@ -1420,7 +1540,7 @@ def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cro
         K = None if s.role == x_owner else _poly_k(K, geom, g2)
         geom = g2
     if not stacked:
-        return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
+        return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step, pack=pack))
     gst, Hb = _stacked(geom)
     Nb, C, H, W = geom.x_shape
     Xs = None
@@ -1431,7 +1551,7 @@ def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cro
         buf = np.zeros((Nb, C, Hb, Wp), U64)
         buf[:, :, t:t + H, l:l + W] = X
         Xs = np.ascontiguousarray(buf.transpose(1, 0, 2, 3).reshape(1, C, Nb * Hb, Wp))
-    y = yield from _conv_gen(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step)
+    y = yield from _conv_gen(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step, pack=pack)
     ho, wo = geom.out_hw
     rows = (np.arange(Nb) * (Hb // geom.stride[0]))[:, None] + np.arange(ho)[None, :]
     return np.ascontiguousarray(y[0][:, rows, :wo].transpose(1, 0, 2, 3))
@@ -1446,8 +1566,8 @@ def _owned_input(X, geom: Conv2dGeom, step: str) -> np.ndarray:
 
 
 def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
-              step: str = "he.cross_conv2d"):
-    plan = conv2d_plan(geom, nbits)
+              step: str = "he.cross_conv2d", pack: bool = True):
+    plan = conv2d_plan(geom, nbits, pack)
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
     Nb, C, H, W = geom.x_shape
@@ -1464,9 +1584,14 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
     hot, wot = Ht - kh + 1, Wt - kw + 1
     rows, cols = plan["rows"], plan["cols"]
     nI, nK = plan["nI"], plan["nK"]
-    off = (Cw - 1) * Ht * Wt + (kh - 1) * Wt + (kw - 1)
+    il = plan.get("il", False)
     ri, ci = np.meshgrid(np.arange(rows) * sh, np.arange(cols) * sw, indexing="ij")
-    pos = (off + ri * Wt + ci).reshape(-1)
+    if il:      # channel-interleaved: x[c, i, j] at (i Wt + j) Cw + c
+        off = ((kh - 1) * Wt + kw - 1) * Cw + Cw - 1
+        pos = (off + (ri * Wt + ci) * Cw).reshape(-1)
+    else:
+        off = (Cw - 1) * Ht * Wt + (kh - 1) * Wt + (kw - 1)
+        pos = (off + ri * Wt + ci).reshape(-1)
     Xp = None
     pt_fn = None
     if s.role == x_owner:
@@ -1483,7 +1608,10 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
         ix = (np.arange(ntw) * wot)[:, None] + np.arange(Wt)[None, :]          # [ntw, Wt]
         b5 = buf.reshape(Nb, G, nkg, Cw, HH, WW)
         tiles = b5[:, :, :, :, iy[:, None, :, None], ix[None, :, None, :]]    # [Nb,G,nkg,Cw,nth,ntw,Ht,Wt]
-        tiles = tiles.transpose(0, 4, 5, 1, 2, 3, 6, 7).reshape(nI, nK, Cw * Ht * Wt)
+        if il:
+            tiles = tiles.transpose(0, 4, 5, 1, 2, 6, 7, 3).reshape(nI, nK, Cw * Ht * Wt)
+        else:
+            tiles = tiles.transpose(0, 4, 5, 1, 2, 3, 6, 7).reshape(nI, nK, Cw * Ht * Wt)
         Xp = np.zeros((nI, nK, N), U64)
         Xp[:, :, :Cw * Ht * Wt] = tiles
     else:
@@ -1493,7 +1621,7 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
         Kd = np.zeros((O, nkg * Cw, kh, kw), np.int64)
         Kd[:, :Cg, ::dh, ::dw] = Ka
         cc, uu, vv = np.meshgrid(np.arange(Cw), np.arange(kh), np.arange(kw), indexing="ij")
-        kpos = (off - cc * Ht * Wt - uu * Wt - vv).reshape(-1)
+        kpos = (off - ((uu * Wt + vv) * Cw + cc) if il else off - cc * Ht * Wt - uu * Wt - vv).reshape(-1)
 
         def pt_fn(o):
             g = o // Og
@@ -1501,7 +1629,7 @@ def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int =
             poly[:, kpos] = Kd[o].reshape(nkg, Cw * kh * kw)
             return poly, g * nkg + np.arange(nkg)
     sh_ = yield from product_gen(s, sender=x_owner, nI=nI, nK=nK, nJ=O, pos=pos, wbits=nbits, nnz=Cw * KH * KW,
-                                 nsum=nkg, X=Xp, pt_fn=pt_fn, step=step)
+                                 nsum=nkg, X=Xp, pt_fn=pt_fn, step=step, pack=plan.get("pack"))
     # [nI=(Nb, nth, ntw), O, rows, cols] -> [Nb, O, nth*rows, ntw*cols] -> crop
     y = sh_.reshape(Nb, nth, ntw, O, rows, cols).transpose(0, 3, 1, 4, 2, 5).reshape(Nb, O, nth * rows, ntw * cols)
     return np.ascontiguousarray(y[:, :, :ho, :wo])
@@ -1600,8 +1728,9 @@ class HeProducts(Products):
                                     decompose=decompose, step=step)
 
     def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64) -> dict:
+        keys = _have_galois(self.session, 0) and _have_galois(self.session, 1)
         return {**self.ot.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k),
-                **self._he(conv2d_costs(geom, nbits=nbits_k)["X"])}
+                **self._he(conv2d_costs(geom, nbits=nbits_k, galois=keys)["X"])}
 
     def cross_conv2d(self, *, x_owner, geom, X=None, K=None, nbits_x=64, nbits_k=64, decompose="auto",
                      step="arith.cross_conv2d"):

@@ -509,6 +509,58 @@ static void ezp_rns_digits(const uint64_t *a, size_t cnt, size_t L, size_t N, co
         }
 }
 
+/* Grouped RNS digits for hybrid key switching: a[cnt][L][N] residues; group g covers the primes
+ * grp[3g] and grp[3g+1] (grp[3g+1] == grp[3g] for a single prime), grp[3g+2] = q_i^{-1} mod q_k
+ * of the pair.  out[c][g][l][j] = the centred residue of a modulo the group's product, reduced
+ * modulo each of the Lout primes qs[0 .. Lout-1] (the first L of them are the residue primes). */
+static void ezp_group_digits(const uint64_t *a, size_t cnt, size_t L, size_t N, const uint64_t *qs, size_t Lout,
+                             const uint64_t *grp, size_t G, uint64_t *out) {
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t g = 0; g < G; g++) {
+            size_t i = (size_t)grp[3 * g], k = (size_t)grp[3 * g + 1];
+            const uint64_t *ra = a + (c * L + i) * N;
+            uint64_t *base = out + (c * G + g) * Lout * N;
+            if (i == k) {
+                uint64_t qi = qs[i], half = qi >> 1;
+                for (size_t l = 0; l < Lout; l++) {
+                    uint64_t q = qs[l];
+                    uint64_t *dst = base + l * N;
+                    if (l == i) { memcpy(dst, ra, N * sizeof(uint64_t)); continue; }
+                    uint64_t qim = qi % q;
+                    for (size_t j = 0; j < N; j++) {
+                        uint64_t v = ra[j];
+                        uint64_t r = v % q;
+                        dst[j] = v > half ? ezp_sub_mod(r, qim, q) : r;
+                    }
+                }
+                continue;
+            }
+            const uint64_t *rb = a + (c * L + k) * N;
+            uint64_t qa = qs[i], qb = qs[k], iv = grp[3 * g + 2], ivp = ezp_shoup_pre(iv, qb);
+            ezp_u128 Q = (ezp_u128)qa * qb, half = Q >> 1;
+            /* t = (rb - ra) qa^{-1} mod qb, x = ra + qa t in [0, Q); centred: x - Q when x > Q/2 */
+            uint64_t *tt = base + i * N;           /* scratch: t, then overwritten below */
+            for (size_t j = 0; j < N; j++) {
+                uint64_t t = ezp_mul_shoup(ezp_sub_mod(rb[j], ra[j] % qb, qb), iv, ivp, qb);
+                tt[j] = t;
+            }
+            for (size_t l = 0; l < Lout; l++) {
+                if (l == i) continue;
+                uint64_t q = qs[l];
+                uint64_t *dst = base + l * N;
+                uint64_t qam = qa % q, qamp = ezp_shoup_pre(qam, q), Qm = (uint64_t)(Q % q);
+                for (size_t j = 0; j < N; j++) {
+                    uint64_t t = tt[j];
+                    ezp_u128 x = (ezp_u128)ra[j] + (ezp_u128)qa * t;
+                    uint64_t r = l == k ? rb[j] : ezp_add_mod(ra[j] % q, ezp_mul_shoup(t, qam, qamp, q), q);
+                    dst[j] = x > half ? ezp_sub_mod(r, Qm, q) : r;
+                }
+            }
+            /* row i last: x mod qa = ra, minus Q mod qa = 0 */
+            for (size_t j = 0; j < N; j++) tt[j] = ra[j];
+        }
+}
+
 /* x[c][l][j] += y[c][l][j] mod q_l */
 static void ezp_add_rows(uint64_t *x, const uint64_t *y, size_t cnt, size_t L, size_t N, const uint64_t *qs) {
     for (size_t c = 0; c < cnt; c++)
