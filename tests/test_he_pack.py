@@ -336,6 +336,11 @@ def test_packed_response_frames_checked(rng):
 
 
 # ---------------------------------------------------------------- packed convolutions
+@pytest.fixture
+def conv_pack(monkeypatch):
+    """Packed convolutions are off by default (compute); these tests turn them on."""
+    monkeypatch.setattr(he, "CONV_PACK", True)
+
 
 def _conv_cases():
     import importlib.util
@@ -356,7 +361,7 @@ CONV_CASES = _conv_cases() + [
 
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("bits,kind", [(18, "random"), (64, "random"), (18, "extreme"), (64, "extreme")])
-def test_packed_conv2d_exact(rng, case, bits, kind):
+def test_packed_conv2d_exact(rng, case, bits, kind, conv_pack):
     """With the input owner's Galois keys in place, the channel-interleaved packed encoding is
     chosen where it moves fewer bytes; results are exact (against numpy) either way."""
     xs, ws, st, pd, dl, g = case
@@ -377,7 +382,7 @@ def test_packed_conv2d_exact(rng, case, bits, kind):
     assert np.array_equal(r0 + r1, conv2d_ring(X, Kr, geom))
 
 
-def test_packed_conv_plans():
+def test_packed_conv_plans(conv_pack):
     """The interleaved packed encoding is chosen for most cases once keys are in place, never
     where it costs more, and the figures' layers get cheaper (ResNet 3x3, LeNet's second conv)."""
     used = 0
@@ -396,7 +401,7 @@ def test_packed_conv_plans():
         assert he.conv2d_costs(geom, nbits=18)["X"] < he._conv_choice(geom, 18, False)[2]["bytes"]
 
 
-def test_packed_conv_bytes_match_cost_model(rng):
+def test_packed_conv_bytes_match_cost_model(rng, conv_pack):
     geom = Conv2dGeom.make((4, 6, 12, 12), (16, 6, 5, 5), 1, 0, 1, 1)
     assert he._conv_choice(geom, 18, True)[2]["il"]
     Kr = _weights(rng, geom.w_shape, 18, "random")

@@ -172,7 +172,7 @@ part of each returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); outp
 (above) is chosen per product by the cost functions.  Convolutions pack through a
 channel-interleaved encoding (:func:`conv2d_plan`: channel ``c`` of a tile at ``(i Wt + j) Cw +
 c``, ``Cw`` a power of two, results at one class modulo ``Cw``), chosen when it moves fewer bytes
-(:data:`CONV_PACK`); it trades bytes for compute (smaller tiles, more result ciphertexts, more key
+if :data:`CONV_PACK` is set (off by default); it trades bytes for compute (smaller tiles, more result ciphertexts, more key
 switching: the ResNet 3x3 layer 12.17 -> 10.99 MB at several times the evaluator's time).
 """
 from __future__ import annotations
@@ -1378,7 +1378,7 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int, pack: bool = True):
                 continue
             nkg = -(-Cg // cmax)
             cws = [(-(-Cg // nkg), False)]
-            if pack and CONV_PACK:
+            if pack:
                 p2 = 2
                 while p2 <= cmax and p2 < 2 * Cg:
                     cws.append((p2, True))
@@ -1415,9 +1415,11 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int, pack: bool = True):
     return None if best is None else best[1]
 
 
-#: Offer the channel-interleaved packed encoding to convolutions (chosen only where it moves fewer
-#: bytes; it costs evaluator compute, see the module docstring).
-CONV_PACK = True
+#: Offer the channel-interleaved packed encoding to convolutions (then chosen only where it moves
+#: fewer bytes).  Off by default: it saves 10-25% of a convolution's bytes for several times the
+#: evaluator's compute (ResNet's 3x3 layer 0.6 -> ~4 s on two cores), see the module docstring.
+#: Both parties must agree (it changes the encoding).
+CONV_PACK = False
 
 
 def _stacked(geom: Conv2dGeom):
@@ -1497,12 +1499,12 @@ def _conv_choice(geom: Conv2dGeom, nbits: int, pack: bool = True):
 def _conv_choice_keys(geom: Conv2dGeom, nbits: int, have_keys: bool):
     """:func:`_conv_choice`, except that without Galois keys a packed encoding is taken only if it
     saves more than the keys cost."""
-    c = _conv_choice(geom, nbits, True)
+    c = _conv_choice(geom, nbits, CONV_PACK)
     if c[2] is not None and c[2].get("pack") is not None and not have_keys:
         u = _conv_choice(geom, nbits, False)
         if u[2] is not None and u[2]["bytes"] <= c[2]["bytes"] + _gk_bytes():
             return u + (False,)
-    return c + (True,)
+    return c + (CONV_PACK,)
 
 
 def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64, galois: bool = True) -> dict:
