@@ -218,7 +218,11 @@ def _forwarder(upstream_port):
     def accept():
         while True:
             c, _ = lsock.accept()
-            u = socket.create_connection(("127.0.0.1", upstream_port))
+            try:
+                u = socket.create_connection(("127.0.0.1", upstream_port))
+            except OSError:             # between two sessions nothing listens: the client retries
+                c.close()
+                continue
             for a, b in ((c, u), (u, c)):
                 threading.Thread(target=pump, args=(a, b), daemon=True).start()
 
