@@ -79,6 +79,7 @@ def _doomed_server(addr, step, nth):
     from ezprotocols import Session, net
     from ezprotocols.nn.secure import serve_session
     plan, _, _ = _data()
+    plan.stage_bytes = 0                # every comparison through the millionaires (the kill points)
     from ezprotocols.nn.serving import HELLO_MAGIC, HERE
     ch = net.listen(addr, timeout=TIMEOUT)
     ch.send("serve.hello", np.array([HELLO_MAGIC, HERE, 0, 0], np.uint64))     # as serve's lobby does
@@ -90,7 +91,7 @@ def _doomed_server(addr, step, nth):
 
 def test_client_killed_serve_goes_on(tmp_path):
     addr = f"tcp://127.0.0.1:{free_tcp_port()}"
-    srv = subprocess.Popen(EXE + ["serve", "--model", MLP, "--listen", addr, "--sessions", "1",
+    srv = subprocess.Popen(EXE + ["serve", "--model", MLP, "--listen", addr, "--sessions", "1", "--stage-bytes", "0",
                                   "--timeout", str(TIMEOUT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ctx = mp.get_context("fork")

@@ -150,3 +150,18 @@ def test_malformed_class_labels_are_refused():
         d = dict(good)
         d["labels"] = labels
         _bad(d)
+
+
+def test_stage_bytes_travels_with_the_architecture():
+    """The owner's garbled-stage budget is public and adopted by the client; bad values
+    are refused."""
+    plan = load_onnx(os.path.join(DATA, "torch_lenet.onnx"))
+    assert parse_architecture(plan.architecture())[0].stage_bytes is None
+    plan.stage_bytes = 0
+    assert parse_architecture(plan.architecture())[0].stage_bytes == 0
+    plan.stage_bytes = 1 << 20
+    assert parse_architecture(plan.architecture())[0].stage_bytes == 1 << 20
+    for bad in (-1, 1.5, "1", True, (1 << 40) + 1):
+        d = _arch()
+        d["stage_bytes"] = bad
+        _bad(d)

@@ -143,6 +143,7 @@ class Plan:
     class_labels: list | None = None        # public names of the classes (ints or strings), e.g. skl2onnx models
     input_bound: int | None = None          # public: |input| (fixed-point units) the owner checked the model on
     trunc: str = "local"                    # public: truncation of products, "local" or "faithful" (arith.trunc)
+    stage_bytes: int | None = None          # public: garbled-stage budget per message run saved (None: default)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -222,6 +223,8 @@ class Plan:
             d["input_bound"] = int(self.input_bound)
         if self.trunc != "local":
             d["trunc"] = self.trunc
+        if self.stage_bytes is not None:
+            d["stage_bytes"] = int(self.stage_bytes)
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     def summary(self) -> str:
@@ -522,7 +525,7 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
         return t
 
     base = ("format", "frac_bits", "act_bits", "input", "consts", "ops", "post", "allow_logits")
-    optional = tuple(k for k in ("labels", "input_bound", "trunc") if isinstance(d, dict) and k in d)
+    optional = tuple(k for k in ("labels", "input_bound", "trunc", "stage_bytes") if isinstance(d, dict) and k in d)
     need(d, base + optional, "top level")
     if d["format"] != ARCH_FORMAT:
         raise err(f"format {d['format']!r} (expected {ARCH_FORMAT!r})")
@@ -574,9 +577,12 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
     tr = d.get("trunc", "local")
     if tr not in ("local", "faithful"):
         raise err("trunc must be 'local' or 'faithful'")
+    sb = d.get("stage_bytes")
+    if "stage_bytes" in d and (type(sb) is not int or not 0 <= sb <= 1 << 40):
+        raise err("stage_bytes must be an int in 0..2^40")
     plan = Plan(input_shape=inp, ops=ops, const_shapes=cshapes, consts=None, frac_bits=fb, act_bits=ab,
                 post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"], class_labels=labels,
-                input_bound=ib, trunc=tr)
+                input_bound=ib, trunc=tr, stage_bytes=sb)
     check_plan(plan, err)
     return plan, d["allow_logits"]
 

@@ -93,7 +93,8 @@ class Backend:
         self.fuse = bool(getattr(session.compare, "fused_stages", False))
         #: what one message round is worth in bytes when the executor picks, per stage, the
         #: OT comparisons (about OT_RUNS_PER_LEVEL runs per comparison level) or one garbled
-        #: stage (2 runs): a stage is garbled when its bytes <= round_bytes x the runs saved
+        #: stage (2 runs): a stage is garbled when its bytes <= round_bytes x the runs saved;
+        #: a plan's ``stage_bytes`` (the model owner's ``serve --stage-bytes``) replaces it
         self.round_bytes = math.inf if self.fuse else ROUND_BYTES
 
     # -- conversions between share arrays and ArithTensor
@@ -289,6 +290,8 @@ class _Exec:
         self.b = backend
         if hasattr(backend, "act_bits"):
             backend.act_bits = plan.act_bits
+        if plan.stage_bytes is not None and getattr(backend, "round_bytes", math.inf) != math.inf:
+            backend.round_bytes = plan.stage_bytes          # the owner's public choice, followed by both
         self.p0 = session.role == 0
         self.f = plan.frac_bits
         self._keys = {id(op): i for i, op in enumerate(plan.ops)}

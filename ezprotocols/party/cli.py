@@ -170,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--error-bound", default=None, metavar="X.npy",
                    help="print the fixed-point error bound of the logits on these sample inputs (the owner's own "
                         "data; see ezprotocols.nn.error_bound) before serving")
+    s.add_argument("--stage-bytes", type=_int_in(0, 1 << 40), default=None, metavar="BYTES",
+                   help="with --compare ot: run a non-linear layer as one garbled circuit (2 message runs) when its "
+                        "garbled bytes are at most BYTES per message run it saves (default 131072: a 100 Mbit/s "
+                        "link with a 10 ms round trip; 0: never; raise it for links with a long round trip); "
+                        "published to clients")
     s.add_argument("--trunc", choices=("local", "faithful"), default="local",
                    help="truncation of fixed-point products: local (no communication; fails with a small "
                         "probability, printed with --error-bound) or faithful (exact, through OT; more traffic)")

@@ -115,6 +115,7 @@ def cmd_serve(args) -> int:
     act = 64 if act is None else act
     plan = _load_plan(args.model, frac, args.output_name, act)
     plan.trunc = args.trunc
+    plan.stage_bytes = args.stage_bytes
     note = logits_warning(args.allow_logits, plan.trunc)
     if note:
         print(note, file=sys.stderr)
