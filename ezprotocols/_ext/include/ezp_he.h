@@ -55,10 +55,25 @@ static inline uint64_t ezp_sub_mod(uint64_t a, uint64_t b, uint64_t q) {
     return a >= b ? a - b : a + q - b;
 }
 
+/* Support of the forward transform's input: when a[j] = 0 for j >= 2^r, the stages with span
+ * t >= 2^r only copy (their y halves are zero), and afterwards a[j + b 2^r] = a[j]: do that
+ * replication at once and return 2^r, the span below which the butterflies start (N when dense;
+ * plaintext encodings have a short support: a matmul block's kw nw coefficients). */
+static size_t ezp__ntt_fwd_sparse(uint64_t *a, size_t N) {
+    size_t hi = N;
+    while (hi > 0 && a[hi - 1] == 0) hi--;
+    size_t p = 1;
+    while (p < hi) p <<= 1;
+    if (p >= N) return N;
+    for (size_t b = p; b < N; b += p) memcpy(a + b, a, p * sizeof(uint64_t));
+    return p;
+}
+
 /* tables: psi[N], psip[N] (Shoup), ipsi[N], ipsip[N], ninv, ninvp */
 static void ezp_ntt_fwd(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip) {
-    size_t t = N;
-    for (size_t m = 1; m < N; m <<= 1) {
+    size_t p = ezp__ntt_fwd_sparse(a, N), t = N, m = 1;   /* spans >= p only copy */
+    while (t > p) { t >>= 1; m <<= 1; }
+    for (; m < N; m <<= 1) {
         t >>= 1;
         for (size_t i = 0; i < m; i++) {
             size_t j1 = 2 * i * t;
@@ -354,10 +369,101 @@ EZP_IFMA static inline __m512i ezp_v_mul52(__m512i a, __m512i w, __m512i wp, __m
     return _mm512_min_epu64(r, _mm512_sub_epi64(r, q));
 }
 
+EZP_IFMA static inline __m512i ezp_v_addm(__m512i a, __m512i b, __m512i q) {
+    __m512i s = _mm512_add_epi64(a, b);
+    return _mm512_min_epu64(s, _mm512_sub_epi64(s, q));
+}
+
+EZP_IFMA static inline __m512i ezp_v_subm(__m512i a, __m512i b, __m512i q) {
+    __m512i d = _mm512_sub_epi64(a, b);
+    return _mm512_min_epu64(d, _mm512_add_epi64(d, q));
+}
+
+/* The forward stages with spans 4, 2, 1 (they stay inside each block of 8 coefficients), 16
+ * coefficients A = a[16k .. 16k+8), B = a[16k+8 .. 16k+16) per step, in registers: lanes are
+ * regrouped with permutes so that every stage is one 8-lane butterfly (X + w Y, X - w Y). */
+EZP_IFMA static void ezp__fwd_tail3_ifma(uint64_t *a, size_t N, const uint64_t *psi, const uint64_t *psip52,
+                                        __m512i vq, __m512i m52) {
+    const __m512i i4 = _mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i i2 = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i x4 = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0), y4 = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
+    const __m512i x2 = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), y2 = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    const __m512i x1 = _mm512_set_epi64(14, 6, 12, 4, 10, 2, 8, 0), y1 = _mm512_set_epi64(15, 7, 13, 5, 11, 3, 9, 1);
+    const __m512i oa = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0), ob = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+    const uint64_t *w4 = psi + N / 8, *w4p = psip52 + N / 8, *w2 = psi + N / 4, *w2p = psip52 + N / 4;
+    const uint64_t *w1 = psi + N / 2, *w1p = psip52 + N / 2;
+    for (size_t k = 0; k < N / 16; k++) {
+        __m512i A = _mm512_loadu_si512(a + 16 * k), B = _mm512_loadu_si512(a + 16 * k + 8);
+        /* span 4: X = (A0..3, B0..3), Y = (A4..7, B4..7); twiddles of groups 2k, 2k+1 */
+        __m512i X = _mm512_permutex2var_epi64(A, x4, B), Y = _mm512_permutex2var_epi64(A, y4, B);
+        __m512i S = _mm512_permutexvar_epi64(i4, _mm512_loadu_si512(w4 + 2 * k));
+        __m512i Sp = _mm512_permutexvar_epi64(i4, _mm512_loadu_si512(w4p + 2 * k));
+        __m512i V = ezp_v_mul52(Y, S, Sp, vq, m52);
+        __m512i X1 = ezp_v_addm(X, V, vq), Y1 = ezp_v_subm(X, V, vq);
+        /* X1 = (A0 A1 A2 A3 B0 B1 B2 B3), Y1 = (A4 .. A7 B4 .. B7) after span 4;
+         * span 2: X = (A0 A1 A4 A5 B0 B1 B4 B5), Y = (A2 A3 A6 A7 B2 B3 B6 B7); groups 4k .. 4k+3 */
+        X = _mm512_permutex2var_epi64(X1, x2, Y1);
+        Y = _mm512_permutex2var_epi64(X1, y2, Y1);
+        S = _mm512_permutexvar_epi64(i2, _mm512_loadu_si512(w2 + 4 * k));
+        Sp = _mm512_permutexvar_epi64(i2, _mm512_loadu_si512(w2p + 4 * k));
+        V = ezp_v_mul52(Y, S, Sp, vq, m52);
+        X1 = ezp_v_addm(X, V, vq);
+        Y1 = ezp_v_subm(X, V, vq);
+        /* span 1: X = (A0 A2 A4 A6 B0 B2 B4 B6), Y = the odd ones; groups 8k .. 8k+7 */
+        X = _mm512_permutex2var_epi64(X1, x1, Y1);
+        Y = _mm512_permutex2var_epi64(X1, y1, Y1);
+        V = ezp_v_mul52(Y, _mm512_loadu_si512(w1 + 8 * k), _mm512_loadu_si512(w1p + 8 * k), vq, m52);
+        X1 = ezp_v_addm(X, V, vq);
+        Y1 = ezp_v_subm(X, V, vq);
+        _mm512_storeu_si512(a + 16 * k, _mm512_permutex2var_epi64(X1, oa, Y1));
+        _mm512_storeu_si512(a + 16 * k + 8, _mm512_permutex2var_epi64(X1, ob, Y1));
+    }
+}
+
+/* The inverse stages with spans 1, 2, 4, in registers as above (Gentleman-Sande: X + Y, w (X - Y)). */
+EZP_IFMA static void ezp__inv_head3_ifma(uint64_t *a, size_t N, const uint64_t *ipsi, const uint64_t *ipsip52,
+                                        __m512i vq, __m512i m52) {
+    const __m512i i4 = _mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i i2 = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i ev = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), od = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512i x2 = _mm512_set_epi64(14, 6, 12, 4, 10, 2, 8, 0), y2 = _mm512_set_epi64(15, 7, 13, 5, 11, 3, 9, 1);
+    const __m512i x4 = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), y4 = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    const __m512i oa = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0), ob = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
+    const uint64_t *w4 = ipsi + N / 8, *w4p = ipsip52 + N / 8, *w2 = ipsi + N / 4, *w2p = ipsip52 + N / 4;
+    const uint64_t *w1 = ipsi + N / 2, *w1p = ipsip52 + N / 2;
+    for (size_t k = 0; k < N / 16; k++) {
+        __m512i A = _mm512_loadu_si512(a + 16 * k), B = _mm512_loadu_si512(a + 16 * k + 8);
+        /* span 1: X = even (A0 A2 A4 A6 B0 B2 B4 B6), Y = odd; groups 8k .. 8k+7 */
+        __m512i X = _mm512_permutex2var_epi64(A, ev, B), Y = _mm512_permutex2var_epi64(A, od, B);
+        __m512i X1 = ezp_v_addm(X, Y, vq);
+        __m512i Y1 = ezp_v_mul52(ezp_v_subm(X, Y, vq), _mm512_loadu_si512(w1 + 8 * k),
+                                 _mm512_loadu_si512(w1p + 8 * k), vq, m52);
+        /* X1 = (A0 A2 A4 A6 B0 B2 B4 B6), Y1 = (A1 A3 A5 A7 B1 B3 B5 B7);
+         * span 2: X = (A0 A1 A4 A5 B0 B1 B4 B5), Y = (A2 A3 A6 A7 B2 B3 B6 B7); groups 4k .. 4k+3 */
+        X = _mm512_permutex2var_epi64(X1, x2, Y1);
+        Y = _mm512_permutex2var_epi64(X1, y2, Y1);
+        __m512i S = _mm512_permutexvar_epi64(i2, _mm512_loadu_si512(w2 + 4 * k));
+        __m512i Sp = _mm512_permutexvar_epi64(i2, _mm512_loadu_si512(w2p + 4 * k));
+        X1 = ezp_v_addm(X, Y, vq);
+        Y1 = ezp_v_mul52(ezp_v_subm(X, Y, vq), S, Sp, vq, m52);
+        /* span 4: X = (A0 A1 A2 A3 B0 B1 B2 B3), Y = (A4 .. A7 B4 .. B7); groups 2k, 2k+1 */
+        X = _mm512_permutex2var_epi64(X1, x4, Y1);
+        Y = _mm512_permutex2var_epi64(X1, y4, Y1);
+        S = _mm512_permutexvar_epi64(i4, _mm512_loadu_si512(w4 + 2 * k));
+        Sp = _mm512_permutexvar_epi64(i4, _mm512_loadu_si512(w4p + 2 * k));
+        X1 = ezp_v_addm(X, Y, vq);
+        Y1 = ezp_v_mul52(ezp_v_subm(X, Y, vq), S, Sp, vq, m52);
+        _mm512_storeu_si512(a + 16 * k, _mm512_permutex2var_epi64(X1, oa, Y1));
+        _mm512_storeu_si512(a + 16 * k + 8, _mm512_permutex2var_epi64(X1, ob, Y1));
+    }
+}
+
 EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip,
                                       const uint64_t *psip52) {
     __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    size_t p = ezp__ntt_fwd_sparse(a, N);        /* spans >= p: copies, done */
     size_t t = N, m = 1;
+    while (t > p) { t >>= 1; m <<= 1; }          /* the first stage to run has span t / 2 */
     for (; m < N; m <<= 1) {
         t >>= 1;
         if (t < 8) break;
@@ -367,14 +473,16 @@ EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const u
             for (size_t j = 0; j < t; j += 8) {
                 __m512i U = _mm512_loadu_si512(x + j);
                 __m512i V = ezp_v_mul52(_mm512_loadu_si512(y + j), S, Sp, vq, m52);
-                __m512i s1 = _mm512_add_epi64(U, V);
-                __m512i d1 = _mm512_sub_epi64(U, V);
-                _mm512_storeu_si512(x + j, _mm512_min_epu64(s1, _mm512_sub_epi64(s1, vq)));
-                _mm512_storeu_si512(y + j, _mm512_min_epu64(d1, _mm512_add_epi64(d1, vq)));
+                _mm512_storeu_si512(x + j, ezp_v_addm(U, V, vq));
+                _mm512_storeu_si512(y + j, ezp_v_subm(U, V, vq));
             }
         }
     }
-    for (; m < N; m <<= 1) {                     /* t = 4, 2, 1: scalar */
+    if (N >= 16 && t == 4) {                     /* spans 4, 2, 1 in registers */
+        ezp__fwd_tail3_ifma(a, N, psi, psip52, vq, m52);
+        return;
+    }
+    for (; m < N; m <<= 1) {                     /* remaining spans < 8: scalar */
         for (size_t i = 0; i < m; i++) {
             uint64_t S = psi[m + i], Sp = psip[m + i];
             uint64_t *x = a + 2 * i * t, *y = x + t;
@@ -391,8 +499,13 @@ EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const u
 EZP_IFMA static void ezp_ntt_inv_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
                                       const uint64_t *ipsip52, uint64_t ninv, uint64_t ninvp, uint64_t ninvp52) {
     __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
-    size_t t = 1;
-    for (size_t m = N; m > 1; m >>= 1) {
+    size_t t = 1, m0 = N;
+    if (N >= 16) {                               /* spans 1, 2, 4 in registers */
+        ezp__inv_head3_ifma(a, N, ipsi, ipsip52, vq, m52);
+        t = 8;
+        m0 = N / 8;
+    }
+    for (size_t m = m0; m > 1; m >>= 1) {
         size_t h = m >> 1, j1 = 0;
         if (t < 8) {
             ezp__inv_stage(a, h, t, q, ipsi, ipsip);
