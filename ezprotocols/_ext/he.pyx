@@ -56,6 +56,24 @@ cdef extern from "ezp_he.h" nogil:
     void ezp_add_rows(uint64_t *x, const uint64_t *y, size_t cnt, size_t L, size_t N, const uint64_t *qs)
     void ezp_group_digits(const uint64_t *a, size_t cnt, size_t L, size_t N, const uint64_t *qs, size_t Lout,
                           const uint64_t *grp, size_t G, uint64_t *out)
+    void ezp_rescale_ifma(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint64_t *qs,
+                          const uint64_t *qinv, uint64_t *out)
+    uint64_t ezp_shoup52(uint64_t w, uint64_t q)
+    ctypedef struct ezp_ntt_tabs:
+        const uint64_t *psi
+        const uint64_t *psip
+        const uint64_t *psip52
+        const uint64_t *ipsi
+        const uint64_t *ipsip
+        const uint64_t *ipsip52
+        const uint64_t *ninv
+        const uint64_t *ninvp
+        const uint64_t *ninvp52
+    void ezp_key_switch_ifma(const uint64_t *t, size_t cnt, size_t L, size_t Lk, size_t N,
+                             const uint64_t *qs, const uint64_t *grp, size_t G,
+                             const uint64_t *kb, const uint64_t *kbp, const uint64_t *ka,
+                             const uint64_t *kap, ezp_ntt_tabs tb, const uint64_t *qinv,
+                             uint64_t *scratch, uint64_t *out)
 
 U64 = np.dtype(np.uint64)
 I64 = np.dtype(np.int64)
@@ -360,8 +378,12 @@ def rescale(x, primes, qinv):
     cdef uint64_t[::1] O = out.reshape(-1)
     cdef const uint64_t[::1] qs = qa
     cdef const uint64_t[::1] iv = qi
+    cdef int v = ezp_he_have_ifma and n % 8 == 0 and int(qa.max()) < (1 << 50)
     with nogil:
-        ezp_rescale(&Xv[0], cnt, L, n, &qs[0], &iv[0], &O[0])
+        if v:
+            ezp_rescale_ifma(&Xv[0], cnt, L, n, &qs[0], &iv[0], &O[0])
+        else:
+            ezp_rescale(&Xv[0], cnt, L, n, &qs[0], &iv[0], &O[0])
     return out
 
 
@@ -577,3 +599,107 @@ def add_rows(x, y, primes):
     cdef size_t cnt = X.size // (L * n)
     with nogil:
         ezp_add_rows(&Xv[0], &Yv[0], cnt, L, n, &qs[0])
+
+
+def shoup52(w, primes):
+    """52-bit Shoup quotients ``floor(w 2^52 / q_l)`` of ``uint64[..., L, n]`` (values < q_l < 2^50):
+    the fixed operands of the IFMA products (:func:`key_switch`)."""
+    arr = _arr(w, U64, "w")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    cdef size_t L = arr.shape[arr.ndim - 2], n = arr.shape[arr.ndim - 1]
+    if L > qa.shape[0]:
+        raise ValueError("shoup52: more limbs than primes")
+    out = np.empty_like(arr)
+    cdef size_t cnt = arr.size // (L * n) if arr.size else 0
+    cdef const uint64_t[::1] src = arr.reshape(-1) if arr.size else np.zeros(1, U64)
+    cdef uint64_t[::1] dst = out.reshape(-1) if arr.size else np.zeros(1, U64)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t c, l, j, base
+    with nogil:
+        for c in range(cnt):
+            for l in range(L):
+                base = (c * L + l) * n
+                for j in range(n):
+                    dst[base + j] = ezp_shoup52(src[base + j], qs[l])
+    return out
+
+
+def key_switch_available(NttTables tables):
+    """True when :func:`key_switch` can run (the IFMA kernels and their tables)."""
+    return bool(tables.use_ifma) and tables.N % 16 == 0
+
+
+def key_switch(t, kb, ka, kbp52, kap52, NttTables tables, groups, qinv):
+    """Fused hybrid key switching of ``t uint64[cnt, 2, L, N]`` (coefficient form ``(b, a)`` at the
+    first ``L`` primes of ``tables``): ``(b + kb', ka')`` with ``kb' + ka' s = a tau(s) + noise``
+    for the key ``(kb, ka) uint64[G, Lk, N]`` (NTT at the first ``Lk`` primes, ``kbp52``/``kap52``
+    their :func:`shoup52` quotients), digits grouped as in :func:`group_digits`, and ``qinv
+    uint64[Lk - L, Lk]`` (row ``r``: ``q_(Lk-1-r)^-1 mod q_l``) for the division by the special
+    modulus ``q_L .. q_(Lk-1)`` (dropped from the top, with rounding, as :func:`rescale`).  Equal,
+    bit for bit, to :func:`group_digits`, NTTs, :func:`mul_acc`, inverse NTTs and :func:`rescale`."""
+    if not key_switch_available(tables):
+        raise RuntimeError("key_switch: needs the AVX-512 IFMA kernels")
+    T = _arr(t, U64, "t")
+    B = _arr(kb, U64, "kb")
+    A = _arr(ka, U64, "ka")
+    Bp = _arr(kbp52, U64, "kbp52")
+    Ap = _arr(kap52, U64, "kap52")
+    if T.ndim != 4 or T.shape[1] != 2 or T.shape[3] != tables.N:
+        raise ValueError("key_switch: t must be uint64[cnt, 2, L, N]")
+    cdef size_t cnt = T.shape[0], L = T.shape[2], N = tables.N
+    if B.ndim != 3 or B.shape[2] != N or A.shape != B.shape or Bp.shape != B.shape or Ap.shape != B.shape:
+        raise ValueError("key_switch: keys must be uint64[G, Lk, N] of equal shapes")
+    cdef size_t G = B.shape[0], Lk = B.shape[1]
+    if not L < Lk <= tables.L:
+        raise ValueError("key_switch: need L < Lk <= the chain length")
+    qv = np.ascontiguousarray(tables.primes[:Lk], dtype=U64)
+    spec = []
+    for g in groups:
+        g = tuple(int(v) for v in g)
+        if not 1 <= len(g) <= 2 or any(not 0 <= v < <Py_ssize_t>L for v in g) or (len(g) == 2 and g[0] == g[1]):
+            raise ValueError("key_switch: groups are one or two distinct prime indices below L")
+        i, k = g[0], g[len(g) - 1]
+        spec += [i, k, pow(int(qv[i]), -1, int(qv[k])) if i != k else 0]
+    if len(groups) != <Py_ssize_t>G:
+        raise ValueError("key_switch: one key digit per group")
+    gr = np.array(spec, dtype=U64)
+    qi = np.ascontiguousarray(qinv, dtype=U64)
+    if qi.shape != (Lk - L, Lk):
+        raise ValueError("key_switch: qinv must be uint64[Lk - L, Lk]")
+    out = np.empty((cnt, 2, L, N), U64)
+    if cnt == 0:
+        return out
+    scratch = np.empty((2 * Lk + 2) * N, U64)
+    cdef const uint64_t[::1] Tv = T.reshape(-1)
+    cdef const uint64_t[::1] Bv = B.reshape(-1)
+    cdef const uint64_t[::1] Av = A.reshape(-1)
+    cdef const uint64_t[::1] Bpv = Bp.reshape(-1)
+    cdef const uint64_t[::1] Apv = Ap.reshape(-1)
+    cdef const uint64_t[::1] qs = qv
+    cdef const uint64_t[::1] Gv = gr
+    cdef const uint64_t[::1] Iv = qi.reshape(-1)
+    cdef uint64_t[::1] S = scratch
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[:, ::1] P = tables.psi
+    cdef const uint64_t[:, ::1] PP = tables.psip
+    cdef const uint64_t[:, ::1] PP52 = tables.psip52
+    cdef const uint64_t[:, ::1] IP = tables.ipsi
+    cdef const uint64_t[:, ::1] IPP = tables.ipsip
+    cdef const uint64_t[:, ::1] IPP52 = tables.ipsip52
+    cdef const uint64_t[::1] ni = tables.ninv
+    cdef const uint64_t[::1] nip = tables.ninvp
+    cdef const uint64_t[::1] nip52 = tables.ninvp52
+    cdef ezp_ntt_tabs tb
+    tb.psi = &P[0, 0]
+    tb.psip = &PP[0, 0]
+    tb.psip52 = &PP52[0, 0]
+    tb.ipsi = &IP[0, 0]
+    tb.ipsip = &IPP[0, 0]
+    tb.ipsip52 = &IPP52[0, 0]
+    tb.ninv = &ni[0]
+    tb.ninvp = &nip[0]
+    tb.ninvp52 = &nip52[0]
+    with nogil:
+        ezp_key_switch_ifma(&Tv[0], cnt, L, Lk, N, &qs[0], &Gv[0], G, &Bv[0], &Bpv[0], &Av[0], &Apv[0], tb,
+                            &Iv[0], &S[0], &O[0])
+    return out

@@ -592,10 +592,36 @@ def _galois_setup(s, sender: int) -> _Keys:
             a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * KS_LIMBS * N), qs, shape)
             b = b.reshape(ng, D, KS_LIMBS, N)
             a = a.reshape(ng, D, KS_LIMBS, N)
-            ks.gk = {g: (np.ascontiguousarray(b[i]), np.ascontiguousarray(a[i]),
-                         K.shoup(np.ascontiguousarray(b[i]), qs), K.shoup(np.ascontiguousarray(a[i]), qs))
-                     for i, g in enumerate(GALOIS)}
+            # (b, a, Shoup quotients of b and a; with IFMA, their 52-bit quotients for the fused
+            # kernel), once per session
+            fused = K.key_switch_available(tb)
+            ks.gk = {}
+            for i, g in enumerate(GALOIS):
+                bi, ai = np.ascontiguousarray(b[i]), np.ascontiguousarray(a[i])
+                ks.gk[g] = ((bi, ai, None, None, K.shoup52(bi, qs), K.shoup52(ai, qs)) if fused else
+                            (bi, ai, K.shoup(bi, qs), K.shoup(ai, qs), None, None))
     return ks
+
+
+@lru_cache(maxsize=None)
+def _ks_qinv() -> np.ndarray:
+    """``uint64[KS_LIMBS - PACK_LIMBS, KS_LIMBS]``: row ``r`` the inverses of ``q_(KS_LIMBS-1-r)``
+    modulo the primes below it (the drops of the division by ``P``, for :func:`K.key_switch`)."""
+    q6 = _level(KS_LIMBS)
+    out = np.zeros((KS_LIMBS - PACK_LIMBS, KS_LIMBS), U64)
+    for r in range(KS_LIMBS - PACK_LIMBS):
+        out[r, :q6.qinv[r].shape[0]] = q6.qinv[r]
+    return out
+
+
+def _switch(t: np.ndarray, key, tb) -> np.ndarray:
+    """``(b + kb, ka)`` for coefficient-form ciphertexts ``t[cnt, 2, PACK_LIMBS, N]`` decrypting
+    under ``tau_g(s)`` (:func:`_key_switch` of ``a``, added to ``b``): one fused kernel with IFMA."""
+    if key[4] is not None:
+        return K.key_switch(t, key[0], key[1], key[4], key[5], tb, KS_GROUPS, _ks_qinv())
+    kb, ka = _key_switch_steps(np.ascontiguousarray(t[:, 1]), key, tb)
+    K.add_rows(kb, np.ascontiguousarray(t[:, 0]), _level(PACK_LIMBS).primes)
+    return np.stack([kb, ka], axis=1)
 
 
 def _key_switch(a: np.ndarray, key, tb):
@@ -603,9 +629,23 @@ def _key_switch(a: np.ndarray, key, tb):
     ``a[cnt, PACK_LIMBS, N]`` (coefficients) decrypting under ``tau_g(s)``: hybrid key switching
     (digits ``d_G`` = centred residues of ``a`` modulo the groups of :data:`KS_GROUPS`, lifted to
     ``Q4 P``; ``sum_G d_G key_G`` decrypts to ``P a tau_g(s) + sum_G d_G e_G``; divided by ``P``
-    with rounding: the two drops ``q5``, ``q4``)."""
+    with rounding: the two drops ``q5``, ``q4``).  With IFMA one fused kernel
+    (:func:`K.key_switch`), else the steps below, bit for bit the same."""
+    if key[4] is not None:
+        t = np.zeros((a.shape[0], 2) + a.shape[1:], U64)
+        t[:, 1] = a
+        r = _switch(t, key, tb)
+        return np.ascontiguousarray(r[:, 0]), np.ascontiguousarray(r[:, 1])
+    return _key_switch_steps(a, key, tb)
+
+
+def _key_switch_steps(a: np.ndarray, key, tb):
+    """:func:`_key_switch` step by step (digits, NTTs, products with the key's Shoup quotients,
+    inverse NTTs, two rescales)."""
     cnt = a.shape[0]
     q6 = _level(KS_LIMBS)
+    if key[2] is None:
+        key = (key[0], key[1], K.shoup(key[0], q6.primes), K.shoup(key[1], q6.primes))
     dig = K.group_digits(a, q6.primes[:PACK_LIMBS], KS_GROUPS, q6.primes)
     tb.forward(dig)
     kk = np.zeros((2, cnt, KS_LIMBS, N), U64)
@@ -635,9 +675,7 @@ def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.nda
         for i, g in enumerate(path):
             if i:
                 t = _automorph(t, g, qs)
-            kb, ka = _key_switch(np.ascontiguousarray(t[:, 1]), gk[g], tb)
-            K.add_rows(kb, np.ascontiguousarray(t[:, 0]), qs)
-            t = np.stack([kb, ka], axis=1)
+            t = _switch(t, gk[g], tb)
         K.add_rows(sm, t, qs)
         ct = sm
     return ct[0]

@@ -596,8 +596,8 @@ static void ezp_pack_pre(const uint64_t *E, const uint64_t *O, size_t cnt, size_
                 s[j] = ezp_add_mod(e[j], xo, q);
                 uint64_t df = ezp_sub_mod(e[j], xo, q);
                 if (d < N) tt[d] = df; else tt[d - N] = ezp_neg_mod(df, q);
-                d += g;
-                if (d >= N2) d -= N2 * (d / N2);
+                d += g;                                   /* g < 2N: one subtraction */
+                if (d >= N2) d -= N2;
             }
         }
 }
@@ -683,6 +683,165 @@ static void ezp_add_rows(uint64_t *x, const uint64_t *y, size_t cnt, size_t L, s
             const uint64_t *s = y + (c * L + l) * N;
             for (size_t j = 0; j < N; j++) d[j] = ezp_add_mod(d[j], s[j], q);
         }
+}
+
+/* ==================================================================== hybrid key switching (IFMA)
+ * Vector helpers for q < 2^50 and inputs < 2^52: ezp_v_red(v) = v mod q by a Shoup product with 1
+ * (bq = floor(2^52 / q)); centred residues compare with the half modulus. */
+
+EZP_IFMA static inline __m512i ezp_v_red(__m512i v, __m512i one, __m512i bq, __m512i q, __m512i m52) {
+    return ezp_v_mul52(v, one, bq, q, m52);
+}
+
+static inline uint64_t ezp_shoup52(uint64_t w, uint64_t q) {
+    return (uint64_t)(((ezp_u128)w << 52) / q);
+}
+
+/* dst[j] = (src[j] - [top[j]]_qt) qt^{-1} mod q (one row of ezp_rescale), n % 8 == 0 */
+EZP_IFMA static void ezp_rescale_row_ifma(uint64_t *dst, const uint64_t *src, const uint64_t *top, size_t n,
+                                         uint64_t q, uint64_t qt, uint64_t iv) {
+    __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    __m512i one = _mm512_set1_epi64(1), bq = _mm512_set1_epi64((long long)ezp_shoup52(1, q));
+    __m512i half = _mm512_set1_epi64((long long)(qt >> 1)), qtm = _mm512_set1_epi64((long long)(qt % q));
+    __m512i w = _mm512_set1_epi64((long long)iv), wp = _mm512_set1_epi64((long long)ezp_shoup52(iv, q));
+    for (size_t j = 0; j < n; j += 8) {
+        __m512i r = _mm512_loadu_si512(top + j);
+        __m512i rm = ezp_v_red(r, one, bq, vq, m52);
+        __mmask8 hi = _mm512_cmpgt_epu64_mask(r, half);
+        rm = _mm512_mask_mov_epi64(rm, hi, ezp_v_subm(rm, qtm, vq));
+        __m512i x = ezp_v_subm(_mm512_loadu_si512(src + j), rm, vq);
+        _mm512_storeu_si512(dst + j, ezp_v_mul52(x, w, wp, vq, m52));
+    }
+}
+
+/* ezp_rescale with the rows above (n % 8 == 0) */
+EZP_IFMA static void ezp_rescale_ifma(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint64_t *qs,
+                                     const uint64_t *qinv, uint64_t *out) {
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l + 1 < L; l++)
+            ezp_rescale_row_ifma(out + (c * (L - 1) + l) * n, x + (c * L + l) * n, x + (c * L + L - 1) * n, n,
+                                 qs[l], qs[L - 1], qinv[l]);
+}
+
+/* out += d (.) k mod q with 52-bit Shoup quotients kp of the fixed operand k */
+EZP_IFMA static void ezp_mac52(uint64_t *out, const uint64_t *d, const uint64_t *k, const uint64_t *kp, size_t n,
+                              uint64_t q) {
+    __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    for (size_t j = 0; j < n; j += 8) {
+        __m512i p = ezp_v_mul52(_mm512_loadu_si512(d + j), _mm512_loadu_si512(k + j), _mm512_loadu_si512(kp + j),
+                                vq, m52);
+        _mm512_storeu_si512(out + j, ezp_v_addm(_mm512_loadu_si512(out + j), p, vq));
+    }
+}
+
+/* Digit g of a[L][N] at prime q (ezp_group_digits' values, one output row), n % 8 == 0.
+ * Single prime i: the centred residue of a_i.  Pair (i, k): x = ra + qa t with t = (rb - ra)
+ * qa^{-1} mod qb (tt, precomputed), centred: x - Q when x > floor(Q/2), i.e. when t > tH or
+ * (t == tH and ra > rH) with floor(Q/2) = qa tH + rH. */
+EZP_IFMA static void ezp_digit_row_ifma(uint64_t *dst, const uint64_t *a, size_t N, const uint64_t *qs,
+                                       size_t i, size_t k, uint64_t iv, const uint64_t *tt, size_t l) {
+    uint64_t q = qs[l];
+    if (l == i) { memcpy(dst, a + i * N, N * sizeof(uint64_t)); return; }
+    if (l == k) { memcpy(dst, a + k * N, N * sizeof(uint64_t)); return; }
+    const uint64_t *ra = a + i * N;
+    __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    __m512i one = _mm512_set1_epi64(1), bq = _mm512_set1_epi64((long long)ezp_shoup52(1, q));
+    uint64_t qa = qs[i];
+    if (i == k) {
+        __m512i half = _mm512_set1_epi64((long long)(qa >> 1)), qam = _mm512_set1_epi64((long long)(qa % q));
+        for (size_t j = 0; j < N; j += 8) {
+            __m512i v = _mm512_loadu_si512(ra + j);
+            __m512i r = ezp_v_red(v, one, bq, vq, m52);
+            __mmask8 hi = _mm512_cmpgt_epu64_mask(v, half);
+            _mm512_storeu_si512(dst + j, _mm512_mask_mov_epi64(r, hi, ezp_v_subm(r, qam, vq)));
+        }
+        return;
+    }
+    (void)iv;
+    uint64_t qb = qs[k];
+    ezp_u128 Q = (ezp_u128)qa * qb, H = Q >> 1;
+    uint64_t tH = (uint64_t)(H / qa), rH = (uint64_t)(H % qa);
+    __m512i vtH = _mm512_set1_epi64((long long)tH), vrH = _mm512_set1_epi64((long long)rH);
+    uint64_t qam = qa % q;
+    __m512i w = _mm512_set1_epi64((long long)qam), wp = _mm512_set1_epi64((long long)ezp_shoup52(qam, q));
+    __m512i Qm = _mm512_set1_epi64((long long)(uint64_t)(Q % q));
+    for (size_t j = 0; j < N; j += 8) {
+        __m512i t = _mm512_loadu_si512(tt + j), v = _mm512_loadu_si512(ra + j);
+        __m512i r = ezp_v_addm(ezp_v_red(v, one, bq, vq, m52), ezp_v_mul52(t, w, wp, vq, m52), vq);
+        __mmask8 hi = _mm512_cmpgt_epu64_mask(t, vtH)
+                      | (_mm512_cmpeq_epu64_mask(t, vtH) & _mm512_cmpgt_epu64_mask(v, vrH));
+        _mm512_storeu_si512(dst + j, _mm512_mask_mov_epi64(r, hi, ezp_v_subm(r, Qm, vq)));
+    }
+}
+
+/* tt[j] = (rb[j] - ra[j] mod qb) iv mod qb */
+EZP_IFMA static void ezp_crt_t_ifma(uint64_t *tt, const uint64_t *ra, const uint64_t *rb, size_t N, uint64_t qb,
+                                   uint64_t iv) {
+    __m512i vq = _mm512_set1_epi64((long long)qb), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    __m512i one = _mm512_set1_epi64(1), bq = _mm512_set1_epi64((long long)ezp_shoup52(1, qb));
+    __m512i w = _mm512_set1_epi64((long long)iv), wp = _mm512_set1_epi64((long long)ezp_shoup52(iv, qb));
+    for (size_t j = 0; j < N; j += 8) {
+        __m512i d = ezp_v_subm(_mm512_loadu_si512(rb + j), ezp_v_red(_mm512_loadu_si512(ra + j), one, bq, vq, m52), vq);
+        _mm512_storeu_si512(tt + j, ezp_v_mul52(d, w, wp, vq, m52));
+    }
+}
+
+/* Hybrid key switching, fused (ezprotocols.arith.he._key_switch): for each of cnt ciphertexts
+ * t[c] = (b, a) at L primes (coefficient form, [cnt][2][L][N]), the digits of a (groups grp as in
+ * ezp_group_digits) at the Lk primes of the key, their NTTs, the products with the key (kb, ka
+ * [G][Lk][N], NTT, with 52-bit Shoup quotients), the inverse NTTs, the division by the special
+ * modulus (primes Lk-1 .. L dropped one by one with rounding, as ezp_rescale), then
+ * out[c] = (b + kb', ka').  Row by row, so the working set is 2 Lk + 2 rows.
+ * scratch: (2 Lk + 2) N words.  N % 16 == 0, primes < 2^50. */
+typedef struct {
+    const uint64_t *psi, *psip, *psip52, *ipsi, *ipsip, *ipsip52, *ninv, *ninvp, *ninvp52;   /* [Lk][N], [Lk] */
+} ezp_ntt_tabs;
+
+EZP_IFMA static void ezp_key_switch_ifma(const uint64_t *t, size_t cnt, size_t L, size_t Lk, size_t N,
+                                        const uint64_t *qs, const uint64_t *grp, size_t G,
+                                        const uint64_t *kb, const uint64_t *kbp, const uint64_t *ka,
+                                        const uint64_t *kap, ezp_ntt_tabs tb, const uint64_t *qinv,
+                                        uint64_t *scratch, uint64_t *out) {
+    uint64_t *accb = scratch, *acca = scratch + Lk * N, *d = scratch + 2 * Lk * N, *tt = d + N;
+    for (size_t c = 0; c < cnt; c++) {
+        const uint64_t *b_in = t + (c * 2) * L * N, *a_in = t + (c * 2 + 1) * L * N;
+        memset(accb, 0, 2 * Lk * N * sizeof(uint64_t));
+        for (size_t g = 0; g < G; g++) {
+            size_t i = (size_t)grp[3 * g], k = (size_t)grp[3 * g + 1];
+            if (i != k) ezp_crt_t_ifma(tt, a_in + i * N, a_in + k * N, N, qs[k], grp[3 * g + 2]);
+            for (size_t l = 0; l < Lk; l++) {
+                ezp_digit_row_ifma(d, a_in, N, qs, i, k, grp[3 * g + 2], tt, l);
+                ezp_ntt_fwd_ifma(d, N, qs[l], tb.psi + l * N, tb.psip + l * N, tb.psip52 + l * N);
+                size_t ko = (g * Lk + l) * N;
+                ezp_mac52(accb + l * N, d, kb + ko, kbp + ko, N, qs[l]);
+                ezp_mac52(acca + l * N, d, ka + ko, kap + ko, N, qs[l]);
+            }
+        }
+        for (size_t h = 0; h < 2; h++) {
+            uint64_t *x = h ? acca : accb;
+            for (size_t l = 0; l < Lk; l++)
+                ezp_ntt_inv_ifma(x + l * N, N, qs[l], tb.ipsi + l * N, tb.ipsip + l * N, tb.ipsip52 + l * N,
+                                 tb.ninv[l], tb.ninvp[l], tb.ninvp52[l]);
+            /* drop primes Lk-1 .. L in order; qinv[(Lk-1-top) Lk + l] = q_top^{-1} mod q_l */
+            for (size_t top = Lk - 1; top >= L; top--)
+                for (size_t l = 0; l < top; l++)
+                    ezp_rescale_row_ifma(x + l * N, x + l * N, x + top * N, N, qs[l], qs[top],
+                                         qinv[(Lk - 1 - top) * Lk + l]);
+            uint64_t *o = out + (c * 2 + h) * L * N;
+            if (h == 0) {
+                __m512i z;
+                for (size_t l = 0; l < L; l++) {
+                    __m512i vq = _mm512_set1_epi64((long long)qs[l]);
+                    for (size_t j = 0; j < N; j += 8) {
+                        z = ezp_v_addm(_mm512_loadu_si512(b_in + l * N + j), _mm512_loadu_si512(x + l * N + j), vq);
+                        _mm512_storeu_si512(o + l * N + j, z);
+                    }
+                }
+            } else {
+                memcpy(o, x, L * N * sizeof(uint64_t));
+            }
+        }
+    }
 }
 
 #endif
