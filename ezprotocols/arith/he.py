@@ -1042,29 +1042,42 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         tb.forward(wr)
         return wr, kidx
 
-    def respond(t0, t1, rnd):
-        ct = np.zeros((n, 2, L, N), U64)
+    fused = K.key_switch_available(tb)
+    e_c = (2 * N - c) % (2 * N)
+    qinv_L = np.zeros((L - PACK_LIMBS, L), U64)
+    for i in range(L - PACK_LIMBS):
+        qinv_L[i, :lev.qinv[i].shape[0]] = lev.qinv[i]
+
+    def members(full, t0, t1):
+        """``full[m]`` = member ``t0 + m`` at ``Q4`` times ``X^-c`` (coefficient form)."""
         t = t0
         while t < t1:
             j, i0 = divmod(t, nI)
             i1 = min(nI, i0 + t1 - t)
             wr, kidx = plaintexts(j)
             m = t - t0
-            accb = np.zeros((i1 - i0, L, N), U64)
-            acca = np.zeros((i1 - i0, L, N), U64)
-            K.mul_acc(accb, cb[i0:i1], wr, None, qs, kidx)
-            K.mul_acc(acca, ca[i0:i1], wr, None, qs, kidx)
-            ct[m:m + i1 - i0, 0] = accb
-            ct[m:m + i1 - i0, 1] = acca
+            if fused:       # products, inverse NTT, switch to Q4 and X^-c in one kernel
+                K.members(full[m:m + i1 - i0], cb[i0:i1], ca[i0:i1], wr, kidx, tb, qinv_L, e_c)
+            else:
+                live = np.zeros((i1 - i0, 2, L, N), U64)
+                accb = np.zeros((i1 - i0, L, N), U64)
+                acca = np.zeros((i1 - i0, L, N), U64)
+                K.mul_acc(accb, cb[i0:i1], wr, None, qs, kidx)
+                K.mul_acc(acca, ca[i0:i1], wr, None, qs, kidx)
+                live[:, 0] = accb
+                live[:, 1] = acca
+                live = live.reshape(-1, L, N)
+                tb.inverse(live)
+                for i in range(L - PACK_LIMBS):        # switch down to Q4
+                    live = K.rescale(np.ascontiguousarray(live), qs[:L - i], lev.qinv[i])
+                full[m:m + i1 - i0] = K.monomial(np.ascontiguousarray(live.reshape(-1, 2, PACK_LIMBS, N)), qp, e_c)
             t += i1 - i0
+
+    def respond(t0, t1, rnd):
         cnt = t1 - t0
-        live = ct[:cnt].reshape(cnt * 2, L, N)
-        tb.inverse(live)
-        for i in range(L - PACK_LIMBS):        # switch down to Q4
-            live = K.rescale(np.ascontiguousarray(live), qs[:L - i], lev.qinv[i])
-        live = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, PACK_LIMBS, N)), qp, (2 * N - c) % (2 * N))
-        full = np.zeros((n, 2, PACK_LIMBS, N), U64)
-        full[:cnt] = live
+        full = np.empty((n, 2, PACK_LIMBS, N), U64)
+        full[cnt:] = 0
+        members(full, t0, t1)
         pc = _pack_tree(full, S, l, ks.gk, qp, tb)
         # re-randomize with an encryption of zero under pk, flood and mask the results
         u = K.to_rns(K.ternary(rnd["u"]), qp)
