@@ -314,11 +314,17 @@ def _level(L: int) -> _Level:
 def level_for(wbits: int, nK: int, nnz: int, n_rev: int):
     """``(limbs, f)`` for a product: the fewest primes whose modulus clears the noise
     bound (module docstring), and the flooding exponent; ``None`` if none does."""
+    return _level_for(wbits, nK, nnz, max(n_rev, 1).bit_length())
+
+
+@lru_cache(maxsize=65536)
+def _level_for(wbits: int, nK: int, nnz: int, rbits: int):
+    """:func:`level_for`; ``n_rev`` enters only through ``rbits``, its bit length."""
     B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 1) * (1 << (wbits - 1)) // 2 + 1
     # flooded: the weight-dependent noise and the re-randomization noise (it depends on u,
     # the RLWE secret hiding a w in a'), both visible to the key owner after decryption
     B = B_w + (2 * N + 1) * ETA + 1
-    f = B.bit_length() + SIGMA + max(n_rev, 1).bit_length()
+    f = B.bit_length() + SIGMA + rbits
     bound = (1 << f) + B
     for L in range(MIN_LIMBS, MAX_LIMBS + 1):
         if bound * (1 << (T_BITS + 2)) < math.prod(PRIMES[:L]):
@@ -343,8 +349,13 @@ def _final_ok() -> bool:
 assert _final_ok()
 
 
+_A_BITS = sum(WIDTHS[:FINAL_LIMBS])
+_B_BITS = sum(B_WIDTHS)
+_IN_BITS = tuple(sum(WIDTHS[:L]) for L in range(MAX_LIMBS + 1))
+
+
 def _in_bytes(n_ct: int, L: int) -> int:
-    return K.packed_size(n_ct, N, WIDTHS[:L]) + 16
+    return (n_ct * N * _IN_BITS[L] + 7) // 8 + 16
 
 
 def _resp_bytes(n_ct: int, npos: int) -> int:
@@ -475,6 +486,7 @@ def galois_path(j: int) -> tuple:
     raise ValueError(f"no product of the Galois keys reaches level j={j}")
 
 
+@lru_cache(maxsize=None)
 def _ks_count(S: int, l: int) -> int:
     """Key switchings of one merge tree (``2^l`` members, stride ``S``), weighted by how often
     their noise doubles afterwards: ``sum_k 2^(l-k) |path_k|``."""
@@ -691,11 +703,16 @@ def _pack_stride(pos: np.ndarray) -> tuple:
     return S, int(pos[0]) % S
 
 
-@lru_cache(maxsize=65536)
 def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int, S: int = 1 << LOG_PACK):
     """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels, stride ``S``): the
     product at 4, 5 or 6 primes (then switched to ``Q4``), packing, re-randomization and flooding
     at ``Q4 = q0 .. q3``; ``None`` if the noise does not fit (module docstring)."""
+    return _level_for_pack(wbits, nK, nnz, max(n_rev - 1, 1).bit_length(), l, S)
+
+
+@lru_cache(maxsize=65536)
+def _level_for_pack(wbits: int, nK: int, nnz: int, rbits: int, l: int, S: int):
+    """:func:`level_for_pack`; ``n_rev`` enters only through ``rbits``, the bit length of ``n_rev - 1``."""
     # t' = 2^(64+l): the encoding round(Q_L 2^-l x / 2^64) errs by < 1.5
     B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 3) * (1 << (wbits - 1)) // 2 + 1
     Q4 = math.prod(PRIMES[:PACK_LIMBS])
@@ -707,7 +724,7 @@ def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int, S: int = 1
                 B_in = B_in // q + 1 + (N + 1) // 2 + 1
         # packing: n_k <= 2 n_(k-1) + |path_k| B_KS; then re-randomization and the mask's rounding
         B = (B_in << l) + _ks_count(S, l) * B_KS + (2 * N + 1) * ETA + 1
-        f = B.bit_length() + SIGMA + max(n_rev - 1, 1).bit_length()
+        f = B.bit_length() + SIGMA + rbits
         if ((1 << f) + B) << (T_BITS + 2) < Q4:
             return L, f
     return None
@@ -723,12 +740,13 @@ def _delta_t(L: int, l: int):
 
 
 def _packed_out_bytes(T: int, npos: int, n: int) -> int:
-    """Bytes of ``T`` results ciphertexts with ``npos`` results each, merged ``n`` at a time."""
+    """Bytes of ``T`` results ciphertexts with ``npos`` results each, merged ``n`` at a time
+    (:func:`K.packed_size` in integers: the planners call this thousands of times)."""
     G, last = divmod(T, n)
-    a1 = K.packed_size(1, N, WIDTHS[:FINAL_LIMBS])
-    out = G * (a1 + K.packed_size(1, n * npos, B_WIDTHS))
+    a1 = (N * _A_BITS + 7) // 8
+    out = G * (a1 + (n * npos * _B_BITS + 7) // 8)
     if last:
-        out += a1 + K.packed_size(1, last * npos, B_WIDTHS)
+        out += a1 + (last * npos * _B_BITS + 7) // 8
     return out
 
 
@@ -1140,7 +1158,8 @@ def _pool():
 
 # ------------------------------------------------------------------ matmul encoding
 
-def _cands(d: int, cap: int) -> list:
+@lru_cache(maxsize=65536)
+def _cands(d: int, cap: int) -> tuple:
     """Block sizes worth trying for a dimension ``d``: balanced splits into 1, 2, 3, ... blocks
     (distinct values), capped at ``cap``."""
     out = set()
@@ -1154,7 +1173,7 @@ def _cands(d: int, cap: int) -> list:
         if b == 1:
             break
         nb = max(nb + 1, -(-d // (b - 1))) if b > 1 else nb + 1
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 @lru_cache(maxsize=4096)
