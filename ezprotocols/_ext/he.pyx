@@ -73,6 +73,8 @@ cdef extern from "ezp_he.h" nogil:
                           size_t Lp, size_t N, const uint64_t *w, const int64_t *kidx, size_t nP,
                           const uint64_t *qs, ezp_ntt_tabs tb, const uint64_t *qinv, size_t e,
                           uint64_t *scratch, uint64_t *out)
+    void ezp_encode_ntt_ifma(const int64_t *w, size_t cnt, size_t N, size_t L, const uint64_t *qs,
+                             ezp_ntt_tabs tb, uint64_t *out)
     void ezp_key_switch_ifma(const uint64_t *t, size_t cnt, size_t L, size_t Lk, size_t N,
                              const uint64_t *qs, const uint64_t *grp, size_t G,
                              const uint64_t *kb, const uint64_t *kbp, const uint64_t *ka,
@@ -759,3 +761,27 @@ def members(out, cb, ca, w, kidx, NttTables tables, qinv, size_t e):
     with nogil:
         ezp_members_ifma(&Bv[0], &Av[0], cnt, nK, L, Lp, N, &Wv[0], &Kv[0], nP, &qs[0], tb, &Iv[0], e, &S[0],
                          &Ov[0])
+
+
+def encode_ntt(w, NttTables tables, size_t L):
+    """``to_rns(w)`` followed by the forward NTT at the first ``L`` primes, in one pass that converts
+    only each row's support (``w int64[cnt, N]``, ``|w|`` below every prime): ``uint64[cnt, L, N]``."""
+    W = _arr(w, I64, "w")
+    if W.ndim != 2 or W.shape[1] != tables.N or not 1 <= L <= tables.L:
+        raise ValueError("encode_ntt: w must be int64[cnt, N], 1 <= L <= the chain length")
+    cdef size_t cnt = W.shape[0], N = tables.N
+    out = np.empty((cnt, L, N), U64)
+    if cnt == 0:
+        return out
+    if not key_switch_available(tables):
+        out = to_rns(W, tables.primes[:L])
+        tables.forward(out)
+        return out
+    qv = np.ascontiguousarray(tables.primes[:L], dtype=U64)
+    cdef const int64_t[::1] Wv = W.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[::1] qs = qv
+    cdef ezp_ntt_tabs tb = _tabs(tables)
+    with nogil:
+        ezp_encode_ntt_ifma(&Wv[0], cnt, N, L, &qs[0], tb, &O[0])
+    return out

@@ -920,8 +920,7 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
             lim = 1 << (wbits - 1)      # the noise bound and the flooding assume |w| <= 2^(wbits-1)
             if int(w.max()) > lim or int(w.min()) < -lim:
                 raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
-        wr = K.to_rns(w, qs)
-        tb.forward(wr)
+        wr = K.encode_ntt(w, tb, L)
         acc_b = np.zeros((nI, L, N), U64)
         acc_a = np.zeros((nI, L, N), U64)
         K.mul_acc(acc_b, cb, wr, None, qs, kidx)      # used once per i: no Shoup precomputation
@@ -1056,9 +1055,7 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
             lim = 1 << (wbits - 1)
             if int(w.max()) > lim or int(w.min()) < -lim:
                 raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
-        wr = K.to_rns(w, qs)
-        tb.forward(wr)
-        return wr, kidx
+        return K.encode_ntt(w, tb, L), kidx
 
     fused = K.key_switch_available(tb)
     e_c = (2 * N - c) % (2 * N)

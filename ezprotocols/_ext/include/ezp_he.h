@@ -458,10 +458,12 @@ EZP_IFMA static void ezp__inv_head3_ifma(uint64_t *a, size_t N, const uint64_t *
     }
 }
 
-EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip,
-                                      const uint64_t *psip52) {
+/* The forward NTT of a[0 .. p) (p a power of two; a[p .. N) is zero or anything: overwritten) */
+EZP_IFMA static void ezp_ntt_fwd_ifma_from(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi,
+                                           const uint64_t *psip, const uint64_t *psip52, size_t p) {
     __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
-    size_t p = ezp__ntt_fwd_sparse(a, N);        /* spans >= p: copies, done */
+    if (p < N)
+        for (size_t b = p; b < N; b += p) memcpy(a + b, a, p * sizeof(uint64_t));
     size_t t = N, m = 1;
     while (t > p) { t >>= 1; m <<= 1; }          /* the first stage to run has span t / 2 */
     for (; m < N; m <<= 1) {
@@ -494,6 +496,11 @@ EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const u
         }
         t >>= 1;
     }
+}
+
+EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip,
+                                      const uint64_t *psip52) {
+    ezp_ntt_fwd_ifma_from(a, N, q, psi, psip, psip52, ezp__ntt_fwd_sparse(a, N));   /* spans >= p: copies */
 }
 
 EZP_IFMA static void ezp_ntt_inv_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
@@ -874,6 +881,25 @@ EZP_IFMA static void ezp_members_ifma(const uint64_t *cb, const uint64_t *ca, si
                                          qinv[(L - 1 - top) * L + l]);
             for (size_t l = 0; l < Lp; l++)
                 ezp_monomial(x + l * N, 1, 1, N, qs + l, e, out + ((i * 2 + h) * Lp + l) * N);
+        }
+    }
+}
+
+/* Plaintext encoding: signed w[cnt][N] (|w| < every q) -> NTT residues out[cnt][L][N], converting
+ * only the support (the power of two p above the last non-zero coefficient: the forward transform's
+ * first stages copy, ezp__ntt_fwd_sparse). */
+EZP_IFMA static void ezp_encode_ntt_ifma(const int64_t *w, size_t cnt, size_t N, size_t L, const uint64_t *qs,
+                                        ezp_ntt_tabs tb, uint64_t *out) {
+    for (size_t c = 0; c < cnt; c++) {
+        const int64_t *src = w + c * N;
+        size_t hi = N;
+        while (hi > 0 && src[hi - 1] == 0) hi--;
+        size_t p = 1;
+        while (p < hi) p <<= 1;
+        for (size_t l = 0; l < L; l++) {
+            uint64_t q = qs[l], *dst = out + (c * L + l) * N;
+            for (size_t j = 0; j < p; j++) dst[j] = ezp_reduce_signed(src[j], q);
+            ezp_ntt_fwd_ifma_from(dst, N, q, tb.psi + l * N, tb.psip + l * N, tb.psip52 + l * N, p);
         }
     }
 }
