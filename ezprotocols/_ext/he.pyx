@@ -79,7 +79,10 @@ cdef extern from "ezp_he.h" nogil:
                              const uint64_t *qs, const uint64_t *grp, size_t G,
                              const uint64_t *kb, const uint64_t *kbp, const uint64_t *ka,
                              const uint64_t *kap, ezp_ntt_tabs tb, const uint64_t *qinv,
-                             uint64_t *scratch, uint64_t *out)
+                             uint64_t ginv, uint64_t *scratch, uint64_t *out)
+    void ezp_automorph_row_ifma(uint64_t *dst, const uint64_t *src, size_t N, uint64_t q, uint64_t ginv)
+    void ezp_pack_pre_inplace_ifma(uint64_t *E, uint64_t *O, size_t cnt, size_t L, size_t N,
+                                   const uint64_t *qs, size_t D, uint64_t ginv, uint64_t *scratch)
 
 U64 = np.dtype(np.uint64)
 I64 = np.dtype(np.int64)
@@ -635,14 +638,17 @@ def key_switch_available(NttTables tables):
     return bool(tables.use_ifma) and tables.N % 16 == 0
 
 
-def key_switch(t, kb, ka, kbp52, kap52, NttTables tables, groups, qinv):
+def key_switch(t, kb, ka, kbp52, kap52, NttTables tables, groups, qinv, size_t g=1, out=None, scratch=None):
     """Fused hybrid key switching of ``t uint64[cnt, 2, L, N]`` (coefficient form ``(b, a)`` at the
     first ``L`` primes of ``tables``): ``(b + kb', ka')`` with ``kb' + ka' s = a tau(s) + noise``
     for the key ``(kb, ka) uint64[G, Lk, N]`` (NTT at the first ``Lk`` primes, ``kbp52``/``kap52``
     their :func:`shoup52` quotients), digits grouped as in :func:`group_digits`, and ``qinv
     uint64[Lk - L, Lk]`` (row ``r``: ``q_(Lk-1-r)^-1 mod q_l``) for the division by the special
     modulus ``q_L .. q_(Lk-1)`` (dropped from the top, with rounding, as :func:`rescale`).  Equal,
-    bit for bit, to :func:`group_digits`, NTTs, :func:`mul_acc`, inverse NTTs and :func:`rescale`."""
+    bit for bit, to :func:`group_digits`, NTTs, :func:`mul_acc`, inverse NTTs and :func:`rescale`.
+    ``g`` (odd): the input is first mapped by ``tau_g`` (``X -> X^g``, as the key's element expects).
+    ``out`` (may be ``t`` itself) and ``scratch`` (``uint64[(2 Lk + 2 + 2 L) N]``) avoid fresh
+    allocations."""
     if not key_switch_available(tables):
         raise RuntimeError("key_switch: needs the AVX-512 IFMA kernels")
     T = _arr(t, U64, "t")
@@ -660,11 +666,11 @@ def key_switch(t, kb, ka, kbp52, kap52, NttTables tables, groups, qinv):
         raise ValueError("key_switch: need L < Lk <= the chain length")
     qv = np.ascontiguousarray(tables.primes[:Lk], dtype=U64)
     spec = []
-    for g in groups:
-        g = tuple(int(v) for v in g)
-        if not 1 <= len(g) <= 2 or any(not 0 <= v < <Py_ssize_t>L for v in g) or (len(g) == 2 and g[0] == g[1]):
+    for grp_ in groups:
+        grp_ = tuple(int(v) for v in grp_)
+        if not 1 <= len(grp_) <= 2 or any(not 0 <= v < <Py_ssize_t>L for v in grp_) or (len(grp_) == 2 and grp_[0] == grp_[1]):
             raise ValueError("key_switch: groups are one or two distinct prime indices below L")
-        i, k = g[0], g[len(g) - 1]
+        i, k = grp_[0], grp_[len(grp_) - 1]
         spec += [i, k, pow(int(qv[i]), -1, int(qv[k])) if i != k else 0]
     if len(groups) != <Py_ssize_t>G:
         raise ValueError("key_switch: one key digit per group")
@@ -672,10 +678,19 @@ def key_switch(t, kb, ka, kbp52, kap52, NttTables tables, groups, qinv):
     qi = np.ascontiguousarray(qinv, dtype=U64)
     if qi.shape != (Lk - L, Lk):
         raise ValueError("key_switch: qinv must be uint64[Lk - L, Lk]")
-    out = np.empty((cnt, 2, L, N), U64)
+    if g % 2 == 0 or g >= 2 * N:
+        raise ValueError("key_switch: g must be odd and below 2N")
+    cdef uint64_t ginv = pow(int(g), -1, 2 * int(N))
+    if out is None:
+        out = np.empty((cnt, 2, L, N), U64)
+    elif _arr(out, U64, "out").shape != (cnt, 2, L, N):
+        raise ValueError("key_switch: out must be uint64[cnt, 2, L, N]")
     if cnt == 0:
         return out
-    scratch = np.empty((2 * Lk + 2) * N, U64)
+    if scratch is None:
+        scratch = np.empty((2 * Lk + 2 + 2 * L) * N, U64)
+    elif _arr(scratch, U64, "scratch").size < (2 * Lk + 2 + 2 * L) * N:
+        raise ValueError("key_switch: scratch too small")
     cdef const uint64_t[::1] Tv = T.reshape(-1)
     cdef const uint64_t[::1] Bv = B.reshape(-1)
     cdef const uint64_t[::1] Av = A.reshape(-1)
@@ -684,12 +699,12 @@ def key_switch(t, kb, ka, kbp52, kap52, NttTables tables, groups, qinv):
     cdef const uint64_t[::1] qs = qv
     cdef const uint64_t[::1] Gv = gr
     cdef const uint64_t[::1] Iv = qi.reshape(-1)
-    cdef uint64_t[::1] S = scratch
+    cdef uint64_t[::1] S = scratch.reshape(-1)
     cdef uint64_t[::1] O = out.reshape(-1)
     cdef ezp_ntt_tabs tb = _tabs(tables)
     with nogil:
         ezp_key_switch_ifma(&Tv[0], cnt, L, Lk, N, &qs[0], &Gv[0], G, &Bv[0], &Bpv[0], &Av[0], &Apv[0], tb,
-                            &Iv[0], &S[0], &O[0])
+                            &Iv[0], ginv, &S[0], &O[0])
     return out
 
 
@@ -785,3 +800,31 @@ def encode_ntt(w, NttTables tables, size_t L):
     with nogil:
         ezp_encode_ntt_ifma(&Wv[0], cnt, N, L, &qs[0], tb, &O[0])
     return out
+
+
+def pack_pre_inplace(E, O, primes, size_t D, size_t g, scratch=None):
+    """:func:`pack_pre` in place (IFMA only): ``E <- E + X^D O``, ``O <- tau_g(E - X^D O)``
+    (``scratch``: ``uint64[n]``, one row)."""
+    Ea, qa = _rows(E, primes, "E")
+    Oa, _ = _rows(O, primes, "O")
+    if Ea.shape != Oa.shape:
+        raise ValueError("pack_pre_inplace: E and O differ in shape")
+    cdef size_t L = Ea.shape[Ea.ndim - 2], n = Ea.shape[Ea.ndim - 1]
+    if D >= n or g % 2 == 0 or g >= 2 * n or n % 8 or n & (n - 1) or not ezp_he_have_ifma:
+        raise ValueError("pack_pre_inplace: need D < n, g odd below 2n, n a power of two >= 8, IFMA")
+    if int(qa.max()) >= (1 << 50):
+        raise ValueError("pack_pre_inplace: primes below 2^50")
+    if Ea.size == 0:
+        return
+    if scratch is None:
+        scratch = np.empty(n, U64)
+    elif _arr(scratch, U64, "scratch").size < n:
+        raise ValueError("pack_pre_inplace: scratch too small")
+    cdef uint64_t[::1] Ev = Ea.reshape(-1)
+    cdef uint64_t[::1] Ov = Oa.reshape(-1)
+    cdef uint64_t[::1] S = scratch.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t cnt = Ea.size // (L * n)
+    cdef uint64_t ginv = pow(int(g), -1, 2 * int(n))
+    with nogil:
+        ezp_pack_pre_inplace_ifma(&Ev[0], &Ov[0], cnt, L, n, &qs[0], D, ginv, &S[0])

@@ -179,6 +179,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -679,7 +680,25 @@ def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.nda
     ``m`` and ``m + 2^(l-k)`` as ``(E + X^D O) + tau_g(E - X^D O)`` with ``D = S / 2^k`` and ``g =
     1 + 2^k N / S mod 2^(k+1) N / S`` (:func:`galois_path`: a product of key elements, one key
     switch each): ``tau_g`` fixes ``X^j`` for ``j = 0 mod 2D`` and negates it for ``j = D mod
-    2D``, so the multiples of ``D`` stay clean (the other coefficients mix)."""
+    2D``, so the multiples of ``D`` stay clean (the other coefficients mix).
+
+    With IFMA (keys carrying 52-bit quotients) the tree runs in place in ``ct`` (which it
+    overwrites): the merge, the automorphisms and the key switches are fused kernels over a
+    per-thread scratch, no large temporaries."""
+    if l and gk[GALOIS[0]][4] is not None and ct.flags.c_contiguous:
+        n = ct.shape[0]
+        scratch = _workspace("ks", (2 * KS_LIMBS + 2 + 2 * PACK_LIMBS) * N)
+        for k in range(1, l + 1):
+            half = n >> k
+            E, O = ct[:half], ct[half:2 * half]
+            path = galois_path(LOG_N + k - (S.bit_length() - 1))
+            K.pack_pre_inplace(E, O, qs, S >> k, path[0], scratch)
+            for i, g in enumerate(path):
+                key = gk[g]
+                K.key_switch(O, key[0], key[1], key[4], key[5], tb, KS_GROUPS, _ks_qinv(), g if i else 1,
+                             out=O, scratch=scratch)
+            K.add_rows(E, O, qs)
+        return ct[0]
     for k in range(1, l + 1):
         half = ct.shape[0] // 2
         path = galois_path(LOG_N + k - (S.bit_length() - 1))
@@ -1090,7 +1109,9 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
 
     def respond(t0, t1, rnd):
         cnt = t1 - t0
-        full = np.empty((n, 2, PACK_LIMBS, N), U64)
+        # the tree's input, reused by this thread's next response (first touches of fresh pages
+        # cost more than the kernels here)
+        full = _workspace("full", n * 2 * PACK_LIMBS * N).reshape(n, 2, PACK_LIMBS, N)
         full[cnt:] = 0
         members(full, t0, t1)
         pc = _pack_tree(full, S, l, ks.gk, qp, tb)
@@ -1135,6 +1156,17 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
 
 
 _POOL: dict = {}
+_WS = threading.local()
+
+
+def _workspace(name: str, size: int) -> np.ndarray:
+    """A per-thread ``uint64[size]`` buffer kept between calls (contents undefined)."""
+    d = _WS.__dict__.setdefault("bufs", {})
+    b = d.get(name)
+    if b is None or b.shape[0] < size:
+        b = np.empty(size, U64)
+        d[name] = b
+    return b[:size]
 
 
 def _pool():

@@ -804,14 +804,23 @@ typedef struct {
     const uint64_t *psi, *psip, *psip52, *ipsi, *ipsip, *ipsip52, *ninv, *ninvp, *ninvp52;   /* [Lk][N], [Lk] */
 } ezp_ntt_tabs;
 
+EZP_IFMA static void ezp_automorph_row_ifma(uint64_t *dst, const uint64_t *src, size_t N, uint64_t q, uint64_t ginv);
+
 EZP_IFMA static void ezp_key_switch_ifma(const uint64_t *t, size_t cnt, size_t L, size_t Lk, size_t N,
                                         const uint64_t *qs, const uint64_t *grp, size_t G,
                                         const uint64_t *kb, const uint64_t *kbp, const uint64_t *ka,
                                         const uint64_t *kap, ezp_ntt_tabs tb, const uint64_t *qinv,
-                                        uint64_t *scratch, uint64_t *out) {
-    uint64_t *accb = scratch, *acca = scratch + Lk * N, *d = scratch + 2 * Lk * N, *tt = d + N;
+                                        uint64_t ginv, uint64_t *scratch, uint64_t *out) {
+    /* ginv != 1: the input is first mapped by tau_g (g = ginv^{-1} mod 2N); out may be t */
+    uint64_t *accb = scratch, *acca = scratch + Lk * N, *d = scratch + 2 * Lk * N, *tt = d + N, *tw = tt + N;
     for (size_t c = 0; c < cnt; c++) {
         const uint64_t *b_in = t + (c * 2) * L * N, *a_in = t + (c * 2 + 1) * L * N;
+        if (ginv != 1) {
+            for (size_t l = 0; l < 2 * L; l++)
+                ezp_automorph_row_ifma(tw + l * N, b_in + l * N, N, qs[l % L], ginv);
+            b_in = tw;
+            a_in = tw + L * N;
+        }
         memset(accb, 0, 2 * Lk * N * sizeof(uint64_t));
         for (size_t g = 0; g < G; g++) {
             size_t i = (size_t)grp[3 * g], k = (size_t)grp[3 * g + 1];
@@ -902,6 +911,63 @@ EZP_IFMA static void ezp_encode_ntt_ifma(const int64_t *w, size_t cnt, size_t N,
             ezp_ntt_fwd_ifma_from(dst, N, q, tb.psi + l * N, tb.psip + l * N, tb.psip52 + l * N, p);
         }
     }
+}
+
+/* tau_g of one row: dst[d] = +-src[i] with g i = d mod 2N, i.e. i = ginv d mod 2N (minus when
+ * that is >= N); a gather per 8 outputs (N a power of two, N % 8 == 0, dst != src). */
+EZP_IFMA static void ezp_automorph_row_ifma(uint64_t *dst, const uint64_t *src, size_t N, uint64_t q, uint64_t ginv) {
+    __m512i vq = _mm512_set1_epi64((long long)q), z = _mm512_setzero_si512();
+    __m512i m2 = _mm512_set1_epi64((long long)(2 * N - 1)), vN = _mm512_set1_epi64((long long)N);
+    __m512i mN = _mm512_set1_epi64((long long)(N - 1)), gi = _mm512_set1_epi64((long long)ginv);
+    __m512i d = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), step = _mm512_set1_epi64(8);
+    for (size_t j = 0; j < N; j += 8) {
+        __m512i i = _mm512_and_si512(_mm512_mullo_epi64(d, gi), m2);
+        __mmask8 neg = _mm512_cmpge_epu64_mask(i, vN);
+        __m512i v = _mm512_i64gather_epi64(_mm512_and_si512(i, mN), (const void *)src, 8);
+        neg &= _mm512_cmpneq_epu64_mask(v, z);
+        _mm512_storeu_si512(dst + j, _mm512_mask_sub_epi64(v, neg, vq, v));
+        d = _mm512_add_epi64(d, step);
+    }
+}
+
+/* ezp_pack_pre in place: E <- E + X^D O, O <- tau_g(E - X^D O) (ginv = g^{-1} mod 2N), row by row
+ * through one scratch row; bit for bit ezp_pack_pre. */
+EZP_IFMA static void ezp_pack_pre_inplace_ifma(uint64_t *E, uint64_t *O, size_t cnt, size_t L, size_t N,
+                                              const uint64_t *qs, size_t D, uint64_t ginv, uint64_t *scratch) {
+    __m512i z = _mm512_setzero_si512();
+    __m512i m2 = _mm512_set1_epi64((long long)(2 * N - 1)), vN = _mm512_set1_epi64((long long)N);
+    __m512i mN = _mm512_set1_epi64((long long)(N - 1)), gi = _mm512_set1_epi64((long long)ginv);
+    __m512i vD = _mm512_set1_epi64((long long)D), step = _mm512_set1_epi64(8);
+    for (size_t c = 0; c < cnt; c++)
+        for (size_t l = 0; l < L; l++) {
+            uint64_t q = qs[l];
+            __m512i vq = _mm512_set1_epi64((long long)q);
+            size_t off = (c * L + l) * N;
+            uint64_t *e = E + off, *o = O + off, *tt = scratch;
+            /* tt[d] = +-(e[i] - xo[i]), i = ginv d mod 2N (mod N), xo[i] = o[i - D] or -o[i + N - D] */
+            __m512i d = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+            for (size_t j = 0; j < N; j += 8) {
+                __m512i i = _mm512_and_si512(_mm512_mullo_epi64(d, gi), m2);
+                __mmask8 neg = _mm512_cmpge_epu64_mask(i, vN);
+                i = _mm512_and_si512(i, mN);
+                __mmask8 wrap = _mm512_cmplt_epu64_mask(i, vD);
+                __m512i io = _mm512_and_si512(_mm512_sub_epi64(i, vD), mN);
+                __m512i ev = _mm512_i64gather_epi64(i, (const void *)e, 8);
+                __m512i ov = _mm512_i64gather_epi64(io, (const void *)o, 8);
+                /* df = e - xo: e - o, or e + o where wrapped (xo = -o) */
+                __m512i df = _mm512_mask_mov_epi64(ezp_v_subm(ev, ov, vq), wrap, ezp_v_addm(ev, ov, vq));
+                __mmask8 nz = _mm512_cmpneq_epu64_mask(df, z);
+                _mm512_storeu_si512(tt + j, _mm512_mask_sub_epi64(df, neg & nz, vq, df));
+                d = _mm512_add_epi64(d, step);
+            }
+            /* e[j] += xo[j] (after the gathers above read e) */
+            size_t j = 0;
+            for (; j < D; j++) e[j] = ezp_add_mod(e[j], ezp_neg_mod(o[j + N - D], q), q);
+            for (; j + 8 <= N; j += 8)
+                _mm512_storeu_si512(e + j, ezp_v_addm(_mm512_loadu_si512(e + j), _mm512_loadu_si512(o + j - D), vq));
+            for (; j < N; j++) e[j] = ezp_add_mod(e[j], o[j - D], q);
+            memcpy(o, tt, N * sizeof(uint64_t));
+        }
 }
 
 #endif
