@@ -70,7 +70,7 @@ cdef extern from "ezp_he.h" nogil:
         const uint64_t *ninvp
         const uint64_t *ninvp52
     void ezp_members_ifma(const uint64_t *cb, const uint64_t *ca, size_t cnt, size_t nK, size_t L,
-                          size_t Lp, size_t N, const uint64_t *w, const int64_t *kidx, size_t nP,
+                          size_t Lp, size_t N, const int64_t *w, const int64_t *kidx, size_t nP,
                           const uint64_t *qs, ezp_ntt_tabs tb, const uint64_t *qinv, size_t e,
                           uint64_t *scratch, uint64_t *out)
     void ezp_encode_ntt_ifma(const int64_t *w, size_t cnt, size_t N, size_t L, const uint64_t *qs,
@@ -733,26 +733,28 @@ cdef ezp_ntt_tabs _tabs(NttTables tables):
 
 def members(out, cb, ca, w, kidx, NttTables tables, qinv, size_t e):
     """The members of a packed product (IFMA only, :func:`key_switch_available`): for each ``i``,
-    ``out[i] = X^e (sum_p cb[i, kidx[p]] w[p], sum_p ca[i, kidx[p]] w[p])`` after the inverse NTT
-    and the drops of the primes ``L-1 .. Lp`` (``out uint64[cnt, 2, Lp, N]``, coefficient form;
-    ``cb``/``ca uint64[cnt, nK, L, N]`` and ``w uint64[nP, L, N]`` NTT; ``qinv uint64[L - Lp, L]``,
-    row ``r``: ``q_(L-1-r)^-1 mod q_l``).  Bit for bit :func:`mul_acc` (``ptsp=None``), inverse
-    NTTs, :func:`rescale` and :func:`monomial`."""
+    ``out[i] = X^e (sum_p cb[i, kidx[p]] W[p], sum_p ca[i, kidx[p]] W[p])`` with ``W`` =
+    :func:`encode_ntt` of the signed plaintexts ``w int64[nP, N]``, after the inverse NTT and the
+    drops of the primes ``L-1 .. Lp`` (``out uint64[cnt, 2, Lp, N]``, coefficient form;
+    ``cb``/``ca uint64[cnt, nK, L, N]`` NTT; ``qinv uint64[L - Lp, L]``, row ``r``:
+    ``q_(L-1-r)^-1 mod q_l``).  Bit for bit :func:`encode_ntt`, :func:`mul_acc` (``ptsp=None``),
+    inverse NTTs, :func:`rescale` and :func:`monomial`; each plaintext row is encoded once and used
+    while in cache."""
     if not key_switch_available(tables):
         raise RuntimeError("members: needs the AVX-512 IFMA kernels")
     O = _arr(out, U64, "out")
     B = _arr(cb, U64, "cb")
     A = _arr(ca, U64, "ca")
-    W = _arr(w, U64, "w")
+    W = _arr(w, I64, "w")
     ki = np.ascontiguousarray(kidx, dtype=np.int64)
     if B.ndim != 4 or A.shape != B.shape or B.shape[3] != tables.N or O.ndim != 4 or O.shape[1] != 2:
         raise ValueError("members: cb, ca must be uint64[cnt, nK, L, N], out uint64[cnt, 2, Lp, N]")
     cdef size_t cnt = B.shape[0], nK = B.shape[1], L = B.shape[2], N = tables.N, Lp = O.shape[2]
-    cdef size_t nP = W.shape[0] if W.ndim == 3 else 0
+    cdef size_t nP = W.shape[0] if W.ndim == 2 else 0
     if O.shape[0] != cnt or O.shape[3] != N or not 1 <= Lp <= L or L > tables.L:
         raise ValueError("members: out must be uint64[cnt, 2, Lp <= L, N]")
-    if W.ndim != 3 or W.shape[1:] != (L, N) or ki.shape != (nP,):
-        raise ValueError("members: w must be uint64[nP, L, N] with kidx int64[nP]")
+    if W.ndim != 2 or W.shape[1] != N or ki.shape != (nP,):
+        raise ValueError("members: w must be int64[nP, N] with kidx int64[nP]")
     if nP and (int(ki.min()) < 0 or int(ki.max()) >= <Py_ssize_t>nK):
         raise ValueError("members: kidx out of range")
     if e >= 2 * N:
@@ -763,11 +765,11 @@ def members(out, cb, ca, w, kidx, NttTables tables, qinv, size_t e):
     if cnt == 0:
         return
     qv = np.ascontiguousarray(tables.primes[:L], dtype=U64)
-    scratch = np.empty(2 * L * N, U64)
+    scratch = np.empty((2 * cnt * L + 1) * N, U64)
     cdef uint64_t[::1] Ov = O.reshape(-1)
     cdef const uint64_t[::1] Bv = B.reshape(-1)
     cdef const uint64_t[::1] Av = A.reshape(-1)
-    cdef const uint64_t[::1] Wv = W.reshape(-1) if W.size else np.zeros(1, U64)
+    cdef const int64_t[::1] Wv = W.reshape(-1) if W.size else np.zeros(1, np.int64)
     cdef const int64_t[::1] Kv = ki if nP else np.zeros(1, np.int64)
     cdef const uint64_t[::1] qs = qv
     cdef const uint64_t[::1] Iv = qi.reshape(-1) if qi.size else np.zeros(1, U64)

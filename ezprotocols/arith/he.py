@@ -1074,6 +1074,8 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
             lim = 1 << (wbits - 1)
             if int(w.max()) > lim or int(w.min()) < -lim:
                 raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
+        if fused:       # encoded inside K.members
+            return w, kidx
         return K.encode_ntt(w, tb, L), kidx
 
     fused = K.key_switch_available(tb)

@@ -861,26 +861,39 @@ EZP_IFMA static void ezp_key_switch_ifma(const uint64_t *t, size_t cnt, size_t L
 }
 
 /* The packed product's members (ezprotocols.arith.he._packed_gen): for each i of cnt, the sums
- * acc_b = sum_p cb[i][kidx[p]] (.) w[p], acc_a likewise (NTT, floating-point quotients as
- * ezp_mul_acc_fp_v), their inverse NTTs, the drops of primes L-1 .. Lp (with rounding, as
- * ezp_rescale; qinv[(L-1-top) L + l] = q_top^{-1} mod q_l) and the product with X^e:
- * out[i] = X^e (acc_b, acc_a) at Lp primes ([cnt][2][Lp][N], coefficient form).
- * cb, ca: [cnt][nK][L][N]; w: [nP][L][N]; scratch: 2 L N words. */
+ * acc_b = sum_p cb[i][kidx[p]] (.) NTT(w[p]), acc_a likewise (NTT; floating-point quotients as
+ * ezp_mul_acc_fp_v; the plaintexts w int64[nP][N] are encoded one row at a time, as
+ * ezp_encode_ntt_ifma, and used while in cache), their inverse NTTs, the drops of primes
+ * L-1 .. Lp (with rounding, as ezp_rescale; qinv[(L-1-top) L + l] = q_top^{-1} mod q_l) and the
+ * product with X^e: out[i] = X^e (acc_b, acc_a) at Lp primes ([cnt][2][Lp][N], coefficient form).
+ * cb, ca: [cnt][nK][L][N]; scratch: (2 cnt L + 1) N words. */
+EZP_IFMA static void ezp_ntt_fwd_ifma_from(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi,
+                                           const uint64_t *psip, const uint64_t *psip52, size_t p);
+
 EZP_IFMA static void ezp_members_ifma(const uint64_t *cb, const uint64_t *ca, size_t cnt, size_t nK, size_t L,
-                                     size_t Lp, size_t N, const uint64_t *w, const int64_t *kidx, size_t nP,
+                                     size_t Lp, size_t N, const int64_t *w, const int64_t *kidx, size_t nP,
                                      const uint64_t *qs, ezp_ntt_tabs tb, const uint64_t *qinv, size_t e,
                                      uint64_t *scratch, uint64_t *out) {
-    uint64_t *acc = scratch;
-    for (size_t i = 0; i < cnt; i++) {
-        memset(acc, 0, 2 * L * N * sizeof(uint64_t));
+    uint64_t *acc = scratch, *row = scratch + 2 * cnt * L * N;
+    memset(acc, 0, 2 * cnt * L * N * sizeof(uint64_t));
+    for (size_t p = 0; p < nP; p++) {
+        const int64_t *src = w + p * N;
+        size_t hi = N, sup = 1, k = (size_t)kidx[p];
+        while (hi > 0 && src[hi - 1] == 0) hi--;
+        while (sup < hi) sup <<= 1;
+        for (size_t l = 0; l < L; l++) {
+            uint64_t q = qs[l];
+            for (size_t j = 0; j < sup; j++) row[j] = ezp_reduce_signed(src[j], q);
+            ezp_ntt_fwd_ifma_from(row, N, q, tb.psi + l * N, tb.psip + l * N, tb.psip52 + l * N, sup);
+            for (size_t i = 0; i < cnt; i++)
+                for (size_t h = 0; h < 2; h++)
+                    ezp_mul_acc_fp_v(acc + ((i * 2 + h) * L + l) * N, (h ? ca : cb) + ((i * nK + k) * L + l) * N,
+                                     row, N, q);
+        }
+    }
+    for (size_t i = 0; i < cnt; i++)
         for (size_t h = 0; h < 2; h++) {
-            const uint64_t *c = (h ? ca : cb) + i * nK * L * N;
-            uint64_t *x = acc + h * L * N;
-            for (size_t p = 0; p < nP; p++) {
-                size_t k = (size_t)kidx[p];
-                for (size_t l = 0; l < L; l++)
-                    ezp_mul_acc_fp_v(x + l * N, c + (k * L + l) * N, w + (p * L + l) * N, N, qs[l]);
-            }
+            uint64_t *x = acc + (i * 2 + h) * L * N;
             for (size_t l = 0; l < L; l++)
                 ezp_ntt_inv_ifma(x + l * N, N, qs[l], tb.ipsi + l * N, tb.ipsip + l * N, tb.ipsip52 + l * N,
                                  tb.ninv[l], tb.ninvp[l], tb.ninvp52[l]);
@@ -891,7 +904,6 @@ EZP_IFMA static void ezp_members_ifma(const uint64_t *cb, const uint64_t *ca, si
             for (size_t l = 0; l < Lp; l++)
                 ezp_monomial(x + l * N, 1, 1, N, qs + l, e, out + ((i * 2 + h) * Lp + l) * N);
         }
-    }
 }
 
 /* Plaintext encoding: signed w[cnt][N] (|w| < every q) -> NTT residues out[cnt][L][N], converting
