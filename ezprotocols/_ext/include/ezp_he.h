@@ -59,11 +59,16 @@ static inline uint64_t ezp_sub_mod(uint64_t a, uint64_t b, uint64_t q) {
  * t >= 2^r only copy (their y halves are zero), and afterwards a[j + b 2^r] = a[j]: do that
  * replication at once and return 2^r, the span below which the butterflies start (N when dense;
  * plaintext encodings have a short support: a matmul block's kw nw coefficients). */
-static size_t ezp__ntt_fwd_sparse(uint64_t *a, size_t N) {
+static size_t ezp__ntt_support(const uint64_t *a, size_t N) {
     size_t hi = N;
     while (hi > 0 && a[hi - 1] == 0) hi--;
     size_t p = 1;
     while (p < hi) p <<= 1;
+    return p;
+}
+
+static size_t ezp__ntt_fwd_sparse(uint64_t *a, size_t N) {
+    size_t p = ezp__ntt_support(a, N);
     if (p >= N) return N;
     for (size_t b = p; b < N; b += p) memcpy(a + b, a, p * sizeof(uint64_t));
     return p;
@@ -379,11 +384,11 @@ EZP_IFMA static inline __m512i ezp_v_subm(__m512i a, __m512i b, __m512i q) {
     return _mm512_min_epu64(d, _mm512_add_epi64(d, q));
 }
 
-/* The forward stages with spans 4, 2, 1 (they stay inside each block of 8 coefficients), 16
- * coefficients A = a[16k .. 16k+8), B = a[16k+8 .. 16k+16) per step, in registers: lanes are
- * regrouped with permutes so that every stage is one 8-lane butterfly (X + w Y, X - w Y). */
-EZP_IFMA static void ezp__fwd_tail3_ifma(uint64_t *a, size_t N, const uint64_t *psi, const uint64_t *psip52,
-                                        __m512i vq, __m512i m52) {
+/* The forward stages with spans 4, 2, 1 (they stay inside each block of 8 coefficients) on 16
+ * coefficients A = a[16k .. 16k+8), B = a[16k+8 .. 16k+16) in registers: lanes are regrouped with
+ * permutes so that every stage is one 8-lane butterfly (X + w Y, X - w Y). */
+EZP_IFMA static inline void ezp__fwd_tail3_chunk(__m512i *pA, __m512i *pB, size_t k, size_t N, const uint64_t *psi,
+                                                const uint64_t *psip52, __m512i vq, __m512i m52) {
     const __m512i i4 = _mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0);
     const __m512i i2 = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
     const __m512i x4 = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0), y4 = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
@@ -392,31 +397,74 @@ EZP_IFMA static void ezp__fwd_tail3_ifma(uint64_t *a, size_t N, const uint64_t *
     const __m512i oa = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0), ob = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
     const uint64_t *w4 = psi + N / 8, *w4p = psip52 + N / 8, *w2 = psi + N / 4, *w2p = psip52 + N / 4;
     const uint64_t *w1 = psi + N / 2, *w1p = psip52 + N / 2;
+    __m512i A = *pA, B = *pB;
+    /* span 4: X = (A0..3, B0..3), Y = (A4..7, B4..7); twiddles of groups 2k, 2k+1 */
+    __m512i X = _mm512_permutex2var_epi64(A, x4, B), Y = _mm512_permutex2var_epi64(A, y4, B);
+    __m512i S = _mm512_permutexvar_epi64(i4, _mm512_loadu_si512(w4 + 2 * k));
+    __m512i Sp = _mm512_permutexvar_epi64(i4, _mm512_loadu_si512(w4p + 2 * k));
+    __m512i V = ezp_v_mul52(Y, S, Sp, vq, m52);
+    __m512i X1 = ezp_v_addm(X, V, vq), Y1 = ezp_v_subm(X, V, vq);
+    /* X1 = (A0 A1 A2 A3 B0 B1 B2 B3), Y1 = (A4 .. A7 B4 .. B7) after span 4;
+     * span 2: X = (A0 A1 A4 A5 B0 B1 B4 B5), Y = (A2 A3 A6 A7 B2 B3 B6 B7); groups 4k .. 4k+3 */
+    X = _mm512_permutex2var_epi64(X1, x2, Y1);
+    Y = _mm512_permutex2var_epi64(X1, y2, Y1);
+    S = _mm512_permutexvar_epi64(i2, _mm512_loadu_si512(w2 + 4 * k));
+    Sp = _mm512_permutexvar_epi64(i2, _mm512_loadu_si512(w2p + 4 * k));
+    V = ezp_v_mul52(Y, S, Sp, vq, m52);
+    X1 = ezp_v_addm(X, V, vq);
+    Y1 = ezp_v_subm(X, V, vq);
+    /* span 1: X = (A0 A2 A4 A6 B0 B2 B4 B6), Y = the odd ones; groups 8k .. 8k+7 */
+    X = _mm512_permutex2var_epi64(X1, x1, Y1);
+    Y = _mm512_permutex2var_epi64(X1, y1, Y1);
+    V = ezp_v_mul52(Y, _mm512_loadu_si512(w1 + 8 * k), _mm512_loadu_si512(w1p + 8 * k), vq, m52);
+    X1 = ezp_v_addm(X, V, vq);
+    Y1 = ezp_v_subm(X, V, vq);
+    *pA = _mm512_permutex2var_epi64(X1, oa, Y1);
+    *pB = _mm512_permutex2var_epi64(X1, ob, Y1);
+}
+
+EZP_IFMA static void ezp__fwd_tail3_ifma(uint64_t *a, size_t N, const uint64_t *psi, const uint64_t *psip52,
+                                        __m512i vq, __m512i m52) {
     for (size_t k = 0; k < N / 16; k++) {
         __m512i A = _mm512_loadu_si512(a + 16 * k), B = _mm512_loadu_si512(a + 16 * k + 8);
-        /* span 4: X = (A0..3, B0..3), Y = (A4..7, B4..7); twiddles of groups 2k, 2k+1 */
-        __m512i X = _mm512_permutex2var_epi64(A, x4, B), Y = _mm512_permutex2var_epi64(A, y4, B);
-        __m512i S = _mm512_permutexvar_epi64(i4, _mm512_loadu_si512(w4 + 2 * k));
-        __m512i Sp = _mm512_permutexvar_epi64(i4, _mm512_loadu_si512(w4p + 2 * k));
-        __m512i V = ezp_v_mul52(Y, S, Sp, vq, m52);
-        __m512i X1 = ezp_v_addm(X, V, vq), Y1 = ezp_v_subm(X, V, vq);
-        /* X1 = (A0 A1 A2 A3 B0 B1 B2 B3), Y1 = (A4 .. A7 B4 .. B7) after span 4;
-         * span 2: X = (A0 A1 A4 A5 B0 B1 B4 B5), Y = (A2 A3 A6 A7 B2 B3 B6 B7); groups 4k .. 4k+3 */
-        X = _mm512_permutex2var_epi64(X1, x2, Y1);
-        Y = _mm512_permutex2var_epi64(X1, y2, Y1);
-        S = _mm512_permutexvar_epi64(i2, _mm512_loadu_si512(w2 + 4 * k));
-        Sp = _mm512_permutexvar_epi64(i2, _mm512_loadu_si512(w2p + 4 * k));
-        V = ezp_v_mul52(Y, S, Sp, vq, m52);
-        X1 = ezp_v_addm(X, V, vq);
-        Y1 = ezp_v_subm(X, V, vq);
-        /* span 1: X = (A0 A2 A4 A6 B0 B2 B4 B6), Y = the odd ones; groups 8k .. 8k+7 */
-        X = _mm512_permutex2var_epi64(X1, x1, Y1);
-        Y = _mm512_permutex2var_epi64(X1, y1, Y1);
-        V = ezp_v_mul52(Y, _mm512_loadu_si512(w1 + 8 * k), _mm512_loadu_si512(w1p + 8 * k), vq, m52);
-        X1 = ezp_v_addm(X, V, vq);
-        Y1 = ezp_v_subm(X, V, vq);
-        _mm512_storeu_si512(a + 16 * k, _mm512_permutex2var_epi64(X1, oa, Y1));
-        _mm512_storeu_si512(a + 16 * k + 8, _mm512_permutex2var_epi64(X1, ob, Y1));
+        ezp__fwd_tail3_chunk(&A, &B, k, N, psi, psip52, vq, m52);
+        _mm512_storeu_si512(a + 16 * k, A);
+        _mm512_storeu_si512(a + 16 * k + 8, B);
+    }
+}
+
+EZP_IFMA static inline void ezp__bfly(__m512i *x, __m512i *y, __m512i S, __m512i Sp, __m512i vq, __m512i m52) {
+    __m512i V = ezp_v_mul52(*y, S, Sp, vq, m52);
+    __m512i U = *x;
+    *x = ezp_v_addm(U, V, vq);
+    *y = ezp_v_subm(U, V, vq);
+}
+
+/* The forward NTT of an input supported on a[0 .. 64) (N >= 128): after the copy stages every block
+ * of 64 starts from the same 64 values, so each block is transformed in eight registers from them
+ * (spans 32, 16, 8, then 4, 2, 1 as above): no replication pass, one store per coefficient. */
+EZP_IFMA static void ezp__ntt_fwd_sup64_ifma(uint64_t *a, size_t N, const uint64_t *psi, const uint64_t *psip52,
+                                            __m512i vq, __m512i m52) {
+    __m512i in[8];
+    for (int r = 0; r < 8; r++) in[r] = _mm512_loadu_si512(a + 8 * r);
+    for (size_t b = 0; b < N / 64; b++) {
+        __m512i V[8];
+        for (int r = 0; r < 8; r++) V[r] = in[r];
+        __m512i S = _mm512_set1_epi64((long long)psi[N / 64 + b]), Sp = _mm512_set1_epi64((long long)psip52[N / 64 + b]);
+        for (int r = 0; r < 4; r++) ezp__bfly(&V[r], &V[r + 4], S, Sp, vq, m52);
+        for (int h = 0; h < 2; h++) {
+            S = _mm512_set1_epi64((long long)psi[N / 32 + 2 * b + h]);
+            Sp = _mm512_set1_epi64((long long)psip52[N / 32 + 2 * b + h]);
+            ezp__bfly(&V[4 * h], &V[4 * h + 2], S, Sp, vq, m52);
+            ezp__bfly(&V[4 * h + 1], &V[4 * h + 3], S, Sp, vq, m52);
+        }
+        for (int h = 0; h < 4; h++) {
+            S = _mm512_set1_epi64((long long)psi[N / 16 + 4 * b + h]);
+            Sp = _mm512_set1_epi64((long long)psip52[N / 16 + 4 * b + h]);
+            ezp__bfly(&V[2 * h], &V[2 * h + 1], S, Sp, vq, m52);
+        }
+        for (int h = 0; h < 4; h++) ezp__fwd_tail3_chunk(&V[2 * h], &V[2 * h + 1], 4 * b + h, N, psi, psip52, vq, m52);
+        for (int r = 0; r < 8; r++) _mm512_storeu_si512(a + 64 * b + 8 * r, V[r]);
     }
 }
 
@@ -462,6 +510,11 @@ EZP_IFMA static void ezp__inv_head3_ifma(uint64_t *a, size_t N, const uint64_t *
 EZP_IFMA static void ezp_ntt_fwd_ifma_from(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi,
                                            const uint64_t *psip, const uint64_t *psip52, size_t p) {
     __m512i vq = _mm512_set1_epi64((long long)q), m52 = _mm512_set1_epi64((1LL << 52) - 1);
+    if (p <= 64 && N >= 128) {                   /* a short support (plaintext encodings) */
+        if (p < 64) memset(a + p, 0, (64 - p) * sizeof(uint64_t));
+        ezp__ntt_fwd_sup64_ifma(a, N, psi, psip52, vq, m52);
+        return;
+    }
     if (p < N)
         for (size_t b = p; b < N; b += p) memcpy(a + b, a, p * sizeof(uint64_t));
     size_t t = N, m = 1;
@@ -500,7 +553,7 @@ EZP_IFMA static void ezp_ntt_fwd_ifma_from(uint64_t *a, size_t N, uint64_t q, co
 
 EZP_IFMA static void ezp_ntt_fwd_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *psi, const uint64_t *psip,
                                       const uint64_t *psip52) {
-    ezp_ntt_fwd_ifma_from(a, N, q, psi, psip, psip52, ezp__ntt_fwd_sparse(a, N));   /* spans >= p: copies */
+    ezp_ntt_fwd_ifma_from(a, N, q, psi, psip, psip52, ezp__ntt_support(a, N));   /* spans >= p: copies */
 }
 
 EZP_IFMA static void ezp_ntt_inv_ifma(uint64_t *a, size_t N, uint64_t q, const uint64_t *ipsi, const uint64_t *ipsip,
