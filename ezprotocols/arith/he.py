@@ -166,8 +166,13 @@ modulus at 60 bits, so Z_2^64 shares would need a narrower activation ring with 
 extension/truncation protocols at every layer boundary (Cheetah's route); with
 ``t = 2^64`` and the precise encoding the results are shares of the library's ring as
 they are.  The negacyclic NTT uses Shoup multiplication, AVX-512 IFMA (52-bit) when
-present (``_ext/include/ezp_he.h``), and the evaluator's independent responses run on
-two threads.  Without packing, what dominates the bytes at small batch sizes is the ``a``
+present (``_ext/include/ezp_he.h``; the last three stages in registers, inputs with a short
+support such as plaintext encodings skip the copy stages), and the evaluator's independent
+responses run on two threads.  With IFMA the packed evaluator runs fused kernels: a
+member's encoding, products, inverse NTT, switch to ``Q4`` and ``X^-c`` (:func:`K.members`),
+and the merge tree in place (:func:`K.pack_pre_inplace`, :func:`K.key_switch` with the
+automorphism of a composed path, the keys' 52-bit Shoup quotients computed once per
+session) over per-thread workspaces; every result equals the step-by-step kernels bit for bit.  Without packing, what dominates the bytes at small batch sizes is the ``a``
 part of each returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); output packing
 (above) is chosen per product by the cost functions.  Convolutions pack through a
 channel-interleaved encoding (:func:`conv2d_plan`: channel ``c`` of a tile at ``(i Wt + j) Cw +

@@ -25,6 +25,8 @@
  *  - ezp_decrypt2: the message round(2^64 x / (q0 q1)) mod 2^64 of x given by
  *    its two residues (mixed radix x = v0 + v1 q0).
  *  - ezp_pack / ezp_unpack: residues at per-limb bit widths, LSB first.
+ *  - AVX-512 IFMA (below): the NTTs, and the fused kernels of output packing (members of a
+ *    packed product, hybrid key switching, the in-place merge with the automorphism as a gather).
  */
 #ifndef EZP_HE_H
 #define EZP_HE_H
