@@ -416,3 +416,87 @@ def test_packed_conv_bytes_match_cost_model(rng, conv_pack):
         he._setup(s, 1, galois=True)
         he.cross_conv2d(s, x_owner=1, geom=geom, X=np.ones(geom.x_shape, U64), nbits=18)
     assert run_pair(a, b)[0] == he.conv2d_costs(geom, nbits=18)["X"]
+
+
+# ---------------------------------------------------------------- fused kernels (IFMA)
+
+def test_ntt_short_support_matches_dense(rng):
+    """The forward NTT skips the copy stages of short-support inputs (plaintext encodings; a block
+    kernel for supports <= 64): by linearity, NTT(a) = NTT(a + e) - NTT(e) with e dense."""
+    tb = he._tables()
+    qs = np.array(he.PRIMES, dtype=U64)
+    e = np.zeros((1, len(qs), N), U64)
+    e[0, :, N - 1] = 1
+    e[0, :, 5] = 7
+    E = e.copy()
+    tb.forward(E)
+    for sup in (0, 1, 2, 3, 8, 63, 64, 65, 128, 4096, N):
+        a = np.zeros((1, len(qs), N), U64)
+        a[0, :, :sup] = rng.integers(0, 2**62, size=(len(qs), sup), dtype=U64) % qs[:, None]
+        A = a.copy()
+        tb.forward(A)
+        ref = (a + e) % qs[:, None]
+        tb.forward(ref)
+        assert np.array_equal(A, (ref + qs[:, None] - E) % qs[:, None]), sup
+        w = np.zeros((2, N), np.int64)
+        w[0, :sup] = rng.integers(-2**63, 2**63, size=sup, dtype=np.int64)
+        wr = K.to_rns(w, qs)
+        tb.forward(wr)
+        assert np.array_equal(K.encode_ntt(w, tb, len(qs)), wr)
+
+
+def test_fused_kernels_match_steps(rng):
+    """The fused IFMA kernels of the packed products equal, bit for bit, the step-by-step kernels:
+    key switching (with the automorphism of a composed path first), the in-place merge, the
+    members (encoding, products, inverse NTT, switch to Q4, X^-c)."""
+    tb = he._tables()
+    if not K.key_switch_available(tb):
+        pytest.skip("no AVX-512 IFMA")
+    q6 = np.array(he.PRIMES[:he.KS_LIMBS], dtype=U64)
+    kb = rng.integers(0, 2**62, size=(3, he.KS_LIMBS, N), dtype=U64) % q6[:, None]
+    ka = rng.integers(0, 2**62, size=(3, he.KS_LIMBS, N), dtype=U64) % q6[:, None]
+    t = rng.integers(0, 2**62, size=(3, 2, he.PACK_LIMBS, N), dtype=U64) % QP[:, None]
+    t[0, 1, :, :9] = 0
+    t[1, 1, 0, :] = QP[0] - 1
+    steps = (kb, ka, K.shoup(kb, q6), K.shoup(ka, q6))
+    for g in (1, 257, 3585, 2 * N - 1):
+        src = he._automorph(t, g, QP) if g != 1 else t
+        kb2, ka2 = he._key_switch_steps(np.ascontiguousarray(src[:, 1]), steps, tb)
+        K.add_rows(kb2, np.ascontiguousarray(src[:, 0]), QP)
+        got = K.key_switch(t, kb, ka, K.shoup52(kb, q6), K.shoup52(ka, q6), tb, he.KS_GROUPS, he._ks_qinv(), g)
+        assert np.array_equal(got[:, 0], kb2) and np.array_equal(got[:, 1], ka2), g
+        inplace = t.copy()
+        K.key_switch(inplace, kb, ka, K.shoup52(kb, q6), K.shoup52(ka, q6), tb, he.KS_GROUPS, he._ks_qinv(), g,
+                     out=inplace)
+        assert np.array_equal(inplace, got)
+    for D in (1, 4, 32):
+        for g in (257, 3585, 257 * 3585 % (2 * N)):
+            E, O = t[:2].copy(), t[1:].copy()
+            sm, tt = K.pack_pre(E, O, QP, D, g)
+            K.pack_pre_inplace(E, O, QP, D, g)
+            assert np.array_equal(E, sm) and np.array_equal(O, tt)
+    for L, cnt in ((4, 1), (5, 3), (6, 2)):
+        qs = np.array(he.PRIMES[:L], dtype=U64)
+        lev = he._level(L)
+        cb = rng.integers(0, 2**62, size=(cnt, 3, L, N), dtype=U64) % qs[:, None]
+        ca = rng.integers(0, 2**62, size=(cnt, 3, L, N), dtype=U64) % qs[:, None]
+        w = np.zeros((2, N), np.int64)
+        w[0, :64] = rng.integers(-2**17, 2**17, size=64)
+        w[1, :300] = rng.integers(-2**63, 2**63, size=300, dtype=np.int64)
+        kidx = np.array([2, 0])
+        qinv = np.zeros((L - he.PACK_LIMBS, L), U64)
+        for i in range(L - he.PACK_LIMBS):
+            qinv[i, :lev.qinv[i].shape[0]] = lev.qinv[i]
+        out = np.empty((cnt, 2, he.PACK_LIMBS, N), U64)
+        K.members(out, cb, ca, w, kidx, tb, qinv, 2 * N - 63)
+        wr = K.to_rns(w, qs)
+        tb.forward(wr)
+        acc = np.zeros((2, cnt, L, N), U64)
+        K.mul_acc(acc[0], cb, wr, None, qs, kidx)
+        K.mul_acc(acc[1], ca, wr, None, qs, kidx)
+        live = np.ascontiguousarray(acc.transpose(1, 0, 2, 3)).reshape(cnt * 2, L, N)
+        tb.inverse(live)
+        for i in range(L - he.PACK_LIMBS):
+            live = K.rescale(np.ascontiguousarray(live), qs[:L - i], lev.qinv[i])
+        ref = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, he.PACK_LIMBS, N)), QP, 2 * N - 63)
+        assert np.array_equal(out, ref), L

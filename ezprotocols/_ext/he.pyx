@@ -56,6 +56,33 @@ cdef extern from "ezp_he.h" nogil:
     void ezp_add_rows(uint64_t *x, const uint64_t *y, size_t cnt, size_t L, size_t N, const uint64_t *qs)
     void ezp_group_digits(const uint64_t *a, size_t cnt, size_t L, size_t N, const uint64_t *qs, size_t Lout,
                           const uint64_t *grp, size_t G, uint64_t *out)
+    void ezp_rescale_ifma(const uint64_t *x, size_t cnt, size_t L, size_t n, const uint64_t *qs,
+                          const uint64_t *qinv, uint64_t *out)
+    uint64_t ezp_shoup52(uint64_t w, uint64_t q)
+    ctypedef struct ezp_ntt_tabs:
+        const uint64_t *psi
+        const uint64_t *psip
+        const uint64_t *psip52
+        const uint64_t *ipsi
+        const uint64_t *ipsip
+        const uint64_t *ipsip52
+        const uint64_t *ninv
+        const uint64_t *ninvp
+        const uint64_t *ninvp52
+    void ezp_members_ifma(const uint64_t *cb, const uint64_t *ca, size_t cnt, size_t nK, size_t L,
+                          size_t Lp, size_t N, const int64_t *w, const int64_t *kidx, size_t nP,
+                          const uint64_t *qs, ezp_ntt_tabs tb, const uint64_t *qinv, size_t e,
+                          uint64_t *scratch, uint64_t *out)
+    void ezp_encode_ntt_ifma(const int64_t *w, size_t cnt, size_t N, size_t L, const uint64_t *qs,
+                             ezp_ntt_tabs tb, uint64_t *out)
+    void ezp_key_switch_ifma(const uint64_t *t, size_t cnt, size_t L, size_t Lk, size_t N,
+                             const uint64_t *qs, const uint64_t *grp, size_t G,
+                             const uint64_t *kb, const uint64_t *kbp, const uint64_t *ka,
+                             const uint64_t *kap, ezp_ntt_tabs tb, const uint64_t *qinv,
+                             uint64_t ginv, uint64_t *scratch, uint64_t *out)
+    void ezp_automorph_row_ifma(uint64_t *dst, const uint64_t *src, size_t N, uint64_t q, uint64_t ginv)
+    void ezp_pack_pre_inplace_ifma(uint64_t *E, uint64_t *O, size_t cnt, size_t L, size_t N,
+                                   const uint64_t *qs, size_t D, uint64_t ginv, uint64_t *scratch)
 
 U64 = np.dtype(np.uint64)
 I64 = np.dtype(np.int64)
@@ -360,8 +387,12 @@ def rescale(x, primes, qinv):
     cdef uint64_t[::1] O = out.reshape(-1)
     cdef const uint64_t[::1] qs = qa
     cdef const uint64_t[::1] iv = qi
+    cdef int v = ezp_he_have_ifma and n % 8 == 0 and int(qa.max()) < (1 << 50)
     with nogil:
-        ezp_rescale(&Xv[0], cnt, L, n, &qs[0], &iv[0], &O[0])
+        if v:
+            ezp_rescale_ifma(&Xv[0], cnt, L, n, &qs[0], &iv[0], &O[0])
+        else:
+            ezp_rescale(&Xv[0], cnt, L, n, &qs[0], &iv[0], &O[0])
     return out
 
 
@@ -577,3 +608,225 @@ def add_rows(x, y, primes):
     cdef size_t cnt = X.size // (L * n)
     with nogil:
         ezp_add_rows(&Xv[0], &Yv[0], cnt, L, n, &qs[0])
+
+
+def shoup52(w, primes):
+    """52-bit Shoup quotients ``floor(w 2^52 / q_l)`` of ``uint64[..., L, n]`` (values < q_l < 2^50):
+    the fixed operands of the IFMA products (:func:`key_switch`)."""
+    arr = _arr(w, U64, "w")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    cdef size_t L = arr.shape[arr.ndim - 2], n = arr.shape[arr.ndim - 1]
+    if L > qa.shape[0]:
+        raise ValueError("shoup52: more limbs than primes")
+    out = np.empty_like(arr)
+    cdef size_t cnt = arr.size // (L * n) if arr.size else 0
+    cdef const uint64_t[::1] src = arr.reshape(-1) if arr.size else np.zeros(1, U64)
+    cdef uint64_t[::1] dst = out.reshape(-1) if arr.size else np.zeros(1, U64)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t c, l, j, base
+    with nogil:
+        for c in range(cnt):
+            for l in range(L):
+                base = (c * L + l) * n
+                for j in range(n):
+                    dst[base + j] = ezp_shoup52(src[base + j], qs[l])
+    return out
+
+
+def key_switch_available(NttTables tables):
+    """True when :func:`key_switch` can run (the IFMA kernels and their tables)."""
+    return bool(tables.use_ifma) and tables.N % 16 == 0
+
+
+def key_switch(t, kb, ka, kbp52, kap52, NttTables tables, groups, qinv, size_t g=1, out=None, scratch=None):
+    """Fused hybrid key switching of ``t uint64[cnt, 2, L, N]`` (coefficient form ``(b, a)`` at the
+    first ``L`` primes of ``tables``): ``(b + kb', ka')`` with ``kb' + ka' s = a tau(s) + noise``
+    for the key ``(kb, ka) uint64[G, Lk, N]`` (NTT at the first ``Lk`` primes, ``kbp52``/``kap52``
+    their :func:`shoup52` quotients), digits grouped as in :func:`group_digits`, and ``qinv
+    uint64[Lk - L, Lk]`` (row ``r``: ``q_(Lk-1-r)^-1 mod q_l``) for the division by the special
+    modulus ``q_L .. q_(Lk-1)`` (dropped from the top, with rounding, as :func:`rescale`).  Equal,
+    bit for bit, to :func:`group_digits`, NTTs, :func:`mul_acc`, inverse NTTs and :func:`rescale`.
+    ``g`` (odd): the input is first mapped by ``tau_g`` (``X -> X^g``, as the key's element expects).
+    ``out`` (may be ``t`` itself) and ``scratch`` (``uint64[(2 Lk + 2 + 2 L) N]``) avoid fresh
+    allocations."""
+    if not key_switch_available(tables):
+        raise RuntimeError("key_switch: needs the AVX-512 IFMA kernels")
+    T = _arr(t, U64, "t")
+    B = _arr(kb, U64, "kb")
+    A = _arr(ka, U64, "ka")
+    Bp = _arr(kbp52, U64, "kbp52")
+    Ap = _arr(kap52, U64, "kap52")
+    if T.ndim != 4 or T.shape[1] != 2 or T.shape[3] != tables.N:
+        raise ValueError("key_switch: t must be uint64[cnt, 2, L, N]")
+    cdef size_t cnt = T.shape[0], L = T.shape[2], N = tables.N
+    if B.ndim != 3 or B.shape[2] != N or A.shape != B.shape or Bp.shape != B.shape or Ap.shape != B.shape:
+        raise ValueError("key_switch: keys must be uint64[G, Lk, N] of equal shapes")
+    cdef size_t G = B.shape[0], Lk = B.shape[1]
+    if not L < Lk <= tables.L:
+        raise ValueError("key_switch: need L < Lk <= the chain length")
+    qv = np.ascontiguousarray(tables.primes[:Lk], dtype=U64)
+    spec = []
+    for grp_ in groups:
+        grp_ = tuple(int(v) for v in grp_)
+        if not 1 <= len(grp_) <= 2 or any(not 0 <= v < <Py_ssize_t>L for v in grp_) or (len(grp_) == 2 and grp_[0] == grp_[1]):
+            raise ValueError("key_switch: groups are one or two distinct prime indices below L")
+        i, k = grp_[0], grp_[len(grp_) - 1]
+        spec += [i, k, pow(int(qv[i]), -1, int(qv[k])) if i != k else 0]
+    if len(groups) != <Py_ssize_t>G:
+        raise ValueError("key_switch: one key digit per group")
+    gr = np.array(spec, dtype=U64)
+    qi = np.ascontiguousarray(qinv, dtype=U64)
+    if qi.shape != (Lk - L, Lk):
+        raise ValueError("key_switch: qinv must be uint64[Lk - L, Lk]")
+    if g % 2 == 0 or g >= 2 * N:
+        raise ValueError("key_switch: g must be odd and below 2N")
+    cdef uint64_t ginv = pow(int(g), -1, 2 * int(N))
+    if out is None:
+        out = np.empty((cnt, 2, L, N), U64)
+    elif _arr(out, U64, "out").shape != (cnt, 2, L, N):
+        raise ValueError("key_switch: out must be uint64[cnt, 2, L, N]")
+    if cnt == 0:
+        return out
+    if scratch is None:
+        scratch = np.empty((2 * Lk + 2 + 2 * L) * N, U64)
+    elif _arr(scratch, U64, "scratch").size < (2 * Lk + 2 + 2 * L) * N:
+        raise ValueError("key_switch: scratch too small")
+    cdef const uint64_t[::1] Tv = T.reshape(-1)
+    cdef const uint64_t[::1] Bv = B.reshape(-1)
+    cdef const uint64_t[::1] Av = A.reshape(-1)
+    cdef const uint64_t[::1] Bpv = Bp.reshape(-1)
+    cdef const uint64_t[::1] Apv = Ap.reshape(-1)
+    cdef const uint64_t[::1] qs = qv
+    cdef const uint64_t[::1] Gv = gr
+    cdef const uint64_t[::1] Iv = qi.reshape(-1)
+    cdef uint64_t[::1] S = scratch.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef ezp_ntt_tabs tb = _tabs(tables)
+    with nogil:
+        ezp_key_switch_ifma(&Tv[0], cnt, L, Lk, N, &qs[0], &Gv[0], G, &Bv[0], &Bpv[0], &Av[0], &Apv[0], tb,
+                            &Iv[0], ginv, &S[0], &O[0])
+    return out
+
+
+cdef ezp_ntt_tabs _tabs(NttTables tables):
+    cdef const uint64_t[:, ::1] P = tables.psi
+    cdef const uint64_t[:, ::1] PP = tables.psip
+    cdef const uint64_t[:, ::1] PP52 = tables.psip52
+    cdef const uint64_t[:, ::1] IP = tables.ipsi
+    cdef const uint64_t[:, ::1] IPP = tables.ipsip
+    cdef const uint64_t[:, ::1] IPP52 = tables.ipsip52
+    cdef const uint64_t[::1] ni = tables.ninv
+    cdef const uint64_t[::1] nip = tables.ninvp
+    cdef const uint64_t[::1] nip52 = tables.ninvp52
+    cdef ezp_ntt_tabs tb
+    tb.psi = &P[0, 0]
+    tb.psip = &PP[0, 0]
+    tb.psip52 = &PP52[0, 0]
+    tb.ipsi = &IP[0, 0]
+    tb.ipsip = &IPP[0, 0]
+    tb.ipsip52 = &IPP52[0, 0]
+    tb.ninv = &ni[0]
+    tb.ninvp = &nip[0]
+    tb.ninvp52 = &nip52[0]
+    return tb
+
+
+def members(out, cb, ca, w, kidx, NttTables tables, qinv, size_t e):
+    """The members of a packed product (IFMA only, :func:`key_switch_available`): for each ``i``,
+    ``out[i] = X^e (sum_p cb[i, kidx[p]] W[p], sum_p ca[i, kidx[p]] W[p])`` with ``W`` =
+    :func:`encode_ntt` of the signed plaintexts ``w int64[nP, N]``, after the inverse NTT and the
+    drops of the primes ``L-1 .. Lp`` (``out uint64[cnt, 2, Lp, N]``, coefficient form;
+    ``cb``/``ca uint64[cnt, nK, L, N]`` NTT; ``qinv uint64[L - Lp, L]``, row ``r``:
+    ``q_(L-1-r)^-1 mod q_l``).  Bit for bit :func:`encode_ntt`, :func:`mul_acc` (``ptsp=None``),
+    inverse NTTs, :func:`rescale` and :func:`monomial`; each plaintext row is encoded once and used
+    while in cache."""
+    if not key_switch_available(tables):
+        raise RuntimeError("members: needs the AVX-512 IFMA kernels")
+    O = _arr(out, U64, "out")
+    B = _arr(cb, U64, "cb")
+    A = _arr(ca, U64, "ca")
+    W = _arr(w, I64, "w")
+    ki = np.ascontiguousarray(kidx, dtype=np.int64)
+    if B.ndim != 4 or A.shape != B.shape or B.shape[3] != tables.N or O.ndim != 4 or O.shape[1] != 2:
+        raise ValueError("members: cb, ca must be uint64[cnt, nK, L, N], out uint64[cnt, 2, Lp, N]")
+    cdef size_t cnt = B.shape[0], nK = B.shape[1], L = B.shape[2], N = tables.N, Lp = O.shape[2]
+    cdef size_t nP = W.shape[0] if W.ndim == 2 else 0
+    if O.shape[0] != cnt or O.shape[3] != N or not 1 <= Lp <= L or L > tables.L:
+        raise ValueError("members: out must be uint64[cnt, 2, Lp <= L, N]")
+    if W.ndim != 2 or W.shape[1] != N or ki.shape != (nP,):
+        raise ValueError("members: w must be int64[nP, N] with kidx int64[nP]")
+    if nP and (int(ki.min()) < 0 or int(ki.max()) >= <Py_ssize_t>nK):
+        raise ValueError("members: kidx out of range")
+    if e >= 2 * N:
+        raise ValueError("members: e must be below 2N")
+    qi = np.ascontiguousarray(qinv, dtype=U64)
+    if qi.shape != (L - Lp, L):
+        raise ValueError("members: qinv must be uint64[L - Lp, L]")
+    if cnt == 0:
+        return
+    qv = np.ascontiguousarray(tables.primes[:L], dtype=U64)
+    scratch = np.empty((2 * cnt * L + 1) * N, U64)
+    cdef uint64_t[::1] Ov = O.reshape(-1)
+    cdef const uint64_t[::1] Bv = B.reshape(-1)
+    cdef const uint64_t[::1] Av = A.reshape(-1)
+    cdef const int64_t[::1] Wv = W.reshape(-1) if W.size else np.zeros(1, np.int64)
+    cdef const int64_t[::1] Kv = ki if nP else np.zeros(1, np.int64)
+    cdef const uint64_t[::1] qs = qv
+    cdef const uint64_t[::1] Iv = qi.reshape(-1) if qi.size else np.zeros(1, U64)
+    cdef uint64_t[::1] S = scratch
+    cdef ezp_ntt_tabs tb = _tabs(tables)
+    with nogil:
+        ezp_members_ifma(&Bv[0], &Av[0], cnt, nK, L, Lp, N, &Wv[0], &Kv[0], nP, &qs[0], tb, &Iv[0], e, &S[0],
+                         &Ov[0])
+
+
+def encode_ntt(w, NttTables tables, size_t L):
+    """``to_rns(w)`` followed by the forward NTT at the first ``L`` primes, in one pass that converts
+    only each row's support (``w int64[cnt, N]``, ``|w|`` below every prime): ``uint64[cnt, L, N]``."""
+    W = _arr(w, I64, "w")
+    if W.ndim != 2 or W.shape[1] != tables.N or not 1 <= L <= tables.L:
+        raise ValueError("encode_ntt: w must be int64[cnt, N], 1 <= L <= the chain length")
+    cdef size_t cnt = W.shape[0], N = tables.N
+    out = np.empty((cnt, L, N), U64)
+    if cnt == 0:
+        return out
+    if not key_switch_available(tables):
+        out = to_rns(W, tables.primes[:L])
+        tables.forward(out)
+        return out
+    qv = np.ascontiguousarray(tables.primes[:L], dtype=U64)
+    cdef const int64_t[::1] Wv = W.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    cdef const uint64_t[::1] qs = qv
+    cdef ezp_ntt_tabs tb = _tabs(tables)
+    with nogil:
+        ezp_encode_ntt_ifma(&Wv[0], cnt, N, L, &qs[0], tb, &O[0])
+    return out
+
+
+def pack_pre_inplace(E, O, primes, size_t D, size_t g, scratch=None):
+    """:func:`pack_pre` in place (IFMA only): ``E <- E + X^D O``, ``O <- tau_g(E - X^D O)``
+    (``scratch``: ``uint64[n]``, one row)."""
+    Ea, qa = _rows(E, primes, "E")
+    Oa, _ = _rows(O, primes, "O")
+    if Ea.shape != Oa.shape:
+        raise ValueError("pack_pre_inplace: E and O differ in shape")
+    cdef size_t L = Ea.shape[Ea.ndim - 2], n = Ea.shape[Ea.ndim - 1]
+    if D >= n or g % 2 == 0 or g >= 2 * n or n % 8 or n & (n - 1) or not ezp_he_have_ifma:
+        raise ValueError("pack_pre_inplace: need D < n, g odd below 2n, n a power of two >= 8, IFMA")
+    if int(qa.max()) >= (1 << 50):
+        raise ValueError("pack_pre_inplace: primes below 2^50")
+    if Ea.size == 0:
+        return
+    if scratch is None:
+        scratch = np.empty(n, U64)
+    elif _arr(scratch, U64, "scratch").size < n:
+        raise ValueError("pack_pre_inplace: scratch too small")
+    cdef uint64_t[::1] Ev = Ea.reshape(-1)
+    cdef uint64_t[::1] Ov = Oa.reshape(-1)
+    cdef uint64_t[::1] S = scratch.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef size_t cnt = Ea.size // (L * n)
+    cdef uint64_t ginv = pow(int(g), -1, 2 * int(n))
+    with nogil:
+        ezp_pack_pre_inplace_ifma(&Ev[0], &Ov[0], cnt, L, n, &qs[0], D, ginv, &S[0])

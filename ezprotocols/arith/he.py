@@ -166,8 +166,13 @@ modulus at 60 bits, so Z_2^64 shares would need a narrower activation ring with 
 extension/truncation protocols at every layer boundary (Cheetah's route); with
 ``t = 2^64`` and the precise encoding the results are shares of the library's ring as
 they are.  The negacyclic NTT uses Shoup multiplication, AVX-512 IFMA (52-bit) when
-present (``_ext/include/ezp_he.h``), and the evaluator's independent responses run on
-two threads.  Without packing, what dominates the bytes at small batch sizes is the ``a``
+present (``_ext/include/ezp_he.h``; the last three stages in registers, inputs with a short
+support such as plaintext encodings skip the copy stages), and the evaluator's independent
+responses run on two threads.  With IFMA the packed evaluator runs fused kernels: a
+member's encoding, products, inverse NTT, switch to ``Q4`` and ``X^-c`` (:func:`K.members`),
+and the merge tree in place (:func:`K.pack_pre_inplace`, :func:`K.key_switch` with the
+automorphism of a composed path, the keys' 52-bit Shoup quotients computed once per
+session) over per-thread workspaces; every result equals the step-by-step kernels bit for bit.  Without packing, what dominates the bytes at small batch sizes is the ``a``
 part of each returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); output packing
 (above) is chosen per product by the cost functions.  Convolutions pack through a
 channel-interleaved encoding (:func:`conv2d_plan`: channel ``c`` of a tile at ``(i Wt + j) Cw +
@@ -179,6 +184,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -314,11 +320,17 @@ def _level(L: int) -> _Level:
 def level_for(wbits: int, nK: int, nnz: int, n_rev: int):
     """``(limbs, f)`` for a product: the fewest primes whose modulus clears the noise
     bound (module docstring), and the flooding exponent; ``None`` if none does."""
+    return _level_for(wbits, nK, nnz, max(n_rev, 1).bit_length())
+
+
+@lru_cache(maxsize=65536)
+def _level_for(wbits: int, nK: int, nnz: int, rbits: int):
+    """:func:`level_for`; ``n_rev`` enters only through ``rbits``, its bit length."""
     B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 1) * (1 << (wbits - 1)) // 2 + 1
     # flooded: the weight-dependent noise and the re-randomization noise (it depends on u,
     # the RLWE secret hiding a w in a'), both visible to the key owner after decryption
     B = B_w + (2 * N + 1) * ETA + 1
-    f = B.bit_length() + SIGMA + max(n_rev, 1).bit_length()
+    f = B.bit_length() + SIGMA + rbits
     bound = (1 << f) + B
     for L in range(MIN_LIMBS, MAX_LIMBS + 1):
         if bound * (1 << (T_BITS + 2)) < math.prod(PRIMES[:L]):
@@ -343,8 +355,13 @@ def _final_ok() -> bool:
 assert _final_ok()
 
 
+_A_BITS = sum(WIDTHS[:FINAL_LIMBS])
+_B_BITS = sum(B_WIDTHS)
+_IN_BITS = tuple(sum(WIDTHS[:L]) for L in range(MAX_LIMBS + 1))
+
+
 def _in_bytes(n_ct: int, L: int) -> int:
-    return K.packed_size(n_ct, N, WIDTHS[:L]) + 16
+    return (n_ct * N * _IN_BITS[L] + 7) // 8 + 16
 
 
 def _resp_bytes(n_ct: int, npos: int) -> int:
@@ -475,6 +492,7 @@ def galois_path(j: int) -> tuple:
     raise ValueError(f"no product of the Galois keys reaches level j={j}")
 
 
+@lru_cache(maxsize=None)
 def _ks_count(S: int, l: int) -> int:
     """Key switchings of one merge tree (``2^l`` members, stride ``S``), weighted by how often
     their noise doubles afterwards: ``sum_k 2^(l-k) |path_k|``."""
@@ -592,10 +610,36 @@ def _galois_setup(s, sender: int) -> _Keys:
             a = K.uniform_mod(Prg(seed).random_uint64(2 * ng * D * KS_LIMBS * N), qs, shape)
             b = b.reshape(ng, D, KS_LIMBS, N)
             a = a.reshape(ng, D, KS_LIMBS, N)
-            ks.gk = {g: (np.ascontiguousarray(b[i]), np.ascontiguousarray(a[i]),
-                         K.shoup(np.ascontiguousarray(b[i]), qs), K.shoup(np.ascontiguousarray(a[i]), qs))
-                     for i, g in enumerate(GALOIS)}
+            # (b, a, Shoup quotients of b and a; with IFMA, their 52-bit quotients for the fused
+            # kernel), once per session
+            fused = K.key_switch_available(tb)
+            ks.gk = {}
+            for i, g in enumerate(GALOIS):
+                bi, ai = np.ascontiguousarray(b[i]), np.ascontiguousarray(a[i])
+                ks.gk[g] = ((bi, ai, None, None, K.shoup52(bi, qs), K.shoup52(ai, qs)) if fused else
+                            (bi, ai, K.shoup(bi, qs), K.shoup(ai, qs), None, None))
     return ks
+
+
+@lru_cache(maxsize=None)
+def _ks_qinv() -> np.ndarray:
+    """``uint64[KS_LIMBS - PACK_LIMBS, KS_LIMBS]``: row ``r`` the inverses of ``q_(KS_LIMBS-1-r)``
+    modulo the primes below it (the drops of the division by ``P``, for :func:`K.key_switch`)."""
+    q6 = _level(KS_LIMBS)
+    out = np.zeros((KS_LIMBS - PACK_LIMBS, KS_LIMBS), U64)
+    for r in range(KS_LIMBS - PACK_LIMBS):
+        out[r, :q6.qinv[r].shape[0]] = q6.qinv[r]
+    return out
+
+
+def _switch(t: np.ndarray, key, tb) -> np.ndarray:
+    """``(b + kb, ka)`` for coefficient-form ciphertexts ``t[cnt, 2, PACK_LIMBS, N]`` decrypting
+    under ``tau_g(s)`` (:func:`_key_switch` of ``a``, added to ``b``): one fused kernel with IFMA."""
+    if key[4] is not None:
+        return K.key_switch(t, key[0], key[1], key[4], key[5], tb, KS_GROUPS, _ks_qinv())
+    kb, ka = _key_switch_steps(np.ascontiguousarray(t[:, 1]), key, tb)
+    K.add_rows(kb, np.ascontiguousarray(t[:, 0]), _level(PACK_LIMBS).primes)
+    return np.stack([kb, ka], axis=1)
 
 
 def _key_switch(a: np.ndarray, key, tb):
@@ -603,9 +647,23 @@ def _key_switch(a: np.ndarray, key, tb):
     ``a[cnt, PACK_LIMBS, N]`` (coefficients) decrypting under ``tau_g(s)``: hybrid key switching
     (digits ``d_G`` = centred residues of ``a`` modulo the groups of :data:`KS_GROUPS`, lifted to
     ``Q4 P``; ``sum_G d_G key_G`` decrypts to ``P a tau_g(s) + sum_G d_G e_G``; divided by ``P``
-    with rounding: the two drops ``q5``, ``q4``)."""
+    with rounding: the two drops ``q5``, ``q4``).  With IFMA one fused kernel
+    (:func:`K.key_switch`), else the steps below, bit for bit the same."""
+    if key[4] is not None:
+        t = np.zeros((a.shape[0], 2) + a.shape[1:], U64)
+        t[:, 1] = a
+        r = _switch(t, key, tb)
+        return np.ascontiguousarray(r[:, 0]), np.ascontiguousarray(r[:, 1])
+    return _key_switch_steps(a, key, tb)
+
+
+def _key_switch_steps(a: np.ndarray, key, tb):
+    """:func:`_key_switch` step by step (digits, NTTs, products with the key's Shoup quotients,
+    inverse NTTs, two rescales)."""
     cnt = a.shape[0]
     q6 = _level(KS_LIMBS)
+    if key[2] is None:
+        key = (key[0], key[1], K.shoup(key[0], q6.primes), K.shoup(key[1], q6.primes))
     dig = K.group_digits(a, q6.primes[:PACK_LIMBS], KS_GROUPS, q6.primes)
     tb.forward(dig)
     kk = np.zeros((2, cnt, KS_LIMBS, N), U64)
@@ -627,7 +685,25 @@ def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.nda
     ``m`` and ``m + 2^(l-k)`` as ``(E + X^D O) + tau_g(E - X^D O)`` with ``D = S / 2^k`` and ``g =
     1 + 2^k N / S mod 2^(k+1) N / S`` (:func:`galois_path`: a product of key elements, one key
     switch each): ``tau_g`` fixes ``X^j`` for ``j = 0 mod 2D`` and negates it for ``j = D mod
-    2D``, so the multiples of ``D`` stay clean (the other coefficients mix)."""
+    2D``, so the multiples of ``D`` stay clean (the other coefficients mix).
+
+    With IFMA (keys carrying 52-bit quotients) the tree runs in place in ``ct`` (which it
+    overwrites): the merge, the automorphisms and the key switches are fused kernels over a
+    per-thread scratch, no large temporaries."""
+    if l and gk[GALOIS[0]][4] is not None and ct.flags.c_contiguous:
+        n = ct.shape[0]
+        scratch = _workspace("ks", (2 * KS_LIMBS + 2 + 2 * PACK_LIMBS) * N)
+        for k in range(1, l + 1):
+            half = n >> k
+            E, O = ct[:half], ct[half:2 * half]
+            path = galois_path(LOG_N + k - (S.bit_length() - 1))
+            K.pack_pre_inplace(E, O, qs, S >> k, path[0], scratch)
+            for i, g in enumerate(path):
+                key = gk[g]
+                K.key_switch(O, key[0], key[1], key[4], key[5], tb, KS_GROUPS, _ks_qinv(), g if i else 1,
+                             out=O, scratch=scratch)
+            K.add_rows(E, O, qs)
+        return ct[0]
     for k in range(1, l + 1):
         half = ct.shape[0] // 2
         path = galois_path(LOG_N + k - (S.bit_length() - 1))
@@ -635,9 +711,7 @@ def _pack_tree(ct: np.ndarray, S: int, l: int, gk, qs: np.ndarray, tb) -> np.nda
         for i, g in enumerate(path):
             if i:
                 t = _automorph(t, g, qs)
-            kb, ka = _key_switch(np.ascontiguousarray(t[:, 1]), gk[g], tb)
-            K.add_rows(kb, np.ascontiguousarray(t[:, 0]), qs)
-            t = np.stack([kb, ka], axis=1)
+            t = _switch(t, gk[g], tb)
         K.add_rows(sm, t, qs)
         ct = sm
     return ct[0]
@@ -653,11 +727,16 @@ def _pack_stride(pos: np.ndarray) -> tuple:
     return S, int(pos[0]) % S
 
 
-@lru_cache(maxsize=65536)
 def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int, S: int = 1 << LOG_PACK):
     """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels, stride ``S``): the
     product at 4, 5 or 6 primes (then switched to ``Q4``), packing, re-randomization and flooding
     at ``Q4 = q0 .. q3``; ``None`` if the noise does not fit (module docstring)."""
+    return _level_for_pack(wbits, nK, nnz, max(n_rev - 1, 1).bit_length(), l, S)
+
+
+@lru_cache(maxsize=65536)
+def _level_for_pack(wbits: int, nK: int, nnz: int, rbits: int, l: int, S: int):
+    """:func:`level_for_pack`; ``n_rev`` enters only through ``rbits``, the bit length of ``n_rev - 1``."""
     # t' = 2^(64+l): the encoding round(Q_L 2^-l x / 2^64) errs by < 1.5
     B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 3) * (1 << (wbits - 1)) // 2 + 1
     Q4 = math.prod(PRIMES[:PACK_LIMBS])
@@ -669,7 +748,7 @@ def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int, S: int = 1
                 B_in = B_in // q + 1 + (N + 1) // 2 + 1
         # packing: n_k <= 2 n_(k-1) + |path_k| B_KS; then re-randomization and the mask's rounding
         B = (B_in << l) + _ks_count(S, l) * B_KS + (2 * N + 1) * ETA + 1
-        f = B.bit_length() + SIGMA + max(n_rev - 1, 1).bit_length()
+        f = B.bit_length() + SIGMA + rbits
         if ((1 << f) + B) << (T_BITS + 2) < Q4:
             return L, f
     return None
@@ -685,12 +764,13 @@ def _delta_t(L: int, l: int):
 
 
 def _packed_out_bytes(T: int, npos: int, n: int) -> int:
-    """Bytes of ``T`` results ciphertexts with ``npos`` results each, merged ``n`` at a time."""
+    """Bytes of ``T`` results ciphertexts with ``npos`` results each, merged ``n`` at a time
+    (:func:`K.packed_size` in integers: the planners call this thousands of times)."""
     G, last = divmod(T, n)
-    a1 = K.packed_size(1, N, WIDTHS[:FINAL_LIMBS])
-    out = G * (a1 + K.packed_size(1, n * npos, B_WIDTHS))
+    a1 = (N * _A_BITS + 7) // 8
+    out = G * (a1 + (n * npos * _B_BITS + 7) // 8)
     if last:
-        out += a1 + K.packed_size(1, last * npos, B_WIDTHS)
+        out += a1 + (last * npos * _B_BITS + 7) // 8
     return out
 
 
@@ -864,8 +944,7 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
             lim = 1 << (wbits - 1)      # the noise bound and the flooding assume |w| <= 2^(wbits-1)
             if int(w.max()) > lim or int(w.min()) < -lim:
                 raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
-        wr = K.to_rns(w, qs)
-        tb.forward(wr)
+        wr = K.encode_ntt(w, tb, L)
         acc_b = np.zeros((nI, L, N), U64)
         acc_a = np.zeros((nI, L, N), U64)
         K.mul_acc(acc_b, cb, wr, None, qs, kidx)      # used once per i: no Shoup precomputation
@@ -1000,33 +1079,48 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
             lim = 1 << (wbits - 1)
             if int(w.max()) > lim or int(w.min()) < -lim:
                 raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
-        wr = K.to_rns(w, qs)
-        tb.forward(wr)
-        return wr, kidx
+        if fused:       # encoded inside K.members
+            return w, kidx
+        return K.encode_ntt(w, tb, L), kidx
 
-    def respond(t0, t1, rnd):
-        ct = np.zeros((n, 2, L, N), U64)
+    fused = K.key_switch_available(tb)
+    e_c = (2 * N - c) % (2 * N)
+    qinv_L = np.zeros((L - PACK_LIMBS, L), U64)
+    for i in range(L - PACK_LIMBS):
+        qinv_L[i, :lev.qinv[i].shape[0]] = lev.qinv[i]
+
+    def members(full, t0, t1):
+        """``full[m]`` = member ``t0 + m`` at ``Q4`` times ``X^-c`` (coefficient form)."""
         t = t0
         while t < t1:
             j, i0 = divmod(t, nI)
             i1 = min(nI, i0 + t1 - t)
             wr, kidx = plaintexts(j)
             m = t - t0
-            accb = np.zeros((i1 - i0, L, N), U64)
-            acca = np.zeros((i1 - i0, L, N), U64)
-            K.mul_acc(accb, cb[i0:i1], wr, None, qs, kidx)
-            K.mul_acc(acca, ca[i0:i1], wr, None, qs, kidx)
-            ct[m:m + i1 - i0, 0] = accb
-            ct[m:m + i1 - i0, 1] = acca
+            if fused:       # products, inverse NTT, switch to Q4 and X^-c in one kernel
+                K.members(full[m:m + i1 - i0], cb[i0:i1], ca[i0:i1], wr, kidx, tb, qinv_L, e_c)
+            else:
+                live = np.zeros((i1 - i0, 2, L, N), U64)
+                accb = np.zeros((i1 - i0, L, N), U64)
+                acca = np.zeros((i1 - i0, L, N), U64)
+                K.mul_acc(accb, cb[i0:i1], wr, None, qs, kidx)
+                K.mul_acc(acca, ca[i0:i1], wr, None, qs, kidx)
+                live[:, 0] = accb
+                live[:, 1] = acca
+                live = live.reshape(-1, L, N)
+                tb.inverse(live)
+                for i in range(L - PACK_LIMBS):        # switch down to Q4
+                    live = K.rescale(np.ascontiguousarray(live), qs[:L - i], lev.qinv[i])
+                full[m:m + i1 - i0] = K.monomial(np.ascontiguousarray(live.reshape(-1, 2, PACK_LIMBS, N)), qp, e_c)
             t += i1 - i0
+
+    def respond(t0, t1, rnd):
         cnt = t1 - t0
-        live = ct[:cnt].reshape(cnt * 2, L, N)
-        tb.inverse(live)
-        for i in range(L - PACK_LIMBS):        # switch down to Q4
-            live = K.rescale(np.ascontiguousarray(live), qs[:L - i], lev.qinv[i])
-        live = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, PACK_LIMBS, N)), qp, (2 * N - c) % (2 * N))
-        full = np.zeros((n, 2, PACK_LIMBS, N), U64)
-        full[:cnt] = live
+        # the tree's input, reused by this thread's next response (first touches of fresh pages
+        # cost more than the kernels here)
+        full = _workspace("full", n * 2 * PACK_LIMBS * N).reshape(n, 2, PACK_LIMBS, N)
+        full[cnt:] = 0
+        members(full, t0, t1)
         pc = _pack_tree(full, S, l, ks.gk, qp, tb)
         # re-randomize with an encryption of zero under pk, flood and mask the results
         u = K.to_rns(K.ternary(rnd["u"]), qp)
@@ -1069,6 +1163,17 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
 
 
 _POOL: dict = {}
+_WS = threading.local()
+
+
+def _workspace(name: str, size: int) -> np.ndarray:
+    """A per-thread ``uint64[size]`` buffer kept between calls (contents undefined)."""
+    d = _WS.__dict__.setdefault("bufs", {})
+    b = d.get(name)
+    if b is None or b.shape[0] < size:
+        b = np.empty(size, U64)
+        d[name] = b
+    return b[:size]
 
 
 def _pool():
@@ -1089,7 +1194,8 @@ def _pool():
 
 # ------------------------------------------------------------------ matmul encoding
 
-def _cands(d: int, cap: int) -> list:
+@lru_cache(maxsize=65536)
+def _cands(d: int, cap: int) -> tuple:
     """Block sizes worth trying for a dimension ``d``: balanced splits into 1, 2, 3, ... blocks
     (distinct values), capped at ``cap``."""
     out = set()
@@ -1103,7 +1209,7 @@ def _cands(d: int, cap: int) -> list:
         if b == 1:
             break
         nb = max(nb + 1, -(-d // (b - 1))) if b > 1 else nb + 1
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 @lru_cache(maxsize=4096)
