@@ -316,3 +316,21 @@ def test_stage_choice_is_public_and_follows_round_bytes():
     be.round_bytes = 0
     fp = _Exec(types.SimpleNamespace(role=0), plan, be, pending_out=True)._fusion(1)
     assert not fp["stage"] and not fp["out"] and not fp["defer"]
+
+
+def test_opened_argmax_uses_the_whole_ring(rng):
+    """A logit beyond the published act_bits must not turn the opened class into the
+    argmax of wrapped values (review GS-1): the opened stage reads all 64 bits."""
+    from ezprotocols.nn.secure import Backend
+    x = rng.integers(-(1 << 40), 1 << 40, size=(30, 10), dtype=np.int64)
+    x[0, 3] = 1 << 45                                  # far beyond act_bits = 20
+    r = rng.integers(0, 2**64, size=x.shape, dtype=np.uint64)
+    sh = (x.view(np.uint64) - r, r)
+
+    def party(s):
+        be = Backend(s)
+        be.act_bits = 20
+        return be.stage(sh[s.role], "argmax", reveal=True)
+
+    r0, r1 = run_pair(party, party, compare="gc")
+    assert r0 is None and np.array_equal(r1, x.argmax(axis=1))

@@ -185,8 +185,10 @@ class Backend:
         ``x`` still to be truncated by ``f`` bits; the words are ``act_bits + f`` wide.
         ``reveal``: the result goes to P1 in the clear (None at P0)."""
         from ..protocols.gcstage import stage
-        return stage(self.s, x, op, f=f, w_in=min(64, self.act_bits + f), reveal_to=1 if reveal else None,
-                     step=f"gc.{op}")
+        # an opened result uses the whole ring: a value beyond act_bits then cannot make P1
+        # learn a function of the wrapped values instead of the agreed one
+        w_in = 64 if reveal else min(64, self.act_bits + f)
+        return stage(self.s, x, op, f=f, w_in=w_in, reveal_to=1 if reveal else None, step=f"gc.{op}")
 
     def gt_zero(self, x, bits: int = 64) -> np.ndarray:
         """[x > 0] (signed, ``bits`` wide) as 0/1 integer shares; one batched comparison."""
@@ -272,7 +274,8 @@ def stage_pays(be, op: str, n: int, k: int, f: int, act_bits: int, shares: bool 
     lv = max(1, math.ceil(math.log2(k))) if op != "relu" else 1
     lv += op == "max_relu"
     saved = OT_RUNS_PER_LEVEL * lv - 2
-    return stage_costs(op, n, k, min(64, act_bits + f), f, shares)["bytes"] <= rb * saved
+    w_in = min(64, act_bits + f) if shares else 64          # as Backend.stage
+    return stage_costs(op, n, k, w_in, f, shares)["bytes"] <= rb * saved
 
 
 class _Exec:
