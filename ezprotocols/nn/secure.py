@@ -275,7 +275,12 @@ def stage_pays(be, op: str, n: int, k: int, f: int, act_bits: int, shares: bool 
     lv += op == "max_relu"
     saved = OT_RUNS_PER_LEVEL * lv - 2
     w_in = min(64, act_bits + f) if shares else 64          # as Backend.stage
-    return stage_costs(op, n, k, w_in, f, shares)["bytes"] <= rb * saved
+    sess = getattr(be, "s", None)
+    silent = True
+    if sess is not None:
+        from ..protocols.otcmp import is_silent
+        silent = is_silent(sess)                                # the evaluator's COTs: 1 bit or 16 bytes each
+    return stage_costs(op, n, k, w_in, f, shares, silent)["bytes"] <= rb * saved
 
 
 class _Exec:
