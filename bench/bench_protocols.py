@@ -102,3 +102,44 @@ class Hybrid:
     def track_megabytes(self, w, compare, ot):
         return run_workload(w, compare=compare, ot=ot, reps=3)["bytes_mean"] / 1e6
     track_megabytes.unit = "MB"
+
+
+def _stage_relu(t):
+    from ezprotocols.protocols.gcstage import stage
+    return stage(t.session, t.share, "relu")
+
+
+def _stage_argmax(t):
+    from ezprotocols.protocols.gcstage import stage
+    return stage(t.session, t.share, "argmax")
+
+
+def _stage_maxpool(t):
+    from ezprotocols.protocols.gcstage import stage
+    v = t.share.reshape(1, 16, 12, 2, 12, 2).transpose(0, 1, 2, 4, 3, 5).reshape(1, 16, 12, 12, 4)
+    return stage(t.session, v, "max_relu")
+
+
+#: the same workloads as one garbled stage each (protocols/gcstage.py): two message runs
+WORKLOADS.update({"relu_1e5_stage": ((10**5,), _stage_relu),
+                  "argmax_1000x10_stage": ((1000, 10), _stage_argmax),
+                  "maxpool_16x24x24_stage": ((1, 16, 24, 24), _stage_maxpool)})
+
+
+class GarbledStages:
+    """ReLU, argmax and max pool (with its ReLU) each as one garbled stage."""
+    params = (["relu_1e5_stage", "argmax_1000x10_stage", "maxpool_16x24x24_stage"], ["iknp", "ferret"])
+    param_names = ["workload", "ot"]
+    timeout = 600
+
+    def track_seconds(self, w, ot):
+        return run_workload(w, compare="gc", ot=ot, reps=3)["time_mean_s"]
+    track_seconds.unit = "s"
+
+    def track_megabytes(self, w, ot):
+        return run_workload(w, compare="gc", ot=ot, reps=3)["bytes_mean"] / 1e6
+    track_megabytes.unit = "MB"
+
+    def track_rounds(self, w, ot):
+        return max(run_workload(w, compare="gc", ot=ot, reps=1)["rounds"])
+    track_rounds.unit = "rounds"
