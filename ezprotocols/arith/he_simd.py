@@ -54,11 +54,12 @@ three RNS drops) plus the rounding of the dropped bits, ``2^(DROP_B - 1)`` on ``
 22`` take ``2^21 + 2^21``: 31 bits per slot per prime fewer in the response
 (:func:`check_noise`).  Four primes (``Q_4`` ~155 bits) do not fit ``(2^f + B) 4 t``.
 
-Bytes per element (``K = 2``, ``n`` a multiple of ``N``): per prime ``2 x 201.2`` input bits
-(``b`` only) and ``(81 - 9) + (81 - 22) = 131`` output bits: ``3 (402.4 + 131) / 8 = 200.0 B``
-for both cross terms of a shared x shared product (no triple, no opening; a Beaver triple
-through it adds the 32-byte opening); ``K = 1``: ``3 (201.2 + 131) / 8 = 124.6 B`` for one
-cross term (additive COT over Ferret: ~262 B).
+Bytes per element (``K = 2``, ``n`` a multiple of ``N``): per prime ``2 x 203`` input bits
+(``b`` only, residues packed at 41 + 41 + 46 + 29 + 46 bits) and ``(81 - 9) + (81 - 22) = 131``
+output bits: ``3 (406 + 131) / 8 = 201.4 B`` for both cross terms of a shared x shared product
+(no triple, no opening; a Beaver triple through it adds the 32-byte opening); ``K = 1``:
+``3 (203 + 131) / 8 = 125.3 B`` for one cross term (additive COT over Ferret: ~262 B).  A call
+pads ``n`` to a multiple of ``N`` (10^6 elements: 123 ciphertexts per prime, 202.9 B).
 
 Security (semi-honest, simulatable; sigma = 40 per call as for :mod:`ezprotocols.arith.he`):
 
