@@ -129,11 +129,13 @@ def test_product_costs_match_the_traffic(rng):
 
     def f(s):
         s.ot.setup()
+        s.linear.setup()              # HE keys (one-time, not in the per-product costs)
         mine = s.role == 0
         out = {}
-        with s.phase("mul"):
-            z = s.linear.cross_mul(owner=0, n=n, a=a if mine else None, b=None if mine else a)
-        out["mul"] = (s.stats()["mul"], s.linear.mul_costs(n)["acot"], z)
+        for opt in s.linear.mul_costs(n):          # acot, and he under linear="he"
+            with s.phase(opt):
+                z = s.linear.cross_mul(owner=0, n=n, a=a if mine else None, b=None if mine else a, decompose=opt)
+            out[opt] = (s.stats()[opt], s.linear.mul_costs(n)[opt], z)
         for dec in ("L", "R"):
             with s.phase(dec):
                 z = s.linear.cross_matmul(l_owner=0, m=m, k=k, n=nn, L=L if mine else None,
@@ -142,7 +144,8 @@ def test_product_costs_match_the_traffic(rng):
         return out
 
     r0, r1 = run_pair(f, f)
-    for key, want in (("mul", a * a), ("L", L @ R), ("R", L @ R)):
+    assert "acot" in r0
+    for key, want in [(o, a * a) for o in r0 if o not in ("L", "R")] + [("L", L @ R), ("R", L @ R)]:
         (st, cost, z0), (_, cost1, z1) = r0[key], r1[key]
         assert cost == cost1 and np.array_equal(z0 + z1, want)
         assert cost["bytes"] <= st["bytes"] < cost["bytes"] + 192 and st["rounds"] == cost["rounds"]

@@ -830,3 +830,85 @@ def pack_pre_inplace(E, O, primes, size_t D, size_t g, scratch=None):
     cdef uint64_t ginv = pow(int(g), -1, 2 * int(n))
     with nogil:
         ezp_pack_pre_inplace_ifma(&Ev[0], &Ov[0], cnt, L, n, &qs[0], D, ginv, &S[0])
+
+
+# ------------------------------------------------------------------ SIMD (batched) products
+
+cdef extern from "ezp_he_simd.h" nogil:
+    int ezp_add_delta_t(uint64_t *b, const uint64_t *m, size_t cnt, size_t n, const uint64_t *qs,
+                        size_t L, const uint64_t *dfl, uint64_t qt, uint64_t t)
+    void ezp_decrypt2_t(const uint64_t *x, size_t cnt, size_t n, uint64_t q0, uint64_t q1,
+                        uint64_t q0inv_mod_q1, uint64_t t, uint64_t *out)
+    void ezp_crt_u64(const uint64_t *v, size_t k, size_t n, const uint64_t *ts, const uint64_t *inv,
+                     uint64_t *out)
+
+
+def add_delta_t(b, m, primes, dfl, uint64_t qt, uint64_t t):
+    """``b[cnt, L, n] += round(Q m / t)`` mod ``q_l`` for ``m uint64[cnt, n]`` in ``[0, t)``
+    (``dfl[l] = floor(Q / t) mod q_l``, ``qt = Q mod t``; primes and ``t`` below 2^63)."""
+    B = _arr(b, U64, "b")
+    M = _arr(m, U64, "m")
+    qa = np.ascontiguousarray(primes, dtype=U64)
+    da = np.ascontiguousarray(dfl, dtype=U64)
+    if B.ndim != 3 or M.shape != (B.shape[0], B.shape[2]) or qa.shape[0] < B.shape[1] or da.shape[0] < B.shape[1]:
+        raise ValueError("add_delta_t: shapes do not match")
+    if t < 2 or t >> 63 or qt >= t:
+        raise ValueError("add_delta_t: need 2 <= t < 2^63, qt < t")
+    if B.size == 0:
+        return
+    if M.size and int(M.max()) >= t:
+        raise ValueError("add_delta_t: message entries must be below t")
+    cdef uint64_t[::1] Bv = B.reshape(-1)
+    cdef const uint64_t[::1] Mv = M.reshape(-1)
+    cdef const uint64_t[::1] qs = qa
+    cdef const uint64_t[::1] dv = da
+    cdef size_t cnt = B.shape[0], L = B.shape[1], n = B.shape[2]
+    cdef int rc
+    with nogil:
+        rc = ezp_add_delta_t(&Bv[0], &Mv[0], cnt, n, &qs[0], L, &dv[0], qt, t)
+    if rc:
+        raise MemoryError("add_delta_t")
+
+
+def decrypt2_t(x, uint64_t q0, uint64_t q1, uint64_t q0inv, uint64_t t):
+    """``round(t x / (q0 q1)) mod t`` of ``x uint64[cnt, 2, n]`` (residues): ``uint64[cnt, n]``."""
+    X = _arr(x, U64, "x")
+    if X.ndim != 3 or X.shape[1] != 2:
+        raise ValueError("decrypt2_t: x must be uint64[cnt, 2, n]")
+    if t < 2 or t >> 62 or q0 >> 62 or q1 >> 62:
+        raise ValueError("decrypt2_t: t, q0, q1 must be below 2^62")
+    cdef size_t cnt = X.shape[0], n = X.shape[2]
+    out = np.empty((cnt, n), U64)
+    if out.size == 0:
+        return out
+    cdef const uint64_t[::1] Xv = X.reshape(-1)
+    cdef uint64_t[::1] O = out.reshape(-1)
+    with nogil:
+        ezp_decrypt2_t(&Xv[0], cnt, n, q0, q1, q0inv, t, &O[0])
+    return out
+
+
+def crt_u64(v, ts):
+    """The integer ``V`` in ``[0, prod t_i)`` with ``V = v[i] mod t_i`` (``v uint64[k, n]``,
+    ``k <= 8`` pairwise coprime ``t_i`` below 2^63), reduced mod 2^64: ``uint64[n]``."""
+    Vv = _arr(v, U64, "v")
+    ta = [int(x) for x in ts]
+    cdef size_t k = len(ta)
+    if Vv.ndim != 2 or Vv.shape[0] != k or not 1 <= k <= 8 or any(x < 2 or x >> 63 for x in ta):
+        raise ValueError("crt_u64: v must be uint64[k, n], 1 <= k <= 8 moduli in [2, 2^63)")
+    inv = np.zeros(k * k, U64)
+    for i in range(k):
+        for l in range(i):
+            inv[i * k + l] = pow(ta[l], -1, ta[i])
+    tv = np.array(ta, dtype=U64)
+    cdef size_t n = Vv.shape[1]
+    out = np.empty(n, U64)
+    if n == 0:
+        return out
+    cdef const uint64_t[::1] Va = Vv.reshape(-1)
+    cdef const uint64_t[::1] Ta = tv
+    cdef const uint64_t[::1] Ia = inv
+    cdef uint64_t[::1] O = out
+    with nogil:
+        ezp_crt_u64(&Va[0], k, n, &Ta[0], &Ia[0], &O[0])
+    return out

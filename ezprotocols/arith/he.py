@@ -144,9 +144,9 @@ What each party sees (semi-honest, simulatable):
   Galois keys were already sent).
 
 Coefficient encoding gives products of *polynomials*, not elementwise products:
-elementwise Beaver triples through this scheme would waste a whole ciphertext
-per product (or need SIMD batching with a prime ``t``, not ``2^64``), so they stay
-with OT (:mod:`ezprotocols.arith.ot_source`).  A per-channel scale (BatchNorm)
+elementwise products (and Beaver triples) use SIMD batching with three CRT plaintext
+primes instead (:mod:`ezprotocols.arith.he_simd`), chosen by the cost functions where it
+moves fewer bytes than OT (:mod:`ezprotocols.arith.ot_source`).  A per-channel scale (BatchNorm)
 *is* covered: it is a block-diagonal matmul (:func:`cross_scale`).
 
 Costs (:func:`matmul_costs`, :func:`conv2d_costs`, :func:`scale_costs`) are
@@ -1803,7 +1803,8 @@ class HeProducts(Products):
     product offers the homomorphic option ``"he"`` next to the OT options of
     :class:`~ezprotocols.arith.products.OtProducts`, and ``decompose="auto"`` takes the one
     that moves the fewest bytes (tiny products stay with OT).  Elementwise products
-    (``cross_mul``) are OT only: coefficient encoding has no elementwise products.
+    (``cross_mul``, ``shared_mul``) take batched BFV with CRT plaintext primes
+    (:mod:`ezprotocols.arith.he_simd`) when it moves fewer bytes than OT.
     Extras: per-channel scales (``scale_costs``/``cross_scale``) and shared x shared
     products on the actual shares (``shared_matmul``/``shared_conv2d``)."""
 
@@ -1850,10 +1851,44 @@ class HeProducts(Products):
                                     decompose=decompose, step=step)
 
     def mul_costs(self, n: int) -> dict:
-        return self.ot.mul_costs(n)
+        """The OT option and the batched-BFV option (:mod:`ezprotocols.arith.he_simd`, one cross
+        term per slot) for ``n`` elementwise products."""
+        from . import he_simd
+        return {**self.ot.mul_costs(n), **self._he(he_simd.simd_bytes(int(n), 1) if int(n) else None)}
 
-    def cross_mul(self, *, owner, n, a=None, b=None, step="arith.cross_mul"):
+    def cross_mul(self, *, owner, n, a=None, b=None, step="arith.cross_mul", decompose="auto"):
+        if decompose == "auto":
+            decompose = cheapest(self.mul_costs(n))
+        if decompose == "he":
+            from . import he_simd
+            return he_simd.cross_mul(self.session, owner=owner, n=n, a=a, b=b, step=step + ".he")
         return self.ot.cross_mul(owner=owner, n=n, a=a, b=b, step=step)
+
+    def shared_mul_costs(self, n: int) -> dict:
+        """Both cross terms ``x0 y1 + y0 x1`` of ``n`` shared x shared elementwise products: two
+        OT cross products, or one batched-BFV call with both terms in each returned ciphertext."""
+        from . import he_simd
+        ot = self.ot.mul_costs(n)["acot"]
+        return {"acot": {"bytes": 2 * ot["bytes"], "rounds": ot["rounds"]},
+                **self._he(he_simd.simd_bytes(int(n), 2) if int(n) else None)}
+
+    def shared_mul(self, x, y, step: str = "arith.shared_mul") -> np.ndarray:
+        """Shares of ``x * y`` elementwise for shared flat operands (the local products plus both
+        cross terms, no triple, no opening): batched BFV when it moves fewer bytes, else OT."""
+        x = np.ascontiguousarray(x, dtype=U64).reshape(-1)
+        y = np.ascontiguousarray(y, dtype=U64).reshape(-1)
+        if x.shape != y.shape:
+            raise ValueError(f"{step}: shapes {x.shape} and {y.shape}")
+        n = x.shape[0]
+        if n and cheapest(self.shared_mul_costs(n)) == "he":
+            from . import he_simd
+            return he_simd.shared_mul(self.session, x, y, step=step + ".he")
+        out = x * y
+        for owner in (0, 1):
+            mine = self.session.role == owner
+            out += self.ot.cross_mul(owner=owner, n=n, a=x if mine else None, b=None if mine else y,
+                                     step=f"{step}.{owner}")
+        return out
 
     def scale_costs(self, x_shape, *, nbits: int = 64) -> dict:
         return self._he(scale_costs(x_shape, nbits=nbits)["he"])
@@ -1893,9 +1928,17 @@ class HeProducts(Products):
 
 class HeTriples(OtTriples):
     """The triple source ``"he"`` (the default): matrix and convolution triples through
-    :class:`HeProducts` (the cheaper of HE and OT per shape), elementwise triples through OT
-    (coefficient encoding gives no elementwise products)."""
+    :class:`HeProducts` (the cheaper of HE and OT per shape); elementwise triples through
+    :meth:`HeProducts.shared_mul` (batched BFV with both cross terms per returned ciphertext,
+    :mod:`ezprotocols.arith.he_simd`, when it moves fewer bytes than OT)."""
 
     @property
     def products(self):
         return self.session.engine("linear", "he")
+
+    def mul_triples(self, n: int):
+        s = self.session
+        n = int(n)
+        a = s.prg.random_uint64(n)
+        b = s.prg.random_uint64(n)
+        return a, b, self.products.shared_mul(a, b, step="arith.triples.mul")

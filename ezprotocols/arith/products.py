@@ -82,9 +82,11 @@ class Products:
     def mul_costs(self, n: int) -> dict:
         raise NotImplementedError
 
-    def cross_mul(self, *, owner: int, n: int, a=None, b=None, step: str = "arith.cross_mul") -> np.ndarray:
+    def cross_mul(self, *, owner: int, n: int, a=None, b=None, step: str = "arith.cross_mul",
+                  decompose: str = "auto") -> np.ndarray:
         """This party's share (``uint64[n]``) of ``a * b`` elementwise, ``a`` held by
-        ``owner``, ``b`` by the other party."""
+        ``owner``, ``b`` by the other party (``decompose``: an option of :meth:`mul_costs`,
+        ``"auto"`` the fewest bytes)."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -144,9 +146,11 @@ class OtProducts(Products):
         return {"acot": {"bytes": int(n) * (64 * self._ot_bytes + acot),
                          "rounds": 2 * math.ceil(int(n) / ELEM_CHUNK)}}
 
-    def cross_mul(self, *, owner, n, a=None, b=None, step="arith.cross_mul"):
+    def cross_mul(self, *, owner, n, a=None, b=None, step="arith.cross_mul", decompose="auto"):
         """64 additive COTs per element: the other party chooses with bit ``t`` of ``b``,
         ``owner``'s correlation is ``a``, OT ``t`` carries only ``64 - t`` bits."""
+        if decompose not in ("auto", "acot"):
+            raise ValueError(f"{step}: unknown option {decompose!r}")
         s = self.session
         n = int(n)
         mine = s.role == owner
