@@ -97,10 +97,29 @@ def _proto_nn_validate():
             lambda s: validate_session(s, x, y, confusion=True, batch=2)["samples"])
 
 
+def _proto_gc_stage():
+    from ezprotocols.protocols.gcstage import stage
+    v = np.arange(24, dtype=np.uint64).reshape(6, 4) * np.uint64(3)
+
+    def f(s):
+        z = stage(s, v if s.role == 0 else np.zeros_like(v), "max_relu", f=1, w_in=20)
+        c = stage(s, v if s.role == 0 else np.zeros_like(v), "argmax", w_in=20, reveal_to=1)
+        return z.sum(), None if c is None else c.tolist()
+    return f, f
+
+
+def _proto_he_simd():
+    from ezprotocols.arith import he_simd
+    v = np.arange(40, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return (lambda s: he_simd.shared_mul(s, v, v ^ np.uint64(1)).sum()), \
+        (lambda s: he_simd.shared_mul(s, v + np.uint64(5), v).sum())
+
+
 PROTOCOLS = {"setup": _proto_setup, "base_ot+cot": _proto_cot, "rot": _proto_rot, "chosen": _proto_chosen,
              "acot": _proto_acot, "triples": _proto_triples, "relu(compare,convert)": _proto_relu,
              "msb(garbled)": _proto_msb_gc, "nn query": _proto_nn,
-             "nn validate+confusion": _proto_nn_validate}
+             "nn validate+confusion": _proto_nn_validate, "gc stage": _proto_gc_stage,
+             "he simd product": _proto_he_simd}
 
 
 def _check(res, steps, k, kind, took):
