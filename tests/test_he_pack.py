@@ -500,3 +500,24 @@ def test_fused_kernels_match_steps(rng):
             live = K.rescale(np.ascontiguousarray(live), qs[:L - i], lev.qinv[i])
         ref = K.monomial(np.ascontiguousarray(live.reshape(cnt, 2, he.PACK_LIMBS, N)), QP, 2 * N - 63)
         assert np.array_equal(out, ref), L
+
+
+def test_conv_pack_disagreement_is_a_protocol_error(rng):
+    """he.CONV_PACK is a module switch both parties must share (review HE-P1): if only one
+    side packs, the other side's frame-size checks stop the product with a ProtocolError."""
+    from ezprotocols.errors import ProtocolError
+    geom = Conv2dGeom.make((4, 6, 12, 12), (16, 6, 5, 5), 1, 0, 1, 1)
+    Kr = _weights(rng, geom.w_shape, 18, "random")
+
+    def a(s):                                  # separate processes: each has its own module state
+        he.CONV_PACK = True
+        he._setup(s, 1, galois=True)
+        return he.cross_conv2d(s, x_owner=1, geom=geom, K=Kr, nbits=18)
+
+    def b(s):
+        he.CONV_PACK = False
+        he._setup(s, 1, galois=True)
+        return he.cross_conv2d(s, x_owner=1, geom=geom, X=np.ones(geom.x_shape, U64), nbits=18)
+
+    with pytest.raises(ProtocolError, match="he"):
+        run_pair(a, b, transport="tcp", timeout=60)
