@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,16 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from ezprotocols.testing import free_tcp_port as _port  # noqa: E402
+
 PROXY = os.environ.get("EZP_DELAYPROXY") or os.path.normpath(os.path.join(ROOT, "..", "shared", "tools",
                                                                           "delayproxy.py"))
-
-
-def _port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def _serve_one(port, plan_bytes, act_bits, kw):

@@ -9,32 +9,11 @@ from ezprotocols.arith.he import HeProducts
 from ezprotocols.arith.products import OtProducts
 from ezprotocols.arith.triples import TripleEngine
 from ezprotocols.ot.engine import IknpSource
-from ezprotocols.ot.source import CotSource
 from ezprotocols.protocols.otcmp import OtCompare
 from ezprotocols.protocols.sign import GcCompare
 from ezprotocols.testing import run_pair
 
-
-class CotOnly(CotSource):
-    """Implements only the interface's core (through IKNP's correlated OT): every other
-    flavour comes from the base class."""
-
-    def __init__(self, session):
-        super().__init__(session)
-        self.inner = session.engine("ot", "iknp")
-
-    def setup(self):
-        self.inner.setup()
-
-    @property
-    def delta(self):
-        return self.inner.delta
-
-    def send_cot(self, n, *, out=None):
-        return self.inner.send_cot(n, out=out)
-
-    def recv_cot(self, bits, *, out=None):
-        return self.inner.recv_cot(bits, out=out)
+from _cot_only import CotOnly
 
 
 @pytest.fixture(autouse=True)

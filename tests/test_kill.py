@@ -13,7 +13,6 @@ import pytest
 
 from ezprotocols.nn.serving import open_client
 from ezprotocols.testing import free_tcp_port
-from ezprotocols.nn.serving import open_client
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 MLP = os.path.join(DATA, "torch_mlp.onnx")
@@ -60,7 +59,7 @@ def _data():
 
 
 def _doomed_client(addr, step, nth):
-    from ezprotocols import Session, net
+    from ezprotocols import Session
     from ezprotocols.nn.secure import validate_session
     _, x, y = _data()
     try:
@@ -106,7 +105,7 @@ def test_client_killed_serve_goes_on(tmp_path):
                 os.unlink(f"/tmp/ezp-kill-{p.pid}.txt")
             assert p.exitcode == -signal.SIGKILL, f"{name}: client exit {p.exitcode}: {why}"
         # the next client is served
-        from ezprotocols import Session, net
+        from ezprotocols import Session
         from ezprotocols.nn.secure import validate_session
         _, x, y = _data()
         t = time.perf_counter()

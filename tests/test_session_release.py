@@ -5,7 +5,6 @@ import gc
 import threading
 import weakref
 
-import numpy as np
 
 from ezprotocols import Session
 from ezprotocols.net import local_pair

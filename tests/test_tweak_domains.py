@@ -40,9 +40,10 @@ from ezprotocols.arith import ole
 from ezprotocols.gc import halfgates
 from ezprotocols.ot import ferret, iknp, source
 from ezprotocols.ot.ferret import Ferret
-from ezprotocols.ot.source import CotSource
 from ezprotocols.protocols import millionaire
 from ezprotocols.runner import run_pair
+
+from _cot_only import CotOnly          # the session's IKNP COTs (same delta), flavours derived in 'S'
 
 DOMAINS = {
     "G": halfgates.TWEAK_HI >> 56,
@@ -64,28 +65,6 @@ def test_domain_constants_are_distinct_bytes_in_the_top_byte():
         # the sender sits in bits 48..55, below the domain byte
         assert iknp._tweak_hi(role) == (ord("O") << 56) | (role << 48)
         assert millionaire._tweak_hi(role) == (ord("M") << 56) | (role << 48)
-
-
-class _Wrap(CotSource):
-    """A source that hands out the session's IKNP COTs (same delta) and derives its own
-    random/chosen/additive OT in domain 'S' (as the DESIGN example does)."""
-
-    def __init__(self, session):
-        super().__init__(session)
-        self.inner = session.engine("ot", "iknp")
-
-    def setup(self):
-        self.inner.setup()
-
-    @property
-    def delta(self):
-        return self.inner.delta
-
-    def send_cot(self, n, *, out=None):
-        return self.inner.send_cot(n, out=out)
-
-    def recv_cot(self, bits, *, out=None):
-        return self.inner.recv_cot(bits, out=out)
 
 
 def _ot_flavours(s, src, sender, n, rng_seed):
@@ -159,8 +138,8 @@ def test_no_tweak_repeats_under_one_delta_in_a_session(monkeypatch):
         return real_vole_send(*a)
     monkeypatch.setattr(ring, "vole_send", vole_send)
 
-    backends.register("ot", "wrap-a", _Wrap)
-    backends.register("ot", "wrap-b", _Wrap)
+    backends.register("ot", "wrap-a", CotOnly)
+    backends.register("ot", "wrap-b", CotOnly)
     n = 3000
 
     def party(s):

@@ -187,8 +187,12 @@ cdef class NttTables:
                         ezp_ntt_fwd(&flat[(c * L + l) * N], N, qs[l], &P[l, 0], &PP[l, 0])
 
 
-def shoup(w, primes):
-    """Shoup quotients ``floor(w 2^64 / q_l)`` of ``uint64[..., L, n]`` (values < q_l)."""
+def shoup(w, primes, int bits=64):
+    """Shoup quotients ``floor(w 2^bits / q_l)`` of ``uint64[..., L, n]`` (values < q_l);
+    ``bits`` 64 (the scalar products) or 52 (the fixed operands of the IFMA products,
+    q_l < 2^50: :func:`shoup52`)."""
+    if bits not in (52, 64):
+        raise ValueError("shoup: bits must be 52 or 64")
     arr = _arr(w, U64, "w")
     qa = np.ascontiguousarray(primes, dtype=U64)
     cdef size_t L = arr.shape[arr.ndim - 2], n = arr.shape[arr.ndim - 1]
@@ -200,12 +204,13 @@ def shoup(w, primes):
     cdef uint64_t[::1] dst = out.reshape(-1) if arr.size else np.zeros(1, U64)
     cdef const uint64_t[::1] qs = qa
     cdef size_t c, l, j, base
+    cdef bint b52 = bits == 52
     with nogil:
         for c in range(cnt):
             for l in range(L):
                 base = (c * L + l) * n
                 for j in range(n):
-                    dst[base + j] = ezp_shoup_pre(src[base + j], qs[l])
+                    dst[base + j] = ezp_shoup52(src[base + j], qs[l]) if b52 else ezp_shoup_pre(src[base + j], qs[l])
     return out
 
 
@@ -611,26 +616,9 @@ def add_rows(x, y, primes):
 
 
 def shoup52(w, primes):
-    """52-bit Shoup quotients ``floor(w 2^52 / q_l)`` of ``uint64[..., L, n]`` (values < q_l < 2^50):
-    the fixed operands of the IFMA products (:func:`key_switch`)."""
-    arr = _arr(w, U64, "w")
-    qa = np.ascontiguousarray(primes, dtype=U64)
-    cdef size_t L = arr.shape[arr.ndim - 2], n = arr.shape[arr.ndim - 1]
-    if L > qa.shape[0]:
-        raise ValueError("shoup52: more limbs than primes")
-    out = np.empty_like(arr)
-    cdef size_t cnt = arr.size // (L * n) if arr.size else 0
-    cdef const uint64_t[::1] src = arr.reshape(-1) if arr.size else np.zeros(1, U64)
-    cdef uint64_t[::1] dst = out.reshape(-1) if arr.size else np.zeros(1, U64)
-    cdef const uint64_t[::1] qs = qa
-    cdef size_t c, l, j, base
-    with nogil:
-        for c in range(cnt):
-            for l in range(L):
-                base = (c * L + l) * n
-                for j in range(n):
-                    dst[base + j] = ezp_shoup52(src[base + j], qs[l])
-    return out
+    """52-bit Shoup quotients ``floor(w 2^52 / q_l)`` (values < q_l < 2^50): the fixed operands
+    of the IFMA products (:func:`key_switch`); :func:`shoup` with ``bits=52``."""
+    return shoup(w, primes, 52)
 
 
 def key_switch_available(NttTables tables):

@@ -852,6 +852,40 @@ def product(s, **kw) -> np.ndarray:
     return _drive(product_gen(s, **kw))
 
 
+def encrypt_zero(s, ks, n: int, L: int, qs) -> tuple:
+    """``n`` fresh symmetric encryptions of zero at level ``L`` under the sender's key (the
+    callers add their message encodings to ``b``): ``(seed of the a parts, b uint64[n, L, N])``,
+    coefficient domain, ``b = -a s + e``."""
+    seed = secrets.token_bytes(16)
+    a = K.uniform_mod(Prg(seed).random_uint64(2 * n * L * N), qs, (n, L, N))
+    b = np.zeros((n, L, N), U64)
+    if n:
+        K.mul_acc(b, a.reshape(n, 1, L, N), ks.s_ntt[:L].reshape(1, L, N), ks.s_ntt_p[:L].reshape(1, L, N), qs)
+    del a
+    _tables().inverse(b)
+    b = _neg_mod(b, qs)
+    _add_signed(b, K.cbd(s.prg.random_uint64((n, N)), ETA), qs)
+    return seed, b
+
+
+def _seal_response(acc_a, bsel, rnd, qs, lev: _Level, f: int) -> np.ndarray:
+    """The evaluator's last steps on one response at level ``lev`` (both product paths): the
+    errors of the encryption of zero (``e2`` on ``a``, ``e1`` on the returned ``b``
+    coefficients ``bsel``), flooding and the mask's encoding on ``bsel``, the switch to ``q'``,
+    ``b'`` without its DROP low bits, and the packed frame."""
+    _add_signed(acc_a, K.cbd(rnd["e2"], ETA), qs)
+    _add_signed(bsel, K.cbd(rnd["e1"], ETA), qs)
+    K.add_flood(bsel, rnd["flood"], qs, f)
+    K.add_delta(bsel, rnd["r"], qs, lev.delta, lev.qlow)
+    both = np.concatenate([acc_a, bsel], axis=2)
+    for i, top in enumerate(range(lev.L - 1, FINAL_LIMBS - 1, -1)):
+        both = K.rescale(np.ascontiguousarray(both), qs[:top + 1], lev.qinv[i])
+    both = np.ascontiguousarray(both)
+    bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
+    return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
+                           K.pack(bc, B_WIDTHS)])
+
+
 def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits: int, nnz: int,
                 nsum: int | None = None, X=None, pt_fn=None, step: str = "he.product", pack=None):
     """A generator (yields once at the sender, after its ciphertexts are sent) returning the
@@ -887,15 +921,7 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
         X = np.ascontiguousarray(X, dtype=U64)
         if X.shape != (nI, nK, N):
             raise ValueError(f"{step}: X has shape {X.shape}, expected {(nI, nK, N)}")
-        seed = secrets.token_bytes(16)
-        a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
-        b = np.zeros(in_shape, U64)
-        if n_in:
-            K.mul_acc(b, a.reshape(n_in, 1, L, N), ks.s_ntt[:L].reshape(1, L, N),
-                      ks.s_ntt_p[:L].reshape(1, L, N), qs)
-        tb.inverse(b)
-        b = _neg_mod(b, qs)
-        _add_signed(b, K.cbd(s.prg.random_uint64((n_in, N)), ETA), qs)
+        seed, b = encrypt_zero(s, ks, n_in, L, qs)
         K.add_delta(b, X.reshape(n_in, N), qs, lev.delta, lev.qlow)
         s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
         s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
@@ -956,18 +982,7 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
         K.mul_acc(acc_a, u.reshape(nI, 1, L, N), pk[1:2], pkp[1:2], qs)
         tb.inverse(acc_b)
         tb.inverse(acc_a)
-        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), qs)
-        bsel = np.ascontiguousarray(acc_b[:, :, pos])
-        _add_signed(bsel, K.cbd(rnd["e1"], ETA), qs)
-        K.add_flood(bsel, rnd["flood"], qs, f)
-        K.add_delta(bsel, rnd["r"], qs, lev.delta, lev.qlow)
-        both = np.concatenate([acc_a, bsel], axis=2)
-        for i, top in enumerate(range(L - 1, FINAL_LIMBS - 1, -1)):
-            both = K.rescale(np.ascontiguousarray(both), qs[:top + 1], lev.qinv[i])
-        both = np.ascontiguousarray(both)
-        bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
-        return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
-                               K.pack(bc, B_WIDTHS)])
+        return _seal_response(acc_a, np.ascontiguousarray(acc_b[:, :, pos]), rnd, qs, lev, f)
 
     # the responses are independent: computed on both cores (the kernels release the GIL),
     # drawn from the session PRG in order, sent in order
@@ -1018,15 +1033,7 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         X = np.ascontiguousarray(X, dtype=U64)
         if X.shape != (nI, nK, N):
             raise ValueError(f"{step}: X has shape {X.shape}, expected {(nI, nK, N)}")
-        seed = secrets.token_bytes(16)
-        a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
-        b = np.zeros(in_shape, U64)
-        if n_in:
-            K.mul_acc(b, a.reshape(n_in, 1, L, N), ks.s_ntt[:L].reshape(1, L, N),
-                      ks.s_ntt_p[:L].reshape(1, L, N), qs)
-        tb.inverse(b)
-        b = _neg_mod(b, qs)
-        _add_signed(b, K.cbd(s.prg.random_uint64((n_in, N)), ETA), qs)
+        seed, b = encrypt_zero(s, ks, n_in, L, qs)
         dl, ql = _delta_t(L, l)
         K.add_delta(b, X.reshape(n_in, N), qs, dl, ql)
         s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
@@ -1130,20 +1137,9 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         K.mul_acc(rr[1:2], u.reshape(1, 1, PACK_LIMBS, N), pk[1:2], pkp[1:2], qp)
         tb.inverse(rr)
         K.add_rows(pc, rr, qp)
-        acc_a = np.ascontiguousarray(pc[1:2])
-        _add_signed(acc_a, K.cbd(rnd["e2"], ETA), qp)
         pp = _packed_positions(pos, S, c, n, cnt)
-        bsel = np.ascontiguousarray(pc[0:1][:, :, pp])
-        _add_signed(bsel, K.cbd(rnd["e1"], ETA), qp)
-        K.add_flood(bsel, rnd["flood"], qp, f)
-        K.add_delta(bsel, rnd["r"], qp, levp.delta, levp.qlow)
-        both = np.concatenate([acc_a, bsel], axis=2)
-        for i, top in enumerate(range(PACK_LIMBS - 1, FINAL_LIMBS - 1, -1)):
-            both = K.rescale(np.ascontiguousarray(both), qp[:top + 1], levp.qinv[i])
-        both = np.ascontiguousarray(both)
-        bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
-        return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
-                               K.pack(bc, B_WIDTHS)])
+        return _seal_response(np.ascontiguousarray(pc[1:2]), np.ascontiguousarray(pc[0:1][:, :, pp]), rnd, qp,
+                              levp, f)
 
     pending = []
     pool = _pool()

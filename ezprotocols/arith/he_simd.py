@@ -84,7 +84,6 @@ the plaintext primes, the products, rescaling and bit dropping of :mod:`he`).
 from __future__ import annotations
 
 import math
-import secrets
 from functools import lru_cache
 
 import numpy as np
@@ -271,15 +270,7 @@ def _call(s, ks, mine: bool, V: np.ndarray, i0: int, i1: int, Kn: int, step: str
         for c0, c1 in chunks:
             cnt = c1 - c0
             m = 3 * Kn * cnt
-            seed = secrets.token_bytes(16)
-            a = K.uniform_mod(Prg(seed).random_uint64(2 * m * L * N), qs, (m, L, N))
-            b = np.zeros((m, L, N), U64)
-            K.mul_acc(b, a.reshape(m, 1, L, N), ks.s_ntt[:L].reshape(1, L, N),
-                      ks.s_ntt_p[:L].reshape(1, L, N), qs)
-            del a
-            tb.inverse(b)
-            b = he._neg_mod(b, qs)
-            he._add_signed(b, K.cbd(s.prg.random_uint64((m, N)), ETA), qs)
+            seed, b = he.encrypt_zero(s, ks, m, L, qs)
             b = b.reshape(3, Kn * cnt, L, N)
             for j in range(3):
                 msg = np.concatenate([encode_slots(_slots(V[k], 0, n, c0, c1), j) for k in range(Kn)])

@@ -440,6 +440,14 @@ class _Exec:
                 last[j] = i
         return last
 
+    def _pool_windows(self, share, at, lowest: int) -> np.ndarray:
+        """The max-pool windows of ``share`` as ``(N, C, OH, OW, kh kw)``; padding holds a
+        sharing of ``lowest`` (P0's share, P1's 0)."""
+        pad = np.int64(lowest).astype(U64) if self.p0 else U64(0)
+        v = window_view(share, at["kernel"], at["strides"], at["pads"], at["dilations"], at["ceil_mode"], pad)
+        sh = v.shape
+        return np.ascontiguousarray(v).reshape(sh[:4] + (sh[4] * sh[5],))
+
     def _fused(self, i, op, a, N):
         """The ops run as (parts of) garbled stages (None: the ordinary way)."""
         k, fp = op.kind, self.fp
@@ -459,10 +467,7 @@ class _Exec:
             sh0 = v.share if isinstance(v, _Pending) else v
             at = op.attrs
             w_in = min(64, self.plan.act_bits + pf)
-            pad = np.int64(-(1 << (w_in - 1))).astype(U64) if self.p0 else U64(0)
-            vw = window_view(sh0, at["kernel"], at["strides"], at["pads"], at["dilations"], at["ceil_mode"], pad)
-            sh = vw.shape
-            vw = np.ascontiguousarray(vw).reshape(sh[:4] + (sh[4] * sh[5],))
+            vw = self._pool_windows(sh0, at, -(1 << (w_in - 1)))
             return self.b.stage(vw, "max_relu" if (pre_relu or i in fp["pool_relu"]) else "max", f=pf)
         if i in fp["defer"]:
             return _Pending(self.op(op, a, N, i, trunc=False), self.f)
@@ -510,12 +515,8 @@ class _Exec:
         if k == "relu":
             return b.relu(a[0])
         if k == "maxpool":
-            pad = MIN_FIXED if self.p0 else 0
-            v = window_view(a[0], at["kernel"], at["strides"], at["pads"], at["dilations"], at["ceil_mode"],
-                            np.int64(pad).astype(U64) if self.p0 else U64(0))
-            sh = v.shape
-            v = np.ascontiguousarray(v).reshape(sh[:4] + (sh[4] * sh[5],))
-            if sh[4] * sh[5] == 1:
+            v = self._pool_windows(a[0], at, MIN_FIXED)
+            if v.shape[-1] == 1:
                 return v[..., 0]
             return b.max(v, axis=-1)
         if k == "avgpool":

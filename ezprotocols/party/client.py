@@ -136,7 +136,7 @@ def cmd_validate(args) -> int:
     else:
         print(f"accuracy : {res['accuracy'] * 100:.2f}% ({res['correct']}/{res['samples']})")
     if "auroc" in res:
-        print(f"AUROC    : " + " ".join("-" if a is None else f"{a:.4f}" for a in res["auroc"])
+        print("AUROC    : " + " ".join("-" if a is None else f"{a:.4f}" for a in res["auroc"])
               + f"  ({args.thresholds} thresholds; approximation within "
               + " ".join(f"{b:.4f}" for b in res["auroc_error_bound"]) + ")")
     if "confusion" in res:

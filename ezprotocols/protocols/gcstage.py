@@ -83,7 +83,7 @@ def stage_circuit(op: str, k: int, w_in: int, f: int, shares: bool = True):
     """The circuit of one copy: inputs (garbler's share bits ``k w_in``, evaluator's
     share bits ``k w_in``[, the garbler's mask, 64 bits]); one output: ``y - R`` mod
     2^64 (``shares``) or ``y`` (64 bits two's complement; argmax: the index bits)."""
-    w = _check(op, k, w_in, f)
+    _check(op, k, w_in, f)
     b = CircuitBuilder()
     A = b.input(w_in, shape=(k,))
     B = b.input(w_in, shape=(k,))
