@@ -9,6 +9,11 @@ time (the slower party), payload bytes in both directions and rounds, for
   (:class:`PrivateLinear`, offline HE product + the online masked input), target <= 4 MB;
 * ``matmul_ss``: the same shapes shared by shared (:func:`he.shared_matmul`: the two cross
   terms homomorphically, no triple; no truncation);
+* ``matmul_ss_onebit`` / ``matmul_ss_faithful``: the same through the tensor API (``x @ y`` on
+  fixed-point tensors at 18 fractional bits, SPU's default for FM64) with the result truncated
+  by ``onebit`` (Cheetah's one-batch truncation, off by at most one unit, as SPU's) or
+  ``faithful`` (exact) over Ferret silent OT (the CLI's source; its one-time base OTs run
+  before the timer); the default ``local`` truncation moves no bytes (``matmul_ss``);
 * ``resnet_conv``: ``conv2d(X[1, 64, 56, 56], W[64, 64, 3, 3], padding=1)`` with P0's
   weights (:class:`PrivateConv2d`), target <= 4x the bytes of the input and output shares;
 * ``lenet_b64``: the four linear layers of LeNet (bench/reference/spu_ref.py) at batch 64:
@@ -105,9 +110,25 @@ def party_ss(s, m, k, n):
     return {"total_s": t1 - t0, "bytes": c["bytes"], "rounds": c["rounds"]}
 
 
-def _pair(fn, transport, **kw):
+def party_ss_trunc(s, m, k, n, method):
+    from ezprotocols.arith.tensor import ArithTensor
+    from ezprotocols.arith.trunc import truncate_shares
+    _keys(s)
+    truncate_shares(s, np.zeros(1, np.uint64), 18, method)       # Ferret's base OTs, once
+    X = ArithTensor(s, s.prg.random_uint64((m, k)), 18)
+    Y = ArithTensor(s, s.prg.random_uint64((k, n)), 18)
+    _barrier(s, "a")
+    t0 = time.perf_counter()
+    with s.phase("ss"):
+        X.matmul(Y, method=method)
+    t1 = time.perf_counter()
+    c = s.stats()["ss"]
+    return {"total_s": t1 - t0, "bytes": c["bytes"], "rounds": c["rounds"]}
+
+
+def _pair(fn, transport, session=None, **kw):
     f = functools.partial(fn, **kw)
-    r0, r1 = run_pair(f, f, transport=transport, timeout=1800)
+    r0, r1 = run_pair(f, f, transport=transport, timeout=1800, **(session or {}))
     r = dict(r0)
     for key in ("total_s", "offline_s", "online_s"):
         if key in r:
@@ -135,6 +156,9 @@ def main():
     rows = res["rows"]
     rows["matmul_p0w"] = _pair(party_private, a.transport, kind="linear", x_shape=(128, 784), w_shape=(784, 128))
     rows["matmul_ss"] = _pair(party_ss, a.transport, m=128, k=784, n=128)
+    for method in ("onebit", "faithful"):
+        rows[f"matmul_ss_{method}"] = _pair(party_ss_trunc, a.transport, {"ot": "ferret"}, m=128, k=784, n=128,
+                                            method=method)
     rc = _pair(party_private, a.transport, kind="conv", x_shape=(1, 64, 56, 56), w_shape=(64, 64, 3, 3))
     rc["shares_bytes"] = (64 * 56 * 56 * 2) * 8
     rows["resnet_conv"] = rc
@@ -163,13 +187,13 @@ def main():
     print(f"one-time key set-up per direction: public key {rows['matmul_p0w']['setup_bytes'] / 2 / 1e6:.2f} MB, "
           f"Galois keys (output packing) {gk / 1e6:.2f} MB")
     mb = lambda v: f"{v / 1e6:8.2f} MB"   # noqa: E731
-    for name in ("matmul_p0w", "matmul_ss", "resnet_conv"):
+    for name in ("matmul_p0w", "matmul_ss", "matmul_ss_onebit", "matmul_ss_faithful", "resnet_conv"):
         r = rows[name]
-        spu = res["spu"].get(name)
+        spu = res["spu"].get(name.replace("_onebit", "").replace("_faithful", ""))
         ref = f"   SPU cheetah: {spu['time_s']:.2f} s {mb(spu['bytes'])}" if spu else ""
-        dirs = {"matmul_ss": 2, "matmul_p0w": 1}.get(name, 0)       # rows whose products pack
+        dirs = 2 if name.startswith("matmul_ss") else int(name == "matmul_p0w")  # rows whose products pack
         keys = f"  (with Galois keys {mb(r['bytes'] + dirs * gk)})" if dirs else ""
-        print(f"{name:12s} {r['total_s']:7.2f} s {mb(r['bytes'])}  rounds {r['rounds']}{keys}{ref}")
+        print(f"{name:18s} {r['total_s']:7.2f} s {mb(r['bytes'])}  rounds {r['rounds']}{keys}{ref}")
     rc = rows["resnet_conv"]
     print(f"  resnet_conv: {rc['bytes'] / rc['shares_bytes']:.2f}x the input+output shares "
           f"({mb(rc['shares_bytes'])}); target <= 4x")

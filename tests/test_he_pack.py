@@ -62,9 +62,10 @@ def _phase(ct, sk, qs):
 def test_galois_parameters():
     p = he.check_parameters()
     assert p["ok"] and p["log2_Q_bits"] <= he.HE_STANDARD_128[N]
-    # packing at Q4 = q0..q3, keys at Q4 P with the special modulus P = q4 q5: the whole chain,
-    # within the standard's 218 bits
-    assert he.PACK_LIMBS == 4 and he.KS_LIMBS == 6 and he.P_KS == he.PRIMES[4] * he.PRIMES[5]
+    # packing at Q4 = q0..q3, keys at Q4 P with the special modulus P = q4 q5 q6: the whole
+    # chain, within the standard's 218 bits
+    assert he.PACK_LIMBS == 4 and he.KS_LIMBS == len(he.PRIMES) == 7
+    assert he.P_KS == he.PRIMES[4] * he.PRIMES[5] * he.PRIMES[6]
     assert math.prod(he.PRIMES[:he.KS_LIMBS]).bit_length() <= he.HE_STANDARD_128[N]
     # the digit groups partition the primes of Q4
     assert sorted(i for g in he.KS_GROUPS for i in g) == list(range(he.PACK_LIMBS))
@@ -80,14 +81,17 @@ def test_galois_parameters():
             assert pow(g, 1, 2 * N) * D % (2 * N) == (D + N) % (2 * N)
     bks = sum((math.prod(he.PRIMES[i] for i in g) - 1) // 2 for g in he.KS_GROUPS) * N * he.ETA
     assert he.B_KS == -(-bks // he.P_KS) + N + 1
-    assert he.B_KS.bit_length() <= 23
+    assert he.B_KS < 1.01 * 2 ** 23
     # two key elements; a 64-member tree takes 92 key switches, its noise fits Q4 for the
     # figures' product (B < 2^30: 2^84 flooding, 2^150 < Q4)
     assert he.GALOIS == (257, 3585) and he._ks_count(64, 6) == 92
     assert [len(he.galois_path(j)) for j in range(8, 14)] == [1, 1, 2, 4, 3, 6]
-    # the fixed-point matmul of the figures packs 64 ciphertexts at 5 primes; 64-bit operands at 6
+    # the fixed-point matmul of the figures packs 64 ciphertexts at 5 primes (~175 bits);
+    # 64-bit operands whole need all 7 (218 bits), split into two 32-bit digits 5
     assert he.level_for_pack(18, 13, 64, 128 * 128, 6)[0] == 5
-    assert he.level_for_pack(64, 13, 64, 128 * 128, 6)[0] == 6
+    assert he.level_for_pack(64, 13, 64, 128 * 128, 6)[0] == 7
+    po = he._pack_options(13, 128, 128, 64, 63, 64, 13, 64)
+    assert po["split"] and po["L"] == 5 and po["l"] == 6
     assert he.level_for_pack(64, 10**4, N, 10**6, 6) is None
 
 
@@ -256,6 +260,106 @@ def test_no_packing_without_keys_unless_it_pays():
             assert p["bytes"] <= u["bytes"]
 
 
+# ---------------------------------------------------------------- two-digit (split) products
+
+SPLIT_EDGES = np.array([0, 1, -1, 2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**32, 2**32 - 1, -2**32,
+                        2**63 - 1, -2**63, -2**63 + 2**31, 2**63 - 2**31, 12345678901234567], dtype=np.int64)
+
+
+def test_split_digits_edges(rng):
+    w = np.concatenate([SPLIT_EDGES, rng.integers(-2**63, 2**63 - 1, size=1000, dtype=np.int64)])
+    lo, hi = he.split_w(w)
+    assert np.array_equal((lo + hi).view(U64), w.view(U64))          # w = lo + hi in Z_2^64
+    assert np.all(np.abs(lo) <= 2**31) and np.all(hi.view(U64) % (1 << 32) == 0)
+    assert he.split_w(np.zeros(0, np.int64))[0].shape == (0,)
+
+
+@pytest.mark.parametrize("m,k,n,kind", [(64, 600, 20, "random"), (32, 1024, 4, "extreme"),
+                                         (100, 700, 3, "edges"), (16, 2048, 2, "minus1")])
+def test_split_matmul_exact(rng, m, k, n, kind):
+    """64-bit plaintexts split into two 32-bit digits multiplying one input: exact mod 2^64 on
+    random, extreme (+-2^63), digit-boundary (2^31, 2^32, ...) and all-ones weights."""
+    plan = he.matmul_plan(m, k, n, 64)
+    assert plan["pack"]["split"] and plan["pack"]["L"] == 5, plan
+    L = rng.integers(0, 2**64, size=(m, k), dtype=U64)
+    L.reshape(-1)[:4] = [0, 2**64 - 1, 2**63, 2**32 - 1]
+    if kind == "edges":
+        R = SPLIT_EDGES.view(U64)[rng.integers(0, len(SPLIT_EDGES), size=(k, n))]
+    else:
+        R = _weights(rng, (k, n), 64, kind)
+    assert np.array_equal(_packed_pair(m, k, n, L, R, 64).astype(object), mm(L, R))
+
+
+def test_split_sender_sees_uniform_digits(rng, monkeypatch):
+    """What the sender decrypts per digit is uniform in its group: the low digit's results
+    uniform in Z_2^64, the high digit's uniform multiples of 2^32 (x = 0, extreme weights); the
+    frames are the planned sizes."""
+    m, k, n = 64, 600, 20
+    plan = he.matmul_plan(m, k, n, 64)
+    po = plan["pack"]
+    seen = {64: [], 32: []}
+    real = he._open_response
+
+    def spy(data, cnt, pos, ks, tb, tbits=64, step="he"):
+        v = real(data, cnt, pos, ks, tb, tbits, step)
+        seen[tbits].append(v.copy())
+        return v
+    monkeypatch.setattr(he, "_open_response", spy)
+    R = _weights(rng, (k, n), 64, "extreme")
+
+    def a(s):
+        he._setup(s, 0, galois=True)
+        with s.phase("p"):
+            z = he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, L=np.zeros((m, k), U64), nbits_r=64, encrypt="L")
+        return z, s.stats()["p"]
+
+    def b(s):
+        he._setup(s, 0, galois=True)
+        return he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, R=R, nbits_r=64, encrypt="L")
+    (z0, st), z1 = run_pair(a, b)
+    assert np.array_equal(z0 + z1, np.zeros((m, n), U64))
+    assert st["bytes_recv"] == po["out_bytes"] and st["bytes_sent"] == po["in_bytes"]
+    lo, hi = np.concatenate([v.reshape(-1) for v in seen[64]]), np.concatenate([v.reshape(-1) for v in seen[32]])
+    assert lo.size == hi.size == m * n
+    assert np.all(hi % (1 << 32) == 0)
+    for x, b0 in ((lo, 0), (hi, 32)):
+        bits = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, b0:]
+        assert np.all(np.abs(bits.mean(axis=0) - 0.5) < 6 * 0.5 / math.sqrt(x.size))
+
+
+def test_split_response_frames_checked(rng):
+    """A high-digit response of the wrong size is refused, naming the step."""
+    m, k, n = 64, 600, 20
+    plan = he.matmul_plan(m, k, n, 64)
+    po = plan["pack"]
+    npp = min(plan["nI"] * plan["nJ"], 1 << po["l"]) * plan["mw"] * plan["nw"]
+    lo_size, hi_size = he._resp_size(1, npp, 64), he._resp_size(1, npp, 32)
+    assert hi_size < lo_size
+    _refused_responses(rng, m, k, n, 64, [(lo_size, hi_size - 1), (lo_size, hi_size + 1), (lo_size, lo_size)])
+
+
+def _refused_responses(rng, m, k, n, bits, frames):
+    """An evaluator answering with zero frames of the sizes in each tuple of ``frames`` gets a
+    ``ProtocolError`` naming the response step."""
+    plan = he.matmul_plan(m, k, n, bits)
+    L = rng.integers(0, 2**64, size=(m, k), dtype=U64)
+
+    def sender(s):
+        he._setup(s, 0, galois=True)
+        return he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, L=L, nbits_r=bits, encrypt="L")
+
+    for sizes in frames:
+        def bad(s, sizes=sizes):
+            he._setup(s, 0, galois=True)
+            s.channel.recv_array("he.cross_matmul.ct", np.uint8, (16,))
+            s.channel.recv_array("he.cross_matmul.ct", np.uint8,
+                                 (K.packed_size(plan["nI"] * plan["nK"], N, he.WIDTHS[:plan["pack"]["L"]]),))
+            for size in sizes:
+                s.channel.send("he.cross_matmul.resp", np.zeros(size, np.uint8))
+        with pytest.raises(ProtocolError, match="he.cross_matmul.resp"):
+            run_pair(sender, bad)
+
+
 # ---------------------------------------------------------------- what the sender sees
 
 def test_sender_sees_masked_results_only(rng):
@@ -315,23 +419,9 @@ def test_packed_response_frames_checked(rng):
     m, k, n = 20, 50, 30
     plan = he.matmul_plan(m, k, n, 18)
     po = plan["pack"]
-    L = rng.integers(0, 2**64, size=(m, k), dtype=U64)
     first = K.packed_size(1, N, he.WIDTHS[:2]) + K.packed_size(1, min(T := plan["nI"] * plan["nJ"], 1 << po["l"])
                                                                  * plan["mw"] * plan["nw"], he.B_WIDTHS)
-
-    def sender(s):
-        he._setup(s, 0, galois=True)
-        return he.cross_matmul(s, l_owner=0, m=m, k=k, n=n, L=L, nbits_r=18, encrypt="L")
-
-    for size in (first - 1, first + 1):
-        def bad(s, size=size):
-            he._setup(s, 0, galois=True)
-            s.channel.recv_array("he.cross_matmul.ct", np.uint8, (16,))
-            s.channel.recv_array("he.cross_matmul.ct", np.uint8,
-                                 (K.packed_size(plan["nI"] * plan["nK"], N, he.WIDTHS[:po["L"]]),))
-            s.channel.send("he.cross_matmul.resp", np.zeros(size, np.uint8))
-        with pytest.raises(ProtocolError, match="he.cross_matmul.resp"):
-            run_pair(sender, bad)
+    _refused_responses(rng, m, k, n, 18, [(first - 1,), (first + 1,)])
     assert T >= 2
 
 

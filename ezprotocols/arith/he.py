@@ -41,7 +41,7 @@ residue class ``c`` modulo a power of two ``S <= 64`` (matmul blocks with a powe
 * the sender encodes with ``t' = 2^(64+l)``: ``round(Q x / t')`` (the kernel adds
   ``round(floor(Q / 2^l) x / 2^64)``, which errs by < 1.5); products still wrap modulo ``t'``;
 * the evaluator switches each product down to ``Q4 = q0 .. q3`` (~155.3 bits) if it was
-  computed at 5 or 6 primes, multiplies it by ``X^-c`` (results at multiples of ``S``) and runs
+  computed at 5 to 7 primes, multiplies it by ``X^-c`` (results at multiples of ``S``) and runs
   the merge tree (:func:`_pack_tree`): level ``k = 1 .. l`` turns pairs ``(E, O)`` into ``(E +
   X^D O) + tau_g(E - X^D O)``, ``D = S / 2^k``, ``g = 1 + 2^k N / S mod 2^(k+1) N / S``,
   ``tau_g: X -> X^g`` (a product of key elements, each factor followed by key switching back
@@ -57,21 +57,21 @@ residue class ``c`` modulo a power of two ``S <= 64`` (matmul blocks with a powe
 
 Key switching is hybrid (the special modulus of Gentry, Halevi, Smart, eprint 2012/099, with
 digits that group RNS primes as in Han and Ki, eprint 2019/688): the packing level ``Q4``
-(155.3 bits) leaves exactly ``P = q4 q5`` (~62.7 bits) of the standard's 218, and the Galois
+(155.3 bits) leaves exactly ``P = q4 q5 q6`` (~62.4 bits) of the standard's 218, and the Galois
 keys live at ``Q4 P`` (the whole chain).  Digit ``d_G`` is the centred residue of ``a`` modulo
 a group of primes (:data:`KS_GROUPS`: ``q0 q3`` ~69 bits, ``q1``, ``q2``), the key of ``g`` holds
 per digit ``b = -a s + e + P E_G tau_g(s)`` with ``E_G`` the CRT idempotent of the group in
 ``Q4``; ``sum_G d_G key_G`` decrypts to ``P a tau_g(s) + sum_G d_G e_G`` and is divided by ``P``
 with rounding, so the key-switching noise is ``B_KS = sum_G (Q_G - 1)/2 N 21 / P + N + 1 <
-2^23`` (``2^22.7``; two digits give ``2^40``, which does not fit the room below; four digits
+2^23.01`` (two digits give ``2^40``, which does not fit the room below; four digits
 ``2^13``, keys 4/3 as large).  Keys exist for two elements only (:data:`GALOIS`: ``257`` and
 ``3585``); the other automorphisms of the tree are their products, one key switch per factor
 (:func:`galois_path`; a 64-member tree: 92 key switches instead of 63).  Keys: 2 elements x 3
 digits x ``N`` b-residues at 218 bits, 1.35 MB per direction (before: 6 elements x 5 RNS
-digits at ``Q5 = q0 .. q4`` without special modulus, 6.24 MB), sent once per session and
+digits at ~201 bits without special modulus, 6.24 MB), sent once per session and
 direction with the first packed product (or by ``_setup(s, sender, galois=True)``).  A product
 without keys in place packs only if that saves more than the keys cost.  Packing at ``Q4``
-rather than ``Q5`` works because the product's noise is divided by ``q4`` (and ``q5``) when it
+rather than higher works because the product's noise is divided by ``q4`` (``q5``, ``q6``) when it
 is switched down before packing and the key-switching noise is small; the price is less room
 for very large products: a 64-member tree fits up to ``n_rev = 2^19`` results per call (fewer
 members or no packing beyond).
@@ -80,9 +80,9 @@ Parameters (:func:`check_parameters`, ``tests/test_arith_he.py``): ``log2 Q <=
 218`` for ``N = 8192`` in the homomorphicencryption.org standard's table
 (Albrecht et al., "Homomorphic Encryption Standard", 2018, table 1, classical
 128-bit security, ternary secrets): :data:`HE_STANDARD_128`.  The chain is
-two ~40.5-bit primes (the final modulus), then primes of ~45.6, ~28.5, ~45.6 and ~17
-bits; a call uses the shortest prefix (3 to 6 primes: ~126.9, ~155.4, ~201.2 or 218.0
-bits) whose product clears its noise bound.
+two ~40.5-bit primes (the final modulus), then primes of ~45.9, ~28.5, ~19.6, ~26.0 and
+~16.8 bits; a call uses the shortest prefix (3 to 7 primes: ~126.9, ~155.4, ~174.9, ~200.9
+or ~217.7 bits) whose product clears its noise bound.
 
 Noise (worst case, every term has bounded support so decryption is exact, not
 just likely), without packing: let ``W = 2^(wbits-1)`` bound the evaluator's plaintext
@@ -105,9 +105,23 @@ bound), so after ``l`` levels it is below ``2^l B_in + sum_k 2^(l-k) r_k B_KS``
 21``, the mask's encoding 1/2: ``B``.  Flooding ``2^f >= 2^40 * n_rev * B`` after packing (it
 hides the key-switching noise too, which depends on the weight-dependent intermediate ``a``
 parts), and ``(2^f + B) 2^66 < Q4``; the switch to ``q'`` is as above.  The 128x784x128 product
-with 18-bit weights packs 64 ciphertexts with ``Q5`` inputs (``B < 2^30``, ``f = 84``,
-``2^150 < Q4``); with 64-bit weights its inputs are at ``Q6``; small products (LeNet's
-64x256x100) pack with ``Q4`` inputs.
+with 18-bit weights packs 64 ciphertexts with ``Q5`` inputs (~174.9 bits; ``B < 2^30``, ``f =
+84``, ``2^150 < Q4``); small products (LeNet's 64x256x100) pack with ``Q4`` inputs.
+
+Two digits (:func:`split_w`, chosen by the planner where it moves fewer bytes, for plaintexts
+wider than 40 bits such as the uniform 64-bit shares of a shared x shared product): ``w =
+w_lo + w_hi`` in Z_2^64 with ``|w_lo| <= 2^31`` and ``w_hi`` a multiple of ``2^32`` (``|w_hi| <=
+2^63``).  Both multiply the same input ciphertexts and are packed and returned separately.
+The low digit's results are wanted modulo ``2^64`` with ``W = 2^31``; the high digit's results
+are multiples of ``2^32``, wanted modulo ``2^64`` too but only their top 32 bits carry
+information, so its condition is ``(2^f_hi + B_hi) 2^34 < Q4`` with ``W = 2^63``: each digit needs
+~32 bits less modulus than ``w`` whole (the 128x784x128 shared product: inputs at ``Q5``, 174.9
+bits, instead of all 218).  The high digit's mask ``r_hi`` is uniform in ``2^32 Z_2^64``, its
+flooding ``f_hi`` covers its own ``B_hi``, and it returns ``a'`` and ``b'`` without their low 33
+and 46 bits (:data:`DA_HI`, :data:`DB_HI`; the rounding of ``a'`` times the ternary ``s``, at most
+``N 2^32``, and of ``b'``, ``2^45``, stay below the ``q'/2^34`` left by the 32-bit message); the
+sender rounds what it decrypts to the nearest multiple of ``2^32``.  The two shares add up to
+``x w_lo + x w_hi = x w`` mod 2^64.
 
 What each party sees (semi-honest, simulatable):
 
@@ -123,11 +137,18 @@ What each party sees (semi-honest, simulatable):
   * B / 2^(f+1) <= 2^-41`` per product call (sigma = 40 per call; a session of ``c``
   products is within ``c 2^-41``).  Modulus switching is a public post-processing.  So
   the sender's view is simulated from its own output share.
+* Two-digit products: the sender receives two packed responses per group, each as above: the
+  low digit's decrypted values are ``x w_lo + r_lo`` with ``r_lo`` uniform in Z_2^64, the high
+  digit's ``x w_hi + r_hi`` with ``r_hi`` uniform in ``2^32 Z_2^64`` (where ``x w_hi`` lies), each
+  with its own flooding (statistical distance ``<= 2^-41`` per digit and call): simulated from
+  two independent uniform values in those groups, which is what the sender's output share
+  ``r_lo + r_hi`` (uniform) with a uniform split yields.  The dropped low bits are a public
+  post-processing.  That ``w`` is split, ``l``, ``L`` and the floods are public (from shapes).
 * Packed products: the evaluator additionally sees the Galois keys, RLWE samples under ``s``
   whose messages ``P E_G tau_g(s)`` depend on ``s`` itself: pseudorandom under RLWE with the
   usual circular-security assumption for key-switching keys (as for every relinearization
   or rotation key: SEAL, eprint 2020/015 section 2, BFV/CKKS key switching); ``N = 8192``,
-  ``log (Q4 P) = 218 <= 218`` (the special modulus counts: the keys are samples modulo the
+  ``log (Q4 P) <= 218`` (the special modulus counts: the keys are samples modulo the
   whole chain), the same secret and error distributions.  The sender sees per
   packed ciphertext ``a'`` and ``b'`` at the result positions.  ``a' = a_pack + a_pk u + e2``
   with a fresh ``u``: pseudorandom, whatever ``a_pack`` (a function of ``a w`` and the key
@@ -207,7 +228,7 @@ ETA = 21                    # CBD(21): sigma = sqrt(10.5) = 3.24
 SIGMA = 40                  # statistical security of the flooding
 T_BITS = 64
 FINAL_LIMBS = 2
-MIN_LIMBS, MAX_LIMBS = 3, 6
+MIN_LIMBS, MAX_LIMBS = 3, 7
 #: homomorphicencryption.org standard, table 1: max log2(Q) for 128-bit classical security,
 #: uniform ternary secret, error sigma 3.2.
 HE_STANDARD_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
@@ -259,17 +280,21 @@ def _root(q: int, n2: int) -> int:
 
 @lru_cache(maxsize=None)
 def _chain():
-    """Two ~40.5-bit primes (the final modulus ~2^81), then a ~45.6-, a ~28.5-, a ~45.6- and
-    a ~17-bit prime: the levels (products of the first 3, 4, 5, 6) are ~126.6, ~155.1,
-    ~200.7 and 218 bits, spaced so that typical noise bounds waste few bits (fixed-point
-    weights need ~150-155 bits, 64-bit operands ~195-218)."""
+    """Two ~40.5-bit primes (the final modulus ~2^81), then a ~45.9-, a ~28.5-, a ~19.6-, a
+    ~26.3- and a ~16.8-bit prime: the levels (products of the first 3 .. 7) are ~126.9, ~155.3,
+    ~174.9, ~200.9 and ~217.7 bits, spaced so that typical noise bounds waste few bits: fixed-point
+    weights need ~150-175 bits, a 64-bit operand split into two 32-bit digits (:func:`split_w`)
+    ~170-175, batched elementwise products (:mod:`ezprotocols.arith.he_simd`) ~201, whole 64-bit
+    operands ~201-218."""
     step = 2 * N
     low = _primes_below(int(2 ** 40.5), 2, step)
     mid = _primes_below(int(2 ** 28.5), 1, step)
     tiny = _primes_below(1 << 17, 1, step)
+    split = _primes_below(1 << 20, 2, step)[1]             # 786433, ~19.6 bits
     rest_bits = (HE_STANDARD_128[N] - math.log2(low[0] * low[1] * mid[0] * tiny[0])) / 2
-    high = _primes_below(int(2 ** rest_bits), 2, step)
-    primes = low + [high[0], mid[0], high[1], tiny[0]]
+    high = _primes_below(int(2 ** rest_bits), 1, step)
+    top = _primes_below(1 << 26, 1, step)                  # 26 bits: Q6 ~200.9 packs in 203 bits
+    primes = low + [high[0], mid[0], split, top[0], tiny[0]]
     return tuple(primes), tuple(_root(q, step) for q in primes)
 
 
@@ -340,19 +365,40 @@ def _level_for(wbits: int, nK: int, nnz: int, rbits: int):
 
 QF = PRIMES[0] * PRIMES[1]
 DROP = 15                                        # low bits of b' not sent
+#: A 64-bit plaintext ``w`` (a uniform share) splits into ``w_lo`` (its low 32 bits, signed) and
+#: ``w - w_lo`` (a multiple of 2^32): the products with one input ciphertext carry noise ~2^31 and
+#: ~2^63 but are wanted modulo 2^64 and 2^32, so both need ~32 bits less modulus than ``w`` whole
+#: (the input is sent once, at ~175 instead of ~218 bits; two packed outputs come back).
+SPLIT = 32
+#: Low bits of ``a'`` and ``b'`` not sent for the high digit (results modulo 2^32): the scaled
+#: flooded noise < q'/2^34, the switching rounding, ``2^(DB_HI-1)`` and ``N 2^(DA_HI-1)`` (the
+#: rounding of ``a'`` times the ternary ``s``) stay below ``q'/2^33`` (:func:`_final_ok`).
+DA_HI, DB_HI = 33, 46
+
+
 B_HI = ((QF + (1 << (DROP - 1))) >> DROP).bit_length() - 64
 B_WIDTHS = (64, B_HI)
 Q0INV = pow(PRIMES[0], -1, PRIMES[1])
 
 
-def _final_ok() -> bool:
-    """After switching to ``q'``: the flooded noise (< q'/2^66), the switching rounding (at most
-    (N+1)/2 * 1.001) and the dropped bits of b' (at most 2^(DROP-1)) stay below q'/2^65."""
-    room = (QF >> (T_BITS + 1)) - (QF >> (T_BITS + 2)) - 2
-    return room > (N + 1) * 1001 // 2000 + 1 + (1 << (DROP - 1))
+def _final_ok(tbits: int = T_BITS, da: int = 0, db: int = DROP) -> bool:
+    """After switching to ``q'``: the flooded noise (< q'/2^(tbits+2)), the switching rounding (at
+    most (N+1)/2 * 1.001), the dropped bits of b' (at most 2^(db-1)) and of a' (times the ternary
+    s: at most N 2^(da-1)) stay below q'/2^(tbits+1)."""
+    room = (QF >> (tbits + 1)) - (QF >> (tbits + 2)) - 2
+    return room > (N + 1) * 1001 // 2000 + 1 + (1 << (db - 1)) + ((N << da) >> 1 if da else 0)
 
 
-assert _final_ok()
+def _widths(d: int) -> tuple:
+    """Bit widths of the ``(lo, hi)`` words of ``round(x / 2^d)``, ``x < q'``."""
+    bits = ((QF + (1 << (d - 1))) >> d).bit_length()
+    return (min(bits, 64), max(bits - 64, 0))
+
+
+assert _final_ok() and _final_ok(T_BITS - SPLIT, DA_HI, DB_HI)
+#: ``tbits -> (a' drop, b' drop, a' widths, b' widths)`` of a returned ciphertext
+_OUT = {T_BITS: (0, DROP, WIDTHS[:FINAL_LIMBS], B_WIDTHS),
+        T_BITS - SPLIT: (DA_HI, DB_HI, _widths(DA_HI), _widths(DB_HI))}
 
 
 _A_BITS = sum(WIDTHS[:FINAL_LIMBS])
@@ -362,10 +408,6 @@ _IN_BITS = tuple(sum(WIDTHS[:L]) for L in range(MAX_LIMBS + 1))
 
 def _in_bytes(n_ct: int, L: int) -> int:
     return (n_ct * N * _IN_BITS[L] + 7) // 8 + 16
-
-
-def _resp_bytes(n_ct: int, npos: int) -> int:
-    return K.packed_size(n_ct, N, WIDTHS[:FINAL_LIMBS]) + K.packed_size(n_ct, npos, B_WIDTHS)
 
 
 def _out_bytes(n_ct: int, npos: int) -> int:
@@ -444,9 +486,9 @@ def _setup(s, sender: int, galois: bool = False):
 
 #: Packing, re-randomization and flooding after packing run at ``Q4 = q0 .. q3`` (~155.3 bits).
 PACK_LIMBS = 4
-#: Hybrid key switching: the Galois keys live at ``Q4 P`` with the special modulus ``P = q4 q5``
-#: (~62.7 bits), i.e. at the whole chain (218 bits, the standard's limit for N = 8192).
-KS_LIMBS = 6
+#: Hybrid key switching: the Galois keys live at ``Q4 P`` with the special modulus ``P = q4 q5 q6``
+#: (~62.4 bits), i.e. at the whole chain (218 bits, the standard's limit for N = 8192).
+KS_LIMBS = 7
 P_KS = math.prod(PRIMES[PACK_LIMBS:KS_LIMBS])
 #: Key-switching digits: the centred residues of ``a`` modulo ``q0 q3`` (~69 bits), ``q1``, ``q2``.
 KS_GROUPS = ((0, 3), (1,), (2,))
@@ -647,7 +689,7 @@ def _key_switch(a: np.ndarray, key, tb):
     ``a[cnt, PACK_LIMBS, N]`` (coefficients) decrypting under ``tau_g(s)``: hybrid key switching
     (digits ``d_G`` = centred residues of ``a`` modulo the groups of :data:`KS_GROUPS`, lifted to
     ``Q4 P``; ``sum_G d_G key_G`` decrypts to ``P a tau_g(s) + sum_G d_G e_G``; divided by ``P``
-    with rounding: the two drops ``q5``, ``q4``).  With IFMA one fused kernel
+    with rounding: the drops of ``q6``, ``q5``, ``q4``).  With IFMA one fused kernel
     (:func:`K.key_switch`), else the steps below, bit for bit the same."""
     if key[4] is not None:
         t = np.zeros((a.shape[0], 2) + a.shape[1:], U64)
@@ -659,7 +701,7 @@ def _key_switch(a: np.ndarray, key, tb):
 
 def _key_switch_steps(a: np.ndarray, key, tb):
     """:func:`_key_switch` step by step (digits, NTTs, products with the key's Shoup quotients,
-    inverse NTTs, two rescales)."""
+    inverse NTTs, the rescales)."""
     cnt = a.shape[0]
     q6 = _level(KS_LIMBS)
     if key[2] is None:
@@ -729,29 +771,39 @@ def _pack_stride(pos: np.ndarray) -> tuple:
 
 def level_for_pack(wbits: int, nK: int, nnz: int, n_rev: int, l: int, S: int = 1 << LOG_PACK):
     """``(limbs, f)`` for a packed product (:func:`_pack_tree` with ``l`` levels, stride ``S``): the
-    product at 4, 5 or 6 primes (then switched to ``Q4``), packing, re-randomization and flooding
+    product at 4 .. 7 primes (then switched to ``Q4``), packing, re-randomization and flooding
     at ``Q4 = q0 .. q3``; ``None`` if the noise does not fit (module docstring)."""
-    return _level_for_pack(wbits, nK, nnz, max(n_rev - 1, 1).bit_length(), l, S)
+    rbits = max(n_rev - 1, 1).bit_length()
+    for L in range(PACK_LIMBS, MAX_LIMBS + 1):
+        f = _pack_flood(wbits, nK, nnz, rbits, l, S, L, T_BITS)
+        if f is not None:
+            return L, f
+    return None
 
 
 @lru_cache(maxsize=65536)
-def _level_for_pack(wbits: int, nK: int, nnz: int, rbits: int, l: int, S: int):
-    """:func:`level_for_pack`; ``n_rev`` enters only through ``rbits``, the bit length of ``n_rev - 1``."""
+def _pack_flood(wbits: int, nK: int, nnz: int, rbits: int, l: int, S: int, L: int, tbits: int):
+    """The flooding exponent of a packed product computed at ``L`` primes whose results are
+    wanted modulo ``2^tbits`` (multiples of ``2^(64 - tbits)`` in Z_2^64: the high digit of
+    :func:`split_w` has ``tbits = 32``), or ``None`` if its noise does not fit; ``rbits`` is the
+    bit length of ``n_rev - 1``."""
     # t' = 2^(64+l): the encoding round(Q_L 2^-l x / 2^64) errs by < 1.5
     B_w = max(nK, 1) * max(nnz, 1) * (2 * ETA + 3) * (1 << (wbits - 1)) // 2 + 1
-    Q4 = math.prod(PRIMES[:PACK_LIMBS])
     B_in = B_w
-    for L in range(PACK_LIMBS, MAX_LIMBS + 1):
-        if L > PACK_LIMBS:     # one more prime dropped: n / q + 1/2 (b) + N/2 (a times s) + 1/2
-            B_in = B_w
-            for q in PRIMES[PACK_LIMBS:L][::-1]:
-                B_in = B_in // q + 1 + (N + 1) // 2 + 1
-        # packing: n_k <= 2 n_(k-1) + |path_k| B_KS; then re-randomization and the mask's rounding
-        B = (B_in << l) + _ks_count(S, l) * B_KS + (2 * N + 1) * ETA + 1
-        f = B.bit_length() + SIGMA + rbits
-        if ((1 << f) + B) << (T_BITS + 2) < Q4:
-            return L, f
-    return None
+    for q in PRIMES[PACK_LIMBS:L][::-1]:    # one prime dropped: n / q + 1/2 (b) + N/2 (a s) + 1/2
+        B_in = B_in // q + 1 + (N + 1) // 2 + 1
+    # packing: n_k <= 2 n_(k-1) + |path_k| B_KS; then re-randomization and the mask's rounding
+    B = (B_in << l) + _ks_count(S, l) * B_KS + (2 * N + 1) * ETA + 1
+    f = B.bit_length() + SIGMA + rbits
+    return f if ((1 << f) + B) << (tbits + 2) < math.prod(PRIMES[:PACK_LIMBS]) else None
+
+
+def split_w(w: np.ndarray) -> tuple:
+    """``(w_lo, w_hi)`` int64 with ``w = w_lo + w_hi`` in Z_2^64, ``|w_lo| <= 2^31`` and ``w_hi`` a
+    multiple of ``2^32`` (``|w_hi| <= 2^63`` as int64)."""
+    w = np.ascontiguousarray(w, dtype=np.int64)
+    lo = (w << np.int64(SPLIT)) >> np.int64(SPLIT)
+    return lo, w - lo
 
 
 @lru_cache(maxsize=None)
@@ -763,41 +815,59 @@ def _delta_t(L: int, l: int):
     return np.array([(C >> 64) % q for q in PRIMES[:L]], dtype=U64), C & ((1 << 64) - 1)
 
 
-def _packed_out_bytes(T: int, npos: int, n: int) -> int:
+def _packed_out_bytes(T: int, npos: int, n: int, tbits: int = T_BITS) -> int:
     """Bytes of ``T`` results ciphertexts with ``npos`` results each, merged ``n`` at a time
-    (:func:`K.packed_size` in integers: the planners call this thousands of times)."""
+    (:func:`K.packed_size` in integers: the planners call this thousands of times); results
+    wanted modulo ``2^tbits`` (:data:`_OUT`)."""
+    _, _, wa, wb = _OUT[tbits]
     G, last = divmod(T, n)
-    a1 = (N * _A_BITS + 7) // 8
-    out = G * (a1 + (n * npos * _B_BITS + 7) // 8)
+    a1 = (N * sum(wa) + 7) // 8
+    out = G * (a1 + (n * npos * sum(wb) + 7) // 8)
     if last:
-        out += a1 + (last * npos * _B_BITS + 7) // 8
+        out += a1 + (last * npos * sum(wb) + 7) // 8
     return out
 
 
 def pack_options(n_in: int, T: int, pos, wbits: int, nsum: int, nnz: int):
     """The cheapest packing of a product with ``n_in`` input and ``T`` result ciphertexts with
-    results at ``pos``: ``{"l", "S", "c", "L", "f", "in_bytes", "out_bytes", "bytes"}`` or
-    ``None`` (no power-of-two stride, a single result ciphertext, or the noise does not fit)."""
+    results at ``pos``: ``{"l", "S", "c", "L", "f", "split", "f_hi", "in_bytes", "out_bytes",
+    "bytes"}`` or ``None`` (no power-of-two stride, a single result ciphertext, or the noise does
+    not fit).  ``split``: the plaintexts are split into two digits (:func:`split_w`), ``f`` and
+    ``f_hi`` flood the low and the high digit's results."""
     pos = np.asarray(pos, dtype=np.int64)
     S, c = _pack_stride(pos)
     return _pack_options(n_in, T, pos.shape[0], S, c, wbits, nsum, nnz)
 
 
+#: Plaintexts wider than this are offered the two-digit split (:func:`split_w`).
+SPLIT_MIN_BITS = 40
+
+
 @lru_cache(maxsize=65536)
 def _pack_options(n_in, T, npos, S, c, wbits, nsum, nnz):
     best = None
+    rbits = max(T * npos - 1, 1).bit_length()
     for l in range(1, LOG_PACK + 1):
         if (1 << l) > S or (1 << (l - 1)) >= T:
             break
+        cands = []
         lv = level_for_pack(wbits, nsum, nnz, T * npos, l, S)
-        if lv is None:
-            continue
-        ib = _in_bytes(n_in, lv[0])
-        ob = _packed_out_bytes(T, npos, 1 << l)
-        cand = {"l": l, "S": S, "c": c, "L": lv[0], "f": lv[1], "in_bytes": ib, "out_bytes": ob,
-                "bytes": ib + ob}
-        if best is None or (ib + ob, l) < (best["bytes"], best["l"]):
-            best = cand
+        if lv is not None:
+            cands.append((lv[0], lv[1], None, _packed_out_bytes(T, npos, 1 << l)))
+        if wbits > SPLIT_MIN_BITS:
+            for L in range(PACK_LIMBS, MAX_LIMBS + 1):
+                f = _pack_flood(SPLIT, nsum, nnz, rbits, l, S, L, T_BITS)
+                fh = _pack_flood(T_BITS, nsum, nnz, rbits, l, S, L, T_BITS - SPLIT)
+                if f is not None and fh is not None:
+                    cands.append((L, f, fh, _packed_out_bytes(T, npos, 1 << l)
+                                  + _packed_out_bytes(T, npos, 1 << l, T_BITS - SPLIT)))
+                    break
+        for L, f, fh, ob in cands:
+            ib = _in_bytes(n_in, L)
+            cand = {"l": l, "S": S, "c": c, "L": L, "f": f, "split": fh is not None, "f_hi": fh,
+                    "in_bytes": ib, "out_bytes": ob, "bytes": ib + ob}
+            if best is None or (ib + ob, l) < (best["bytes"], best["l"]):
+                best = cand
     return best
 
 
@@ -868,11 +938,13 @@ def encrypt_zero(s, ks, n: int, L: int, qs) -> tuple:
     return seed, b
 
 
-def _seal_response(acc_a, bsel, rnd, qs, lev: _Level, f: int) -> np.ndarray:
+def _seal_response(acc_a, bsel, rnd, qs, lev: _Level, f: int, tbits: int = T_BITS) -> np.ndarray:
     """The evaluator's last steps on one response at level ``lev`` (both product paths): the
     errors of the encryption of zero (``e2`` on ``a``, ``e1`` on the returned ``b``
     coefficients ``bsel``), flooding and the mask's encoding on ``bsel``, the switch to ``q'``,
-    ``b'`` without its DROP low bits, and the packed frame."""
+    ``a'`` and ``b'`` without their low bits (:data:`_OUT` for results modulo ``2^tbits``), and the
+    packed frame."""
+    da, db, wa, wb = _OUT[tbits]
     _add_signed(acc_a, K.cbd(rnd["e2"], ETA), qs)
     _add_signed(bsel, K.cbd(rnd["e1"], ETA), qs)
     K.add_flood(bsel, rnd["flood"], qs, f)
@@ -881,9 +953,46 @@ def _seal_response(acc_a, bsel, rnd, qs, lev: _Level, f: int) -> np.ndarray:
     for i, top in enumerate(range(lev.L - 1, FINAL_LIMBS - 1, -1)):
         both = K.rescale(np.ascontiguousarray(both), qs[:top + 1], lev.qinv[i])
     both = np.ascontiguousarray(both)
-    bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, DROP)
-    return np.concatenate([K.pack(np.ascontiguousarray(both[:, :, :N]), WIDTHS[:FINAL_LIMBS]),
-                           K.pack(bc, B_WIDTHS)])
+    bc = K.crt2_drop(np.ascontiguousarray(both[:, :, N:]), PRIMES[0], PRIMES[1], Q0INV, db)
+    ac = both[:, :, :N]
+    if da:
+        ac = K.crt2_drop(np.ascontiguousarray(ac), PRIMES[0], PRIMES[1], Q0INV, da)
+    return np.concatenate([K.pack(np.ascontiguousarray(ac), wa), K.pack(bc, wb)])
+
+
+def _open_response(data, cnt: int, pos: np.ndarray, ks, tb, tbits: int = T_BITS, step: str = "he") -> np.ndarray:
+    """The sender's decryption of ``cnt`` returned ciphertexts (frame of :func:`_seal_response`,
+    already of the expected size) at the coefficients ``pos``: ``uint64[cnt, len(pos)]``, the
+    results modulo ``2^tbits`` as multiples of ``2^(64 - tbits)``."""
+    da, db, wa, wb = _OUT[tbits]
+    q2 = np.array(PRIMES[:FINAL_LIMBS], dtype=U64)
+    a_bytes = K.packed_size(cnt, N, wa)
+    if da:
+        ac, _ = K.unpack(data[:a_bytes], (cnt, 2, N), wa, np.zeros(2, U64))
+        ap = K.crt2_expand(ac, PRIMES[0], PRIMES[1], da)
+    else:
+        ap, ok = K.unpack(data[:a_bytes], (cnt, FINAL_LIMBS, N), wa, q2)
+        if not ok:
+            raise ProtocolError(f"{step}.resp: residues out of range")
+    bc, _ = K.unpack(data[a_bytes:], (cnt, 2, pos.shape[0]), wb, np.zeros(2, U64))
+    bp = K.crt2_expand(bc, PRIMES[0], PRIMES[1], db)
+    tb.forward(ap)
+    acc = np.zeros((cnt, FINAL_LIMBS, N), U64)
+    K.mul_acc(acc, ap.reshape(cnt, 1, FINAL_LIMBS, N), ks.s_ntt[:FINAL_LIMBS].reshape(1, FINAL_LIMBS, N),
+              ks.s_ntt_p[:FINAL_LIMBS].reshape(1, FINAL_LIMBS, N), q2)
+    tb.inverse(acc)
+    x = (acc[:, :, pos] + bp) % q2[:, None]
+    v = K.decrypt2(np.ascontiguousarray(x), PRIMES[0], PRIMES[1], Q0INV)
+    if tbits < T_BITS:      # the nearest multiple of 2^(64 - tbits): the noise is below half of it
+        sh = np.uint64(T_BITS - tbits)
+        v = ((v + (np.uint64(1) << (sh - np.uint64(1)))) >> sh) << sh
+    return v
+
+
+def _resp_size(cnt: int, npos: int, tbits: int = T_BITS) -> int:
+    """Bytes of a frame of :func:`_seal_response` (``cnt`` ciphertexts, ``npos`` results each)."""
+    _, _, wa, wb = _OUT[tbits]
+    return K.packed_size(cnt, N, wa) + K.packed_size(cnt, npos, wb)
 
 
 def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits: int, nnz: int,
@@ -914,9 +1023,6 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
     ks = _setup(s, sender)
     n_in = nI * nK
     in_shape = (n_in, L, N)
-    a_bytes = K.packed_size(nI, N, WIDTHS[:FINAL_LIMBS])
-    resp_bytes = _resp_bytes(nI, npos)
-    q2 = np.array(PRIMES[:FINAL_LIMBS], dtype=U64)
     if s.role == sender:
         X = np.ascontiguousarray(X, dtype=U64)
         if X.shape != (nI, nK, N):
@@ -927,22 +1033,9 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
         s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
         yield "sent"
         out = np.empty((nI, nJ, npos), U64)
-        sq = ks.s_ntt[:FINAL_LIMBS]
-        sqp = ks.s_ntt_p[:FINAL_LIMBS]
         for j in range(nJ):
-            data = s.channel.recv_array(step + ".resp", np.uint8, (resp_bytes,))
-            ap, ok = K.unpack(data[:a_bytes], (nI, FINAL_LIMBS, N), WIDTHS[:FINAL_LIMBS], q2)
-            if not ok:
-                raise ProtocolError(f"{step}.resp: residues out of range")
-            bc, _ = K.unpack(data[a_bytes:], (nI, 2, npos), B_WIDTHS, np.zeros(2, U64))
-            bp = K.crt2_expand(bc, PRIMES[0], PRIMES[1], DROP)
-            tb.forward(ap)
-            acc = np.zeros((nI, FINAL_LIMBS, N), U64)
-            K.mul_acc(acc, ap.reshape(nI, 1, FINAL_LIMBS, N), sq.reshape(1, FINAL_LIMBS, N),
-                      sqp.reshape(1, FINAL_LIMBS, N), q2)
-            tb.inverse(acc)
-            x = (acc[:, :, pos] + bp) % q2[:, None]
-            out[:, j, :] = K.decrypt2(np.ascontiguousarray(x), PRIMES[0], PRIMES[1], Q0INV)
+            data = s.channel.recv_array(step + ".resp", np.uint8, (_resp_size(nI, npos),))
+            out[:, j, :] = _open_response(data, nI, pos, ks, tb, step=step)
         return out
     # ---- evaluator
     if pt_fn is None:
@@ -1013,11 +1106,16 @@ def _packed_positions(pos: np.ndarray, S: int, c: int, n: int, cnt: int) -> np.n
 
 def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step, pack):
     """:func:`product_gen` with the results merged by :func:`_pack_tree` before they are
-    returned (``pack`` from :func:`pack_options`)."""
+    returned (``pack`` from :func:`pack_options`).  With ``pack["split"]`` every plaintext is split
+    into two digits (:func:`split_w`) that multiply the same input ciphertexts: each group of
+    results comes back twice, modulo 2^64 for the low digit and modulo 2^32 (as multiples of
+    2^32) for the high one, and the shares add up."""
     npos = pos.shape[0]
     L, f, l, S, c = (pack[x] for x in ("L", "f", "l", "S", "c"))
     if np.any((pos - c) % S) or not 1 <= (1 << l) <= S <= 1 << LOG_PACK:
         raise ValueError(f"{step}: results not in one class modulo {S}; cannot pack")
+    # (results modulo 2^tbits, flooding exponent) per digit
+    digits = [(T_BITS, f)] + ([(T_BITS - SPLIT, pack["f_hi"])] if pack.get("split") else [])
     n = 1 << l
     T = nI * nJ
     groups = _groups(T, n)
@@ -1027,8 +1125,6 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     ks = _galois_setup(s, sender)
     n_in = nI * nK
     in_shape = (n_in, L, N)
-    a_bytes = K.packed_size(1, N, WIDTHS[:FINAL_LIMBS])
-    q2 = np.array(PRIMES[:FINAL_LIMBS], dtype=U64)
     if s.role == sender:
         X = np.ascontiguousarray(X, dtype=U64)
         if X.shape != (nI, nK, N):
@@ -1039,24 +1135,13 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
         s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
         yield "sent"
-        out = np.empty((T, npos), U64)
-        sq = ks.s_ntt[:FINAL_LIMBS].reshape(1, FINAL_LIMBS, N)
-        sqp = ks.s_ntt_p[:FINAL_LIMBS].reshape(1, FINAL_LIMBS, N)
+        out = np.zeros((T, npos), U64)
         for t0, t1 in groups:
             cnt = t1 - t0
             pp = _packed_positions(pos, S, c, n, cnt)
-            data = s.channel.recv_array(step + ".resp", np.uint8, (a_bytes + K.packed_size(1, pp.shape[0], B_WIDTHS),))
-            ap, ok = K.unpack(data[:a_bytes], (1, FINAL_LIMBS, N), WIDTHS[:FINAL_LIMBS], q2)
-            if not ok:
-                raise ProtocolError(f"{step}.resp: residues out of range")
-            bc, _ = K.unpack(data[a_bytes:], (1, 2, pp.shape[0]), B_WIDTHS, np.zeros(2, U64))
-            bp = K.crt2_expand(bc, PRIMES[0], PRIMES[1], DROP)
-            tb.forward(ap)
-            acc = np.zeros((1, FINAL_LIMBS, N), U64)
-            K.mul_acc(acc, ap.reshape(1, 1, FINAL_LIMBS, N), sq, sqp, q2)
-            tb.inverse(acc)
-            x = (acc[:, :, pp] + bp) % q2[:, None]
-            out[t0:t1] = K.decrypt2(np.ascontiguousarray(x), PRIMES[0], PRIMES[1], Q0INV).reshape(cnt, npos)
+            for tbits, _ in digits:
+                data = s.channel.recv_array(step + ".resp", np.uint8, (_resp_size(1, pp.shape[0], tbits),))
+                out[t0:t1] += _open_response(data, 1, pp, ks, tb, tbits, step).reshape(cnt, npos)
         return np.ascontiguousarray(out.reshape(nJ, nI, npos).transpose(1, 0, 2))
     # ---- evaluator
     if pt_fn is None:
@@ -1074,9 +1159,9 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     qp = levp.primes
     pk = np.ascontiguousarray(ks.pk[:, :PACK_LIMBS])
     pkp = np.ascontiguousarray(ks.pk_p[:, :PACK_LIMBS])
-    share = np.empty((T, npos), U64)
+    share = np.zeros((T, npos), U64)
 
-    def plaintexts(j):
+    def plaintexts(j, d):
         w, kidx = pt_fn(j)
         w = np.ascontiguousarray(w, dtype=np.int64)
         kidx = np.ascontiguousarray(kidx, dtype=np.int64)
@@ -1086,6 +1171,8 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
             lim = 1 << (wbits - 1)
             if int(w.max()) > lim or int(w.min()) < -lim:
                 raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
+        if len(digits) > 1:
+            w = split_w(w)[d]
         if fused:       # encoded inside K.members
             return w, kidx
         return K.encode_ntt(w, tb, L), kidx
@@ -1096,13 +1183,13 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     for i in range(L - PACK_LIMBS):
         qinv_L[i, :lev.qinv[i].shape[0]] = lev.qinv[i]
 
-    def members(full, t0, t1):
-        """``full[m]`` = member ``t0 + m`` at ``Q4`` times ``X^-c`` (coefficient form)."""
+    def members(full, t0, t1, d):
+        """``full[m]`` = member ``t0 + m`` (digit ``d``) at ``Q4`` times ``X^-c`` (coefficient form)."""
         t = t0
         while t < t1:
             j, i0 = divmod(t, nI)
             i1 = min(nI, i0 + t1 - t)
-            wr, kidx = plaintexts(j)
+            wr, kidx = plaintexts(j, d)
             m = t - t0
             if fused:       # products, inverse NTT, switch to Q4 and X^-c in one kernel
                 K.members(full[m:m + i1 - i0], cb[i0:i1], ca[i0:i1], wr, kidx, tb, qinv_L, e_c)
@@ -1121,13 +1208,13 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
                 full[m:m + i1 - i0] = K.monomial(np.ascontiguousarray(live.reshape(-1, 2, PACK_LIMBS, N)), qp, e_c)
             t += i1 - i0
 
-    def respond(t0, t1, rnd):
+    def respond(t0, t1, d, rnd):
         cnt = t1 - t0
         # the tree's input, reused by this thread's next response (first touches of fresh pages
         # cost more than the kernels here)
         full = _workspace("full", n * 2 * PACK_LIMBS * N).reshape(n, 2, PACK_LIMBS, N)
         full[cnt:] = 0
-        members(full, t0, t1)
+        members(full, t0, t1, d)
         pc = _pack_tree(full, S, l, ks.gk, qp, tb)
         # re-randomize with an encryption of zero under pk, flood and mask the results
         u = K.to_rns(K.ternary(rnd["u"]), qp)
@@ -1138,21 +1225,25 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
         tb.inverse(rr)
         K.add_rows(pc, rr, qp)
         pp = _packed_positions(pos, S, c, n, cnt)
+        tbits, fd = digits[d]
         return _seal_response(np.ascontiguousarray(pc[1:2]), np.ascontiguousarray(pc[0:1][:, :, pp]), rnd, qp,
-                              levp, f)
+                              levp, fd, tbits)
 
     pending = []
     pool = _pool()
-    for gi in range(len(groups) + 1):
-        if gi < len(groups):
-            t0, t1 = groups[gi]
+    jobs = [(t0, t1, d) for t0, t1 in groups for d in range(len(digits))]
+    for gi in range(len(jobs) + 1):
+        if gi < len(jobs):
+            t0, t1, d = jobs[gi]
             m = (t1 - t0) * npos
             rnd = {"u": s.prg.random_uint64((1, N)), "e2": s.prg.random_uint64((1, N)),
                    "e1": s.prg.random_uint64((1, m)), "flood": s.prg.random_uint64((1, m, 3)),
                    "r": s.prg.random_uint64((1, m))}
-            share[t0:t1] = (np.uint64(0) - rnd["r"]).reshape(t1 - t0, npos)
-            pending.append(pool.submit(respond, t0, t1, rnd) if pool else respond(t0, t1, rnd))
-        while pending and (gi == len(groups) or len(pending) > 2 or pool is None):
+            if digits[d][0] < T_BITS:       # a mask in 2^(64 - tbits) Z_2^64: the results' group
+                rnd["r"] &= ~np.uint64((1 << (T_BITS - digits[d][0])) - 1)
+            share[t0:t1] -= rnd["r"].reshape(t1 - t0, npos)
+            pending.append(pool.submit(respond, t0, t1, d, rnd) if pool else respond(t0, t1, d, rnd))
+        while pending and (gi == len(jobs) or len(pending) > 2 or pool is None):
             fut = pending.pop(0)
             s.channel.send(step + ".resp", fut.result() if pool else fut)
     return np.ascontiguousarray(share.reshape(nJ, nI, npos).transpose(1, 0, 2))

@@ -15,7 +15,7 @@ Protocol (one round trip; the *key owner* ``P_o`` holds ``x_1 .. x_K``, the eval
 
 * ``P_o``: per prime ``t_j`` and ``k``, the slots ``x_k mod t_j`` (``N`` per ciphertext,
   zero-padded) are turned into coefficients by the inverse NTT modulo ``t_j`` and encrypted
-  symmetrically at level ``L = 5`` (``Q`` ~201.2 bits) with the precise encoding ``round(Q m /
+  symmetrically at level ``L = 6`` (``Q = q0 .. q5`` ~200.9 bits) with the precise encoding ``round(Q m /
   t_j)`` (:func:`K.add_delta_t`); ``a`` from a 16-byte seed, only ``b`` is sent.
 * ``P_e``: per prime and ciphertext, ``sum_k ct_k * p_k`` with ``p_k`` the centred coefficients
   (``|p| <= (t_j - 1)/2``) of ``w_k mod t_j`` encoded the same way; adds an encryption of zero
@@ -46,8 +46,8 @@ per coefficient, the fresh errors are CBD(21), so ``|(e + eps) p| <= N (21 + 1/2
 per product and ``B_w = K N 21.5 (t - 1)/2`` (``2^74.4`` for ``K = 2``); re-randomization adds
 ``(2N + 1) 21``, the mask's encoding ``1/2``: ``B``.  Flooding ``2^f >= 2^40 n_rev B`` with
 ``n_rev = 3 n_ct N`` the coefficients returned by the call (:func:`params`: ``f <= 138`` for a
-call of up to 2^20 elements).  ``Q_5`` must satisfy: after switching to ``q'`` the noise
-``(2^f + B) q' / Q_5 + (N + 1)/2 * 1.001`` (the flooded noise scaled, the rounding of the
+call of up to 2^20 elements).  ``Q_6`` must satisfy: after switching to ``q'`` the noise
+``(2^f + B) q' / Q_6 + (N + 1)/2 * 1.001`` (the flooded noise scaled, the rounding of the
 three RNS drops) plus the rounding of the dropped bits, ``2^(DROP_B - 1)`` on ``b'`` and ``N
 2^(DROP_A - 1)`` on ``a' s`` (ternary ``s``), stays below ``q' / (2 t_j) - 1``: with ``t_j <
 2^57``, ``q' / 2t > 2^22.99``, the scaled noise ``< 2^16.9``, and ``DROP_A = 9``, ``DROP_B =
@@ -99,7 +99,7 @@ __all__ = ["PT_PRIMES", "params", "check_noise", "simd_bytes", "simd_gen", "simd
 U64 = np.uint64
 N = he.N
 ETA = he.ETA
-LEVEL = 5                                       # Q_5 = q0 .. q4, ~201.2 bits
+LEVEL = 6                                       # Q_6 = q0 .. q5, ~200.9 bits
 CT_CHUNK = 16                                   # ciphertexts per prime in one message (memory)
 MAX_CT = 128                                    # ciphertexts per prime in one call (2^20 elements)
 PT_BITS = 57
@@ -158,14 +158,8 @@ def check_noise(Kn: int, n_ct: int, f: int | None = None) -> bool:
     return True
 
 
-def _widths(d: int) -> tuple:
-    """Bit widths of the ``(lo, hi)`` words of ``round(x / 2^d)``, ``x < q'``."""
-    bits = ((QF + (1 << (d - 1))) >> d).bit_length()
-    return (min(bits, 64), max(bits - 64, 0))
-
-
-WA = _widths(DROP_A)
-WB = _widths(DROP_B)
+WA = he._widths(DROP_A)
+WB = he._widths(DROP_B)
 _IN_BITS = sum(he.WIDTHS[:LEVEL])
 
 
