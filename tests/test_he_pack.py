@@ -298,13 +298,23 @@ def test_split_sender_sees_uniform_digits(rng, monkeypatch):
     plan = he.matmul_plan(m, k, n, 64)
     po = plan["pack"]
     seen = {64: [], 32: []}
-    real = he._open_response
+    raw = []                                    # the high digit's values before the rounding
+    real, real_dec = he._open_response, he.K.decrypt2
+    cur = [64]
 
     def spy(data, cnt, pos, ks, tb, tbits=64, step="he"):
+        cur[0] = tbits
         v = real(data, cnt, pos, ks, tb, tbits, step)
         seen[tbits].append(v.copy())
         return v
+
+    def spy_dec(*a):
+        v = real_dec(*a)
+        if cur[0] == 32:
+            raw.append(v.copy())
+        return v
     monkeypatch.setattr(he, "_open_response", spy)
+    monkeypatch.setattr(he.K, "decrypt2", spy_dec)
     R = _weights(rng, (k, n), 64, "extreme")
 
     def a(s):
@@ -322,6 +332,10 @@ def test_split_sender_sees_uniform_digits(rng, monkeypatch):
     lo, hi = np.concatenate([v.reshape(-1) for v in seen[64]]), np.concatenate([v.reshape(-1) for v in seen[32]])
     assert lo.size == hi.size == m * n
     assert np.all(hi % (1 << 32) == 0)
+    # the margin: what the sender decrypts lies well within 2^31 of the multiple of 2^32
+    r = np.concatenate([v.reshape(-1) for v in raw])
+    dist = np.abs(((r + np.uint64(1 << 31)) % np.uint64(1 << 32)).astype(np.int64) - (1 << 31))
+    assert r.size == hi.size and int(dist.max()) < 2**31 - 2**29
     for x, b0 in ((lo, 0), (hi, 32)):
         bits = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, b0:]
         assert np.all(np.abs(bits.mean(axis=0) - 0.5) < 6 * 0.5 / math.sqrt(x.size))

@@ -101,7 +101,7 @@ W``; each prime ``q`` dropped on the way down to ``Q4`` maps a bound ``n`` to ``
 ``D`` stay clean) a merge level at most doubles the noise and adds ``r_k B_KS`` (``r_k`` the
 factors of its automorphism; the automorphisms permute coefficients up to sign and keep the
 bound), so after ``l`` levels it is below ``2^l B_in + sum_k 2^(l-k) r_k B_KS``
-(:func:`_ks_count`: ``92 B_KS < 2^29.3`` for a 64-member tree); re-randomization adds ``(2N + 1)
+(:func:`_ks_count`: ``92 B_KS < 2^29.6`` for a 64-member tree); re-randomization adds ``(2N + 1)
 21``, the mask's encoding 1/2: ``B``.  Flooding ``2^f >= 2^40 * n_rev * B`` after packing (it
 hides the key-switching noise too, which depends on the weight-dependent intermediate ``a``
 parts), and ``(2^f + B) 2^66 < Q4``; the switch to ``q'`` is as above.  The 128x784x128 product
@@ -134,15 +134,16 @@ What each party sees (semi-honest, simulatable):
   returned position (fresh mask ``r``), and the noise is ``n_w + n_u + F`` with ``n_w``
   the weight-dependent term and ``n_u`` the re-randomization term, ``|n_w + n_u| <= B``.
   Flooding ``F`` uniform on ``2^(f+1)`` values hides both: statistical distance ``<= n_rev
-  * B / 2^(f+1) <= 2^-41`` per product call (sigma = 40 per call; a session of ``c``
-  products is within ``c 2^-41``).  Modulus switching is a public post-processing.  So
+  * B / 2^(f+1) <= 2^-41`` per response (sigma = 40 per product call, whose one or two
+  responses stay within ``2^-40``; a session of ``c`` calls is within ``c 2^-40``).  Modulus switching is a public post-processing.  So
   the sender's view is simulated from its own output share.
 * Two-digit products: the sender receives two packed responses per group, each as above: the
   low digit's decrypted values are ``x w_lo + r_lo`` with ``r_lo`` uniform in Z_2^64, the high
   digit's ``x w_hi + r_hi`` with ``r_hi`` uniform in ``2^32 Z_2^64`` (where ``x w_hi`` lies), each
-  with its own flooding (statistical distance ``<= 2^-41`` per digit and call): simulated from
-  two independent uniform values in those groups, which is what the sender's output share
-  ``r_lo + r_hi`` (uniform) with a uniform split yields.  The dropped low bits are a public
+  with its own flooding (statistical distance ``<= 2^-41`` per digit, ``2^-40`` per call).  The
+  sender's output share is ``z = x w + r_lo + r_hi`` (uniform; the evaluator holds ``-r_lo -
+  r_hi``); the simulator draws ``v_hi`` uniform in ``2^32 Z_2^64`` and sets ``v_lo = z - v_hi``,
+  which is exactly the joint distribution of the two decrypted values.  The dropped low bits are a public
   post-processing.  That ``w`` is split, ``l``, ``L`` and the floods are public (from shapes).
 * Packed products: the evaluator additionally sees the Galois keys, RLWE samples under ``s``
   whose messages ``P E_G tau_g(s)`` depend on ``s`` itself: pseudorandom under RLWE with the
@@ -300,6 +301,8 @@ def _chain():
 
 PRIMES = _chain()[0]
 WIDTHS = tuple(q.bit_length() for q in PRIMES)
+# the whole chain (special primes included) within the standard's 128-bit bound
+assert math.prod(PRIMES).bit_length() <= HE_STANDARD_128[N] and len(PRIMES) == 7
 
 
 def check_parameters() -> dict:
@@ -384,8 +387,9 @@ Q0INV = pow(PRIMES[0], -1, PRIMES[1])
 def _final_ok(tbits: int = T_BITS, da: int = 0, db: int = DROP) -> bool:
     """After switching to ``q'``: the flooded noise (< q'/2^(tbits+2)), the switching rounding (at
     most (N+1)/2 * 1.001), the dropped bits of b' (at most 2^(db-1)) and of a' (times the ternary
-    s: at most N 2^(da-1)) stay below q'/2^(tbits+1)."""
-    room = (QF >> (tbits + 1)) - (QF >> (tbits + 2)) - 2
+    s: at most N 2^(da-1)) stay below q'/2^(tbits+1); for ``tbits < 64`` also less the
+    rounding of the decryption at ``2^64`` before the rounding to ``2^(64 - tbits)``."""
+    room = (QF >> (tbits + 1)) - (QF >> (tbits + 2)) - 2 - ((QF >> T_BITS) + 1 if tbits < T_BITS else 0)
     return room > (N + 1) * 1001 // 2000 + 1 + (1 << (db - 1)) + ((N << da) >> 1 if da else 0)
 
 
@@ -401,8 +405,6 @@ _OUT = {T_BITS: (0, DROP, WIDTHS[:FINAL_LIMBS], B_WIDTHS),
         T_BITS - SPLIT: (DA_HI, DB_HI, _widths(DA_HI), _widths(DB_HI))}
 
 
-_A_BITS = sum(WIDTHS[:FINAL_LIMBS])
-_B_BITS = sum(B_WIDTHS)
 _IN_BITS = tuple(sum(WIDTHS[:L]) for L in range(MAX_LIMBS + 1))
 
 
@@ -667,10 +669,10 @@ def _galois_setup(s, sender: int) -> _Keys:
 def _ks_qinv() -> np.ndarray:
     """``uint64[KS_LIMBS - PACK_LIMBS, KS_LIMBS]``: row ``r`` the inverses of ``q_(KS_LIMBS-1-r)``
     modulo the primes below it (the drops of the division by ``P``, for :func:`K.key_switch`)."""
-    q6 = _level(KS_LIMBS)
+    top = _level(KS_LIMBS)
     out = np.zeros((KS_LIMBS - PACK_LIMBS, KS_LIMBS), U64)
     for r in range(KS_LIMBS - PACK_LIMBS):
-        out[r, :q6.qinv[r].shape[0]] = q6.qinv[r]
+        out[r, :top.qinv[r].shape[0]] = top.qinv[r]
     return out
 
 
@@ -703,18 +705,18 @@ def _key_switch_steps(a: np.ndarray, key, tb):
     """:func:`_key_switch` step by step (digits, NTTs, products with the key's Shoup quotients,
     inverse NTTs, the rescales)."""
     cnt = a.shape[0]
-    q6 = _level(KS_LIMBS)
+    top = _level(KS_LIMBS)
     if key[2] is None:
-        key = (key[0], key[1], K.shoup(key[0], q6.primes), K.shoup(key[1], q6.primes))
-    dig = K.group_digits(a, q6.primes[:PACK_LIMBS], KS_GROUPS, q6.primes)
+        key = (key[0], key[1], K.shoup(key[0], top.primes), K.shoup(key[1], top.primes))
+    dig = K.group_digits(a, top.primes[:PACK_LIMBS], KS_GROUPS, top.primes)
     tb.forward(dig)
     kk = np.zeros((2, cnt, KS_LIMBS, N), U64)
-    K.mul_acc(kk[0], dig, key[0], key[2], q6.primes)
-    K.mul_acc(kk[1], dig, key[1], key[3], q6.primes)
+    K.mul_acc(kk[0], dig, key[0], key[2], top.primes)
+    K.mul_acc(kk[1], dig, key[1], key[3], top.primes)
     kk = kk.reshape(2 * cnt, KS_LIMBS, N)
     tb.inverse(kk)
     for i in range(KS_LIMBS - PACK_LIMBS):
-        kk = K.rescale(kk, q6.primes[:KS_LIMBS - i], q6.qinv[i])
+        kk = K.rescale(kk, top.primes[:KS_LIMBS - i], top.qinv[i])
     kk = kk.reshape(2, cnt, PACK_LIMBS, N)
     return kk[0], kk[1]
 
@@ -802,7 +804,7 @@ def split_w(w: np.ndarray) -> tuple:
     """``(w_lo, w_hi)`` int64 with ``w = w_lo + w_hi`` in Z_2^64, ``|w_lo| <= 2^31`` and ``w_hi`` a
     multiple of ``2^32`` (``|w_hi| <= 2^63`` as int64)."""
     w = np.ascontiguousarray(w, dtype=np.int64)
-    lo = (w << np.int64(SPLIT)) >> np.int64(SPLIT)
+    lo = (w.view(np.uint64) << np.uint64(SPLIT)).view(np.int64) >> np.int64(SPLIT)
     return lo, w - lo
 
 

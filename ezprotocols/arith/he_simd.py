@@ -48,14 +48,14 @@ per product and ``B_w = K N 21.5 (t - 1)/2`` (``2^74.4`` for ``K = 2``); re-rand
 ``n_rev = 3 n_ct N`` the coefficients returned by the call (:func:`params`: ``f <= 138`` for a
 call of up to 2^20 elements).  ``Q_6`` must satisfy: after switching to ``q'`` the noise
 ``(2^f + B) q' / Q_6 + (N + 1)/2 * 1.001`` (the flooded noise scaled, the rounding of the
-three RNS drops) plus the rounding of the dropped bits, ``2^(DROP_B - 1)`` on ``b'`` and ``N
+four RNS drops) plus the rounding of the dropped bits, ``2^(DROP_B - 1)`` on ``b'`` and ``N
 2^(DROP_A - 1)`` on ``a' s`` (ternary ``s``), stays below ``q' / (2 t_j) - 1``: with ``t_j <
-2^57``, ``q' / 2t > 2^22.99``, the scaled noise ``< 2^16.9``, and ``DROP_A = 9``, ``DROP_B =
+2^57``, ``q' / 2t > 2^22.99``, the scaled noise ``< 2^17.1``, and ``DROP_A = 9``, ``DROP_B =
 22`` take ``2^21 + 2^21``: 31 bits per slot per prime fewer in the response
-(:func:`check_noise`).  Four primes (``Q_4`` ~155 bits) do not fit ``(2^f + B) 4 t``.
+(:func:`check_noise`).  Five primes (``Q_5`` ~174.9 bits) do not fit ``(2^f + B) 2 t``.
 
 Bytes per element (``K = 2``, ``n`` a multiple of ``N``): per prime ``2 x 203`` input bits
-(``b`` only, residues packed at 41 + 41 + 46 + 29 + 46 bits) and ``(81 - 9) + (81 - 22) = 131``
+(``b`` only, residues packed at 41 + 41 + 46 + 29 + 20 + 26 bits) and ``(81 - 9) + (81 - 22) = 131``
 output bits: ``3 (406 + 131) / 8 = 201.4 B`` for both cross terms of a shared x shared product
 (no triple, no opening; a Beaver triple through it adds the 32-byte opening); ``K = 1``:
 ``3 (203 + 131) / 8 = 125.3 B`` for one cross term (additive COT over Ferret: ~262 B).  A call
