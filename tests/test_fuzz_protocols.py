@@ -115,11 +115,26 @@ def _proto_he_simd():
         (lambda s: he_simd.shared_mul(s, v + np.uint64(5), v).sum())
 
 
+def _proto_he_split():
+    """A shared x shared matmul whose 64-bit plaintexts split into two digits (packed, two
+    responses per group), with both directions' public and Galois keys."""
+    from ezprotocols.arith import he
+    assert he.matmul_plan(32, 1024, 4, 64)["pack"]["split"]
+    X = np.arange(32 * 1024, dtype=np.uint64).reshape(32, 1024) * np.uint64(0x9E3779B97F4A7C15)
+    Y = X[:4].T.copy()
+
+    def f(s):
+        he._setup(s, 0, galois=True)
+        he._setup(s, 1, galois=True)
+        return he.shared_matmul(s, X, Y).sum()
+    return f, f
+
+
 PROTOCOLS = {"setup": _proto_setup, "base_ot+cot": _proto_cot, "rot": _proto_rot, "chosen": _proto_chosen,
              "acot": _proto_acot, "triples": _proto_triples, "relu(compare,convert)": _proto_relu,
              "msb(garbled)": _proto_msb_gc, "nn query": _proto_nn,
              "nn validate+confusion": _proto_nn_validate, "gc stage": _proto_gc_stage,
-             "he simd product": _proto_he_simd}
+             "he simd product": _proto_he_simd, "he split matmul": _proto_he_split}
 
 
 def _check(res, steps, k, kind, took):
