@@ -56,8 +56,9 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _party(role, model, x, act_bits):
-    """One party's function for run_pair (runs in its own process with transport tcp)."""
+def _party(role, model, x, act_bits, conv_pack=None):
+    """One party's function for run_pair (runs in its own process with transport tcp);
+    ``conv_pack``: the HE convolution packing mode P0 publishes (None: the library default)."""
     def fn(s):
         from ezprotocols.nn import load_onnx, secure
         peak: dict = {}
@@ -70,6 +71,7 @@ def _party(role, model, x, act_bits):
         t = time.perf_counter()
         if role == 0:
             plan = load_onnx(model, act_bits=act_bits, frac_bits=FRAC_BITS)
+            plan.conv_pack = conv_pack
             res = secure.serve_session(s, plan, allow_logits=True)
         else:
             res = secure.query_session(s, x, want_logits=True)
@@ -83,7 +85,8 @@ def _party(role, model, x, act_bits):
     return fn
 
 
-def measure(name: str, act_bits: int = ACT_BITS, transport: str = "tcp", ot: str | None = None) -> dict:
+def measure(name: str, act_bits: int = ACT_BITS, transport: str = "tcp", ot: str | None = None,
+            conv_pack: str | None = None) -> dict:
     """One image of configuration ``name``; both parties' costs and memory."""
     from make_densenet import densenet
 
@@ -92,7 +95,7 @@ def measure(name: str, act_bits: int = ACT_BITS, transport: str = "tcp", ot: str
     model = densenet(cfg["size"], cfg["blocks"], cfg["growth"], cfg["init"], classes=14, seed=0)
     x = np.random.default_rng(1).standard_normal((1, 3, cfg["size"], cfg["size"])).astype(np.float32)
     t = time.perf_counter()
-    r0, r1 = run_pair(_party(0, model, x, act_bits), _party(1, model, x, act_bits), transport=transport,
+    r0, r1 = run_pair(_party(0, model, x, act_bits, conv_pack), _party(1, model, x, act_bits), transport=transport,
                       timeout=24 * 3600.0, frac_bits=FRAC_BITS, ot=ot)
     wall = time.perf_counter() - t
     err = None
@@ -212,9 +215,11 @@ def main(argv=None) -> int:
     p.add_argument("--project", action="store_true", help="also project DenseNet-121 224x224 from d121-32")
     p.add_argument("--model-224", default=None, help="a generated 224x224 model file to reuse for --project")
     p.add_argument("--json", default=None, help="write the results to this file")
+    p.add_argument("--conv-pack", default=None, choices=("off", "auto", "bytes"),
+                   help="HE convolution packing mode P0 publishes (default: the library's, auto)")
     p.add_argument("--spu", action="store_true", help="also run SPU 0.9.5 cheetah on the same network (reference)")
     a = p.parse_args(argv)
-    rows = [measure(c, a.act_bits, ot=a.ot) for c in a.configs.split(",")]
+    rows = [measure(c, a.act_bits, ot=a.ot, conv_pack=a.conv_pack) for c in a.configs.split(",")]
     print(table(rows, a.link), flush=True)
     res = {"link": a.link, "runs": rows}
     if a.spu:

@@ -606,6 +606,53 @@ def test_fused_kernels_match_steps(rng):
         assert np.array_equal(out, ref), L
 
 
+def test_conv_pack_modes():
+    """``auto`` packs a convolution where the bytes saved outweigh the estimated extra compute at
+    100 Mbit/s: DenseNet's small-spatial layers pack (several times fewer bytes, little compute),
+    a 56x56 1x1 layer does not (18% fewer bytes for twice the compute); ``bytes`` packs wherever
+    it saves bytes, ``off`` never; bad modes are refused."""
+    small = Conv2dGeom.make((1, 960, 7, 7), (128, 960, 1, 1), 1, 0, 1, 1)
+    big = Conv2dGeom.make((1, 256, 56, 56), (128, 256, 1, 1), 1, 0, 1, 1)
+    for g, auto_packs in ((small, True), (big, False)):
+        off = he._conv_choice_mode(g, 18, "off")[2]
+        auto = he._conv_choice_mode(g, 18, "auto")[2]
+        most = he._conv_choice_mode(g, 18, "bytes")[2]
+        assert off["pack"] is None and most["pack"] is not None and most["bytes"] < off["bytes"]
+        assert (auto["pack"] is not None) == auto_packs
+        cost = lambda p: p["bytes"] + he.CONV_PACK_BPS * he.conv_seconds(p)   # noqa: E731
+        assert cost(auto) <= min(cost(off), cost(most))
+    assert he._conv_choice_mode(small, 18, "auto")[2]["bytes"] * 4 < he._conv_choice_mode(small, 18, "off")[2]["bytes"]
+    assert he.CONV_PACK == "auto" and he.conv_pack_mode(True) == "bytes" and he.conv_pack_mode(False) == "off"
+    for bad in ("on", 1, ""):
+        with pytest.raises(ValueError, match="conv packing mode"):
+            he.conv_pack_mode(bad)
+    # the session's mode wins over the module's; costs follow it
+    assert he.conv2d_costs(small, nbits=18, mode="off")["X"] == he._conv_choice(small, 18, False)[2]["bytes"]
+
+
+def test_conv_pack_session_mode_exact(rng):
+    """A session's mode (``s.he_conv_pack``, as the executor sets it from the plan) decides the
+    encoding on both sides; the products are exact either way."""
+    geom = Conv2dGeom.make((1, 64, 7, 7), (32, 64, 1, 1), 1, 0, 1, 1)
+    X = rng.integers(0, 2**64, size=geom.x_shape, dtype=U64)
+    Kw = rng.integers(-2**17, 2**17, size=geom.w_shape).astype(np.int64).view(U64)
+    want = conv2d_ring(X, Kw, geom)
+    seen = {}
+    for mode in ("off", "auto"):
+        def f(s, mode=mode):
+            s.he_conv_pack = mode
+            he._setup(s, 1, galois=True)
+            with s.phase("c"):
+                z = he.cross_conv2d(s, x_owner=1, geom=geom, X=X if s.role == 1 else None,
+                                    K=Kw if s.role == 0 else None, nbits=18)
+            return z, s.stats()["c"]["bytes"]
+        (z0, b0), (z1, _) = run_pair(f, f)
+        assert np.array_equal(z0 + z1, want)
+        assert b0 == he.conv2d_costs(geom, nbits=18, mode=mode)["X"]
+        seen[mode] = b0
+    assert seen["auto"] < seen["off"]
+
+
 def test_conv_pack_disagreement_is_a_protocol_error(rng):
     """he.CONV_PACK is a module switch both parties must share (review HE-P1): if only one
     side packs, the other side's frame-size checks stop the product with a ProtocolError."""

@@ -152,6 +152,20 @@ def test_malformed_class_labels_are_refused():
         _bad(d)
 
 
+def test_conv_pack_travels_with_the_architecture():
+    """The owner's HE convolution packing mode is public and adopted by the client; other values
+    are refused."""
+    plan = load_onnx(os.path.join(DATA, "torch_lenet.onnx"))
+    assert parse_architecture(plan.architecture())[0].conv_pack is None
+    for mode in ("off", "auto", "bytes"):
+        plan.conv_pack = mode
+        assert parse_architecture(plan.architecture())[0].conv_pack == mode
+    for bad in ("on", "", 1, True, None, ["auto"]):
+        d = _arch()
+        d["conv_pack"] = bad
+        _bad(d)
+
+
 def test_stage_bytes_travels_with_the_architecture():
     """The owner's garbled-stage budget is public and adopted by the client; bad values
     are refused."""

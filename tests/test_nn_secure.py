@@ -318,6 +318,22 @@ def test_stage_choice_is_public_and_follows_round_bytes():
     assert not fp["stage"] and not fp["out"] and not fp["defer"]
 
 
+def test_conv_pack_follows_the_plan():
+    """The owner's HE convolution packing mode (``serve --conv-pack``) is set on the session of
+    whoever runs the plan, so both parties encode alike; without one the library default holds."""
+    import types
+    from ezprotocols.arith import he
+    from ezprotocols.nn.secure import ROUND_BYTES, _Exec
+    plan = load_onnx(demo_model_path())
+    be = types.SimpleNamespace(round_bytes=ROUND_BYTES, act_bits=64)
+    sess = types.SimpleNamespace(role=1)
+    _Exec(sess, plan, be)
+    assert not hasattr(sess, "he_conv_pack") and he.session_conv_pack(sess) == he.CONV_PACK == "auto"
+    plan.conv_pack = "off"
+    _Exec(sess, plan, be)
+    assert sess.he_conv_pack == "off" and he.session_conv_pack(sess) == "off"
+
+
 def test_opened_argmax_uses_the_whole_ring(rng):
     """A logit beyond the published act_bits must not turn the opened class into the
     argmax of wrapped values (review GS-1): the opened stage reads all 64 bits."""

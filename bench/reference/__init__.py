@@ -28,6 +28,7 @@ SPU_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spu_ref.p
 SPU_WORKLOADS = (
     "relu_1e5", "relu_1e6", "relu_1e5_semi2k", "mul_1e6", "matmul_ss", "matmul_p0w",
     "argmax_1000x10", "maxpool_16x24x24", "mlp_b1", "mlp_b64", "lenet_b1", "lenet_b64",
+    "densenet_mini", "densenet121_32", "densenet121_224",
 )
 
 

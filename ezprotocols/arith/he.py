@@ -198,9 +198,12 @@ session) over per-thread workspaces; every result equals the step-by-step kernel
 part of each returned ciphertext (``N`` x 81 bits for ``m_w n_w`` results); output packing
 (above) is chosen per product by the cost functions.  Convolutions pack through a
 channel-interleaved encoding (:func:`conv2d_plan`: channel ``c`` of a tile at ``(i Wt + j) Cw +
-c``, ``Cw`` a power of two, results at one class modulo ``Cw``), chosen when it moves fewer bytes
-if :data:`CONV_PACK` is set (off by default); it trades bytes for compute (smaller tiles, more result ciphertexts, more key
-switching: the ResNet 3x3 layer 12.17 -> 10.99 MB at several times the evaluator's time).
+c``, ``Cw`` a power of two, results at one class modulo ``Cw``).  It trades bytes for compute
+(smaller tiles, more result ciphertexts, key switching): several times fewer bytes at about the
+same compute on small feature maps (DenseNet's 7x7 and 14x14 layers), a few per cent fewer bytes
+at several times the compute on large ones (the ResNet 3x3 layer on 56x56: 12.17 -> 10.99 MB).
+:data:`CONV_PACK` (``"auto"`` by default, public, the same on both sides) packs a convolution
+where the bytes saved outweigh the estimated extra compute (:func:`conv_seconds`) at 100 Mbit/s.
 """
 from __future__ import annotations
 
@@ -1534,9 +1537,11 @@ def _tile_cands(Hs: int, kh: int, sh: int, cap: int) -> list:
 
 
 @lru_cache(maxsize=4096)
-def conv2d_plan(geom: Conv2dGeom, wbits: int, pack: bool = True):
+def conv2d_plan(geom: Conv2dGeom, wbits: int, pack=True, weight: float = 0.0):
     """Tiling of Cheetah's convolution encoding for ``geom`` (input encrypted, kernel plaintext)
-    that moves the fewest bytes, or ``None``.
+    that moves the fewest bytes (with ``weight``: the least ``bytes + weight *``
+    :func:`conv_seconds`), or ``None``.  ``pack``: ``False`` (no packed encodings), ``True``
+    (both) or ``"il"`` (only the packed channel-interleaved encodings).
 
     The (explicitly padded) input is cut into overlapping tiles of ``Ht x Wt`` pixels and
     ``Cw`` channels (``Cw Ht Wt <= N``); ``x[c, i, j]`` sits at ``c Ht Wt + i Wt + j``, the
@@ -1572,7 +1577,7 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int, pack: bool = True):
             if cmax < 1:
                 continue
             nkg = -(-Cg // cmax)
-            cws = [(-(-Cg // nkg), False)]
+            cws = [] if pack == "il" else [(-(-Cg // nkg), False)]
             if pack:
                 p2 = 2
                 while p2 <= cmax and p2 < 2 * Cg:
@@ -1601,20 +1606,51 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int, pack: bool = True):
                         opts.append((po["bytes"], po["in_bytes"], po["L"], po["f"], po))
                 for tot, ib, L, f, po in opts:
                     ncts = nI * nK + (nI * O if po is None else -(-nI * O // (1 << po["l"])))
-                    key = (tot, ncts, il)
+                    cand = {"Ht": Ht, "Wt": Wt, "Cw": Cw, "nkg": nkg, "nth": nth, "ntw": ntw,
+                            "rows": rows, "cols": cols, "nI": nI, "nK": nK, "nJ": O, "L": L,
+                            "f": f, "bytes": tot, "in_bytes": ib, "out_bytes": tot - ib, "rounds": 1,
+                            "il": il, "pack": po}
+                    key = (tot + weight * conv_seconds(cand) if weight else tot, ncts, il)
                     if best is None or key < best[0]:
-                        best = (key, {"Ht": Ht, "Wt": Wt, "Cw": Cw, "nkg": nkg, "nth": nth, "ntw": ntw,
-                                      "rows": rows, "cols": cols, "nI": nI, "nK": nK, "nJ": O, "L": L,
-                                      "f": f, "bytes": tot, "in_bytes": ib, "out_bytes": tot - ib, "rounds": 1,
-                                      "il": il, "pack": po})
+                        best = (key, cand)
     return None if best is None else best[1]
 
 
-#: Offer the channel-interleaved packed encoding to convolutions (then chosen only where it moves
-#: fewer bytes).  Off by default: it saves 10-25% of a convolution's bytes for several times the
-#: evaluator's compute (ResNet's 3x3 layer 0.6 -> ~4 s on two cores), see the module docstring.
-#: Both parties must agree (it changes the encoding).
-CONV_PACK = False
+#: Packing of convolutions (the channel-interleaved encoding, :func:`conv2d_plan`, whose results
+#: are merged by PackLWEs): ``"off"``; ``"bytes"``, wherever it moves fewer bytes; or ``"auto"``
+#: (the default), where the bytes it saves outweigh the evaluator's extra compute at a link of
+#: :data:`CONV_PACK_BPS` (:func:`conv_seconds`).  Measured (TCP loopback, 18-bit weights, bytes and
+#: seconds unpacked -> packed): DenseNet's 1x1 conv on 960x7x7 11.8 -> 1.7 MB at 0.16 -> 0.15 s,
+#: on 512x14x14 13.0 -> 3.4 MB at 0.20 -> 0.25 s; a 1x1 conv on 256x56x56 34.6 -> 28.3 MB at 1.5 ->
+#: 3.3 s (``"auto"`` keeps it unpacked).  The mode is public and both parties must use the same
+#: (it changes the encoding); the network executor takes it from the plan (``serve --conv-pack``).
+CONV_PACK = "auto"
+CONV_PACK_MODES = ("off", "auto", "bytes")
+#: The link speed (bytes per second) at which ``"auto"`` weighs compute against bytes: 100 Mbit/s,
+#: the class of link the executor's round budget (``ROUND_BYTES``) assumes too.
+CONV_PACK_BPS = 12.5e6
+#: :func:`conv_seconds`: both parties' wall time on this 2-core machine, fitted (non-negative least
+#: squares) to 14 measured convolutions, packed and not: per member-limb product and per key switch.
+_T_MEMBER, _T_KS = 22.8e-6, 163e-6
+
+
+def conv_seconds(plan: dict) -> float:
+    """Estimated compute of a convolution plan (:func:`conv2d_plan`): ``_T_MEMBER`` per result
+    member, limb and summed product (plus two for the inverse transforms) and ``_T_KS`` per key
+    switch of the merge trees.  Public (from the plan only), so both parties choose alike."""
+    R = plan["nI"] * plan["nJ"]
+    po = plan.get("pack")
+    ks = -(-R // (1 << po["l"])) * _ks_count(po["S"], po["l"]) if po else 0
+    return _T_MEMBER * R * plan["L"] * (plan["nK"] + 2) + _T_KS * ks
+
+
+def conv_pack_mode(mode=None) -> str:
+    """``mode`` (``None``: :data:`CONV_PACK`; ``True``/``False`` for ``"bytes"``/``"off"``) checked."""
+    mode = CONV_PACK if mode is None else mode
+    mode = {True: "bytes", False: "off"}.get(mode, mode) if isinstance(mode, bool) else mode
+    if mode not in CONV_PACK_MODES:
+        raise ValueError(f"conv packing mode {mode!r} (use one of {', '.join(CONV_PACK_MODES)})")
+    return mode
 
 
 def _stacked(geom: Conv2dGeom):
@@ -1672,11 +1708,11 @@ def _poly_k(Kr, geom: Conv2dGeom, g2: Conv2dGeom) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def _conv_choice(geom: Conv2dGeom, nbits: int, pack: bool = True):
+def _conv_choice(geom: Conv2dGeom, nbits: int, pack=True, weight: float = 0.0):
     """``(polyphase, stacked, plan)``: the cheapest of the per-image and stacked-batch
-    encodings, of the convolution itself or (strided) of its polyphase form (``pack``: the
-    packed channel-interleaved encodings may be chosen)."""
-    best = (False, False, None)
+    encodings, of the convolution itself or (strided) of its polyphase form (``pack`` and
+    ``weight`` as in :func:`conv2d_plan`)."""
+    best, key = (False, False, None), None
     g2 = _polyphase(geom)
     for poly, g in ((False, geom), (True, g2)):
         if g is None:
@@ -1685,27 +1721,42 @@ def _conv_choice(geom: Conv2dGeom, nbits: int, pack: bool = True):
         for stacked, gg in ((False, g), (True, None if st is None else st[0])):
             if gg is None:
                 continue
-            p = conv2d_plan(gg, nbits, pack)
-            if p is not None and (best[2] is None or p["bytes"] < best[2]["bytes"]):
-                best = (poly, stacked, p)
+            p = conv2d_plan(gg, nbits, pack, weight)
+            k = None if p is None else p["bytes"] + (weight * conv_seconds(p) if weight else 0)
+            if p is not None and (key is None or k < key):
+                best, key = (poly, stacked, p), k
     return best
 
 
-def _conv_choice_keys(geom: Conv2dGeom, nbits: int, have_keys: bool):
-    """:func:`_conv_choice`, except that without Galois keys a packed encoding is taken only if it
-    saves more than the keys cost."""
-    c = _conv_choice(geom, nbits, CONV_PACK)
+def _conv_choice_mode(geom: Conv2dGeom, nbits: int, mode: str):
+    """:func:`_conv_choice` under a packing mode (:data:`CONV_PACK`): ``"auto"`` takes the packed
+    encoding only if its bytes plus :data:`CONV_PACK_BPS` times its estimated compute are below the
+    unpacked encoding's."""
+    if mode != "auto":
+        return _conv_choice(geom, nbits, mode == "bytes")
+    u = _conv_choice(geom, nbits, False)
+    p = _conv_choice(geom, nbits, "il", CONV_PACK_BPS)
+    if p[2] is None or (u[2] is not None and u[2]["bytes"] + CONV_PACK_BPS * conv_seconds(u[2])
+                        <= p[2]["bytes"] + CONV_PACK_BPS * conv_seconds(p[2])):
+        return u
+    return p
+
+
+def _conv_choice_keys(geom: Conv2dGeom, nbits: int, have_keys: bool, mode=None):
+    """:func:`_conv_choice_mode`, except that without Galois keys a packed encoding is taken only if
+    it saves more than the keys cost."""
+    c = _conv_choice_mode(geom, nbits, conv_pack_mode(mode))
     if c[2] is not None and c[2].get("pack") is not None and not have_keys:
         u = _conv_choice(geom, nbits, False)
         if u[2] is not None and u[2]["bytes"] <= c[2]["bytes"] + _gk_bytes():
-            return u + (False,)
-    return c + (CONV_PACK,)
+            return u
+    return c
 
 
-def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64, galois: bool = True) -> dict:
+def conv2d_costs(geom: Conv2dGeom, *, nbits: int = 64, galois: bool = True, mode=None) -> dict:
     """Bytes of :func:`cross_conv2d` (``{"X": bytes or None}``: the input is encrypted);
-    ``galois`` as in :func:`matmul_costs`."""
-    p = _conv_choice_keys(geom, nbits, galois)[2]
+    ``galois`` as in :func:`matmul_costs`, ``mode`` the packing mode (:data:`CONV_PACK`)."""
+    p = _conv_choice_keys(geom, nbits, galois, mode)[2]
     return {"X": None if p is None else p["bytes"]}
 
 
@@ -1718,9 +1769,15 @@ def cross_conv2d(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: in
     return _drive(cross_conv2d_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step))
 
 
+def session_conv_pack(s) -> str:
+    """The session's convolution packing mode: ``s.he_conv_pack`` if set (the network executor
+    sets it from the plan on both sides), else :data:`CONV_PACK`."""
+    return conv_pack_mode(getattr(s, "he_conv_pack", None))
+
+
 def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cross_conv2d"):
     """Generator form of :func:`cross_conv2d` (the sender is ``x_owner``)."""
-    poly, stacked, plan, pack = _conv_choice_keys(geom, nbits, _have_galois(s, x_owner))
+    poly, stacked, plan = _conv_choice_keys(geom, nbits, _have_galois(s, x_owner), session_conv_pack(s))
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
     if s.role == x_owner:
@@ -1737,7 +1794,7 @@ def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cro
         K = None if s.role == x_owner else _poly_k(K, geom, g2)
         geom = g2
     if not stacked:
-        return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step, pack=pack))
+        return (yield from _conv_gen(s, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits, step=step, plan=plan))
     gst, Hb = _stacked(geom)
     Nb, C, H, W = geom.x_shape
     Xs = None
@@ -1748,7 +1805,7 @@ def cross_conv2d_gen(s, *, x_owner, geom, X=None, K=None, nbits=64, step="he.cro
         buf = np.zeros((Nb, C, Hb, Wp), U64)
         buf[:, :, t:t + H, l:l + W] = X
         Xs = np.ascontiguousarray(buf.transpose(1, 0, 2, 3).reshape(1, C, Nb * Hb, Wp))
-    y = yield from _conv_gen(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step, pack=pack)
+    y = yield from _conv_gen(s, x_owner=x_owner, geom=gst, X=Xs, K=K, nbits=nbits, step=step, plan=plan)
     ho, wo = geom.out_hw
     rows = (np.arange(Nb) * (Hb // geom.stride[0]))[:, None] + np.arange(ho)[None, :]
     return np.ascontiguousarray(y[0][:, rows, :wo].transpose(1, 0, 2, 3))
@@ -1763,8 +1820,8 @@ def _owned_input(X, geom: Conv2dGeom, step: str) -> np.ndarray:
 
 
 def _conv_gen(s, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits: int = 64,
-              step: str = "he.cross_conv2d", pack: bool = True):
-    plan = conv2d_plan(geom, nbits, pack)
+              step: str = "he.cross_conv2d", plan=None):
+    """The product of :func:`cross_conv2d_gen` for ``geom`` with its ``plan`` (:func:`conv2d_plan`)."""
     if plan is None:
         raise ValueError(f"{step}: no HE parameters fit this convolution at {nbits}-bit kernels")
     Nb, C, H, W = geom.x_shape
@@ -1928,7 +1985,7 @@ class HeProducts(Products):
     def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64) -> dict:
         keys = _have_galois(self.session, 0) and _have_galois(self.session, 1)
         return {**self.ot.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k),
-                **self._he(conv2d_costs(geom, nbits=nbits_k, galois=keys)["X"])}
+                **self._he(conv2d_costs(geom, nbits=nbits_k, galois=keys, mode=session_conv_pack(self.session))["X"])}
 
     def cross_conv2d(self, *, x_owner, geom, X=None, K=None, nbits_x=64, nbits_k=64, decompose="auto",
                      step="arith.cross_conv2d"):

@@ -41,6 +41,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..arith.fixed import encode_signed
+from ..arith.he import CONV_PACK_MODES
 from ..errors import ProtocolError
 
 __all__ = ["Op", "Plan", "OP_KINDS", "POST_KINDS", "infer_shape", "parse_architecture",
@@ -144,6 +145,7 @@ class Plan:
     input_bound: int | None = None          # public: |input| (fixed-point units) the owner checked the model on
     trunc: str = "local"                    # public: truncation of products, "local" or "faithful" (arith.trunc)
     stage_bytes: int | None = None          # public: garbled-stage budget per message run saved (None: default)
+    conv_pack: str | None = None            # public: HE convolution packing mode (arith.he.CONV_PACK; None: default)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -225,6 +227,8 @@ class Plan:
             d["trunc"] = self.trunc
         if self.stage_bytes is not None:
             d["stage_bytes"] = int(self.stage_bytes)
+        if self.conv_pack is not None:
+            d["conv_pack"] = str(self.conv_pack)
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     def summary(self) -> str:
@@ -525,7 +529,7 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
         return t
 
     base = ("format", "frac_bits", "act_bits", "input", "consts", "ops", "post", "allow_logits")
-    optional = tuple(k for k in ("labels", "input_bound", "trunc", "stage_bytes") if isinstance(d, dict) and k in d)
+    optional = tuple(k for k in ("labels", "input_bound", "trunc", "stage_bytes", "conv_pack") if isinstance(d, dict) and k in d)
     need(d, base + optional, "top level")
     if d["format"] != ARCH_FORMAT:
         raise err(f"format {d['format']!r} (expected {ARCH_FORMAT!r})")
@@ -580,9 +584,12 @@ def parse_architecture(data: bytes, step: str = "nn.arch") -> tuple[Plan, bool]:
     sb = d.get("stage_bytes")
     if "stage_bytes" in d and (type(sb) is not int or not 0 <= sb <= 1 << 40):
         raise err("stage_bytes must be an int in 0..2^40")
+    cp = d.get("conv_pack")
+    if "conv_pack" in d and cp not in CONV_PACK_MODES:
+        raise err(f"conv_pack must be one of {', '.join(CONV_PACK_MODES)}")
     plan = Plan(input_shape=inp, ops=ops, const_shapes=cshapes, consts=None, frac_bits=fb, act_bits=ab,
                 post=p["kind"], post_axis=p["axis"], post_keepdims=p["keepdims"], class_labels=labels,
-                input_bound=ib, trunc=tr, stage_bytes=sb)
+                input_bound=ib, trunc=tr, stage_bytes=sb, conv_pack=cp)
     check_plan(plan, err)
     return plan, d["allow_logits"]
 

@@ -300,6 +300,8 @@ class _Exec:
             backend.act_bits = plan.act_bits
         if plan.stage_bytes is not None and getattr(backend, "round_bytes", math.inf) != math.inf:
             backend.round_bytes = plan.stage_bytes          # the owner's public choice, followed by both
+        if plan.conv_pack is not None:
+            session.he_conv_pack = plan.conv_pack           # likewise (the HE convolution encoding)
         self.p0 = session.role == 0
         self.f = plan.frac_bits
         self._keys = {id(op): i for i, op in enumerate(plan.ops)}

@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--error-bound", default=None, metavar="X.npy",
                    help="print the fixed-point error bound of the logits on these sample inputs (the owner's own "
                         "data; see ezprotocols.nn.error_bound) before serving")
+    s.add_argument("--conv-pack", choices=("off", "auto", "bytes"), default="auto",
+                   help="HE convolutions: pack the results of the channel-interleaved encoding where the bytes "
+                        "saved outweigh the extra compute at 100 Mbit/s (auto, default), wherever it saves bytes "
+                        "(bytes), or never (off); published to clients")
     s.add_argument("--stage-bytes", type=_int_in(0, 1 << 40), default=None, metavar="BYTES",
                    help="with --compare ot: run a non-linear layer as one garbled circuit (2 message runs) when its "
                         "garbled bytes are at most BYTES per message run it saves (default 131072: a 100 Mbit/s "

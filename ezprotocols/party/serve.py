@@ -116,6 +116,7 @@ def cmd_serve(args) -> int:
     plan = _load_plan(args.model, frac, args.output_name, act)
     plan.trunc = args.trunc
     plan.stage_bytes = args.stage_bytes
+    plan.conv_pack = args.conv_pack
     note = logits_warning(args.allow_logits, plan.trunc)
     if note:
         print(note, file=sys.stderr)
