@@ -460,6 +460,8 @@ CONV_CASES = _conv_cases() + [
     ((1, 7, 9, 11), (5, 7, 2, 3), 1, (0, 1, 1, 0), (3, 1), 1),       # odd sizes, dilated, 7 -> 8 channels
     ((3, 16, 6, 6), (16, 16, 3, 3), 1, 1, 1, 1),                     # 16 channels: Cw 16
     ((1, 64, 12, 12), (8, 64, 3, 3), 1, 1, 1, 1),                     # several channel blocks
+    ((1, 1, 28, 28), (6, 1, 5, 5), 1, 0, 1, 1),                       # 1 channel in 8 slots (LeNet, batch 1)
+    ((1, 6, 12, 12), (16, 6, 5, 5), 1, 0, 1, 1),                      # 6 channels in 32 slots
 ]
 
 
@@ -500,9 +502,14 @@ def test_packed_conv_plans(conv_pack):
             if p["il"] and p["nI"]:
                 assert p["pack"] is not None and p["Cw"] & (p["Cw"] - 1) == 0
     assert used >= len(CONV_CASES)
-    for xs, ws, pd in [((1, 64, 56, 56), (64, 64, 3, 3), 1), ((64, 6, 12, 12), (16, 6, 5, 5), 0)]:
+    for xs, ws, pd in [((1, 64, 56, 56), (64, 64, 3, 3), 1), ((64, 6, 12, 12), (16, 6, 5, 5), 0),
+                       ((1, 1, 28, 28), (6, 1, 5, 5), 0), ((1, 6, 12, 12), (16, 6, 5, 5), 0)]:
         geom = Conv2dGeom.make(xs, ws, 1, pd, 1, 1)
         assert he.conv2d_costs(geom, nbits=18)["X"] < he._conv_choice(geom, 18, False)[2]["bytes"]
+    # few channels pack through more channel slots than channels (LeNet at batch 1: 2.5x, 6x fewer)
+    for xs, ws in [((1, 1, 28, 28), (6, 1, 5, 5)), ((1, 6, 12, 12), (16, 6, 5, 5))]:
+        p = he._conv_choice(Conv2dGeom.make(xs, ws, 1, 0, 1, 1), 18, True)[2]
+        assert p["il"] and p["Cw"] > xs[1]
 
 
 def test_packed_conv_bytes_match_cost_model(rng, conv_pack):

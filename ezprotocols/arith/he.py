@@ -1551,7 +1551,9 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int, pack=True, weight: float = 0.0):
     every ``sh``-th row/column (tiles are aligned to the stride); groups restrict the
     channel blocks an output channel sums over.
 
-    With ``pack``, also the channel-interleaved encoding (``"il"``) with ``Cw`` a power of two:
+    With ``pack``, also the channel-interleaved encoding (``"il"``) with ``Cw`` a power of two
+    (up to 64 slots even for fewer channels, which then leave slots empty: a 1-channel 28x28 image
+    in 8 slots fits one ciphertext and its results pack 8 to one):
     ``x[c, i, j]`` at ``(i Wt + j) Cw + c``, ``k[c, u, v]`` at ``O - (u Wt + v) Cw - c`` with ``O =
     ((kh-1) Wt + kw - 1) Cw + Cw - 1``; the output ``(i, j)`` is coefficient ``O + (i Wt + j) Cw``
     (a product term ``x[c] k[c']`` lands at ``O + (..) Cw + c - c'``, a multiple of ``Cw`` away
@@ -1580,7 +1582,7 @@ def conv2d_plan(geom: Conv2dGeom, wbits: int, pack=True, weight: float = 0.0):
             cws = [] if pack == "il" else [(-(-Cg // nkg), False)]
             if pack:
                 p2 = 2
-                while p2 <= cmax and p2 < 2 * Cg:
+                while p2 <= cmax and p2 < max(2 * Cg, 2 << LOG_PACK):
                     cws.append((p2, True))
                     p2 *= 2
             hot, wot = Ht - kh + 1, Wt - kw + 1
