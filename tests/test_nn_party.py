@@ -276,3 +276,31 @@ def test_cli_curve_keys_end_to_end(tmp_path):
         if srv.poll() is None:
             srv.kill()
             srv.wait()
+
+
+def test_serve_publishes_conv_pack(tmp_path, monkeypatch, capsys):
+    """``serve --conv-pack off`` reaches both parties' HE convolution choices through the
+    published architecture (the client adopts it); the classes stay exact."""
+    from ezprotocols.arith import he
+    seen = []
+    real = he.session_conv_pack
+
+    def spy(s):
+        m = real(s)
+        seen.append((s.role, m))
+        return m
+    monkeypatch.setattr(he, "session_conv_pack", spy)
+    port = free_tcp_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    t, out = _serve(["serve", "--model", demo_model_path(), "--listen", addr, "--sessions", "1", "--json",
+                     "--timeout", "120", "--conv-pack", "off"])
+    x, _ = demo_validation_set(2)
+    np.save(tmp_path / "x.npy", x)
+    plan = load_onnx(demo_model_path())
+    pred = predict_classes(plan, decode(run_fixed(plan, encode(x, 16)), 16))
+    assert party.main(["query", "--connect", addr, "--input", str(tmp_path / "x.npy"),
+                       "--output", str(tmp_path / "c.npy"), "--json"]) == 0
+    assert np.array_equal(np.load(tmp_path / "c.npy"), pred)
+    t.join(120)
+    assert not t.is_alive() and out["rc"] == 0
+    assert {r for r, _ in seen} == {0, 1} and {m for _, m in seen} == {"off"}
