@@ -334,6 +334,29 @@ def test_conv_pack_follows_the_plan():
     assert sess.he_conv_pack == "off" and he.session_conv_pack(sess) == "off"
 
 
+def test_galois_keys_first_where_they_pay():
+    """The data owner's Galois keys go first when the packed layers of the plan save more than
+    the keys cost (LeNet at batch 1: no single layer pays for them, all together do); both
+    parties decide alike from public shapes; a tiny MLP keeps its layers unpacked."""
+    from ezprotocols.arith import he
+    from ezprotocols.nn.secure import Backend
+
+    def party(model, batch):
+        plan = load_onnx(model)
+
+        def f(s):
+            b = Backend(s)
+            with s.phase("p"):
+                b.prepare(plan, batch)
+            return he._have_galois(s, 1), s.stats()["p"]["bytes"]
+        return f
+    (k0, b0), (k1, _) = run_pair(party(demo_model_path(), 1), party(demo_model_path(), 1))
+    assert k0 and k1 and b0 > he._gk_bytes()
+    (k0, _), (k1, _) = run_pair(party(os.path.join(DATA, "torch_mlp.onnx"), 1),
+                                party(os.path.join(DATA, "torch_mlp.onnx"), 1))
+    assert not k0 and not k1
+
+
 def test_opened_argmax_uses_the_whole_ring(rng):
     """A logit beyond the published act_bits must not turn the opened class into the
     argmax of wrapped values (review GS-1): the opened stage reads all 64 bits."""

@@ -70,7 +70,9 @@ with rounding, so the key-switching noise is ``B_KS = sum_G (Q_G - 1)/2 N 21 / P
 digits x ``N`` b-residues at 218 bits, 1.35 MB per direction (before: 6 elements x 5 RNS
 digits at ~201 bits without special modulus, 6.24 MB), sent once per session and
 direction with the first packed product (or by ``_setup(s, sender, galois=True)``).  A product
-without keys in place packs only if that saves more than the keys cost.  Packing at ``Q4``
+without keys in place packs only if that saves more than the keys cost; the network executor
+sends the data owner's keys first where a plan's layers together save more
+(``nn.secure.Backend.galois_first``, with :meth:`HeProducts.assuming_galois`).  Packing at ``Q4``
 rather than higher works because the product's noise is divided by ``q4`` (``q5``, ``q6``) when it
 is switched down before packing and the key-switching noise is small; the price is less room
 for very large products: a 64-member tree fits up to ``n_rev = 2^19`` results per call (fewer
@@ -210,6 +212,7 @@ from __future__ import annotations
 import math
 import secrets
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -1968,31 +1971,54 @@ class HeProducts(Products):
     def _he(b):
         return {"he": {"bytes": b, "rounds": HE_ROUNDS}} if b is not None else {}
 
-    def matmul_costs(self, m, k, n, *, nbits_l=64, nbits_r=64) -> dict:
-        keys = _have_galois(self.session, 0) and _have_galois(self.session, 1)
-        h = [v for v in matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r, galois=keys).values()
-             if v is not None]
+    #: senders whose Galois keys the cost functions assume (None: the keys in place)
+    galois_assumed = None
+
+    def _keys(self, sender) -> bool:
+        """Whether products with ``sender`` encrypting pack with keys in place (``sender`` None:
+        unknown, so both directions' keys are needed)."""
+        if sender is None:
+            return self._keys(0) and self._keys(1)
+        if self.galois_assumed is not None:
+            return sender in self.galois_assumed
+        return _have_galois(self.session, sender)
+
+    @contextmanager
+    def assuming_galois(self, senders):
+        """Cost queries within assume Galois keys of exactly ``senders`` (what-if planning)."""
+        old = self.galois_assumed
+        self.galois_assumed = frozenset(senders)
+        try:
+            yield self
+        finally:
+            self.galois_assumed = old
+
+    def matmul_costs(self, m, k, n, *, nbits_l=64, nbits_r=64, l_owner=None) -> dict:
+        kl = self._keys(l_owner)
+        kr = self._keys(None if l_owner is None else 1 - l_owner)
+        h = [v for v in (matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r, galois=kl)["L"],
+                         matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r, galois=kr)["R"]) if v is not None]
         return {**self.ot.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r), **self._he(min(h) if h else None)}
 
     def cross_matmul(self, *, l_owner, m, k, n, L=None, R=None, nbits_l=64, nbits_r=64, decompose="auto",
                      step="arith.cross_matmul"):
         if decompose == "auto":
-            decompose = cheapest(self.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r))
+            decompose = cheapest(self.matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r, l_owner=l_owner))
         if decompose == "he":
             return cross_matmul(self.session, l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, nbits_l=nbits_l,
                                 nbits_r=nbits_r, step=step + ".he")
         return self.ot.cross_matmul(l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, nbits_l=nbits_l, nbits_r=nbits_r,
                                     decompose=decompose, step=step)
 
-    def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64) -> dict:
-        keys = _have_galois(self.session, 0) and _have_galois(self.session, 1)
+    def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64, x_owner=None) -> dict:
+        keys = self._keys(x_owner)
         return {**self.ot.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k),
                 **self._he(conv2d_costs(geom, nbits=nbits_k, galois=keys, mode=session_conv_pack(self.session))["X"])}
 
     def cross_conv2d(self, *, x_owner, geom, X=None, K=None, nbits_x=64, nbits_k=64, decompose="auto",
                      step="arith.cross_conv2d"):
         if decompose == "auto":
-            decompose = cheapest(self.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k))
+            decompose = cheapest(self.conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k, x_owner=x_owner))
         if decompose == "he":
             return cross_conv2d(self.session, x_owner=x_owner, geom=geom, X=X, K=K, nbits=nbits_k, step=step + ".he")
         return self.ot.cross_conv2d(x_owner=x_owner, geom=geom, X=X, K=K, nbits_x=nbits_x, nbits_k=nbits_k,

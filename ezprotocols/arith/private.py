@@ -283,7 +283,7 @@ class PrivateLinear(_PrivateOp):
 
     def _engine_costs(self, geom):
         (M, k), (_, n) = geom.x_shape, geom.out_shape
-        return self.s.linear.matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits)
+        return self.s.linear.matmul_costs(M, k, n, nbits_l=64, nbits_r=self.weight_bits, l_owner=1 - self.owner)
 
     def _engine_cross(self, R, geom, option):
         (M, k), (_, n) = geom.x_shape, geom.out_shape
@@ -317,7 +317,7 @@ class PrivateConv2d(_PrivateOp):
         return enc.reshape(1, -1, 1, 1)
 
     def _engine_costs(self, geom):
-        return self.s.linear.conv2d_costs(geom, nbits_x=64, nbits_k=self.weight_bits)
+        return self.s.linear.conv2d_costs(geom, nbits_x=64, nbits_k=self.weight_bits, x_owner=1 - self.owner)
 
     def _engine_cross(self, R, geom, option):
         return self.s.linear.cross_conv2d(x_owner=1 - self.owner, geom=geom, X=R, K=self.W, nbits_x=64,
@@ -367,7 +367,8 @@ class PrivateScale(_PrivateOp):
 
     def _engine_costs(self, geom):
         lin = self.s.linear
-        c = {o: v for o, v in lin.conv2d_costs(self._conv_geom(geom), nbits_x=64, nbits_k=self.weight_bits).items()
+        c = {o: v for o, v in lin.conv2d_costs(self._conv_geom(geom), nbits_x=64, nbits_k=self.weight_bits,
+                                               x_owner=1 - self.owner).items()
              if o in self.OPTION_NAMES}
         if hasattr(lin, "scale_costs"):
             c.update(lin.scale_costs(geom.x_shape, nbits=self.weight_bits))

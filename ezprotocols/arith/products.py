@@ -61,7 +61,10 @@ class Products:
     def setup(self) -> None:
         """One-time set-up (keys, base OTs) now rather than on first use."""
 
-    def matmul_costs(self, m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64) -> dict:
+    def matmul_costs(self, m: int, k: int, n: int, *, nbits_l: int = 64, nbits_r: int = 64,
+                     l_owner: int | None = None) -> dict:
+        """``{option: {"bytes", "rounds"}}`` of :meth:`cross_matmul`; ``l_owner`` (if known) may
+        refine engines whose costs depend on per-party state (the HE engine's Galois keys)."""
         raise NotImplementedError
 
     def cross_matmul(self, *, l_owner: int, m: int, k: int, n: int, L=None, R=None, nbits_l: int = 64,
@@ -70,7 +73,10 @@ class Products:
         ``R[k, n]`` by the other party."""
         raise NotImplementedError
 
-    def conv2d_costs(self, geom: Conv2dGeom, *, nbits_x: int = 64, nbits_k: int = 64) -> dict:
+    def conv2d_costs(self, geom: Conv2dGeom, *, nbits_x: int = 64, nbits_k: int = 64,
+                     x_owner: int | None = None) -> dict:
+        """``{option: {"bytes", "rounds"}}`` of :meth:`cross_conv2d` (``x_owner`` as ``l_owner``
+        of :meth:`matmul_costs`)."""
         raise NotImplementedError
 
     def cross_conv2d(self, *, x_owner: int, geom: Conv2dGeom, X=None, K=None, nbits_x: int = 64,
@@ -114,7 +120,7 @@ class OtProducts(Products):
     def _ot_bytes(self) -> int:
         return self.session.arith.ot_bytes
 
-    def matmul_costs(self, m, k, n, *, nbits_l=64, nbits_r=64) -> dict:
+    def matmul_costs(self, m, k, n, *, nbits_l=64, nbits_r=64, l_owner=None) -> dict:
         b = matmul_costs(m, k, n, nbits_l=nbits_l, nbits_r=nbits_r, ot_bytes=self._ot_bytes)
         return {"L": {"bytes": b["L"], "rounds": _ole_rounds(m * k, nbits_l)},
                 "R": {"bytes": b["R"], "rounds": _ole_rounds(k * n, nbits_r)}}
@@ -127,7 +133,7 @@ class OtProducts(Products):
         return cross_matmul(self.session, l_owner=l_owner, m=m, k=k, n=n, L=L, R=R, decompose=decompose,
                             nbits=nbits, signed=nbits < 64, step=step)
 
-    def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64) -> dict:
+    def conv2d_costs(self, geom, *, nbits_x=64, nbits_k=64, x_owner=None) -> dict:
         b = conv2d_costs(geom, nbits_x=nbits_x, nbits_k=nbits_k, ot_bytes=self._ot_bytes)
         N, C, H, W = geom.x_shape
         return {"K": {"bytes": b["K"], "rounds": _ole_rounds(geom.w_shape[0] * geom.k, nbits_k)},

@@ -194,9 +194,38 @@ class Backend:
         """[x > 0] (signed, ``bits`` wide) as 0/1 integer shares; one batched comparison."""
         return self._a(self.ez.compare(self._t(x), 0, arith=True, bits=bits))
 
+    def galois_first(self, plan: Plan, batch: int, count: int = 1) -> bool:
+        """Send the data owner's Galois keys (output packing, 1.35 MB once per session) before
+        the layers when the packed products they enable save more than the keys cost over these
+        ``count`` runs, rather than layer by layer (each of which alone may not pay for them).
+        Public: both parties decide from the plan and the batch size.  True if sent."""
+        from ..arith import he
+        lin = self.s.linear
+        if not isinstance(lin, he.HeProducts) or he._have_galois(self.s, 1):
+            return False
+        saving = 0
+        for i, op in enumerate(plan.ops):
+            form = linear_form(plan, op, self.s.role == 0)
+            if form is None:
+                continue
+            lay = self._layer(i, *form)
+            geom = lay._geom((batch,) + tuple(plan.value_shape(op.inputs[0])))
+            with lin.assuming_galois(()):
+                now = min(lay._costs(geom).values())
+            with lin.assuming_galois((1,)):
+                after = min(lay._costs(geom).values())
+            saving += max(now - after, 0)
+        if saving * count <= he._gk_bytes():
+            return False
+        with self.s.phase("he.galois"):
+            he._setup(self.s, 1, galois=True)
+        return True
+
     def prepare(self, plan: Plan, batch: int, count: int = 1) -> None:
         """Offline phase for ``count`` runs of a known plan at a batch size: the masks of
-        every layer with P0-known weights (OT), before any input is known."""
+        every layer with P0-known weights (OT), before any input is known (and the Galois keys
+        first where :meth:`galois_first` says they pay)."""
+        self.galois_first(plan, batch, count)
         for i, op in enumerate(plan.ops):
             lin = linear_form(plan, op, self.s.role == 0)
             if lin is not None:
