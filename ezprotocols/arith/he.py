@@ -1652,7 +1652,8 @@ def conv_seconds(plan: dict) -> float:
 def conv_pack_mode(mode=None) -> str:
     """``mode`` (``None``: :data:`CONV_PACK`; ``True``/``False`` for ``"bytes"``/``"off"``) checked."""
     mode = CONV_PACK if mode is None else mode
-    mode = {True: "bytes", False: "off"}.get(mode, mode) if isinstance(mode, bool) else mode
+    if isinstance(mode, bool):
+        mode = "bytes" if mode else "off"
     if mode not in CONV_PACK_MODES:
         raise ValueError(f"conv packing mode {mode!r} (use one of {', '.join(CONV_PACK_MODES)})")
     return mode
