@@ -350,10 +350,14 @@ def test_split_response_frames_checked(rng):
     lo_size, hi_size = he._resp_size(1, npp, 64), he._resp_size(1, npp, 32)
     assert hi_size < lo_size
     _refused_responses(rng, m, k, n, 64, [(lo_size, hi_size - 1), (lo_size, hi_size + 1), (lo_size, lo_size)])
+    # frames of the right sizes whose words exceed what q' allows (all bits set): refused too
+    _refused_responses(rng, m, k, n, 64, [(lo_size, hi_size)], fill=255, first=lo_size)
+    _refused_responses(rng, m, k, n, 64, [(lo_size,)], fill=255, first=K.packed_size(1, N, he.WIDTHS[:2]))
 
 
-def _refused_responses(rng, m, k, n, bits, frames):
-    """An evaluator answering with zero frames of the sizes in each tuple of ``frames`` gets a
+def _refused_responses(rng, m, k, n, bits, frames, fill=0, first=None):
+    """An evaluator answering with frames of the sizes in each tuple of ``frames`` (bytes
+    ``fill``, except that the first frame is zero before byte ``first``) gets a
     ``ProtocolError`` naming the response step."""
     plan = he.matmul_plan(m, k, n, bits)
     L = rng.integers(0, 2**64, size=(m, k), dtype=U64)
@@ -368,8 +372,11 @@ def _refused_responses(rng, m, k, n, bits, frames):
             s.channel.recv_array("he.cross_matmul.ct", np.uint8, (16,))
             s.channel.recv_array("he.cross_matmul.ct", np.uint8,
                                  (K.packed_size(plan["nI"] * plan["nK"], N, he.WIDTHS[:plan["pack"]["L"]]),))
-            for size in sizes:
-                s.channel.send("he.cross_matmul.resp", np.zeros(size, np.uint8))
+            for i, size in enumerate(sizes):
+                frame = np.full(size, fill, np.uint8)
+                if i == 0 and first is not None:
+                    frame[:first] = 0
+                s.channel.send("he.cross_matmul.resp", frame)
         with pytest.raises(ProtocolError, match="he.cross_matmul.resp"):
             run_pair(sender, bad)
 

@@ -968,6 +968,15 @@ def _seal_response(acc_a, bsel, rnd, qs, lev: _Level, f: int, tbits: int = T_BIT
     return np.concatenate([K.pack(np.ascontiguousarray(ac), wa), K.pack(bc, wb)])
 
 
+def _check_dropped(w: np.ndarray, d: int, step: str) -> None:
+    """``(lo, hi)`` words ``w[..., 2, n]`` of values ``round(x / 2^d)``, ``x < q'``: refuse any above
+    the largest such value (a frame no honest evaluator sends)."""
+    top = (QF - 1 + (1 << (d - 1))) >> d
+    lo, hi = np.uint64(top & ((1 << 64) - 1)), np.uint64(top >> 64)
+    if w.size and bool(np.any((w[:, 1] > hi) | ((w[:, 1] == hi) & (w[:, 0] > lo)))):
+        raise ProtocolError(f"{step}: values out of range")
+
+
 def _open_response(data, cnt: int, pos: np.ndarray, ks, tb, tbits: int = T_BITS, step: str = "he") -> np.ndarray:
     """The sender's decryption of ``cnt`` returned ciphertexts (frame of :func:`_seal_response`,
     already of the expected size) at the coefficients ``pos``: ``uint64[cnt, len(pos)]``, the
@@ -977,12 +986,14 @@ def _open_response(data, cnt: int, pos: np.ndarray, ks, tb, tbits: int = T_BITS,
     a_bytes = K.packed_size(cnt, N, wa)
     if da:
         ac, _ = K.unpack(data[:a_bytes], (cnt, 2, N), wa, np.zeros(2, U64))
+        _check_dropped(ac, da, f"{step}.resp")
         ap = K.crt2_expand(ac, PRIMES[0], PRIMES[1], da)
     else:
         ap, ok = K.unpack(data[:a_bytes], (cnt, FINAL_LIMBS, N), wa, q2)
         if not ok:
             raise ProtocolError(f"{step}.resp: residues out of range")
     bc, _ = K.unpack(data[a_bytes:], (cnt, 2, pos.shape[0]), wb, np.zeros(2, U64))
+    _check_dropped(bc, db, f"{step}.resp")
     bp = K.crt2_expand(bc, PRIMES[0], PRIMES[1], db)
     tb.forward(ap)
     acc = np.zeros((cnt, FINAL_LIMBS, N), U64)
