@@ -1014,6 +1014,48 @@ def _resp_size(cnt: int, npos: int, tbits: int = T_BITS) -> int:
     return K.packed_size(cnt, N, wa) + K.packed_size(cnt, npos, wb)
 
 
+def _send_inputs(s, ks, X, nI: int, nK: int, L: int, qs, delta, qlow, step: str) -> None:
+    """The sender's first message of a product: ``X`` (``uint64[nI, nK, N]``) encrypted at ``L``
+    primes with the encoding constants ``delta``/``qlow`` (the seed of the ``a`` parts, then ``b``)."""
+    X = np.ascontiguousarray(X, dtype=U64)
+    if X.shape != (nI, nK, N):
+        raise ValueError(f"{step}: X has shape {X.shape}, expected {(nI, nK, N)}")
+    seed, b = encrypt_zero(s, ks, nI * nK, L, qs)
+    K.add_delta(b, X.reshape(nI * nK, N), qs, delta, qlow)
+    s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
+    s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
+
+
+def _recv_inputs(s, nI: int, nK: int, L: int, qs, tb, step: str) -> tuple:
+    """The evaluator's side of :func:`_send_inputs`: ``(cb, ca)`` ``uint64[nI, nK, L, N]`` in NTT
+    form (``b`` checked residue by residue, ``a`` expanded from the seed)."""
+    n_in = nI * nK
+    shape = (n_in, L, N)
+    seed = s.channel.recv_array(step + ".ct", np.uint8, (16,)).tobytes()
+    data = s.channel.recv_array(step + ".ct", np.uint8, (K.packed_size(n_in, N, WIDTHS[:L]),))
+    b, ok = K.unpack(data, shape, WIDTHS[:L], qs)
+    if not ok:
+        raise ProtocolError(f"{step}.ct: ciphertext residues out of range")
+    tb.forward(b)
+    a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, shape)
+    return b.reshape(nI, nK, L, N), a.reshape(nI, nK, L, N)
+
+
+def _checked_plaintexts(pt_fn, j: int, nsum: int, wbits: int, step: str) -> tuple:
+    """``pt_fn(j)`` as ``(w int64[nP, N], kidx int64[nP])``, its shapes and (below 64 bits) its
+    entries checked: the noise bound and the flooding assume ``|w| <= 2^(wbits-1)``."""
+    w, kidx = pt_fn(j)
+    w = np.ascontiguousarray(w, dtype=np.int64)
+    kidx = np.ascontiguousarray(kidx, dtype=np.int64)
+    if w.ndim != 2 or w.shape[1] != N or kidx.shape != (w.shape[0],) or w.shape[0] > nsum:
+        raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
+    if wbits < 64 and w.size:
+        lim = 1 << (wbits - 1)
+        if int(w.max()) > lim or int(w.min()) < -lim:
+            raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
+    return w, kidx
+
+
 def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, wbits: int, nnz: int,
                 nsum: int | None = None, X=None, pt_fn=None, step: str = "he.product", pack=None):
     """A generator (yields once at the sender, after its ciphertexts are sent) returning the
@@ -1040,16 +1082,8 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
     qs = lev.primes
     tb = _tables()
     ks = _setup(s, sender)
-    n_in = nI * nK
-    in_shape = (n_in, L, N)
     if s.role == sender:
-        X = np.ascontiguousarray(X, dtype=U64)
-        if X.shape != (nI, nK, N):
-            raise ValueError(f"{step}: X has shape {X.shape}, expected {(nI, nK, N)}")
-        seed, b = encrypt_zero(s, ks, n_in, L, qs)
-        K.add_delta(b, X.reshape(n_in, N), qs, lev.delta, lev.qlow)
-        s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
-        s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
+        _send_inputs(s, ks, X, nI, nK, L, qs, lev.delta, lev.qlow, step)
         yield "sent"
         out = np.empty((nI, nJ, npos), U64)
         for j in range(nJ):
@@ -1059,29 +1093,13 @@ def product_gen(s, *, sender: int, nI: int, nK: int, nJ: int, pos: np.ndarray, w
     # ---- evaluator
     if pt_fn is None:
         raise ValueError(f"{step}: the evaluator must pass pt_fn")
-    seed = s.channel.recv_array(step + ".ct", np.uint8, (16,)).tobytes()
-    data = s.channel.recv_array(step + ".ct", np.uint8, (K.packed_size(n_in, N, WIDTHS[:L]),))
-    b, ok = K.unpack(data, in_shape, WIDTHS[:L], qs)
-    if not ok:
-        raise ProtocolError(f"{step}.ct: ciphertext residues out of range")
-    tb.forward(b)
-    a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
-    cb = b.reshape(nI, nK, L, N)
-    ca = a.reshape(nI, nK, L, N)
+    cb, ca = _recv_inputs(s, nI, nK, L, qs, tb, step)
     pk = np.ascontiguousarray(ks.pk[:, :L])
     pkp = np.ascontiguousarray(ks.pk_p[:, :L])
     share = np.empty((nI, nJ, npos), U64)
 
     def respond(j, rnd):
-        w, kidx = pt_fn(j)
-        w = np.ascontiguousarray(w, dtype=np.int64)
-        kidx = np.ascontiguousarray(kidx, dtype=np.int64)
-        if w.ndim != 2 or w.shape[1] != N or kidx.shape != (w.shape[0],) or w.shape[0] > nsum:
-            raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
-        if wbits < 64 and w.size:
-            lim = 1 << (wbits - 1)      # the noise bound and the flooding assume |w| <= 2^(wbits-1)
-            if int(w.max()) > lim or int(w.min()) < -lim:
-                raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
+        w, kidx = _checked_plaintexts(pt_fn, j, nsum, wbits, step)
         wr = K.encode_ntt(w, tb, L)
         acc_b = np.zeros((nI, L, N), U64)
         acc_a = np.zeros((nI, L, N), U64)
@@ -1142,17 +1160,8 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     qs = lev.primes
     tb = _tables()
     ks = _galois_setup(s, sender)
-    n_in = nI * nK
-    in_shape = (n_in, L, N)
     if s.role == sender:
-        X = np.ascontiguousarray(X, dtype=U64)
-        if X.shape != (nI, nK, N):
-            raise ValueError(f"{step}: X has shape {X.shape}, expected {(nI, nK, N)}")
-        seed, b = encrypt_zero(s, ks, n_in, L, qs)
-        dl, ql = _delta_t(L, l)
-        K.add_delta(b, X.reshape(n_in, N), qs, dl, ql)
-        s.channel.send(step + ".ct", np.frombuffer(seed, np.uint8))
-        s.channel.send(step + ".ct", K.pack(b, WIDTHS[:L]))
+        _send_inputs(s, ks, X, nI, nK, L, qs, *_delta_t(L, l), step)
         yield "sent"
         out = np.zeros((T, npos), U64)
         for t0, t1 in groups:
@@ -1165,15 +1174,7 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     # ---- evaluator
     if pt_fn is None:
         raise ValueError(f"{step}: the evaluator must pass pt_fn")
-    seed = s.channel.recv_array(step + ".ct", np.uint8, (16,)).tobytes()
-    data = s.channel.recv_array(step + ".ct", np.uint8, (K.packed_size(n_in, N, WIDTHS[:L]),))
-    b, ok = K.unpack(data, in_shape, WIDTHS[:L], qs)
-    if not ok:
-        raise ProtocolError(f"{step}.ct: ciphertext residues out of range")
-    tb.forward(b)
-    a = K.uniform_mod(Prg(seed).random_uint64(2 * n_in * L * N), qs, in_shape)
-    cb = b.reshape(nI, nK, L, N)
-    ca = a.reshape(nI, nK, L, N)
+    cb, ca = _recv_inputs(s, nI, nK, L, qs, tb, step)
     levp = _level(PACK_LIMBS)       # the packing level Q4
     qp = levp.primes
     pk = np.ascontiguousarray(ks.pk[:, :PACK_LIMBS])
@@ -1181,15 +1182,7 @@ def _packed_gen(s, *, sender, nI, nK, nJ, pos, wbits, nnz, nsum, X, pt_fn, step,
     share = np.zeros((T, npos), U64)
 
     def plaintexts(j, d):
-        w, kidx = pt_fn(j)
-        w = np.ascontiguousarray(w, dtype=np.int64)
-        kidx = np.ascontiguousarray(kidx, dtype=np.int64)
-        if w.ndim != 2 or w.shape[1] != N or kidx.shape != (w.shape[0],) or w.shape[0] > nsum:
-            raise ValueError(f"{step}: plaintexts of shape {w.shape} for blocks {kidx.shape}")
-        if wbits < 64 and w.size:
-            lim = 1 << (wbits - 1)
-            if int(w.max()) > lim or int(w.min()) < -lim:
-                raise ValueError(f"{step}: plaintext entries exceed {wbits} signed bits")
+        w, kidx = _checked_plaintexts(pt_fn, j, nsum, wbits, step)
         if len(digits) > 1:
             w = split_w(w)[d]
         if fused:       # encoded inside K.members
